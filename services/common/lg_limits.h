@@ -47,6 +47,69 @@
 
 /* ---- common: gRPC runtime ------------------------------------------------------------- */
 
+/* -- gRPC server (lg_grpc_server, lg_loop) -- */
+
+/* Default largest request message, decompressed (grpc core's GRPC_DEFAULT_MAX_RECV_MESSAGE_
+ * LENGTH). Over it the call ends RESOURCE_EXHAUSTED before the payload is buffered. Hard
+ * maximum: 64 MiB (config may only lower it). */
+#define LG_GRPC_SERVER_MAX_RECV_MSG_BYTES_DEFAULT (4u * 1024u * 1024u)
+#define LG_GRPC_SERVER_MAX_RECV_MSG_BYTES_MAX (64u * 1024u * 1024u)
+/* SETTINGS_MAX_CONCURRENT_STREAMS. 100 is what grpc-go and the nghttp2 tutorial use; a
+ * client opening more gets RST_STREAM(REFUSED_STREAM) from nghttp2 for the extra ones. Each
+ * stream costs at most its send queue plus one reassembled message. */
+#define LG_GRPC_SERVER_MAX_CONCURRENT_STREAMS 100
+#define LG_GRPC_SERVER_MAX_CONCURRENT_STREAMS_MAX 10000
+/* SETTINGS_MAX_HEADER_LIST_SIZE, and the cap on one request's decoded header list: 8 KiB as
+ * PROTOCOL-HTTP2.md suggests for metadata, doubled for headroom. Past it nghttp2 resets the
+ * stream (the call never starts). */
+#define LG_GRPC_SERVER_MAX_HEADER_LIST_BYTES (16u * 1024u)
+#define LG_GRPC_SERVER_MAX_HEADER_LIST_BYTES_MAX (1024u * 1024u)
+/* Request metadata entries kept per call; more is refused as a malformed request. */
+#define LG_GRPC_SERVER_MAX_METADATA 64
+/* Response metadata bytes (initial plus trailing, after base64) a handler may add. */
+#define LG_GRPC_SERVER_MAX_RESPONSE_METADATA_BYTES (16u * 1024u)
+/* Flow-control windows we advertise: 1 MiB per stream, 16 MiB per connection, so a 4 MiB
+ * request needs few WINDOW_UPDATE round trips; grpc-go starts at 64 KiB and grows by BDP. */
+#define LG_GRPC_SERVER_STREAM_WINDOW_BYTES (1024u * 1024u)
+#define LG_GRPC_SERVER_CONN_WINDOW_BYTES (16u * 1024u * 1024u)
+/* Per-call send queue: lg_grpc_call_send returns LG_ERR_AGAIN while this many bytes wait
+ * unsent (a client that stops reading stops us producing, instead of growing memory); the
+ * writable callback fires when the queue has drained below half of it. */
+#define LG_GRPC_SERVER_CALL_SEND_QUEUE_BYTES (256u * 1024u)
+/* Output buffered toward one socket before nghttp2 is told to stop producing frames
+ * (NGHTTP2_ERR_WOULDBLOCK, as in nghttp2's examples/libevent-server.c); writing resumes when
+ * the kernel has taken it. */
+#define LG_GRPC_SERVER_OUTBUF_HIGH_BYTES (64u * 1024u)
+/* Read high watermark of a connection's input buffer: at most this much is read from the
+ * socket before it is fed to nghttp2, so a fast sender cannot grow our input buffer. */
+#define LG_GRPC_SERVER_INBUF_HIGH_BYTES (256u * 1024u)
+/* Connections served at once; more are accepted and closed at once (file descriptors and
+ * per-connection buffers are the cost). */
+#define LG_GRPC_SERVER_MAX_CONNECTIONS 10000
+/* Listen backlog. */
+#define LG_GRPC_SERVER_LISTEN_BACKLOG 1024
+/* Keepalive (grpc doc/keepalive.md server defaults): PING after 2 h idle, close if no ack in
+ * 20 s; client PINGs closer than 5 min apart without calls are strikes, and after 2 strikes
+ * the connection gets GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). */
+#define LG_GRPC_SERVER_KEEPALIVE_TIME_MS (2u * 3600u * 1000u)
+#define LG_GRPC_SERVER_KEEPALIVE_TIMEOUT_MS 20000u
+#define LG_GRPC_SERVER_MIN_PING_INTERVAL_MS (5u * 60u * 1000u)
+#define LG_GRPC_SERVER_MAX_PING_STRIKES 2u
+/* Graceful shutdown: in-flight calls get this long to finish after the GOAWAY, then are
+ * cancelled. Hard maximum one hour. */
+#define LG_GRPC_SERVER_DRAIN_MS 30000u
+#define LG_GRPC_SERVER_DRAIN_MS_MAX 3600000u
+/* Shutdown hooks (health etc.) a server keeps. */
+#define LG_GRPC_MAX_SHUTDOWN_HOOKS 8
+/* Methods one server registers (chat + usage + health + reflection + tests fit easily). */
+#define LG_GRPC_SERVER_MAX_METHODS 256
+/* Per-call arena cap (parsed request, header copies): the request message limit plus room
+ * for metadata; an allocation past it fails that call with RESOURCE_EXHAUSTED. */
+#define LG_GRPC_SERVER_CALL_ARENA_BYTES (LG_GRPC_SERVER_MAX_RECV_MSG_BYTES_MAX * 3u)
+/* Bytes of a grpc-message we send (after percent-encoding); longer status messages are cut. */
+#define LG_GRPC_SERVER_MAX_STATUS_MESSAGE_BYTES 4096u
+/* -- end gRPC server -- */
+
 /* ---- chat service --------------------------------------------------------------------- */
 
 /* ---- SSE adapter ---------------------------------------------------------------------- */
