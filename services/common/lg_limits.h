@@ -116,4 +116,8 @@
 
 /* ---- analytics shipper ---------------------------------------------------------------- */
 
+/* One encoded billing row (JSON). Bodies of long conversations can be megabytes; past this a
+ * record cannot be encoded and is written to the dead-letter file with the reason. */
+#define LG_RECORD_MAX_ROW_BYTES (32u * 1024u * 1024u)
+
 #endif /* LG_LIMITS_H */

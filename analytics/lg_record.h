@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lg_record: the billing record (one per upstream model call, DESIGN.md contract 3), its
+ * JSON row encoding, and the sink interface the chat service hands records to.
+ *
+ * Purpose: the chat service fills one struct lg_record per upstream call and gives it to a
+ * struct lg_record_sink; the sink is either the ClickHouse shipper (lg_shipper) or, for
+ * tests and local runs, a JSON-lines file (lg_record_file_sink_open).
+ *
+ * Thread: a record belongs to one thread at a time. lg_record_sink_enqueue may be called
+ * from any thread, concurrently, as long as the sink is open.
+ *
+ * Ownership: every string field is NULL (= empty) or an lg_malloc'd NUL-terminated copy
+ * that the record owns; lg_record_free frees them all and the record. Set strings with
+ * lg_record_set_str (copies). A sink's enqueue takes the record on LG_OK (the caller must
+ * not touch it again); on an error the caller still owns it and frees it.
+ *
+ * Errors: LG_ERR_NOMEM, LG_ERR_TOO_LARGE (encoding past the buffer cap), LG_ERR_INVALID,
+ * LG_ERR_EXHAUSTED (sink full: queue and spool at their caps; the drop was counted),
+ * LG_ERR_CLOSED (sink closed), LG_ERR_IO (file sink write failed).
+ */
+#ifndef LG_RECORD_H
+#define LG_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lg_buf;
+
+enum lg_record_status {
+    LG_RECORD_STATUS_SUCCESS = 0,
+    LG_RECORD_STATUS_ERROR = 1,
+    LG_RECORD_STATUS_CANCELLED = 2,
+    LG_RECORD_STATUS_TIMEOUT = 3,
+};
+
+enum lg_record_usage_source {
+    LG_RECORD_USAGE_REPORTED = 0,  /* token counts came from the upstream's usage block */
+    LG_RECORD_USAGE_ESTIMATED = 1, /* counted locally (upstream gave none, or cancelled) */
+};
+
+/* One upstream call. Callers fill the fields directly (this is a plain struct). */
+struct lg_record {
+    /* Identity. request_id is unique per upstream call and is the dedup key in ClickHouse
+     * (ReplacingMergeTree); it must not be empty. */
+    char *request_id;
+    char *stream_id;
+    char *user_id;
+    char *conversation_id;
+    char *agent_id;
+    char *provider_config_id;
+    char *provider; /* "openai", "anthropic", "demo", ... */
+    char *model;
+
+    /* Request parameters. */
+    bool has_temperature; /* false: the caller did not set one */
+    double temperature;
+    bool has_max_tokens; /* false: the caller did not set one */
+    int64_t max_tokens;
+    bool stream;            /* StreamChat (true) or Complete (false) */
+    char *request_messages; /* JSON array text [{"role":..,"content":..}], or NULL when the
+                               privacy setting leaves bodies out */
+    char *request_params;   /* JSON object text of the other parameters, or NULL */
+
+    /* Response. */
+    char *response_content; /* full text (or truncated / NULL, per privacy setting) */
+    char *finish_reason;    /* "stop", "length", ... or NULL */
+
+    /* Usage. */
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    int64_t cached_tokens;
+    int64_t total_tokens;
+    int64_t estimated_cost_nano_usd; /* exact integer nano-USD (1e-9 USD); never a float */
+    enum lg_record_usage_source usage_source;
+    bool price_missing; /* the model had no price row: cost is 0 and must be reviewed */
+
+    /* Timing, wall clock for start/end (unix milliseconds, UTC); durations from the
+     * monotonic clock. time_to_first_token_ms is -1 when no token arrived. */
+    int64_t start_time_ms;
+    int64_t end_time_ms;
+    int64_t duration_ms;
+    int64_t time_to_first_token_ms;
+
+    /* Outcome. */
+    enum lg_record_status status;
+    char *error_message; /* NULL on success; never contains secrets */
+    char *metadata;      /* JSON object text (caller metadata), or NULL for {} */
+};
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+/* Allocates a zeroed record (time_to_first_token_ms = -1). Returned owned; LG_ERR_NOMEM. */
+int lg_record_new(struct lg_record **out);
+/* Frees every owned string and |r|. Accepts NULL. */
+void lg_record_free(struct lg_record *r);
+/* Replaces *|field| (a string field of a record) with an lg_malloc'd copy of |len| bytes of
+ * |p| (p may be NULL when len is 0: the field becomes NULL). The old value is freed only on
+ * success. LG_OK or LG_ERR_NOMEM. */
+int lg_record_set_str(char **field, const char *p, size_t len);
+/* Deep copy of |r|. Returned owned; LG_ERR_NOMEM. */
+int lg_record_dup(const struct lg_record *r, struct lg_record **out);
+
+/* ---- encoding ---------------------------------------------------------------------- */
+
+/* Appends |r| as an *open* JSONEachRow object to |out|: '{' and every column, but no
+ * closing brace, so the batcher can add the batch_id column and '}' without re-encoding.
+ * Strings are JSON-escaped (control bytes as \u00XX; UTF-8 passes through); integers are
+ * exact decimals; the temperature is printed with 17 significant digits (round-trips).
+ * Columns: see analytics/schema (table llm_ingest). LG_OK, LG_ERR_TOO_LARGE (|out| cap:
+ * |out| is left as it was), LG_ERR_NOMEM. */
+int lg_record_encode_row(const struct lg_record *r, struct lg_buf *out);
+/* lg_record_encode_row + "}\n": one complete JSON line. */
+int lg_record_encode_json(const struct lg_record *r, struct lg_buf *out);
+
+/* Names for enum values, as stored in ClickHouse ("success", "reported", ...). */
+const char *lg_record_status_name(enum lg_record_status s);
+const char *lg_record_usage_source_name(enum lg_record_usage_source s);
+
+/* ---- sink interface ---------------------------------------------------------------- */
+
+/* Where the chat service hands finished records. The functions are set by the sink's
+ * open/new function; callers use the inline wrappers. */
+struct lg_record_sink {
+    /* Takes |r| on LG_OK. Must not block on I/O for long (the shipper never does; the file
+     * sink does one write(2)). Errors: LG_ERR_EXHAUSTED, LG_ERR_CLOSED, LG_ERR_IO,
+     * LG_ERR_NOMEM; the caller keeps |r| on error. */
+    int (*enqueue)(void *impl, struct lg_record *r);
+    /* Releases the sink (flushes what it can). */
+    void (*close)(void *impl);
+    void *impl; /* the sink's own state */
+};
+
+static inline int lg_record_sink_enqueue(struct lg_record_sink *s, struct lg_record *r)
+{
+    return s->enqueue(s->impl, r);
+}
+
+/* Closes |s| (calls its close function once) and clears it. Accepts a cleared sink. */
+void lg_record_sink_close(struct lg_record_sink *s);
+
+/* A sink that appends each record as one JSON line (lg_record_encode_json + batch_id "")
+ * to the file |path| (created 0600, appended). Each enqueue is one write(2) under a mutex,
+ * then the record is freed. Fills |out|. LG_OK, LG_ERR_IO (open failed), LG_ERR_NOMEM. */
+int lg_record_file_sink_open(struct lg_record_sink *out, const char *path);
+
+#endif /* LG_RECORD_H */
