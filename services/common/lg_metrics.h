@@ -75,8 +75,9 @@ extern const double lg_metrics_latency_buckets_s[];
 extern const size_t lg_metrics_latency_buckets_count;
 
 /* Computes a gauge's value at scrape time (e.g. a queue depth). Called by lg_metrics_render
- * on the rendering thread, with no registry lock held that the callback could need; it must
- * not call lg_metrics_register* or lg_metrics_render on the same registry. */
+ * on the rendering thread while it holds the registry mutex: the callback must be quick, must
+ * not block, and may update series (atomics) but must not call lg_metrics_register*,
+ * lg_metrics_family_with_labels, lg_metrics_gauge_set_cb or lg_metrics_render. */
 typedef int64_t (*lg_metrics_scrape_cb)(void *user_data);
 
 /* ---- lifecycle ---- */
