@@ -19,8 +19,11 @@ struct lg_queue_slot {
 struct lg_queue {
     struct lg_queue_slot *slots;
     size_t mask; /* capacity - 1 */
-    _Alignas(LG_QUEUE_CACHE_LINE) atomic_size_t head; /* next position to push */
-    _Alignas(LG_QUEUE_CACHE_LINE) atomic_size_t tail; /* next position to pop */
+    /* Padding rather than _Alignas: lg_malloc guarantees only max_align_t alignment. */
+    char pad_head[LG_QUEUE_CACHE_LINE];
+    atomic_size_t head; /* next position to push */
+    char pad_tail[LG_QUEUE_CACHE_LINE - sizeof(atomic_size_t)];
+    atomic_size_t tail; /* next position to pop */
 };
 
 int lg_queue_new(lg_queue **out, size_t capacity)
