@@ -47,6 +47,16 @@
 
 /* ---- common: gRPC runtime ------------------------------------------------------------- */
 
+/* gRPC codec and client (lg_grpc_frame, lg_grpc_client). */
+
+/* Default receive limit for one gRPC message, as grpc core's
+ * GRPC_DEFAULT_MAX_RECV_MESSAGE_LENGTH: a peer declaring more gets RESOURCE_EXHAUSTED from
+ * the prefix alone, before any payload is buffered. Decompressed size is capped the same. */
+#define LG_GRPC_FRAME_DEFAULT_MAX_MESSAGE_BYTES (4u * 1024u * 1024u)
+/* zlib output is produced in steps of at most this size, each within the output cap, so a
+ * gunzip stops at its cap instead of inflating a bomb, and buffers grow in small steps. */
+#define LG_GRPC_FRAME_ZLIB_CHUNK_BYTES (16u * 1024u)
+
 /* -- gRPC server (lg_grpc_server, lg_loop) -- */
 
 /* Default largest request message, decompressed (grpc core's GRPC_DEFAULT_MAX_RECV_MESSAGE_
