@@ -124,6 +124,55 @@
 
 /* ---- SSE adapter ---------------------------------------------------------------------- */
 
+/* One HTTP request body (POST /v1/chat/streams, /v1/chat/completions). A chat request with a
+ * long history fits easily; past it the edge answers 413 before parsing anything. */
+#define LG_SSE_MAX_BODY_BYTES (1024 * 1024)
+/* Request line plus all headers. Browsers send ~1-2 KiB; past it libevent answers 431/400
+ * before the request reaches a handler. */
+#define LG_SSE_MAX_HEADER_BYTES (16 * 1024)
+/* Nesting depth of a request JSON document. Chat requests need 4 levels; the cap stops a
+ * deeply nested body from costing recursion and memory in later walks (400 past it). */
+#define LG_SSE_MAX_JSON_DEPTH 16
+/* Messages in one chat request; more answers 400 (bounds the gRPC request we build). */
+#define LG_SSE_MAX_MESSAGES 256
+/* Requests served on one keep-alive connection before the edge closes it, so one client
+ * cannot pin a connection (and its buffers) forever. */
+#define LG_SSE_MAX_REQUESTS_PER_CONN 1000
+/* Idle keep-alive connection, and the longest silence while reading a request, in ms. */
+#define LG_SSE_IDLE_TIMEOUT_MS 30000
+/* Whole request headers must arrive within this many ms of the connection opening (or of the
+ * previous response), whatever the byte rate: the slowloris guard. */
+#define LG_SSE_HEADER_TIMEOUT_MS 10000
+/* Concurrent event streams (SSE or OpenAI stream) one user may hold; the next gets 429. */
+#define LG_SSE_MAX_STREAMS_PER_USER 32
+/* Bytes queued toward one client. A client that falls this far behind is disconnected (it
+ * can resume with Last-Event-ID), so a slow reader costs bounded memory and is never
+ * silently skipped over. */
+#define LG_SSE_OUTBUF_HIGH_BYTES (256 * 1024)
+/* Default heartbeat period in ms (--heartbeat-ms): below the 60 s idle cut of common
+ * proxies, and what the WHATWG spec suggests (about 15 s). */
+#define LG_SSE_HEARTBEAT_DEFAULT_MS 15000
+/* Reconnection delay sent once per stream as `retry:`, in ms. */
+#define LG_SSE_RETRY_MS 2000
+/* Longest stream id accepted from a URL or Last-Event-ID (chat ids are 32 hex chars). */
+#define LG_SSE_MAX_STREAM_ID_BYTES 64
+/* Longest user id in the keys file; it travels as x-user-id metadata and in logs. */
+#define LG_SSE_MAX_USER_ID_BYTES 64
+/* Entries in the keys file; more refuses the file (reload keeps the previous keys). */
+#define LG_SSE_MAX_KEYS 100000
+/* Keys file size; a bigger file is refused at load. */
+#define LG_SSE_MAX_KEYS_FILE_BYTES (16 * 1024 * 1024)
+/* Lifetime of a signed events token in seconds (EventSource cannot send Authorization). */
+#define LG_SSE_TOKEN_TTL_S 600
+/* Longest signed events token accepted from a query string. */
+#define LG_SSE_MAX_TOKEN_BYTES 512
+/* Deadline of a unary gRPC call to the chat service (start, cancel, health), in ms. */
+#define LG_SSE_RPC_TIMEOUT_MS 10000
+/* Hard cap on one non-streaming completion body we assemble for a client. */
+#define LG_SSE_MAX_COMPLETION_BYTES (4 * 1024 * 1024)
+/* One encoded SSE event (id, event, data lines); content deltas are far smaller. */
+#define LG_SSE_MAX_EVENT_BYTES (256 * 1024)
+
 /* ---- analytics shipper ---------------------------------------------------------------- */
 
 /* One encoded billing row (JSON). Bodies of long conversations can be megabytes; past this a
