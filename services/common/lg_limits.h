@@ -179,4 +179,21 @@
  * record cannot be encoded and is written to the dead-letter file with the reason. */
 #define LG_RECORD_MAX_ROW_BYTES (32u * 1024u * 1024u)
 
+/* Largest spool record: one encoded row plus slack. A larger length in a frame header can
+ * only be corruption, so recovery stops there instead of allocating it. */
+#define LG_SPOOL_MAX_RECORD_BYTES (LG_RECORD_MAX_ROW_BYTES + 64u * 1024u)
+/* Appends are copied into a buffer of this size and written with one write(2) when it
+ * fills or the shipper flushes (every LG_SHIPPER_SYNC_INTERVAL_MS): few syscalls, and a
+ * crash loses at most what a flush had not yet written. */
+#define LG_SPOOL_WRITE_BUFFER_BYTES (1024u * 1024u)
+/* Default disk cap for the spool (--spool-max-bytes may lower it): about 500k billing rows
+ * of 2 KB, i.e. hours of a busy gateway's records during a ClickHouse outage. At the cap
+ * new records are dropped, counted and logged (the only way a record is lost). */
+#define LG_SPOOL_DEFAULT_MAX_BYTES (1024ull * 1024u * 1024u)
+/* Segment size: acknowledged data is freed one whole segment at a time, so this is also the
+ * most acknowledged data that still occupies disk. */
+#define LG_SPOOL_DEFAULT_SEGMENT_BYTES (64u * 1024u * 1024u)
+_Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
+               "a spool must hold more than one segment");
+
 #endif /* LG_LIMITS_H */

@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "lg_spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "lg_buf.h"
+#include "lg_err.h"
+#include "lg_limits.h"
+#include "lg_mem.h"
+
+/* Segment magic: identifies the format and its version. */
+#define SPOOL_MAGIC "LGSPOOL1"
+#define SPOOL_MAGIC_LEN 8
+/* Frame header: u32 length, u32 CRC-32 (both little endian). */
+#define SPOOL_FRAME_HDR 8
+/* "<20 digits>.seg" plus the directory. */
+#define SPOOL_PATH_MAX 4096
+
+struct lg_spool {
+    char *dir;
+    uint64_t max_bytes;
+    uint64_t segment_bytes;
+
+    pthread_mutex_t mu;  /* guards everything in this block */
+    int wfd;             /* active segment, opened O_APPEND */
+    uint64_t wseg;       /* its number */
+    uint64_t wsize;      /* bytes written to it (flushed) */
+    struct lg_buf wbuf;  /* frames not yet written */
+    uint64_t disk_bytes; /* bytes of all segment files */
+    uint64_t first_seg;  /* lowest segment present */
+    uint64_t appended;
+    int werr;            /* sticky write error (LG_ERR_IO) after a short write */
+
+    /* Reader side: the shipper thread only. */
+    int rfd;
+    uint64_t rseg; /* segment |rfd| belongs to; UINT64_MAX none */
+
+    struct lg_spool_state state;
+    uint64_t torn_bytes;
+    uint64_t corrupt_records;
+};
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t crc_of(const void *p, size_t len)
+{
+    return (uint32_t)crc32(0L, (const Bytef *)p, (uInt)len);
+}
+
+static int seg_path(const lg_spool *sp, uint64_t seg, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "%s/%020" PRIu64 ".seg", sp->dir, seg);
+    return (n < 0 || (size_t)n >= outlen) ? LG_ERR_INVALID : LG_OK;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return LG_ERR_IO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return LG_OK;
+}
+
+static ssize_t pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, p + got, len - got, (off_t)(off + got));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return LG_ERR_IO;
+    }
+    int rc = fsync(fd) == 0 ? LG_OK : LG_ERR_IO;
+    close(fd);
+    return rc;
+}
+
+/* Opens segment |seg| for appending, writing the magic when it is new. Caller holds mu. */
+static int open_segment_locked(lg_spool *sp, uint64_t seg)
+{
+    char path[SPOOL_PATH_MAX];
+    int rc = seg_path(sp, seg, path, sizeof(path));
+    if (rc != LG_OK) {
+        return rc;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return LG_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return LG_ERR_IO;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if (size == 0) {
+        if (write_all(fd, (const uint8_t *)SPOOL_MAGIC, SPOOL_MAGIC_LEN) != LG_OK) {
+            close(fd);
+            return LG_ERR_IO;
+        }
+        size = SPOOL_MAGIC_LEN;
+        sp->disk_bytes += SPOOL_MAGIC_LEN;
+        fsync_dir(sp->dir);
+    }
+    sp->wfd = fd;
+    sp->wseg = seg;
+    sp->wsize = size;
+    return LG_OK;
+}
+
+/* Closes the active segment (fdatasync first: a closed segment is complete on disk) and
+ * opens the next. Caller holds mu and has flushed the buffer. */
+static int rotate_locked(lg_spool *sp)
+{
+    if (fdatasync(sp->wfd) != 0) {
+        sp->werr = LG_ERR_IO;
+        return LG_ERR_IO;
+    }
+    close(sp->wfd);
+    sp->wfd = -1;
+    int rc = open_segment_locked(sp, sp->wseg + 1);
+    if (rc != LG_OK) {
+        sp->werr = rc;
+    }
+    return rc;
+}
+
+/* Writes the buffer out; rotates the segment once it is full. Caller holds mu. */
+static int flush_locked(lg_spool *sp)
+{
+    if (sp->werr != LG_OK) {
+        return sp->werr;
+    }
+    if (sp->wbuf.len == 0) {
+        return LG_OK;
+    }
+    int rc = write_all(sp->wfd, sp->wbuf.data, sp->wbuf.len);
+    if (rc != LG_OK) {
+        /* A short write leaves a torn frame: later appends would follow garbage. Stop
+         * writing; the next open truncates the tail. */
+        sp->werr = rc;
+        return rc;
+    }
+    sp->wsize += sp->wbuf.len;
+    lg_buf_reset(&sp->wbuf);
+    if (sp->wsize >= sp->segment_bytes) {
+        rc = rotate_locked(sp);
+    }
+    return rc;
+}
+
+int lg_spool_append(lg_spool *sp, const void *p, size_t len)
+{
+    if (len > LG_SPOOL_MAX_RECORD_BYTES) {
+        return LG_ERR_TOO_LARGE;
+    }
+    uint8_t hdr[SPOOL_FRAME_HDR];
+    put_u32(hdr, (uint32_t)len);
+    put_u32(hdr + 4, crc_of(p, len));
+    size_t frame = SPOOL_FRAME_HDR + len;
+    int rc = LG_OK;
+    pthread_mutex_lock(&sp->mu);
+    if (sp->disk_bytes + sp->wbuf.len + frame > sp->max_bytes) {
+        rc = LG_ERR_EXHAUSTED;
+        goto out_unlock;
+    }
+    if (sp->wsize + sp->wbuf.len > SPOOL_MAGIC_LEN &&
+        sp->wsize + sp->wbuf.len + frame > sp->segment_bytes) {
+        /* This record would overflow the segment: close it and start the next one. */
+        uint64_t seg = sp->wseg;
+        rc = flush_locked(sp);
+        if (rc == LG_OK && sp->wseg == seg) {
+            rc = rotate_locked(sp);
+        }
+        if (rc != LG_OK) {
+            goto out_unlock;
+        }
+    }
+    if (sp->wbuf.len + frame > sp->wbuf.max) {
+        rc = flush_locked(sp);
+        if (rc != LG_OK) {
+            goto out_unlock;
+        }
+    }
+    if (frame > sp->wbuf.max) {
+        /* Larger than the whole buffer: write it directly, header then payload. */
+        rc = write_all(sp->wfd, hdr, sizeof(hdr));
+        if (rc == LG_OK) {
+            rc = write_all(sp->wfd, p, len);
+        }
+        if (rc != LG_OK) {
+            sp->werr = rc;
+            goto out_unlock;
+        }
+        sp->wsize += frame;
+    } else {
+        lg_buf_append(&sp->wbuf, hdr, sizeof(hdr));
+        lg_buf_append(&sp->wbuf, p, len);
+    }
+    sp->disk_bytes += frame;
+    sp->appended++;
+out_unlock:
+    pthread_mutex_unlock(&sp->mu);
+    return rc;
+}
+
+int lg_spool_flush(lg_spool *sp, bool sync)
+{
+    pthread_mutex_lock(&sp->mu);
+    int rc = flush_locked(sp);
+    int fd = sp->wfd;
+    if (rc == LG_OK && sync && fd >= 0 && fdatasync(fd) != 0) {
+        rc = LG_ERR_IO;
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return rc;
+}
+
+/* Scans segment |seg| from the start; truncates at the first invalid frame. */
+static int recover_tail(lg_spool *sp, uint64_t seg)
+{
+    char path[SPOOL_PATH_MAX];
+    int rc = seg_path(sp, seg, path, sizeof(path));
+    if (rc != LG_OK) {
+        return rc;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return LG_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return LG_ERR_IO;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    uint64_t off = 0;
+    uint8_t magic[SPOOL_MAGIC_LEN];
+    if (pread_all(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+        memcmp(magic, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0) {
+        off = SPOOL_MAGIC_LEN;
+    }
+    struct lg_buf payload;
+    lg_buf_init(&payload, LG_SPOOL_MAX_RECORD_BYTES);
+    while (off > 0 && off + SPOOL_FRAME_HDR <= size) {
+        uint8_t hdr[SPOOL_FRAME_HDR];
+        if (pread_all(fd, hdr, sizeof(hdr), off) != (ssize_t)sizeof(hdr)) {
+            break;
+        }
+        uint32_t len = get_u32(hdr);
+        if (len > LG_SPOOL_MAX_RECORD_BYTES || off + SPOOL_FRAME_HDR + len > size) {
+            break;
+        }
+        lg_buf_reset(&payload);
+        uint8_t *dst = lg_buf_reserve(&payload, len);
+        if (dst == NULL && len > 0) {
+            lg_buf_deinit(&payload);
+            close(fd);
+            return LG_ERR_NOMEM;
+        }
+        if (pread_all(fd, dst, len, off + SPOOL_FRAME_HDR) != (ssize_t)len ||
+            crc_of(dst, len) != get_u32(hdr + 4)) {
+            break;
+        }
+        off += SPOOL_FRAME_HDR + len;
+    }
+    lg_buf_deinit(&payload);
+    if (off < size) {
+        /* off == 0: not even a valid magic; the file restarts empty. */
+        sp->torn_bytes += size - off;
+        if (ftruncate(fd, (off_t)off) != 0 || fdatasync(fd) != 0) {
+            close(fd);
+            return LG_ERR_IO;
+        }
+    }
+    close(fd);
+    return LG_OK;
+}
+
+/* Finds the lowest and highest segment numbers and the total size. */
+static int scan_dir(lg_spool *sp, uint64_t *lo, uint64_t *hi, bool *any)
+{
+    DIR *d = opendir(sp->dir);
+    if (d == NULL) {
+        return LG_ERR_IO;
+    }
+    *any = false;
+    *lo = UINT64_MAX;
+    *hi = 0;
+    sp->disk_bytes = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n != 24 || strcmp(e->d_name + 20, ".seg") != 0) {
+            continue;
+        }
+        uint64_t v = 0;
+        bool ok = true;
+        for (size_t i = 0; i < 20; i++) {
+            char c = e->d_name[i];
+            if (c < '0' || c > '9') {
+                ok = false;
+                break;
+            }
+            v = v * 10u + (uint64_t)(c - '0');
+        }
+        if (!ok) {
+            continue;
+        }
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0) {
+            sp->disk_bytes += (uint64_t)st.st_size;
+        }
+        *any = true;
+        *lo = v < *lo ? v : *lo;
+        *hi = v > *hi ? v : *hi;
+    }
+    closedir(d);
+    return LG_OK;
+}
+
+/* State file: one text line "lgspool-state 1 ackseg ackoff inflight endseg endoff id crc". */
+static int load_state(lg_spool *sp)
+{
+    char path[SPOOL_PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/state", sp->dir);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return LG_ERR_INVALID;
+    }
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return errno == ENOENT ? LG_OK : LG_ERR_IO;
+    }
+    char line[512];
+    int rc = LG_OK;
+    if (fgets(line, sizeof(line), f) == NULL) {
+        goto out_close;
+    }
+    unsigned long long as, ao, es, eo;
+    int infl;
+    char id[LG_SPOOL_BATCH_ID_BYTES];
+    unsigned long crc;
+    /* sscanf is banned for peer input; this file is our own, and its CRC is checked. */
+    if (sscanf(line, "lgspool-state 1 %llu %llu %d %llu %llu %63s %lx", &as, &ao, &infl, &es,
+               &eo, id, &crc) != 7) {
+        rc = LG_ERR_CORRUPT;
+        goto out_close;
+    }
+    char *last = strrchr(line, ' ');
+    if (last == NULL || crc_of(line, (size_t)(last - line)) != (uint32_t)crc) {
+        rc = LG_ERR_CORRUPT;
+        goto out_close;
+    }
+    sp->state.ack = (struct lg_spool_pos){as, ao};
+    sp->state.has_inflight = infl != 0;
+    sp->state.inflight_end = (struct lg_spool_pos){es, eo};
+    if (strcmp(id, "-") == 0) {
+        id[0] = 0;
+    }
+    memcpy(sp->state.batch_id, id, sizeof(id));
+out_close:
+    fclose(f);
+    return rc;
+}
+
+int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st)
+{
+    char path[SPOOL_PATH_MAX], tmp[SPOOL_PATH_MAX];
+    int n1 = snprintf(path, sizeof(path), "%s/state", sp->dir);
+    int n2 = snprintf(tmp, sizeof(tmp), "%s/state.tmp", sp->dir);
+    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof(path) || (size_t)n2 >= sizeof(tmp)) {
+        return LG_ERR_INVALID;
+    }
+    char line[512];
+    int len = snprintf(line, sizeof(line), "lgspool-state 1 %" PRIu64 " %" PRIu64 " %d %" PRIu64
+                       " %" PRIu64 " %s",
+                       st->ack.seg, st->ack.off, st->has_inflight ? 1 : 0,
+                       st->inflight_end.seg, st->inflight_end.off,
+                       st->batch_id[0] != 0 ? st->batch_id : "-");
+    if (len < 0 || (size_t)len >= sizeof(line) - 16) {
+        return LG_ERR_INVALID;
+    }
+    int len2 = snprintf(line + len, sizeof(line) - (size_t)len, " %08lx\n",
+                        (unsigned long)crc_of(line, (size_t)len));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return LG_ERR_IO;
+    }
+    int rc = write_all(fd, (const uint8_t *)line, (size_t)(len + len2));
+    if (rc == LG_OK && fdatasync(fd) != 0) {
+        rc = LG_ERR_IO;
+    }
+    close(fd);
+    if (rc == LG_OK && rename(tmp, path) != 0) {
+        rc = LG_ERR_IO;
+    }
+    if (rc == LG_OK) {
+        rc = fsync_dir(sp->dir);
+    }
+    if (rc != LG_OK) {
+        return rc;
+    }
+    sp->state = *st;
+    /* Delete segments wholly before the acknowledged one (never the active segment). */
+    pthread_mutex_lock(&sp->mu);
+    while (sp->first_seg < st->ack.seg && sp->first_seg < sp->wseg) {
+        char seg[SPOOL_PATH_MAX];
+        struct stat sb;
+        if (seg_path(sp, sp->first_seg, seg, sizeof(seg)) == LG_OK && stat(seg, &sb) == 0) {
+            if (unlink(seg) == 0) {
+                sp->disk_bytes -= (uint64_t)sb.st_size;
+            }
+        }
+        sp->first_seg++;
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return LG_OK;
+}
+
+int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
+{
+    if (o->dir == NULL || o->segment_bytes <= SPOOL_MAGIC_LEN ||
+        o->max_bytes < o->segment_bytes) {
+        return LG_ERR_INVALID;
+    }
+    if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
+        return LG_ERR_IO;
+    }
+    lg_spool *sp = lg_calloc(1, sizeof(*sp));
+    if (sp == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    sp->dir = lg_strdup(o->dir);
+    if (sp->dir == NULL) {
+        lg_free(sp);
+        return LG_ERR_NOMEM;
+    }
+    sp->max_bytes = o->max_bytes;
+    sp->segment_bytes = o->segment_bytes;
+    sp->wfd = -1;
+    sp->rfd = -1;
+    sp->rseg = UINT64_MAX;
+    lg_buf_init(&sp->wbuf, LG_SPOOL_WRITE_BUFFER_BYTES);
+    pthread_mutex_init(&sp->mu, NULL);
+    uint64_t lo, hi;
+    bool any;
+    int rc = scan_dir(sp, &lo, &hi, &any);
+    if (rc != LG_OK) {
+        goto out_free_spool;
+    }
+    if (any) {
+        rc = recover_tail(sp, hi);
+        if (rc == LG_OK) {
+            rc = scan_dir(sp, &lo, &hi, &any);
+        }
+        if (rc != LG_OK) {
+            goto out_free_spool;
+        }
+    } else {
+        lo = 0;
+        hi = 0;
+    }
+    sp->first_seg = lo;
+    rc = load_state(sp);
+    if (rc != LG_OK) {
+        goto out_free_spool;
+    }
+    if (!any || lg_spool_pos_before(sp->state.ack, (struct lg_spool_pos){lo, 0})) {
+        sp->state.ack = (struct lg_spool_pos){lo, SPOOL_MAGIC_LEN};
+    }
+    rc = open_segment_locked(sp, hi);
+    if (rc != LG_OK) {
+        goto out_free_spool;
+    }
+    *out = sp;
+    return LG_OK;
+
+out_free_spool:
+    lg_buf_deinit(&sp->wbuf);
+    pthread_mutex_destroy(&sp->mu);
+    lg_free(sp->dir);
+    lg_free(sp);
+    return rc;
+}
+
+void lg_spool_close(lg_spool *sp)
+{
+    if (sp == NULL) {
+        return;
+    }
+    lg_spool_flush(sp, true);
+    if (sp->wfd >= 0) {
+        close(sp->wfd);
+    }
+    if (sp->rfd >= 0) {
+        close(sp->rfd);
+    }
+    lg_buf_deinit(&sp->wbuf);
+    pthread_mutex_destroy(&sp->mu);
+    lg_free(sp->dir);
+    lg_free(sp);
+}
+
+bool lg_spool_pos_before(struct lg_spool_pos a, struct lg_spool_pos b)
+{
+    return a.seg < b.seg || (a.seg == b.seg && a.off < b.off);
+}
+
+/* Opens segment |seg| for reading if it is not the one open. */
+static int reader_open(lg_spool *sp, uint64_t seg)
+{
+    if (sp->rseg == seg && sp->rfd >= 0) {
+        return LG_OK;
+    }
+    if (sp->rfd >= 0) {
+        close(sp->rfd);
+        sp->rfd = -1;
+        sp->rseg = UINT64_MAX;
+    }
+    char path[SPOOL_PATH_MAX];
+    int rc = seg_path(sp, seg, path, sizeof(path));
+    if (rc != LG_OK) {
+        return rc;
+    }
+    sp->rfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (sp->rfd < 0) {
+        return errno == ENOENT ? LG_ERR_NOT_FOUND : LG_ERR_IO;
+    }
+    sp->rseg = seg;
+    return LG_OK;
+}
+
+int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out)
+{
+    pthread_mutex_lock(&sp->mu);
+    uint64_t wseg = sp->wseg, wsize = sp->wsize, first = sp->first_seg;
+    pthread_mutex_unlock(&sp->mu);
+    if (cur->seg < first) {
+        *cur = (struct lg_spool_pos){first, SPOOL_MAGIC_LEN};
+    }
+    if (cur->off < SPOOL_MAGIC_LEN) {
+        cur->off = SPOOL_MAGIC_LEN;
+    }
+    for (;;) {
+        if (cur->seg > wseg || (cur->seg == wseg && cur->off >= wsize)) {
+            return LG_ERR_AGAIN;
+        }
+        int rc = reader_open(sp, cur->seg);
+        if (rc == LG_ERR_NOT_FOUND && cur->seg < wseg) {
+            *cur = (struct lg_spool_pos){cur->seg + 1, SPOOL_MAGIC_LEN};
+            continue;
+        }
+        if (rc != LG_OK) {
+            return rc;
+        }
+        uint8_t hdr[SPOOL_FRAME_HDR];
+        ssize_t n = pread_all(sp->rfd, hdr, sizeof(hdr), cur->off);
+        if (n < 0) {
+            return LG_ERR_IO;
+        }
+        if (n < (ssize_t)sizeof(hdr)) {
+            if (cur->seg < wseg) {
+                /* End of a closed segment: continue in the next one. */
+                *cur = (struct lg_spool_pos){cur->seg + 1, SPOOL_MAGIC_LEN};
+                continue;
+            }
+            return LG_ERR_AGAIN;
+        }
+        uint32_t len = get_u32(hdr);
+        lg_buf_reset(out);
+        uint8_t *dst = len > LG_SPOOL_MAX_RECORD_BYTES ? NULL : lg_buf_reserve(out, len + 1u);
+        if (dst == NULL) {
+            if (len > LG_SPOOL_MAX_RECORD_BYTES) {
+                goto corrupt;
+            }
+            return out->max < len + 1u ? LG_ERR_TOO_LARGE : LG_ERR_NOMEM;
+        }
+        n = pread_all(sp->rfd, dst, len, cur->off + SPOOL_FRAME_HDR);
+        if (n < 0) {
+            return LG_ERR_IO;
+        }
+        if ((size_t)n < len || crc_of(dst, len) != get_u32(hdr + 4)) {
+            goto corrupt;
+        }
+        lg_buf_commit(out, len);
+        cur->off += SPOOL_FRAME_HDR + len;
+        return LG_OK;
+    corrupt:
+        sp->corrupt_records++;
+        *cur = (struct lg_spool_pos){cur->seg + 1, SPOOL_MAGIC_LEN};
+        if (cur->seg > wseg) {
+            /* The active segment itself is damaged: nothing more to read until a new
+             * segment exists. Should not happen: open truncates a torn tail. */
+            cur->seg = wseg;
+            cur->off = wsize;
+        }
+        return LG_ERR_CORRUPT;
+    }
+}
+
+void lg_spool_get_state(const lg_spool *sp, struct lg_spool_state *out)
+{
+    *out = sp->state;
+}
+
+void lg_spool_get_stats(lg_spool *sp, struct lg_spool_stats *out)
+{
+    pthread_mutex_lock(&sp->mu);
+    out->bytes = sp->disk_bytes;
+    out->segments = sp->wseg >= sp->first_seg ? sp->wseg - sp->first_seg + 1 : 0;
+    out->appended = sp->appended;
+    pthread_mutex_unlock(&sp->mu);
+    out->torn_bytes = sp->torn_bytes;
+    out->corrupt_records = sp->corrupt_records;
+}

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lg_buf.h"
+#include "lg_err.h"
+#include "lg_limits.h"
+#include "lg_spool.h"
+#include "lg_test.h"
+
+struct fixture {
+    char dir[64];
+};
+
+static int setup(void **state)
+{
+    lg_test_use_cmocka_allocator();
+    struct fixture *f = malloc(sizeof(*f));
+    strcpy(f->dir, "/tmp/lg_test_spool_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    DIR *d = opendir(f->dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static lg_spool *open_spool(struct fixture *f, uint64_t max, uint64_t seg)
+{
+    struct lg_spool_opts o = {f->dir, max, seg};
+    lg_spool *sp = NULL;
+    assert_int_equal(lg_spool_open(&sp, &o), LG_OK);
+    return sp;
+}
+
+static void append_n(lg_spool *sp, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char rec[64];
+        int len = snprintf(rec, sizeof(rec), "record-%06d", i);
+        assert_int_equal(lg_spool_append(sp, rec, (size_t)len), LG_OK);
+    }
+}
+
+/* Reads every record from |cur|; checks they are record-<from>..; returns the count. */
+static int read_all(lg_spool *sp, struct lg_spool_pos *cur, int from)
+{
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    int n = 0;
+    int rc;
+    while ((rc = lg_spool_read(sp, cur, &b)) == LG_OK) {
+        char want[64];
+        snprintf(want, sizeof(want), "record-%06d", from + n);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(b.data, want, b.len);
+        n++;
+    }
+    assert_int_equal(rc, LG_ERR_AGAIN);
+    lg_buf_deinit(&b);
+    return n;
+}
+
+static void test_spool_append_read_across_segments(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 256);
+    append_n(sp, 0, 1);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    /* Buffered appends are invisible until flushed. */
+    assert_int_equal(read_all(sp, &cur, 0), 0);
+    append_n(sp, 1, 99);
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    assert_int_equal(read_all(sp, &cur, 0), 100);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_true(stats.segments > 1);
+    assert_int_equal(stats.appended, 100);
+    lg_spool_close(sp);
+    /* Reopen: nothing acknowledged, everything is replayed. */
+    sp = open_spool(f, 1 << 20, 256);
+    lg_spool_get_state(sp, &st);
+    cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 100);
+    lg_spool_close(sp);
+}
+
+static void test_spool_ack_persists_and_frees_segments(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 256);
+    append_n(sp, 0, 100);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 60; i++) {
+        assert_int_equal(lg_spool_read(sp, &cur, &b), LG_OK);
+    }
+    struct lg_spool_stats before, after;
+    lg_spool_get_stats(sp, &before);
+    st.ack = cur;
+    st.has_inflight = true;
+    st.inflight_end = cur;
+    strcpy(st.batch_id, "abc123");
+    assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
+    lg_spool_get_stats(sp, &after);
+    assert_true(after.bytes < before.bytes);
+    assert_true(after.segments < before.segments);
+    lg_buf_deinit(&b);
+    lg_spool_close(sp);
+    sp = open_spool(f, 1 << 20, 256);
+    struct lg_spool_state st2;
+    lg_spool_get_state(sp, &st2);
+    assert_true(st2.has_inflight);
+    assert_string_equal(st2.batch_id, "abc123");
+    cur = st2.ack;
+    assert_int_equal(read_all(sp, &cur, 60), 40);
+    lg_spool_close(sp);
+}
+
+static void test_spool_torn_tail_truncated(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 16);
+    append_n(sp, 0, 10);
+    lg_spool_close(sp);
+    /* Simulate a crash in the middle of a write: half a frame at the end. */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%020d.seg", f->dir, 0);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    uint8_t torn[] = {20, 0, 0, 0, 1, 2, 3, 4, 'r', 'e', 'c'};
+    assert_int_equal(write(fd, torn, sizeof(torn)), sizeof(torn));
+    close(fd);
+    sp = open_spool(f, 1 << 20, 1 << 16);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.torn_bytes, sizeof(torn));
+    /* New appends follow the last good record. */
+    append_n(sp, 10, 5);
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 15);
+    lg_spool_close(sp);
+}
+
+static void test_spool_crc_mismatch_detected(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 16);
+    append_n(sp, 0, 10);
+    lg_spool_close(sp);
+    /* Flip one payload byte of the last record: its CRC no longer matches. */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%020d.seg", f->dir, 0);
+    int fd = open(path, O_RDWR);
+    struct stat st;
+    fstat(fd, &st);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, st.st_size - 1), 1);
+    c ^= 0x55;
+    assert_int_equal(pwrite(fd, &c, 1, st.st_size - 1), 1);
+    close(fd);
+    sp = open_spool(f, 1 << 20, 1 << 16);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_true(stats.torn_bytes > 0);
+    struct lg_spool_state s;
+    lg_spool_get_state(sp, &s);
+    struct lg_spool_pos cur = s.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 9);
+    lg_spool_close(sp);
+}
+
+static void test_spool_corrupt_middle_segment_skipped(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 256);
+    append_n(sp, 0, 40);
+    lg_spool_close(sp);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%020d.seg", f->dir, 0);
+    int fd = open(path, O_RDWR);
+    uint8_t c = 'X';
+    assert_int_equal(pwrite(fd, &c, 1, 8 + 8), 1); /* first payload byte of segment 0 */
+    close(fd);
+    sp = open_spool(f, 1 << 20, 256);
+    struct lg_spool_state s;
+    lg_spool_get_state(sp, &s);
+    struct lg_spool_pos cur = s.ack;
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    assert_int_equal(lg_spool_read(sp, &cur, &b), LG_ERR_CORRUPT);
+    int n = 0;
+    while (lg_spool_read(sp, &cur, &b) == LG_OK) {
+        n++;
+    }
+    assert_true(n > 0 && n < 40);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.corrupt_records, 1);
+    lg_buf_deinit(&b);
+    lg_spool_close(sp);
+}
+
+static void test_spool_cap_refuses(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 512, 256);
+    int ok = 0, full = 0;
+    for (int i = 0; i < 100; i++) {
+        int rc = lg_spool_append(sp, "record-xxxxxx", 13);
+        if (rc == LG_OK) {
+            ok++;
+        } else {
+            assert_int_equal(rc, LG_ERR_EXHAUSTED);
+            full++;
+        }
+    }
+    assert_true(ok > 0 && full > 0);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_true(stats.bytes <= 512 + 8);
+    char big[8];
+    memset(big, 0, sizeof(big));
+    assert_int_equal(lg_spool_append(sp, big, (size_t)LG_SPOOL_MAX_RECORD_BYTES + 1),
+                     LG_ERR_TOO_LARGE);
+    lg_spool_close(sp);
+}
+
+static void test_spool_invalid_options(void **state)
+{
+    struct fixture *f = *state;
+    struct lg_spool_opts o = {f->dir, 100, 1000};
+    lg_spool *sp = NULL;
+    assert_int_equal(lg_spool_open(&sp, &o), LG_ERR_INVALID);
+    o = (struct lg_spool_opts){"/proc/definitely/not/here", 1 << 20, 256};
+    assert_int_equal(lg_spool_open(&sp, &o), LG_ERR_IO);
+    o = (struct lg_spool_opts){f->dir, 1 << 20, 256};
+    lg_test_fail_after(0);
+    assert_int_equal(lg_spool_open(&sp, &o), LG_ERR_NOMEM);
+    lg_test_fail_after(-1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_spool_append_read_across_segments, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_ack_persists_and_frees_segments, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_torn_tail_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_crc_mismatch_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_corrupt_middle_segment_skipped, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_cap_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_invalid_options, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
+}
