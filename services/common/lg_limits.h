@@ -122,6 +122,92 @@
 
 /* ---- chat service --------------------------------------------------------------------- */
 
+/* Messages in one ChatRequest. Real conversations stay far below; a client sending more is
+ * broken or hostile and gets INVALID_ARGUMENT before any upstream call is made. */
+#define LG_CHAT_MAX_MESSAGES 1024
+/* Total bytes of message content in one request (all roles). Above this the request is
+ * refused with INVALID_ARGUMENT; the gRPC runtime's message cap bounds it further. */
+#define LG_CHAT_MAX_PROMPT_BYTES (2u * 1024u * 1024u)
+/* Largest max_tokens accepted. No model generates a million tokens in one call; a larger
+ * value is a bug in the caller ("absurd max_tokens" -> INVALID_ARGUMENT). */
+#define LG_CHAT_MAX_TOKENS_LIMIT 1000000u
+/* Longest id-like field (user_id, conversation_id, agent_id, model, provider_config_id,
+ * metadata key). Ids are copied into logs and records; longer ones are refused. */
+#define LG_CHAT_MAX_ID_BYTES 256
+/* Metadata entries per request and bytes per metadata value. */
+#define LG_CHAT_MAX_METADATA 64
+#define LG_CHAT_MAX_METADATA_VALUE_BYTES 4096
+
+/* Events and bytes kept per stream for ResumeStream. When either is exceeded the oldest
+ * events are dropped; a resume from before the oldest kept event gets NOT_FOUND
+ * ("resume_expired"). 4096 events covers a long answer at one token per event. */
+#define LG_CHAT_REPLAY_MAX_EVENTS 4096
+#define LG_CHAT_REPLAY_MAX_BYTES (1024u * 1024u)
+/* Streams alive at once (generating, in grace, or retained). New streams beyond this get
+ * RESOURCE_EXHAUSTED: it bounds the replay memory to MAX_STREAMS * REPLAY_MAX_BYTES worst case. */
+#define LG_CHAT_MAX_STREAMS 10000
+/* Resumers attached to one stream at a time; more get RESOURCE_EXHAUSTED. */
+#define LG_CHAT_MAX_SUBSCRIBERS 16
+/* Default time generation continues after the last client left (--grace-ms). */
+#define LG_CHAT_GRACE_MS_DEFAULT 30000
+/* Default time a finished stream stays resumable (--retention-ms). */
+#define LG_CHAT_RETENTION_MS_DEFAULT 300000
+/* Hard maxima for the two above: config can only tighten. One hour bounds how long a
+ * forgotten stream pins its replay buffer. */
+#define LG_CHAT_GRACE_MS_MAX 3600000
+#define LG_CHAT_RETENTION_MS_MAX 3600000
+/* Period of the sweep that expires streams past grace or retention (O(streams) per tick). */
+#define LG_CHAT_SWEEP_MS 200
+/* Response text kept for the billing record and for Complete. Text past this is still
+ * streamed to the client but not kept; the record notes the truncation. */
+#define LG_CHAT_MAX_RESPONSE_BYTES (4u * 1024u * 1024u)
+/* Bytes of one serialized ChatEvent (one content delta plus framing). */
+#define LG_CHAT_MAX_EVENT_BYTES (256u * 1024u)
+
+/* Demo provider: default pace between tokens (--demo-pace-ms) and its maximum. 25 ms is
+ * close to a hosted model's token rate, so the demo page streams visibly. */
+#define LG_CHAT_DEMO_PACE_MS_DEFAULT 25
+#define LG_CHAT_DEMO_PACE_MS_MAX 10000
+/* Tokens the demo writes when the request sets no max_tokens (the reply is usually shorter). */
+#define LG_CHAT_DEMO_MAX_REPLY_TOKENS 400
+
+/* Upstream SSE parser: longest line and longest event (sum of data lines). A chunk is a few
+ * hundred bytes; an event past 1 MiB is a broken upstream and fails the call as MALFORMED. */
+#define LG_CHAT_SSE_MAX_LINE_BYTES (1024u * 1024u)
+#define LG_CHAT_SSE_MAX_EVENT_BYTES (1024u * 1024u)
+/* Body of a non-2xx upstream answer kept to extract the error message. */
+#define LG_CHAT_UPSTREAM_ERROR_BODY_BYTES 8192
+
+/* Upstream timeouts (defaults; each provider config may lower them). */
+#define LG_CHAT_UPSTREAM_CONNECT_TIMEOUT_MS 5000
+#define LG_CHAT_UPSTREAM_FIRST_BYTE_TIMEOUT_MS 60000
+#define LG_CHAT_UPSTREAM_IDLE_TIMEOUT_MS 30000
+#define LG_CHAT_UPSTREAM_TIMEOUT_MS_MAX 600000
+/* Attempts after the first, only before the first token, on 408/429/5xx/connection errors. */
+#define LG_CHAT_UPSTREAM_MAX_RETRIES 2
+#define LG_CHAT_UPSTREAM_MAX_RETRIES_MAX 10
+/* Exponential backoff: base * 2^attempt, capped. A Retry-After above RETRY_AFTER_MAX_MS
+ * is not waited for: the call fails at once with RESOURCE_EXHAUSTED/UNAVAILABLE. */
+#define LG_CHAT_UPSTREAM_BACKOFF_BASE_MS 200
+#define LG_CHAT_UPSTREAM_BACKOFF_MAX_MS 5000
+#define LG_CHAT_UPSTREAM_RETRY_AFTER_MAX_MS 30000
+/* Request body sent upstream (JSON of the whole conversation). */
+#define LG_CHAT_UPSTREAM_MAX_REQUEST_BYTES (LG_CHAT_MAX_PROMPT_BYTES * 2u + 65536u)
+
+/* Provider config file: size, providers, models per provider. */
+#define LG_CHAT_CONFIG_MAX_BYTES (1024u * 1024u)
+#define LG_CHAT_MAX_PROVIDERS 64
+#define LG_CHAT_MAX_MODELS 256
+/* Secret (API key) read from a file or the environment. */
+#define LG_CHAT_MAX_SECRET_BYTES 4096
+/* Price per 1M tokens, in nano-USD (USD * 1e9). $10,000 per 1M tokens is far above any
+ * model; a larger value is a typo in the config and is refused at load. Keeping it below
+ * 1e13 also keeps every intermediate of the cost math inside 64 bits (lg_chat_price.c). */
+#define LG_CHAT_PRICE_MAX_NUSD_PER_MTOK 10000000000000ull
+
+/* Body logging in records: "truncated" keeps at most this many bytes per body by default. */
+#define LG_CHAT_BODY_TRUNCATE_DEFAULT_BYTES 4096
+
 /* ---- SSE adapter ---------------------------------------------------------------------- */
 
 /* One HTTP request body (POST /v1/chat/streams, /v1/chat/completions). A chat request with a
