@@ -1,0 +1,1899 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "lg_grpc_server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "lg_buf.h"
+#include "lg_err.h"
+#include "lg_grpc_frame.h"
+#include "lg_limits.h"
+#define LG_LOG_MODULE "grpc_server"
+#include "lg_log.h"
+#include "lg_loop.h"
+#include "lg_mem.h"
+
+/* HTTP/2 client connection preface (RFC 9113 section 3.4). */
+#define SRV_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define SRV_PREFACE_LEN (sizeof(SRV_PREFACE) - 1)
+/* HTTP/2 frame header length (RFC 9113 section 4.1). */
+#define SRV_FRAME_HEADER_BYTES 9
+/* Last stream id of the first GOAWAY of a graceful shutdown (grpc proposal A9). */
+#define SRV_GOAWAY_ALL_STREAMS INT32_MAX
+/* "HOST:PORT" of an IPv6 peer. */
+#define SRV_PEER_BYTES 64
+/* grpc-status or :status as text (an int formats in at most 11 bytes plus NUL). */
+#define SRV_STATUS_TEXT_BYTES 12
+/* Listen addresses one server may have. */
+#define SRV_MAX_LISTENERS 4
+/* Method table slots: a power of two at least twice the method maximum (open addressing). */
+#define SRV_METHOD_SLOTS 512u
+_Static_assert(SRV_METHOD_SLOTS >= 2u * LG_GRPC_SERVER_MAX_METHODS, "method table too small");
+/* Scratch output of one compressed or decompressed message beyond the receive cap. */
+#define SRV_HTTP1_REPLY                                                                        \
+    "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\n"                 \
+    "Connection: close\r\nContent-Length: 42\r\n\r\nthis port speaks HTTP/2 (h2c) and gRPC only"
+
+/* Log context of a connection (a compound literal without top-level commas, so it can be a
+ * macro argument). */
+#define SRV_CTX(c) (&(const struct lg_log_ctx){.conn = (c)->id})
+
+struct srv_method {
+    char *path; /* lg_malloc'd "/pkg.Service/Method"; NULL marks a free slot */
+    size_t path_len;
+    enum lg_grpc_method_kind kind;
+    struct lg_grpc_method_cbs cbs;
+    void *user_data;
+};
+
+struct srv_hook {
+    lg_grpc_server_shutdown_cb cb;
+    void *user_data;
+};
+
+struct srv_conn;
+
+struct lg_grpc_server {
+    struct event_base *base;
+    struct lg_grpc_server_opts opts;
+    nghttp2_session_callbacks *h2cbs; /* shared by every connection */
+    nghttp2_option *h2opt;
+    struct srv_method methods[SRV_METHOD_SLOTS];
+    size_t nmethods;
+    lg_loop_listener *listeners[SRV_MAX_LISTENERS];
+    size_t nlisteners;
+    struct srv_conn *conns; /* doubly linked list of open connections */
+    size_t nconns;
+    size_t ncalls;
+    uint64_t next_conn_id;
+    struct srv_hook hooks[LG_GRPC_MAX_SHUTDOWN_HOOKS];
+    size_t nhooks;
+    bool shutting_down;
+    struct event *drain_ev;          /* drain deadline of a graceful shutdown */
+    struct event *done_ev;           /* fires the done callback outside connection code */
+    lg_grpc_server_done_cb done_cb;
+    void *done_ud;
+};
+
+struct srv_conn {
+    lg_grpc_server *srv;
+    struct srv_conn *prev, *next;
+    struct bufferevent *bev;
+    nghttp2_session *h2;
+    struct event *flush_ev;     /* deferred session_send: one per loop turn, coalescing */
+    struct event *keepalive_ev; /* only when keepalive is on */
+    uint64_t id;
+    char peer[SRV_PEER_BYTES];
+    lg_grpc_call *calls; /* live calls on this connection */
+    bool preface_checked;
+    bool flush_pending;
+    bool closing;          /* conn_close under way: calls see LG_ERR_CLOSED */
+    bool close_after_write; /* output drains, then the connection closes */
+    bool shutdown_notice_sent;
+    bool final_goaway_sent;
+    bool ping_outstanding;
+    int64_t last_activity_ms;
+    int64_t last_client_ping_ms;
+    uint32_t ping_strikes;
+    size_t writable_waiters; /* calls that got LG_ERR_AGAIN and wait for on_writable */
+    enum lg_grpc_close_reason close_reason; /* given to calls when the connection closes */
+};
+
+/* Request metadata entry (arena memory). */
+struct srv_md {
+    struct srv_md *next;
+    const char *key;
+    const uint8_t *val; /* NUL-terminated; base64-decoded for -bin keys */
+    size_t len;
+};
+
+/* Response metadata entry (arena memory), ready for nghttp2. */
+struct srv_nv {
+    struct srv_nv *next;
+    nghttp2_nv nv;
+};
+
+enum srv_encoding { SRV_ENC_IDENTITY = 0, SRV_ENC_GZIP = 1, SRV_ENC_UNSUPPORTED = 2 };
+
+struct lg_grpc_call {
+    struct srv_conn *conn;
+    lg_grpc_call *prev, *next;
+    int32_t stream_id;
+    const struct srv_method *method; /* NULL until routed */
+    void *user_data;
+    lg_arena *arena;
+    /* request */
+    const char *path; /* arena copy */
+    size_t header_bytes;
+    struct srv_md *md_head, *md_tail;
+    size_t nmd;
+    bool is_post, ct_ok, ct_seen, hdr_too_large, md_bad, timeout_bad;
+    enum srv_encoding req_enc;
+    bool accepts_gzip;
+    int64_t deadline_ms; /* -1 = none */
+    struct event *deadline_ev;
+    lg_grpc_frame_reader *reader;
+    struct lg_buf unary_msg; /* the one request of a unary/server-streaming call */
+    struct lg_buf scratch;   /* gunzip / gzip output */
+    uint32_t nmsgs;
+    /* response */
+    struct evbuffer *sendq; /* framed messages not yet handed to nghttp2 */
+    struct srv_nv *init_md, *trail_md;
+    size_t resp_md_bytes;
+    bool compress;
+    bool started, headers_sent, finished, trailers_sent, half_closed, deferred;
+    bool ended;          /* reset, lost or failed: no more operations */
+    bool want_writable;  /* the handler got LG_ERR_AGAIN */
+    bool runtime_failed; /* the runtime finished the call with an error status */
+    bool deadline_hit;
+    bool cancelled_by_server;
+    bool in_close_cb;
+    int status;
+    const char *status_msg; /* arena, percent-encoded */
+};
+
+static void conn_close(struct srv_conn *c);
+static void conn_schedule_flush(struct srv_conn *c);
+static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_status,
+                             const char *msg, bool accept_encoding);
+
+/* ---- method table ----------------------------------------------------------------------- */
+
+static uint32_t srv_hash(const char *p, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static const struct srv_method *srv_find_method(const lg_grpc_server *srv, const char *path,
+                                                size_t len)
+{
+    uint32_t i = srv_hash(path, len) & (SRV_METHOD_SLOTS - 1u);
+    while (srv->methods[i].path) {
+        const struct srv_method *m = &srv->methods[i];
+        if (m->path_len == len && memcmp(m->path, path, len) == 0) {
+            return m;
+        }
+        i = (i + 1u) & (SRV_METHOD_SLOTS - 1u);
+    }
+    return NULL;
+}
+
+/* ---- options and lifecycle -------------------------------------------------------------- */
+
+void lg_grpc_server_opts_default(struct lg_grpc_server_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_recv_msg_bytes = LG_GRPC_SERVER_MAX_RECV_MSG_BYTES_DEFAULT;
+    o->max_concurrent_streams = LG_GRPC_SERVER_MAX_CONCURRENT_STREAMS;
+    o->max_header_list_bytes = LG_GRPC_SERVER_MAX_HEADER_LIST_BYTES;
+    o->initial_stream_window_bytes = LG_GRPC_SERVER_STREAM_WINDOW_BYTES;
+    o->initial_conn_window_bytes = LG_GRPC_SERVER_CONN_WINDOW_BYTES;
+    o->call_send_queue_bytes = LG_GRPC_SERVER_CALL_SEND_QUEUE_BYTES;
+    o->max_connections = LG_GRPC_SERVER_MAX_CONNECTIONS;
+    o->keepalive_time_ms = LG_GRPC_SERVER_KEEPALIVE_TIME_MS;
+    o->keepalive_timeout_ms = LG_GRPC_SERVER_KEEPALIVE_TIMEOUT_MS;
+    o->min_ping_interval_ms = LG_GRPC_SERVER_MIN_PING_INTERVAL_MS;
+    o->max_ping_strikes = LG_GRPC_SERVER_MAX_PING_STRIKES;
+    o->drain_ms = LG_GRPC_SERVER_DRAIN_MS;
+}
+
+static int srv_check_opts(const struct lg_grpc_server_opts *o)
+{
+    if (o->max_recv_msg_bytes == 0 ||
+        o->max_recv_msg_bytes > LG_GRPC_SERVER_MAX_RECV_MSG_BYTES_MAX ||
+        o->max_concurrent_streams == 0 ||
+        o->max_concurrent_streams > LG_GRPC_SERVER_MAX_CONCURRENT_STREAMS_MAX ||
+        o->max_header_list_bytes == 0 ||
+        o->max_header_list_bytes > LG_GRPC_SERVER_MAX_HEADER_LIST_BYTES_MAX ||
+        o->initial_stream_window_bytes == 0 || o->initial_stream_window_bytes > INT32_MAX ||
+        o->initial_conn_window_bytes == 0 || o->initial_conn_window_bytes > INT32_MAX ||
+        o->call_send_queue_bytes == 0 || o->max_connections == 0 ||
+        o->drain_ms > LG_GRPC_SERVER_DRAIN_MS_MAX) {
+        return LG_ERR_INVALID;
+    }
+    return LG_OK;
+}
+
+static int srv_setup_h2(lg_grpc_server *srv);
+
+static void srv_on_done_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_grpc_server *srv = arg;
+    lg_grpc_server_done_cb cb = srv->done_cb;
+    srv->done_cb = NULL;
+    if (cb) {
+        cb(srv, srv->done_ud); /* may free srv */
+    }
+}
+
+int lg_grpc_server_new(lg_grpc_server **out, struct event_base *base,
+                       const struct lg_grpc_server_opts *opts)
+{
+    struct lg_grpc_server_opts o;
+    if (opts) {
+        o = *opts;
+    } else {
+        lg_grpc_server_opts_default(&o);
+    }
+    if (!base || srv_check_opts(&o) != LG_OK) {
+        return LG_ERR_INVALID;
+    }
+    lg_grpc_server *srv = lg_calloc(1, sizeof(*srv));
+    if (!srv) {
+        return LG_ERR_NOMEM;
+    }
+    srv->base = base;
+    srv->opts = o;
+    srv->next_conn_id = 1;
+    int rc = srv_setup_h2(srv);
+    if (rc != LG_OK) {
+        goto out_free_srv;
+    }
+    srv->done_ev = event_new(base, -1, 0, srv_on_done_ev, srv);
+    if (!srv->done_ev) {
+        rc = LG_ERR_NOMEM;
+        goto out_free_h2;
+    }
+    *out = srv;
+    return LG_OK;
+
+out_free_h2:
+    nghttp2_session_callbacks_del(srv->h2cbs);
+    nghttp2_option_del(srv->h2opt);
+out_free_srv:
+    lg_free(srv);
+    return rc;
+}
+
+void lg_grpc_server_free(lg_grpc_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    srv->shutting_down = true;
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        lg_loop_listener_free(srv->listeners[i]);
+    }
+    while (srv->conns) {
+        srv->conns->close_reason = LG_GRPC_CLOSE_SHUTDOWN;
+        conn_close(srv->conns);
+    }
+    for (size_t i = 0; i < SRV_METHOD_SLOTS; i++) {
+        lg_free(srv->methods[i].path);
+    }
+    if (srv->drain_ev) {
+        event_free(srv->drain_ev);
+    }
+    event_free(srv->done_ev);
+    nghttp2_session_callbacks_del(srv->h2cbs);
+    nghttp2_option_del(srv->h2opt);
+    lg_free(srv);
+}
+
+int lg_grpc_server_register(lg_grpc_server *srv, const char *path, enum lg_grpc_method_kind kind,
+                            const struct lg_grpc_method_cbs *cbs, void *user_data)
+{
+    if (!path || path[0] != '/' || !strchr(path + 1, '/') || !cbs || !cbs->on_message ||
+        !cbs->on_close || (unsigned)kind > (unsigned)LG_GRPC_BIDI_STREAMING) {
+        return LG_ERR_INVALID;
+    }
+    size_t len = strlen(path);
+    if (srv_find_method(srv, path, len)) {
+        return LG_ERR_STATE;
+    }
+    if (srv->nmethods >= LG_GRPC_SERVER_MAX_METHODS) {
+        return LG_ERR_EXHAUSTED;
+    }
+    uint32_t i = srv_hash(path, len) & (SRV_METHOD_SLOTS - 1u);
+    while (srv->methods[i].path) {
+        i = (i + 1u) & (SRV_METHOD_SLOTS - 1u);
+    }
+    char *copy = lg_strndup(path, len);
+    if (!copy) {
+        return LG_ERR_NOMEM;
+    }
+    srv->methods[i] = (struct srv_method){copy, len, kind, *cbs, user_data};
+    srv->nmethods++;
+    return LG_OK;
+}
+
+int lg_grpc_server_add_shutdown_hook(lg_grpc_server *srv, lg_grpc_server_shutdown_cb cb,
+                                     void *user_data)
+{
+    if (srv->nhooks >= LG_GRPC_MAX_SHUTDOWN_HOOKS) {
+        return LG_ERR_EXHAUSTED;
+    }
+    srv->hooks[srv->nhooks++] = (struct srv_hook){cb, user_data};
+    return LG_OK;
+}
+
+bool lg_grpc_server_is_shutting_down(const lg_grpc_server *srv)
+{
+    return srv->shutting_down;
+}
+
+size_t lg_grpc_server_get_conn_count(const lg_grpc_server *srv)
+{
+    return srv->nconns;
+}
+
+size_t lg_grpc_server_get_call_count(const lg_grpc_server *srv)
+{
+    return srv->ncalls;
+}
+
+/* ---- calls: lifetime -------------------------------------------------------------------- */
+
+static void call_on_deadline(evutil_socket_t fd, short what, void *arg);
+
+static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
+{
+    lg_arena *arena;
+    if (lg_arena_new(&arena, 0, LG_GRPC_SERVER_CALL_ARENA_BYTES) != LG_OK) {
+        return NULL;
+    }
+    lg_grpc_call *call = lg_arena_alloc(arena, sizeof(*call));
+    if (!call) {
+        lg_arena_free(arena);
+        return NULL;
+    }
+    memset(call, 0, sizeof(*call));
+    call->arena = arena;
+    call->conn = c;
+    call->stream_id = stream_id;
+    call->deadline_ms = -1;
+    lg_buf_init(&call->unary_msg, c->srv->opts.max_recv_msg_bytes);
+    lg_buf_init(&call->scratch, c->srv->opts.max_recv_msg_bytes);
+    call->next = c->calls;
+    if (c->calls) {
+        c->calls->prev = call;
+    }
+    c->calls = call;
+    c->srv->ncalls++;
+    return call;
+}
+
+/* Frees |call| (no callback). The caller has made sure nghttp2 no longer refers to it. */
+static void call_free(lg_grpc_call *call)
+{
+    struct srv_conn *c = call->conn;
+    if (call->prev) {
+        call->prev->next = call->next;
+    } else {
+        c->calls = call->next;
+    }
+    if (call->next) {
+        call->next->prev = call->prev;
+    }
+    if (call->want_writable && c->writable_waiters > 0) {
+        c->writable_waiters--;
+    }
+    c->srv->ncalls--;
+    if (call->deadline_ev) {
+        event_free(call->deadline_ev);
+    }
+    if (call->sendq) {
+        evbuffer_free(call->sendq);
+    }
+    lg_grpc_frame_reader_free(call->reader);
+    lg_buf_deinit(&call->unary_msg);
+    lg_buf_deinit(&call->scratch);
+    lg_arena_free(call->arena); /* frees |call| itself */
+}
+
+/* Tells the handler the call ended (once) and frees it. */
+static void call_end(lg_grpc_call *call, enum lg_grpc_close_reason reason)
+{
+    call->ended = true;
+    if (call->started && call->method) {
+        struct lg_log_ctx ctx = {.conn = call->conn->id};
+        lg_log(LG_LOG_DEBUG, &ctx, "call_close", "stream=%d method=%s reason=%d",
+               (int)call->stream_id, call->method->path, (int)reason);
+        call->in_close_cb = true;
+        call->method->cbs.on_close(call, reason, call->user_data);
+    }
+    call_free(call);
+}
+
+static enum lg_grpc_close_reason call_reason(const lg_grpc_call *call, uint32_t error_code)
+{
+    if (call->deadline_hit) {
+        return LG_GRPC_CLOSE_DEADLINE;
+    }
+    if (call->runtime_failed) {
+        return LG_GRPC_CLOSE_ERROR;
+    }
+    if (call->cancelled_by_server) {
+        return LG_GRPC_CLOSE_CANCELLED;
+    }
+    if (call->trailers_sent && (error_code == NGHTTP2_NO_ERROR)) {
+        return LG_GRPC_CLOSE_FINISHED;
+    }
+    if (call->trailers_sent && call->half_closed) {
+        return LG_GRPC_CLOSE_FINISHED;
+    }
+    if (call->trailers_sent && call->finished) {
+        return LG_GRPC_CLOSE_FINISHED;
+    }
+    if (call->conn->srv->shutting_down && error_code == NGHTTP2_REFUSED_STREAM) {
+        return LG_GRPC_CLOSE_SHUTDOWN;
+    }
+    return LG_GRPC_CLOSE_CANCELLED;
+}
+
+/* ---- calls: response side -------------------------------------------------------------- */
+
+#define SRV_NV(n, v)                                                                           \
+    {(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, sizeof(v) - 1,        \
+     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+
+static nghttp2_nv srv_nv_str(const char *name, const char *value)
+{
+    nghttp2_nv nv = {(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, strlen(name),
+                     strlen(value), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+    return nv;
+}
+
+static size_t srv_nv_count(const struct srv_nv *l)
+{
+    size_t n = 0;
+    for (; l; l = l->next) {
+        n++;
+    }
+    return n;
+}
+
+/* Appends the entries of |l| (in insertion order) to |nva| from index |*n|. */
+static void srv_nv_append(nghttp2_nv *nva, size_t *n, const struct srv_nv *l)
+{
+    for (; l; l = l->next) {
+        nva[(*n)++] = l->nv;
+    }
+}
+
+static ssize_t call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                              size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                              void *user_data);
+
+/* Fixed response header fields: :status, content-type, grpc-accept-encoding, grpc-encoding. */
+#define SRV_RESP_FIXED_NV 4
+
+static int call_submit_headers(lg_grpc_call *call)
+{
+    size_t n = 0;
+    nghttp2_nv *nva =
+        lg_arena_alloc(call->arena, sizeof(*nva) * (SRV_RESP_FIXED_NV + srv_nv_count(call->init_md)));
+    if (!nva) {
+        return LG_ERR_NOMEM;
+    }
+    static const nghttp2_nv st = SRV_NV(":status", "200");
+    static const nghttp2_nv ct = SRV_NV("content-type", "application/grpc");
+    static const nghttp2_nv ae = SRV_NV("grpc-accept-encoding", "identity,gzip");
+    static const nghttp2_nv ge = SRV_NV("grpc-encoding", "gzip");
+    nva[n++] = st;
+    nva[n++] = ct;
+    nva[n++] = ae;
+    if (call->compress) {
+        nva[n++] = ge;
+    }
+    srv_nv_append(nva, &n, call->init_md);
+    nghttp2_data_provider prd;
+    prd.source.ptr = call;
+    prd.read_callback = call_data_read;
+    int rv = nghttp2_submit_response(call->conn->h2, call->stream_id, nva, n, &prd);
+    if (rv != 0) {
+        return rv == NGHTTP2_ERR_NOMEM ? LG_ERR_NOMEM : LG_ERR_STATE;
+    }
+    call->headers_sent = true;
+    return LG_OK;
+}
+
+/* Builds the trailer fields (grpc-status, grpc-message, trailing metadata) into |nva| from
+ * index |*n|. |nva| has room for 2 + count(trail_md) more entries. */
+static void call_trailer_nv(lg_grpc_call *call, nghttp2_nv *nva, size_t *n)
+{
+    char *st = lg_arena_alloc(call->arena, SRV_STATUS_TEXT_BYTES);
+    if (st) {
+        snprintf(st, SRV_STATUS_TEXT_BYTES, "%d", call->status);
+        nva[(*n)++] = srv_nv_str("grpc-status", st);
+    } else {
+        static const nghttp2_nv unk = SRV_NV("grpc-status", "2");
+        nva[(*n)++] = unk;
+    }
+    if (call->status_msg && call->status_msg[0]) {
+        nva[(*n)++] = srv_nv_str("grpc-message", call->status_msg);
+    }
+    srv_nv_append(nva, n, call->trail_md);
+}
+
+static ssize_t call_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                              size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                              void *user_data)
+{
+    (void)buf;
+    (void)user_data;
+    lg_grpc_call *call = source->ptr;
+    size_t queued = evbuffer_get_length(call->sendq);
+    if (queued == 0 && !call->finished) {
+        call->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t take = queued < length ? queued : length;
+    if (take) {
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    }
+    if (take == queued && call->finished) {
+        /* All data out: end the DATA stream here and send the trailers with END_STREAM
+         * (submit_trailer inside the read callback is the earliest valid point). */
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        nghttp2_nv *nva =
+            lg_arena_alloc(call->arena, sizeof(*nva) * (2 + srv_nv_count(call->trail_md)));
+        if (!nva) {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+        }
+        size_t n = 0;
+        call_trailer_nv(call, nva, &n);
+        if (nghttp2_submit_trailer(session, stream_id, nva, n) != 0) {
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+    }
+    return (ssize_t)take;
+}
+
+static bool call_is_open(const lg_grpc_call *call)
+{
+    return !call->ended && !call->conn->closing && !call->in_close_cb;
+}
+
+static int call_prepare_send(lg_grpc_call *call)
+{
+    if (!call_is_open(call)) {
+        return LG_ERR_CLOSED;
+    }
+    if (call->finished) {
+        return LG_ERR_STATE;
+    }
+    size_t queued = call->sendq ? evbuffer_get_length(call->sendq) : 0;
+    if (queued >= call->conn->srv->opts.call_send_queue_bytes) {
+        if (!call->want_writable) {
+            call->want_writable = true;
+            call->conn->writable_waiters++;
+        }
+        return LG_ERR_AGAIN;
+    }
+    if (!call->sendq) {
+        call->sendq = evbuffer_new();
+        if (!call->sendq) {
+            return LG_ERR_NOMEM;
+        }
+    }
+    if (!call->headers_sent) {
+        return call_submit_headers(call);
+    }
+    return LG_OK;
+}
+
+static void call_kick(lg_grpc_call *call)
+{
+    if (call->deferred) {
+        call->deferred = false;
+        nghttp2_session_resume_data(call->conn->h2, call->stream_id);
+    }
+    conn_schedule_flush(call->conn);
+}
+
+static int call_queue_gzip(lg_grpc_call *call, const uint8_t *msg, size_t len)
+{
+    lg_buf_reset(&call->scratch);
+    int rc = lg_grpc_frame_encode(&call->scratch, msg, len, true);
+    if (rc == LG_OK && evbuffer_add(call->sendq, call->scratch.data, call->scratch.len) != 0) {
+        rc = LG_ERR_NOMEM;
+    }
+    lg_buf_reset(&call->scratch);
+    return rc;
+}
+
+int lg_grpc_call_send(lg_grpc_call *call, const uint8_t *msg, size_t len)
+{
+    int rc = call_prepare_send(call);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    if (len > LG_GRPC_FRAME_MAX_PAYLOAD_BYTES) {
+        return LG_ERR_TOO_LARGE;
+    }
+    if (call->compress) {
+        rc = call_queue_gzip(call, msg, len);
+    } else {
+        uint8_t prefix[LG_GRPC_FRAME_PREFIX_BYTES];
+        lg_grpc_frame_write_prefix(prefix, false, len);
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(call->sendq, (ev_ssize_t)(sizeof(prefix) + len), &v, 1) !=
+            1) {
+            return LG_ERR_NOMEM;
+        }
+        memcpy(v.iov_base, prefix, sizeof(prefix));
+        if (len) {
+            memcpy((uint8_t *)v.iov_base + sizeof(prefix), msg, len);
+        }
+        v.iov_len = sizeof(prefix) + len;
+        rc = evbuffer_commit_space(call->sendq, &v, 1) == 0 ? LG_OK : LG_ERR_NOMEM;
+    }
+    if (rc == LG_OK) {
+        call_kick(call);
+    }
+    return rc;
+}
+
+int lg_grpc_call_send_pb(lg_grpc_call *call, const struct ProtobufCMessage *m)
+{
+    int rc = call_prepare_send(call);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    size_t len = protobuf_c_message_get_packed_size(m);
+    if (len > LG_GRPC_FRAME_MAX_PAYLOAD_BYTES) {
+        return LG_ERR_TOO_LARGE;
+    }
+    if (call->compress) {
+        /* Compression needs the packed bytes first; pack into the arena-independent scratch
+         * by way of a temporary buffer. */
+        uint8_t *tmp = lg_malloc(len);
+        if (!tmp) {
+            return LG_ERR_NOMEM;
+        }
+        protobuf_c_message_pack(m, tmp);
+        rc = call_queue_gzip(call, tmp, len);
+        lg_free(tmp);
+    } else {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(call->sendq, (ev_ssize_t)(LG_GRPC_FRAME_PREFIX_BYTES + len),
+                                   &v, 1) != 1) {
+            return LG_ERR_NOMEM;
+        }
+        lg_grpc_frame_write_prefix(v.iov_base, false, len);
+        protobuf_c_message_pack(m, (uint8_t *)v.iov_base + LG_GRPC_FRAME_PREFIX_BYTES);
+        v.iov_len = LG_GRPC_FRAME_PREFIX_BYTES + len;
+        rc = evbuffer_commit_space(call->sendq, &v, 1) == 0 ? LG_OK : LG_ERR_NOMEM;
+    }
+    if (rc == LG_OK) {
+        call_kick(call);
+    }
+    return rc;
+}
+
+int lg_grpc_call_set_compress(lg_grpc_call *call, bool on)
+{
+    if (!call_is_open(call)) {
+        return LG_ERR_CLOSED;
+    }
+    if (call->headers_sent) {
+        return LG_ERR_STATE;
+    }
+    call->compress = on && call->accepts_gzip;
+    return LG_OK;
+}
+
+static int call_add_md(lg_grpc_call *call, struct srv_nv **list, const char *key,
+                       const uint8_t *val, size_t len)
+{
+    size_t klen = key ? strlen(key) : 0;
+    if (!key || !lg_grpc_frame_is_valid_key((const uint8_t *)key, klen) ||
+        lg_grpc_frame_is_reserved_key((const uint8_t *)key, klen) || (!val && len)) {
+        return LG_ERR_INVALID;
+    }
+    const uint8_t *v = val;
+    size_t vlen = len;
+    struct lg_buf enc;
+    lg_buf_init(&enc, LG_GRPC_SERVER_MAX_RESPONSE_METADATA_BYTES);
+    if (lg_grpc_frame_is_bin_key((const uint8_t *)key, klen)) {
+        int rc = lg_grpc_frame_base64_encode(val, len, &enc);
+        if (rc != LG_OK) {
+            lg_buf_deinit(&enc);
+            return rc;
+        }
+        v = enc.data ? enc.data : (const uint8_t *)"";
+        vlen = enc.len;
+    } else if (!lg_grpc_frame_is_valid_ascii_value(val, len)) {
+        return LG_ERR_INVALID;
+    }
+    int rc = LG_OK;
+    if (call->resp_md_bytes + klen + vlen > LG_GRPC_SERVER_MAX_RESPONSE_METADATA_BYTES) {
+        rc = LG_ERR_TOO_LARGE;
+        goto out_free_enc;
+    }
+    struct srv_nv *e = lg_arena_alloc(call->arena, sizeof(*e));
+    char *k = lg_arena_strndup(call->arena, key, klen);
+    char *vv = lg_arena_strndup(call->arena, (const char *)v, vlen);
+    if (!e || !k || !vv) {
+        rc = LG_ERR_NOMEM;
+        goto out_free_enc;
+    }
+    e->nv = (nghttp2_nv){(uint8_t *)k, (uint8_t *)vv, klen, vlen,
+                         NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+    e->next = NULL;
+    /* Keep insertion order: append at the tail. */
+    struct srv_nv **tail = list;
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = e;
+    call->resp_md_bytes += klen + vlen;
+out_free_enc:
+    lg_buf_deinit(&enc);
+    return rc;
+}
+
+int lg_grpc_call_add_initial_metadata(lg_grpc_call *call, const char *key, const uint8_t *val,
+                                      size_t len)
+{
+    if (!call_is_open(call)) {
+        return LG_ERR_CLOSED;
+    }
+    if (call->headers_sent || call->finished) {
+        return LG_ERR_STATE;
+    }
+    return call_add_md(call, &call->init_md, key, val, len);
+}
+
+int lg_grpc_call_add_trailing_metadata(lg_grpc_call *call, const char *key, const uint8_t *val,
+                                       size_t len)
+{
+    if (!call_is_open(call)) {
+        return LG_ERR_CLOSED;
+    }
+    if (call->finished) {
+        return LG_ERR_STATE;
+    }
+    return call_add_md(call, &call->trail_md, key, val, len);
+}
+
+static int call_set_status(lg_grpc_call *call, int status, const char *message)
+{
+    call->status = status;
+    call->status_msg = NULL;
+    if (!message || !message[0]) {
+        return LG_OK;
+    }
+    struct lg_buf b;
+    lg_buf_init(&b, LG_GRPC_SERVER_MAX_STATUS_MESSAGE_BYTES);
+    size_t len = strlen(message);
+    int rc = lg_grpc_frame_percent_encode((const uint8_t *)message, len, &b);
+    if (rc == LG_ERR_TOO_LARGE) {
+        /* Too long: send a cut message rather than none (a cut %XX is still decodable). */
+        lg_buf_reset(&b);
+        rc = lg_grpc_frame_percent_encode((const uint8_t *)message,
+                                          LG_GRPC_SERVER_MAX_STATUS_MESSAGE_BYTES / 3u, &b);
+    }
+    if (rc == LG_OK) {
+        call->status_msg = lg_arena_strndup(call->arena, (const char *)b.data, b.len);
+        rc = call->status_msg ? LG_OK : LG_ERR_NOMEM;
+    }
+    lg_buf_deinit(&b);
+    return rc;
+}
+
+/* Trailers-Only response: one HEADERS frame with END_STREAM. */
+static int call_submit_trailers_only(lg_grpc_call *call, int http_status, bool accept_encoding)
+{
+    nghttp2_nv *nva = lg_arena_alloc(call->arena,
+                                     sizeof(*nva) * (5 + srv_nv_count(call->init_md) +
+                                                     srv_nv_count(call->trail_md)));
+    if (!nva) {
+        return LG_ERR_NOMEM;
+    }
+    size_t n = 0;
+    char *hs = lg_arena_alloc(call->arena, SRV_STATUS_TEXT_BYTES);
+    if (!hs) {
+        return LG_ERR_NOMEM;
+    }
+    snprintf(hs, SRV_STATUS_TEXT_BYTES, "%d", http_status);
+    nva[n++] = srv_nv_str(":status", hs);
+    static const nghttp2_nv ct = SRV_NV("content-type", "application/grpc");
+    static const nghttp2_nv ae = SRV_NV("grpc-accept-encoding", "identity,gzip");
+    nva[n++] = ct;
+    if (accept_encoding) {
+        nva[n++] = ae;
+    }
+    srv_nv_append(nva, &n, call->init_md);
+    call_trailer_nv(call, nva, &n);
+    int rv = nghttp2_submit_response(call->conn->h2, call->stream_id, nva, n, NULL);
+    if (rv != 0) {
+        return rv == NGHTTP2_ERR_NOMEM ? LG_ERR_NOMEM : LG_ERR_STATE;
+    }
+    call->headers_sent = true;
+    call->finished = true;
+    conn_schedule_flush(call->conn);
+    return LG_OK;
+}
+
+int lg_grpc_call_finish(lg_grpc_call *call, int status, const char *message)
+{
+    if (!call_is_open(call)) {
+        return LG_ERR_CLOSED;
+    }
+    if (call->finished) {
+        return LG_ERR_STATE;
+    }
+    if (status < 0 || status > LG_GRPC_UNAUTHENTICATED) {
+        return LG_ERR_INVALID;
+    }
+    int rc = call_set_status(call, status, message);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    if (!call->headers_sent) {
+        return call_submit_trailers_only(call, 200, false);
+    }
+    call->finished = true;
+    call_kick(call);
+    return LG_OK;
+}
+
+int lg_grpc_call_cancel(lg_grpc_call *call)
+{
+    if (!call_is_open(call)) {
+        return LG_ERR_CLOSED;
+    }
+    call->cancelled_by_server = true;
+    call->ended = true;
+    nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+                              NGHTTP2_CANCEL);
+    conn_schedule_flush(call->conn);
+    return LG_OK;
+}
+
+/* Ends a call from the runtime with an error status (Trailers-Only when nothing was sent).
+ * The handler, if started, learns it through on_close(LG_GRPC_CLOSE_ERROR). */
+static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_status,
+                             const char *msg, bool accept_encoding)
+{
+    struct lg_log_ctx ctx = {.conn = call->conn->id};
+    lg_log(LG_LOG_INFO, &ctx, "call_error", "stream=%d path=%s http=%d grpc_status=%d msg=%s",
+           (int)call->stream_id, call->path ? call->path : "-", http_status, grpc_status, msg);
+    call->runtime_failed = true;
+    if (call->finished) {
+        /* The handler already finished; a late protocol error just resets the stream. */
+        nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        call->ended = true;
+        return LG_OK;
+    }
+    call->trail_md = NULL;
+    int rc = call_set_status(call, grpc_status, msg);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    if (!call->headers_sent) {
+        call->init_md = NULL;
+        rc = call_submit_trailers_only(call, http_status, accept_encoding);
+    } else {
+        call->finished = true;
+        if (call->sendq) {
+            evbuffer_drain(call->sendq, evbuffer_get_length(call->sendq));
+        }
+        call_kick(call);
+    }
+    call->ended = true; /* handler calls now get LG_ERR_CLOSED */
+    return rc;
+}
+
+/* ---- calls: accessors ------------------------------------------------------------------- */
+
+const uint8_t *lg_grpc_call_get_metadata(const lg_grpc_call *call, const char *key,
+                                         size_t *len_out)
+{
+    for (const struct srv_md *m = call->md_head; m; m = m->next) {
+        if (strcmp(m->key, key) == 0) {
+            if (len_out) {
+                *len_out = m->len;
+            }
+            return m->val;
+        }
+    }
+    return NULL;
+}
+
+void lg_grpc_call_foreach_metadata(const lg_grpc_call *call, lg_grpc_metadata_cb cb,
+                                   void *user_data)
+{
+    for (const struct srv_md *m = call->md_head; m; m = m->next) {
+        cb(m->key, m->val, m->len, user_data);
+    }
+}
+
+int64_t lg_grpc_call_get_deadline_ms(const lg_grpc_call *call)
+{
+    return call->deadline_ms;
+}
+
+int64_t lg_grpc_call_get_remaining_ms(const lg_grpc_call *call)
+{
+    if (call->deadline_ms < 0) {
+        return -1;
+    }
+    int64_t left = call->deadline_ms - lg_loop_now_ms();
+    return left > 0 ? left : 0;
+}
+
+const char *lg_grpc_call_get_peer(const lg_grpc_call *call)
+{
+    return call->conn->peer;
+}
+
+const char *lg_grpc_call_get_method(const lg_grpc_call *call)
+{
+    return call->method ? call->method->path : (call->path ? call->path : "");
+}
+
+lg_arena *lg_grpc_call_get_arena(lg_grpc_call *call)
+{
+    return call->arena;
+}
+
+uint64_t lg_grpc_call_get_conn_id(const lg_grpc_call *call)
+{
+    return call->conn->id;
+}
+
+int32_t lg_grpc_call_get_stream_id(const lg_grpc_call *call)
+{
+    return call->stream_id;
+}
+
+bool lg_grpc_call_is_cancelled(const lg_grpc_call *call)
+{
+    return call->ended || call->conn->closing;
+}
+
+bool lg_grpc_call_accepts_gzip(const lg_grpc_call *call)
+{
+    return call->accepts_gzip;
+}
+
+size_t lg_grpc_call_get_queued_bytes(const lg_grpc_call *call)
+{
+    return call->sendq ? evbuffer_get_length(call->sendq) : 0;
+}
+
+void *lg_grpc_call_get_user_data(const lg_grpc_call *call)
+{
+    return call->user_data;
+}
+
+void lg_grpc_call_set_user_data(lg_grpc_call *call, void *user_data)
+{
+    call->user_data = user_data;
+}
+
+lg_grpc_server *lg_grpc_call_get_server(const lg_grpc_call *call)
+{
+    return call->conn->srv;
+}
+
+/* ---- request side: headers --------------------------------------------------------------- */
+
+static bool srv_eq(const uint8_t *p, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    return len == n && memcmp(p, lit, n) == 0;
+}
+
+/* Does a grpc-accept-encoding / grpc-encoding list contain "gzip"? */
+static bool srv_list_has_gzip(const uint8_t *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == ',')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < len && v[i] != ',' && v[i] != ' ') {
+            i++;
+        }
+        if (srv_eq(v + start, i - start, "gzip")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct srv_bin_ctx {
+    lg_grpc_call *call;
+    const char *key;
+    int rc;
+};
+
+static int call_store_md(lg_grpc_call *call, const char *key, const uint8_t *val, size_t len)
+{
+    if (call->nmd >= LG_GRPC_SERVER_MAX_METADATA) {
+        call->md_bad = true;
+        return LG_OK;
+    }
+    struct srv_md *m = lg_arena_alloc(call->arena, sizeof(*m));
+    char *v = lg_arena_strndup(call->arena, (const char *)val, len);
+    if (!m || !v) {
+        return LG_ERR_NOMEM;
+    }
+    *m = (struct srv_md){NULL, key, (const uint8_t *)v, len};
+    if (call->md_tail) {
+        call->md_tail->next = m;
+    } else {
+        call->md_head = m;
+    }
+    call->md_tail = m;
+    call->nmd++;
+    return LG_OK;
+}
+
+static int call_on_bin_value(struct lg_slice value, void *user_data)
+{
+    struct srv_bin_ctx *bc = user_data;
+    return call_store_md(bc->call, bc->key, value.ptr ? value.ptr : (const uint8_t *)"",
+                         value.len);
+}
+
+static int call_on_metadata(lg_grpc_call *call, const uint8_t *name, size_t namelen,
+                            const uint8_t *value, size_t valuelen)
+{
+    if (lg_grpc_frame_is_reserved_key(name, namelen) || srv_eq(name, namelen, "te") ||
+        srv_eq(name, namelen, "content-type") || srv_eq(name, namelen, "user-agent")) {
+        if (srv_eq(name, namelen, "user-agent")) {
+            /* kept: useful to handlers and logs */
+        } else {
+            return LG_OK;
+        }
+    }
+    char *key = lg_arena_strndup(call->arena, (const char *)name, namelen);
+    if (!key) {
+        return LG_ERR_NOMEM;
+    }
+    if (!lg_grpc_frame_is_bin_key(name, namelen)) {
+        return call_store_md(call, key, value, valuelen);
+    }
+    struct lg_buf scratch;
+    lg_buf_init(&scratch, call->conn->srv->opts.max_header_list_bytes);
+    struct srv_bin_ctx bc = {call, key, LG_OK};
+    int rc = lg_grpc_frame_bin_decode_list(value, valuelen, &scratch, call_on_bin_value, &bc);
+    lg_buf_deinit(&scratch);
+    if (rc == LG_ERR_NOMEM) {
+        return rc;
+    }
+    if (rc != LG_OK) {
+        call->md_bad = true; /* bad base64: the request is refused once headers end */
+    }
+    return LG_OK;
+}
+
+static int srv_on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                         const uint8_t *name, size_t namelen, const uint8_t *value,
+                         size_t valuelen, uint8_t flags, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS) {
+        return 0;
+    }
+    lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!call || call->headers_sent) {
+        return 0; /* client trailers or an already answered stream: ignore */
+    }
+    /* RFC 7541 section 4.1 entry size: name + value + 32. */
+    call->header_bytes += namelen + valuelen + 32u;
+    if (call->header_bytes > call->conn->srv->opts.max_header_list_bytes) {
+        call->hdr_too_large = true;
+        return 0;
+    }
+    if (call->hdr_too_large) {
+        return 0;
+    }
+    if (name[0] == ':') {
+        if (srv_eq(name, namelen, ":method")) {
+            call->is_post = srv_eq(value, valuelen, "POST");
+        } else if (srv_eq(name, namelen, ":path")) {
+            call->path = lg_arena_strndup(call->arena, (const char *)value, valuelen);
+            if (!call->path) {
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            }
+        }
+        return 0;
+    }
+    if (srv_eq(name, namelen, "content-type")) {
+        call->ct_seen = true;
+        call->ct_ok = lg_grpc_frame_is_grpc_content_type(value, valuelen);
+    } else if (srv_eq(name, namelen, "grpc-encoding")) {
+        if (srv_eq(value, valuelen, "gzip")) {
+            call->req_enc = SRV_ENC_GZIP;
+        } else if (!srv_eq(value, valuelen, "identity")) {
+            call->req_enc = SRV_ENC_UNSUPPORTED;
+        }
+    } else if (srv_eq(name, namelen, "grpc-accept-encoding")) {
+        call->accepts_gzip = srv_list_has_gzip(value, valuelen);
+    } else if (srv_eq(name, namelen, "grpc-timeout")) {
+        uint64_t ns;
+        if (lg_grpc_frame_timeout_parse(value, valuelen, &ns) != LG_OK) {
+            call->timeout_bad = true;
+        } else {
+            uint64_t ms = ns / 1000000u + (ns % 1000000u ? 1u : 0u);
+            if (ms > (uint64_t)INT32_MAX * 1000u) {
+                ms = (uint64_t)INT32_MAX * 1000u; /* far future: effectively none */
+            }
+            call->deadline_ms = lg_loop_now_ms() + (int64_t)ms;
+        }
+    }
+    if (call_on_metadata(call, name, namelen, value, valuelen) != LG_OK) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+static int srv_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
+                                void *user_data)
+{
+    struct srv_conn *c = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    lg_grpc_call *call = call_new(c, frame->hd.stream_id);
+    if (!call) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* refuses this stream only */
+    }
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+    c->ping_strikes = 0;
+    return 0;
+}
+
+static void call_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_grpc_call *call = arg;
+    if (call->ended) {
+        return;
+    }
+    struct lg_log_ctx ctx = {.conn = call->conn->id};
+    lg_log(LG_LOG_INFO, &ctx, "call_deadline", "stream=%d method=%s", (int)call->stream_id,
+           lg_grpc_call_get_method(call));
+    call->deadline_hit = true;
+    call->ended = true;
+    /* The client's own deadline yields DEADLINE_EXCEEDED; the server cancels locally and
+     * resets the stream, which also drops whatever is still queued (PROTOCOL-HTTP2.md). */
+    nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+                              NGHTTP2_CANCEL);
+    conn_schedule_flush(call->conn);
+}
+
+/* The request headers are complete: validate, route and start the call. */
+static int call_on_request_headers(lg_grpc_call *call)
+{
+    lg_grpc_server *srv = call->conn->srv;
+    if (call->hdr_too_large) {
+        return call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
+                                 "request metadata too large", false);
+    }
+    if (!call->is_post) {
+        return call_submit_error(call, 405, LG_GRPC_INTERNAL, "gRPC requires POST", false);
+    }
+    if (!call->ct_ok) {
+        return call_submit_error(call, 415, LG_GRPC_INTERNAL,
+                                 "invalid gRPC request content-type", false);
+    }
+    if (call->md_bad || call->timeout_bad) {
+        return call_submit_error(call, 200, LG_GRPC_INTERNAL, "malformed request metadata",
+                                 false);
+    }
+    const struct srv_method *m =
+        call->path ? srv_find_method(srv, call->path, strlen(call->path)) : NULL;
+    if (!m) {
+        char msg[LG_GRPC_SERVER_MAX_STATUS_MESSAGE_BYTES / 4];
+        snprintf(msg, sizeof(msg), "unknown method %s", call->path ? call->path : "(none)");
+        return call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED, msg, false);
+    }
+    if (call->req_enc == SRV_ENC_UNSUPPORTED) {
+        return call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED,
+                                 "unsupported grpc-encoding", true);
+    }
+    call->method = m;
+    call->user_data = m->user_data;
+    if (call->deadline_ms >= 0) {
+        int64_t left = call->deadline_ms - lg_loop_now_ms();
+        if (left < 0) {
+            left = 0;
+        }
+        call->deadline_ev = evtimer_new(srv->base, call_on_deadline, call);
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
+        if (!call->deadline_ev || evtimer_add(call->deadline_ev, &tv) != 0) {
+            return LG_ERR_NOMEM;
+        }
+    }
+    if (m->cbs.on_start) {
+        int rc = m->cbs.on_start(call, call->user_data);
+        if (rc != LG_OK) {
+            return call_submit_error(call, 200, lg_err_grpc_status(rc), lg_err_str(rc), false);
+        }
+    }
+    call->started = true;
+    return LG_OK;
+}
+
+/* ---- request side: messages ------------------------------------------------------------- */
+
+static int call_on_frame_msg(const struct lg_grpc_frame_msg *msg, void *user_data)
+{
+    lg_grpc_call *call = user_data;
+    if (call->ended || call->finished) {
+        return LG_OK; /* answered already: drain silently */
+    }
+    const uint8_t *p = msg->data.ptr;
+    size_t len = msg->data.len;
+    if (msg->compressed) {
+        if (call->req_enc != SRV_ENC_GZIP) {
+            return call_submit_error(call, 200, LG_GRPC_INTERNAL,
+                                     "compressed message without grpc-encoding", false);
+        }
+        lg_buf_reset(&call->scratch);
+        int rc = lg_grpc_frame_gunzip(p, len, &call->scratch);
+        if (rc == LG_ERR_TOO_LARGE) {
+            return call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
+                                     "decompressed message larger than the receive limit",
+                                     false);
+        }
+        if (rc != LG_OK) {
+            return call_submit_error(call, 200, LG_GRPC_INTERNAL, "failed to decompress message",
+                                     false);
+        }
+        p = call->scratch.data ? call->scratch.data : (const uint8_t *)"";
+        len = call->scratch.len;
+    }
+    call->nmsgs++;
+    enum lg_grpc_method_kind kind = call->method->kind;
+    if (kind == LG_GRPC_UNARY || kind == LG_GRPC_SERVER_STREAMING) {
+        if (call->nmsgs > 1) {
+            return call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED,
+                                     "more than one request message for a unary request",
+                                     false);
+        }
+        lg_buf_reset(&call->unary_msg);
+        if (len && lg_buf_append(&call->unary_msg, p, len) != LG_OK) {
+            return LG_ERR_NOMEM;
+        }
+        return LG_OK;
+    }
+    call->method->cbs.on_message(call, p, len, call->user_data);
+    return LG_OK;
+}
+
+static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                             const uint8_t *data, size_t len, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!call || !call->started || call->ended || call->finished) {
+        return 0;
+    }
+    if (!call->reader &&
+        lg_grpc_frame_reader_new(&call->reader, call->conn->srv->opts.max_recv_msg_bytes) !=
+            LG_OK) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    int rc = lg_grpc_frame_reader_feed(call->reader, data, len, call_on_frame_msg, call);
+    if (rc == LG_ERR_TOO_LARGE) {
+        call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
+                          "received message larger than max", false);
+    } else if (rc == LG_ERR_MALFORMED) {
+        call_submit_error(call, 200, LG_GRPC_INTERNAL, "malformed message frame", false);
+    } else if (rc == LG_ERR_NOMEM) {
+        call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
+    }
+    return 0;
+}
+
+/* The client half-closed (END_STREAM on DATA or HEADERS). */
+static void call_on_half_close(lg_grpc_call *call)
+{
+    call->half_closed = true;
+    if (!call->started || call->ended || call->finished) {
+        return;
+    }
+    if (call->reader && lg_grpc_frame_reader_finish(call->reader) != LG_OK) {
+        call_submit_error(call, 200, LG_GRPC_INTERNAL,
+                          "request stream ended inside a message", false);
+        return;
+    }
+    enum lg_grpc_method_kind kind = call->method->kind;
+    if (kind == LG_GRPC_UNARY || kind == LG_GRPC_SERVER_STREAMING) {
+        if (call->nmsgs != 1) {
+            call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED,
+                              "expected exactly one request message", false);
+            return;
+        }
+        const uint8_t *p = call->unary_msg.data ? call->unary_msg.data : (const uint8_t *)"";
+        call->method->cbs.on_message(call, p, call->unary_msg.len, call->user_data);
+        return;
+    }
+    if (call->method->cbs.on_half_close) {
+        call->method->cbs.on_half_close(call, call->user_data);
+    }
+}
+
+static void conn_send_final_goaway(struct srv_conn *c);
+
+static void conn_on_client_ping(struct srv_conn *c)
+{
+    lg_grpc_server *srv = c->srv;
+    int64_t now = lg_loop_now_ms();
+    if (c->calls == NULL && c->last_client_ping_ms > 0 &&
+        now - c->last_client_ping_ms < (int64_t)srv->opts.min_ping_interval_ms) {
+        c->ping_strikes++;
+        if (c->ping_strikes > srv->opts.max_ping_strikes) {
+            static const char reason[] = "too_many_pings";
+            lg_log(LG_LOG_WARN, SRV_CTX(c), "ping_flood",
+                   "peer=%s strikes=%u", c->peer, c->ping_strikes);
+            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(c->h2),
+                                  NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)reason,
+                                  sizeof(reason) - 1);
+            c->close_after_write = true;
+        }
+    }
+    c->last_client_ping_ms = now;
+}
+
+static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                             void *user_data)
+{
+    struct srv_conn *c = user_data;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA: {
+        lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (!call) {
+            return 0;
+        }
+        if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            int rc = call_on_request_headers(call);
+            if (rc == LG_ERR_NOMEM) {
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            }
+        }
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            call_on_half_close(call);
+        }
+        break;
+    }
+    case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+            c->ping_outstanding = false;
+            if (c->shutdown_notice_sent && !c->final_goaway_sent) {
+                conn_send_final_goaway(c);
+            }
+        } else {
+            conn_on_client_ping(c);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int srv_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                             void *user_data)
+{
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        return 0;
+    }
+    lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!call) {
+        return 0;
+    }
+    call->trailers_sent = true;
+    if (!call->half_closed) {
+        /* Early trailers: tell the client we want no more request data. */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int srv_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                               void *user_data)
+{
+    (void)user_data;
+    lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!call) {
+        return 0;
+    }
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    call_end(call, call_reason(call, error_code));
+    return 0;
+}
+
+/* ---- connection I/O --------------------------------------------------------------------- */
+
+static ssize_t srv_send(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+                        void *user_data)
+{
+    (void)session;
+    (void)flags;
+    struct srv_conn *c = user_data;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) >= LG_GRPC_SERVER_OUTBUF_HIGH_BYTES) {
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
+    if (evbuffer_add(out, data, length) != 0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return (ssize_t)length;
+}
+
+static int srv_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                         size_t length, nghttp2_data_source *source, void *user_data)
+{
+    (void)session;
+    (void)frame;
+    struct srv_conn *c = user_data;
+    lg_grpc_call *call = source->ptr;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) >= LG_GRPC_SERVER_OUTBUF_HIGH_BYTES) {
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
+    if (evbuffer_add(out, framehd, SRV_FRAME_HEADER_BYTES) != 0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    /* Moves whole chains where it can, so message bytes are not copied again. */
+    if (length && evbuffer_remove_buffer(call->sendq, out, length) != (int)length) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+static int srv_setup_h2(lg_grpc_server *srv)
+{
+    if (nghttp2_session_callbacks_new(&srv->h2cbs) != 0) {
+        return LG_ERR_NOMEM;
+    }
+    nghttp2_session_callbacks *cb = srv->h2cbs;
+    nghttp2_session_callbacks_set_send_callback(cb, srv_send);
+    nghttp2_session_callbacks_set_send_data_callback(cb, srv_send_data);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, srv_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, srv_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, srv_on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, srv_on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, srv_on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, srv_on_stream_close);
+    if (nghttp2_option_new(&srv->h2opt) != 0) {
+        nghttp2_session_callbacks_del(srv->h2cbs);
+        return LG_ERR_NOMEM;
+    }
+    /* Bound the reserved stream and closed-stream bookkeeping nghttp2 keeps. */
+    nghttp2_option_set_no_closed_streams(srv->h2opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(srv->h2opt, 4096);
+    return LG_OK;
+}
+
+static void conn_flush(struct srv_conn *c);
+
+static void conn_on_flush_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct srv_conn *c = arg;
+    c->flush_pending = false;
+    conn_flush(c);
+}
+
+static void conn_schedule_flush(struct srv_conn *c)
+{
+    if (!c->flush_pending && !c->closing) {
+        c->flush_pending = true;
+        event_active(c->flush_ev, 0, 0);
+    }
+}
+
+/* Gives on_writable to calls whose queue has drained below half its bound. */
+static void conn_notify_writable(struct srv_conn *c)
+{
+    size_t low = c->srv->opts.call_send_queue_bytes / 2u;
+    lg_grpc_call *call = c->calls;
+    while (call && c->writable_waiters > 0) {
+        lg_grpc_call *next = call->next;
+        if (call->want_writable && !call->ended &&
+            evbuffer_get_length(call->sendq) <= low) {
+            call->want_writable = false;
+            c->writable_waiters--;
+            if (call->method->cbs.on_writable) {
+                call->method->cbs.on_writable(call, call->user_data);
+            }
+        }
+        call = next;
+    }
+}
+
+static void conn_flush(struct srv_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    int rv = nghttp2_session_send(c->h2);
+    if (rv != 0) {
+        lg_log(LG_LOG_WARN, SRV_CTX(c), "h2_send_failed",
+               "err=%s", nghttp2_strerror(rv));
+        conn_close(c);
+        return;
+    }
+    if (c->writable_waiters > 0) {
+        conn_notify_writable(c);
+        if (c->flush_pending) {
+            /* A handler queued more from on_writable: it goes out on the scheduled flush. */
+        }
+    }
+    if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+        c->close_after_write = true;
+    }
+    if (c->close_after_write &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_close(c);
+    }
+}
+
+static void conn_on_read(struct bufferevent *bev, void *arg)
+{
+    struct srv_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->last_activity_ms = lg_loop_now_ms();
+    if (!c->preface_checked) {
+        size_t have = evbuffer_get_length(in);
+        size_t n = have < SRV_PREFACE_LEN ? have : SRV_PREFACE_LEN;
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+        if (p && memcmp(p, SRV_PREFACE, n) != 0) {
+            /* Not HTTP/2. An HTTP/1.x request line gets a plain-text 505; anything else the
+             * nghttp2 session rejects (GOAWAY PROTOCOL_ERROR) below. */
+            bool http1 = n >= 4 && p[0] >= 'A' && p[0] <= 'Z' &&
+                         evbuffer_search(in, " HTTP/1.", 8, NULL).pos >= 0;
+            if (http1) {
+                lg_log(LG_LOG_INFO, SRV_CTX(c),
+                       "http1_refused", "peer=%s", c->peer);
+                evbuffer_drain(in, have);
+                bufferevent_write(bev, SRV_HTTP1_REPLY, sizeof(SRV_HTTP1_REPLY) - 1);
+                c->close_after_write = true;
+                bufferevent_disable(bev, EV_READ);
+                return;
+            }
+        }
+        if (n < SRV_PREFACE_LEN && p && memcmp(p, SRV_PREFACE, n) == 0) {
+            return; /* wait for the whole preface */
+        }
+        c->preface_checked = true;
+    }
+    struct evbuffer_iovec v[16];
+    while (evbuffer_get_length(in) > 0) {
+        int nv = evbuffer_peek(in, -1, NULL, v, 16);
+        if (nv > 16) {
+            nv = 16;
+        }
+        size_t consumed = 0;
+        for (int i = 0; i < nv; i++) {
+            ssize_t rv = nghttp2_session_mem_recv(c->h2, v[i].iov_base, v[i].iov_len);
+            if (rv < 0) {
+                lg_log(LG_LOG_INFO, SRV_CTX(c),
+                       "h2_recv_failed", "peer=%s err=%s", c->peer,
+                       nghttp2_strerror((int)rv));
+                evbuffer_drain(in, evbuffer_get_length(in));
+                if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+                    nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
+                }
+                c->close_after_write = true;
+                bufferevent_disable(bev, EV_READ);
+                conn_flush(c);
+                return;
+            }
+            consumed += (size_t)rv;
+        }
+        evbuffer_drain(in, consumed);
+    }
+    conn_flush(c);
+}
+
+static void conn_on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct srv_conn *c = arg;
+    if (c->close_after_write && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_close(c);
+        return;
+    }
+    if (nghttp2_session_want_write(c->h2)) {
+        conn_flush(c);
+    }
+}
+
+static void conn_on_event(struct bufferevent *bev, short events, void *arg)
+{
+    (void)bev;
+    struct srv_conn *c = arg;
+    if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        int err = EVUTIL_SOCKET_ERROR();
+        lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_eof",
+               "peer=%s events=0x%x errno=%d", c->peer, (unsigned)events,
+               (events & BEV_EVENT_ERROR) ? err : 0);
+        c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
+        conn_close(c);
+    }
+}
+
+static void conn_on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct srv_conn *c = arg;
+    int64_t now = lg_loop_now_ms();
+    if (c->ping_outstanding) {
+        lg_log(LG_LOG_INFO, SRV_CTX(c), "keepalive_timeout",
+               "peer=%s", c->peer);
+        c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
+        conn_close(c);
+        return;
+    }
+    int64_t idle = now - c->last_activity_ms;
+    struct timeval tv;
+    if (idle >= (int64_t)c->srv->opts.keepalive_time_ms) {
+        nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);
+        c->ping_outstanding = true;
+        conn_schedule_flush(c);
+        tv.tv_sec = (time_t)(c->srv->opts.keepalive_timeout_ms / 1000u);
+        tv.tv_usec = (suseconds_t)((c->srv->opts.keepalive_timeout_ms % 1000u) * 1000u);
+    } else {
+        int64_t left = (int64_t)c->srv->opts.keepalive_time_ms - idle;
+        tv.tv_sec = (time_t)(left / 1000);
+        tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
+    }
+    evtimer_add(c->keepalive_ev, &tv);
+}
+
+static void conn_close(struct srv_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    lg_grpc_server *srv = c->srv;
+    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_close",
+           "peer=%s calls=%zu", c->peer, (size_t)0);
+    while (c->calls) {
+        lg_grpc_call *call = c->calls;
+        nghttp2_session_set_stream_user_data(c->h2, call->stream_id, NULL);
+        call_end(call, call->deadline_hit ? LG_GRPC_CLOSE_DEADLINE : c->close_reason);
+    }
+    nghttp2_session_del(c->h2);
+    bufferevent_free(c->bev);
+    event_free(c->flush_ev);
+    if (c->keepalive_ev) {
+        event_free(c->keepalive_ev);
+    }
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        srv->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    srv->nconns--;
+    lg_free(c);
+    if (srv->shutting_down && srv->nconns == 0 && srv->done_cb) {
+        event_active(srv->done_ev, 0, 0);
+    }
+}
+
+static int conn_init_h2(struct srv_conn *c)
+{
+    const struct lg_grpc_server_opts *o = &c->srv->opts;
+    if (nghttp2_session_server_new2(&c->h2, c->srv->h2cbs, c, c->srv->h2opt) != 0) {
+        return LG_ERR_NOMEM;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o->initial_stream_window_bytes},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, o->max_header_list_bytes},
+    };
+    if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) !=
+            0 ||
+        nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)o->initial_conn_window_bytes) != 0) {
+        return LG_ERR_NOMEM;
+    }
+    return LG_OK;
+}
+
+static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, void *user_data)
+{
+    (void)peer_len;
+    lg_grpc_server *srv = user_data;
+    if (srv->shutting_down || srv->nconns >= srv->opts.max_connections) {
+        lg_log(LG_LOG_WARN, NULL, "conn_refused", "conns=%zu shutting_down=%d", srv->nconns,
+               (int)srv->shutting_down);
+        evutil_closesocket(fd);
+        return;
+    }
+    struct srv_conn *c = lg_calloc(1, sizeof(*c));
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = srv;
+    c->id = srv->next_conn_id++;
+    c->last_activity_ms = lg_loop_now_ms();
+    if (lg_loop_format_addr(peer, c->peer, sizeof(c->peer)) != LG_OK) {
+        snprintf(c->peer, sizeof(c->peer), "unknown");
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->flush_ev = event_new(srv->base, -1, 0, conn_on_flush_ev, c);
+    if (!c->bev || !c->flush_ev || conn_init_h2(c) != LG_OK) {
+        goto out_free_conn;
+    }
+    if (srv->opts.keepalive_time_ms > 0) {
+        c->keepalive_ev = evtimer_new(srv->base, conn_on_keepalive, c);
+        struct timeval tv = {(time_t)(srv->opts.keepalive_time_ms / 1000u),
+                             (suseconds_t)((srv->opts.keepalive_time_ms % 1000u) * 1000u)};
+        if (!c->keepalive_ev || evtimer_add(c->keepalive_ev, &tv) != 0) {
+            goto out_free_conn;
+        }
+    }
+    bufferevent_setwatermark(c->bev, EV_READ, 0, LG_GRPC_SERVER_INBUF_HIGH_BYTES);
+    bufferevent_setwatermark(c->bev, EV_WRITE, LG_GRPC_SERVER_OUTBUF_HIGH_BYTES / 2u, 0);
+    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
+        goto out_free_conn;
+    }
+    c->next = srv->conns;
+    if (srv->conns) {
+        srv->conns->prev = c;
+    }
+    srv->conns = c;
+    srv->nconns++;
+    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_open", "peer=%s",
+           c->peer);
+    /* Our SETTINGS go out at once (server connection preface). */
+    conn_flush(c);
+    return;
+
+out_free_conn:
+    lg_log(LG_LOG_WARN, NULL, "conn_setup_failed", "peer=%s", c->peer);
+    if (c->h2) {
+        nghttp2_session_del(c->h2);
+    }
+    if (c->keepalive_ev) {
+        event_free(c->keepalive_ev);
+    }
+    if (c->flush_ev) {
+        event_free(c->flush_ev);
+    }
+    if (c->bev) {
+        bufferevent_free(c->bev);
+    } else {
+        evutil_closesocket(fd);
+    }
+    lg_free(c);
+}
+
+int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound,
+                          size_t boundlen)
+{
+    if (srv->nlisteners >= SRV_MAX_LISTENERS) {
+        return LG_ERR_EXHAUSTED;
+    }
+    lg_loop_listener *l;
+    int rc = lg_loop_listen(&l, srv->base, hostport, LG_GRPC_SERVER_LISTEN_BACKLOG,
+                            srv_on_accept, srv, bound, boundlen);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    srv->listeners[srv->nlisteners++] = l;
+    return LG_OK;
+}
+
+/* ---- graceful shutdown ------------------------------------------------------------------ */
+
+static void conn_send_final_goaway(struct srv_conn *c)
+{
+    c->final_goaway_sent = true;
+    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    conn_schedule_flush(c);
+}
+
+static void srv_on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_grpc_server *srv = arg;
+    lg_log(LG_LOG_INFO, NULL, "drain_deadline", "conns=%zu calls=%zu", srv->nconns,
+           srv->ncalls);
+    while (srv->conns) {
+        srv->conns->close_reason = LG_GRPC_CLOSE_SHUTDOWN;
+        conn_close(srv->conns);
+    }
+}
+
+void lg_grpc_server_shutdown(lg_grpc_server *srv, uint32_t drain_ms, lg_grpc_server_done_cb done,
+                             void *user_data)
+{
+    if (srv->shutting_down) {
+        return;
+    }
+    srv->shutting_down = true;
+    srv->done_cb = done;
+    srv->done_ud = user_data;
+    lg_log(LG_LOG_INFO, NULL, "shutdown_begin", "conns=%zu calls=%zu", srv->nconns,
+           srv->ncalls);
+    for (size_t i = 0; i < srv->nhooks; i++) {
+        srv->hooks[i].cb(srv, srv->hooks[i].user_data);
+    }
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        lg_loop_listener_disable(srv->listeners[i]);
+    }
+    for (struct srv_conn *c = srv->conns; c; c = c->next) {
+        c->close_reason = LG_GRPC_CLOSE_SHUTDOWN;
+        c->shutdown_notice_sent = true;
+        nghttp2_submit_shutdown_notice(c->h2);
+        /* The PING's ack tells us the client has seen the notice: then the real GOAWAY. */
+        nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);
+        conn_schedule_flush(c);
+    }
+    if (srv->nconns == 0) {
+        if (done) {
+            event_active(srv->done_ev, 0, 0);
+        }
+        return;
+    }
+    uint32_t ms = drain_ms ? drain_ms : srv->opts.drain_ms;
+    srv->drain_ev = evtimer_new(srv->base, srv_on_drain_deadline, srv);
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+    if (!srv->drain_ev || evtimer_add(srv->drain_ev, &tv) != 0) {
+        srv_on_drain_deadline(-1, 0, srv);
+    }
+}
