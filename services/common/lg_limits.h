@@ -282,4 +282,46 @@
 _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
                "a spool must hold more than one segment");
 
+/* Bytes a sealed batch adds per row: ,"batch_id":"<16 hex>-<count>"}\n. */
+#define LG_BATCH_ROW_OVERHEAD_BYTES 64
+
+/* One X-ClickHouse-* header line; user names and keys are short. Longer ones are cut. */
+#define LG_CHCLIENT_MAX_HEADER_BYTES 512
+/* Our request URLs carry an INSERT statement and a few settings; ClickHouse refuses URLs
+ * over 1 MiB, we stay far below. */
+#define LG_CHCLIENT_MAX_URL_BYTES (64u * 1024u)
+/* An INSERT answer is empty or one exception; more than this is kept no further. */
+#define LG_CHCLIENT_MAX_ERROR_BYTES (1024u * 1024u)
+/* A query result read by the CLI or UsageService; larger results fail with TOO_LARGE
+ * (queries carry LIMITs well below this). */
+#define LG_CHCLIENT_MAX_RESPONSE_BYTES (64u * 1024u * 1024u)
+
+/* Shipper batching defaults (ClickHouse guidance: thousands of rows per insert, about one
+ * insert per second per table; each insert is one part, too many parts fail with 252).
+ * 10k rows of ~2 KB is ~20 MB raw, ~4 MB gzipped; 500 ms age keeps low-load latency to a
+ * few hundred ms while a busy gateway still sends at most ~2 inserts per second. */
+#define LG_SHIPPER_DEFAULT_BATCH_ROWS 10000u
+#define LG_SHIPPER_DEFAULT_BATCH_BYTES (32u * 1024u * 1024u)
+#define LG_SHIPPER_DEFAULT_BATCH_AGE_MS 500
+/* Hot-path ring: records waiting for the shipper thread. 64k pointers is 512 KiB of ring
+ * and ~2 s of a very busy gateway; when full, records are spooled by the caller. */
+#define LG_SHIPPER_QUEUE_CAPACITY 65536u
+/* The shipper thread wakes at least this often to drain the ring (no syscall on the hot
+ * path to wake it), and fsyncs the spool at this interval: the window in which a record
+ * accepted by enqueue is only in memory. */
+#define LG_SHIPPER_TICK_MS 20
+#define LG_SHIPPER_SYNC_INTERVAL_MS 100
+/* Retry backoff: exponential from MIN to MAX with full jitter (AWS architecture blog,
+ * "Exponential Backoff and Jitter"); never gives up: a row leaves the spool only by landing
+ * or being dead-lettered. */
+#define LG_SHIPPER_BACKOFF_MIN_MS 100
+#define LG_SHIPPER_BACKOFF_MAX_MS 10000
+/* One insert's deadline, and the connect deadline. A 32 MB insert into a busy 18.16 server
+ * takes seconds; a minute means hung, and the batch is retried (after a landed check). */
+#define LG_SHIPPER_HTTP_TIMEOUT_MS 60000
+#define LG_SHIPPER_CONNECT_TIMEOUT_MS 3000
+/* SIGTERM drain: how long lg_shipper_close keeps trying to land what is queued before it
+ * leaves the rest in the spool for the next start. */
+#define LG_SHIPPER_DRAIN_DEADLINE_MS 10000
+
 #endif /* LG_LIMITS_H */

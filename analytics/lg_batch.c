@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "lg_batch.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "lg_err.h"
+#include "lg_limits.h"
+#include "lg_mem.h"
+
+/* FNV-1a 64 (public domain constants): fast, deterministic, good enough to tell batches
+ * apart; the batch_id is a dedup key checked against ClickHouse, not a security token. */
+#define FNV64_OFFSET UINT64_C(14695981039346656037)
+#define FNV64_PRIME UINT64_C(1099511628211)
+/* zlib: 15-bit window plus 16 selects the gzip wrapper (zlib.h, deflateInit2). */
+#define GZIP_WINDOW_BITS (15 + 16)
+#define GZIP_MEM_LEVEL 8
+
+struct lg_batch {
+    struct lg_batch_limits lim;
+    struct lg_buf rows; /* rows back to back */
+    size_t *offs;       /* start of row i in |rows|; offs[count] = rows.len */
+    size_t count;
+    size_t offs_cap;
+    int64_t first_ms; /* when the first row was added */
+    char id[40];
+    struct lg_buf raw;  /* last sealed body, uncompressed */
+    struct lg_buf body; /* last sealed body as sent */
+    bool gz;
+};
+
+int lg_batch_new(lg_batch **out, const struct lg_batch_limits *lim)
+{
+    if (lim->max_rows == 0 || lim->max_bytes == 0 || lim->max_age_ms < 0) {
+        return LG_ERR_INVALID;
+    }
+    lg_batch *b = lg_calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    b->lim = *lim;
+    /* A single row may exceed max_bytes (accepted alone), hence the row maximum on top. */
+    size_t cap = lim->max_bytes + LG_RECORD_MAX_ROW_BYTES;
+    lg_buf_init(&b->rows, cap);
+    lg_buf_init(&b->raw, cap + (lim->max_rows + 1) * LG_BATCH_ROW_OVERHEAD_BYTES);
+    lg_buf_init(&b->body, cap + (lim->max_rows + 1) * LG_BATCH_ROW_OVERHEAD_BYTES);
+    b->offs = lg_malloc(sizeof(*b->offs) * 16);
+    if (b->offs == NULL) {
+        lg_free(b);
+        return LG_ERR_NOMEM;
+    }
+    b->offs_cap = 16;
+    b->offs[0] = 0;
+    *out = b;
+    return LG_OK;
+}
+
+void lg_batch_free(lg_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    lg_buf_deinit(&b->rows);
+    lg_buf_deinit(&b->raw);
+    lg_buf_deinit(&b->body);
+    lg_free(b->offs);
+    lg_free(b);
+}
+
+void lg_batch_reset(lg_batch *b)
+{
+    lg_buf_reset(&b->rows);
+    lg_buf_reset(&b->raw);
+    lg_buf_reset(&b->body);
+    b->count = 0;
+    b->offs[0] = 0;
+    b->id[0] = 0;
+}
+
+int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
+{
+    if (len == 0 || row[0] != '{') {
+        return LG_ERR_INVALID;
+    }
+    if (b->count >= b->lim.max_rows ||
+        (b->count > 0 && b->rows.len + len > b->lim.max_bytes)) {
+        return LG_ERR_EXHAUSTED;
+    }
+    if (b->count + 2 > b->offs_cap) {
+        size_t ncap = b->offs_cap * 2;
+        size_t *n = lg_realloc(b->offs, sizeof(*n) * ncap);
+        if (n == NULL) {
+            return LG_ERR_NOMEM;
+        }
+        b->offs = n;
+        b->offs_cap = ncap;
+    }
+    int rc = lg_buf_append(&b->rows, row, len);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    if (b->count == 0) {
+        b->first_ms = now_ms;
+    }
+    b->count++;
+    b->offs[b->count] = b->rows.len;
+    return LG_OK;
+}
+
+bool lg_batch_is_due(const lg_batch *b, int64_t now_ms)
+{
+    if (b->count == 0) {
+        return false;
+    }
+    return b->count >= b->lim.max_rows || b->rows.len >= b->lim.max_bytes ||
+           now_ms - b->first_ms >= b->lim.max_age_ms;
+}
+
+int64_t lg_batch_ms_until_due(const lg_batch *b, int64_t now_ms)
+{
+    if (b->count == 0) {
+        return INT64_MAX;
+    }
+    if (lg_batch_is_due(b, now_ms)) {
+        return 0;
+    }
+    return b->first_ms + b->lim.max_age_ms - now_ms;
+}
+
+size_t lg_batch_count(const lg_batch *b)
+{
+    return b->count;
+}
+
+size_t lg_batch_bytes(const lg_batch *b)
+{
+    return b->rows.len;
+}
+
+struct lg_slice lg_batch_row(const lg_batch *b, size_t i)
+{
+    if (i >= b->count) {
+        return (struct lg_slice){NULL, 0};
+    }
+    return (struct lg_slice){b->rows.data + b->offs[i], b->offs[i + 1] - b->offs[i]};
+}
+
+int lg_batch_remove(lg_batch *b, size_t i)
+{
+    if (i >= b->count) {
+        return LG_ERR_INVALID;
+    }
+    size_t start = b->offs[i], end = b->offs[i + 1], len = end - start;
+    memmove(b->rows.data + start, b->rows.data + end, b->rows.len - end);
+    b->rows.len -= len;
+    b->rows.data[b->rows.len] = 0;
+    for (size_t k = i + 1; k <= b->count; k++) {
+        b->offs[k - 1] = b->offs[k] - len;
+    }
+    b->count--;
+    b->id[0] = 0;
+    return LG_OK;
+}
+
+static int gzip_into(const struct lg_buf *in, struct lg_buf *out)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    /* Level 1: ~3-4x smaller for JSON rows at a fraction of level 6's CPU; the shipper's
+     * CPU budget matters more than the last 10% of bytes on a LAN. */
+    if (deflateInit2(&zs, 1, Z_DEFLATED, GZIP_WINDOW_BITS, GZIP_MEM_LEVEL,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        return LG_ERR_INTERNAL;
+    }
+    size_t bound = deflateBound(&zs, (uLong)in->len);
+    lg_buf_reset(out);
+    uint8_t *dst = lg_buf_reserve(out, bound);
+    if (dst == NULL) {
+        deflateEnd(&zs);
+        return LG_ERR_NOMEM;
+    }
+    zs.next_in = in->data;
+    zs.avail_in = (uInt)in->len;
+    zs.next_out = dst;
+    zs.avail_out = (uInt)bound;
+    int zrc = deflate(&zs, Z_FINISH);
+    size_t produced = bound - zs.avail_out;
+    deflateEnd(&zs);
+    if (zrc != Z_STREAM_END) {
+        return LG_ERR_INTERNAL;
+    }
+    lg_buf_commit(out, produced);
+    return LG_OK;
+}
+
+int lg_batch_seal(lg_batch *b, bool gzip)
+{
+    if (b->count == 0) {
+        return LG_ERR_INVALID;
+    }
+    uint64_t h = FNV64_OFFSET;
+    for (size_t i = 0; i < b->rows.len; i++) {
+        h ^= b->rows.data[i];
+        h *= FNV64_PRIME;
+    }
+    snprintf(b->id, sizeof(b->id), "%016" PRIx64 "-%zu", h, b->count);
+    lg_buf_reset(&b->raw);
+    for (size_t i = 0; i < b->count; i++) {
+        struct lg_slice r = lg_batch_row(b, i);
+        int rc = lg_buf_append(&b->raw, r.ptr, r.len);
+        if (rc == LG_OK) {
+            rc = lg_buf_appendf(&b->raw, ",\"batch_id\":\"%s\"}\n", b->id);
+        }
+        if (rc != LG_OK) {
+            b->id[0] = 0;
+            return rc;
+        }
+    }
+    b->gz = gzip;
+    if (!gzip) {
+        lg_buf_reset(&b->body);
+        return lg_buf_append(&b->body, b->raw.data, b->raw.len);
+    }
+    return gzip_into(&b->raw, &b->body);
+}
+
+const char *lg_batch_id(const lg_batch *b)
+{
+    return b->id;
+}
+
+struct lg_slice lg_batch_body(const lg_batch *b)
+{
+    return lg_buf_slice(&b->body);
+}
+
+size_t lg_batch_body_raw_len(const lg_batch *b)
+{
+    return b->raw.len;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lg_batch: sans-I/O assembly of one ClickHouse insert from encoded rows.
+ *
+ * Purpose: collects open JSONEachRow rows (lg_record_encode_row output: '{' ... without the
+ * closing brace) until a row, byte or age limit is reached; then lg_batch_seal computes a
+ * deterministic batch_id (FNV-1a 64 of the rows and their count, so the same rows always
+ * give the same id, across restarts), closes every row with ,"batch_id":"<id>"}\n and
+ * gzips the body. A row ClickHouse rejects can be removed (lg_batch_remove) and the batch
+ * sealed again; its id changes with its content.
+ *
+ * Thread: none; a batch belongs to the shipper thread.
+ * Ownership: rows are copied in; lg_batch_row / lg_batch_body / lg_batch_id return views
+ * valid until the next mutation of the batch.
+ * Errors: LG_ERR_EXHAUSTED (batch full: row not added), LG_ERR_INVALID, LG_ERR_NOMEM,
+ * LG_ERR_TOO_LARGE, LG_ERR_INTERNAL (zlib failure).
+ */
+#ifndef LG_BATCH_H
+#define LG_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lg_buf.h"
+
+typedef struct lg_batch lg_batch;
+
+struct lg_batch_limits {
+    size_t max_rows;    /* rows per insert */
+    size_t max_bytes;   /* raw (uncompressed) row bytes per insert; a single larger row is
+                           still accepted alone */
+    int64_t max_age_ms; /* a non-empty batch is due this long after its first row */
+};
+
+int lg_batch_new(lg_batch **out, const struct lg_batch_limits *lim);
+void lg_batch_free(lg_batch *b);
+/* Empties the batch (keeps its memory). */
+void lg_batch_reset(lg_batch *b);
+
+/* Adds one open row of |len| bytes, read at |now_ms| (monotonic). LG_OK, LG_ERR_EXHAUSTED
+ * when the batch already holds max_rows rows or the row would pass max_bytes (and the batch
+ * is not empty), LG_ERR_INVALID (empty row or a row not starting with '{'), LG_ERR_NOMEM. */
+int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms);
+/* True when the batch should be sent now: full, or non-empty and max_age_ms old. */
+bool lg_batch_is_due(const lg_batch *b, int64_t now_ms);
+/* Milliseconds until the batch becomes due by age (0 if due or empty: nothing to wait for
+ * is reported as INT64_MAX). */
+int64_t lg_batch_ms_until_due(const lg_batch *b, int64_t now_ms);
+size_t lg_batch_count(const lg_batch *b);
+/* Raw row bytes held. */
+size_t lg_batch_bytes(const lg_batch *b);
+/* Row |i| (0-based), without batch_id. */
+struct lg_slice lg_batch_row(const lg_batch *b, size_t i);
+/* Removes row |i|. LG_OK or LG_ERR_INVALID. The batch must be sealed again. */
+int lg_batch_remove(lg_batch *b, size_t i);
+
+/* Computes the batch_id and builds the body; |gzip| compresses it (Content-Encoding: gzip).
+ * LG_OK, LG_ERR_INVALID (empty), LG_ERR_NOMEM, LG_ERR_INTERNAL. */
+int lg_batch_seal(lg_batch *b, bool gzip);
+/* The id of the last seal ("" before). */
+const char *lg_batch_id(const lg_batch *b);
+/* The body of the last seal. */
+struct lg_slice lg_batch_body(const lg_batch *b);
+/* Size of the last sealed body before compression. */
+size_t lg_batch_body_raw_len(const lg_batch *b);
+
+#endif /* LG_BATCH_H */

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "lg_batch.h"
+#include "lg_err.h"
+#include "lg_test.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    lg_test_use_cmocka_allocator();
+    return 0;
+}
+
+/* The batch under test is made inside each test: cmocka checks blocks per test. */
+static lg_batch *mk(void)
+{
+    struct lg_batch_limits lim = {3, 1000, 500};
+    lg_batch *b = NULL;
+    assert_int_equal(lg_batch_new(&b, &lim), LG_OK);
+    return b;
+}
+
+static void add(lg_batch *b, const char *row, int64_t now, int want)
+{
+    assert_int_equal(lg_batch_add(b, (const uint8_t *)row, strlen(row), now), want);
+}
+
+static void test_batch_row_limit(void **state)
+{
+    (void)state;
+    lg_batch *b = mk();
+    assert_false(lg_batch_is_due(b, 0));
+    add(b, "{\"a\":1", 0, LG_OK);
+    add(b, "{\"a\":2", 0, LG_OK);
+    assert_false(lg_batch_is_due(b, 10));
+    add(b, "{\"a\":3", 0, LG_OK);
+    assert_true(lg_batch_is_due(b, 10));
+    add(b, "{\"a\":4", 0, LG_ERR_EXHAUSTED);
+    assert_int_equal(lg_batch_count(b), 3);
+    lg_batch_free(b);
+}
+
+static void test_batch_age_limit(void **state)
+{
+    (void)state;
+    lg_batch *b = mk();
+    assert_int_equal(lg_batch_ms_until_due(b, 0), INT64_MAX);
+    add(b, "{\"a\":1", 100, LG_OK);
+    assert_false(lg_batch_is_due(b, 599));
+    assert_int_equal(lg_batch_ms_until_due(b, 400), 200);
+    assert_true(lg_batch_is_due(b, 600));
+    assert_int_equal(lg_batch_ms_until_due(b, 700), 0);
+    lg_batch_free(b);
+}
+
+static void test_batch_byte_limit(void **state)
+{
+    (void)state;
+    lg_batch *b = mk();
+    char big[900];
+    memset(big, 'x', sizeof(big) - 1);
+    big[0] = '{';
+    big[sizeof(big) - 1] = 0;
+    add(b, big, 0, LG_OK);
+    add(b, big, 0, LG_ERR_EXHAUSTED); /* would pass max_bytes */
+    lg_batch_reset(b);
+    char huge[1500];
+    memset(huge, 'y', sizeof(huge) - 1);
+    huge[0] = '{';
+    huge[sizeof(huge) - 1] = 0;
+    add(b, huge, 0, LG_OK); /* a single oversized row is accepted alone */
+    assert_true(lg_batch_is_due(b, 0));
+    add(b, "{", 0, LG_ERR_EXHAUSTED);
+    add(b, "", 0, LG_ERR_INVALID);
+    add(b, "x", 0, LG_ERR_INVALID);
+    lg_batch_free(b);
+}
+
+static void test_batch_id_deterministic_and_body(void **state)
+{
+    (void)state;
+    lg_batch *b = mk();
+    add(b, "{\"a\":1", 0, LG_OK);
+    add(b, "{\"a\":2", 0, LG_OK);
+    assert_int_equal(lg_batch_seal(b, false), LG_OK);
+    char id1[64];
+    strcpy(id1, lg_batch_id(b));
+    char want[256];
+    snprintf(want, sizeof(want),
+             "{\"a\":1,\"batch_id\":\"%s\"}\n{\"a\":2,\"batch_id\":\"%s\"}\n", id1, id1);
+    struct lg_slice body = lg_batch_body(b);
+    assert_int_equal(body.len, strlen(want));
+    assert_memory_equal(body.ptr, want, body.len);
+    /* Same rows, fresh batch: same id. */
+    lg_batch_reset(b);
+    add(b, "{\"a\":1", 5, LG_OK);
+    add(b, "{\"a\":2", 6, LG_OK);
+    assert_int_equal(lg_batch_seal(b, true), LG_OK);
+    assert_string_equal(lg_batch_id(b), id1);
+    /* The gzip body inflates to the same text. */
+    body = lg_batch_body(b);
+    uint8_t out[512];
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
+    zs.next_in = (Bytef *)(uintptr_t)body.ptr;
+    zs.avail_in = (uInt)body.len;
+    zs.next_out = out;
+    zs.avail_out = sizeof(out);
+    assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    size_t got = sizeof(out) - zs.avail_out;
+    inflateEnd(&zs);
+    assert_int_equal(got, strlen(want));
+    assert_memory_equal(out, want, got);
+    assert_int_equal(lg_batch_body_raw_len(b), strlen(want));
+    lg_batch_free(b);
+}
+
+static void test_batch_remove_changes_id(void **state)
+{
+    (void)state;
+    lg_batch *b = mk();
+    add(b, "{\"a\":1", 0, LG_OK);
+    add(b, "{\"bad\":", 0, LG_OK);
+    add(b, "{\"a\":3", 0, LG_OK);
+    assert_int_equal(lg_batch_seal(b, false), LG_OK);
+    char id1[64];
+    strcpy(id1, lg_batch_id(b));
+    assert_int_equal(lg_batch_remove(b, 1), LG_OK);
+    assert_int_equal(lg_batch_remove(b, 7), LG_ERR_INVALID);
+    assert_int_equal(lg_batch_count(b), 2);
+    struct lg_slice r = lg_batch_row(b, 1);
+    assert_int_equal(r.len, 6);
+    assert_memory_equal(r.ptr, "{\"a\":3", 6);
+    assert_int_equal(lg_batch_seal(b, false), LG_OK);
+    assert_string_not_equal(lg_batch_id(b), id1);
+    lg_batch_reset(b);
+    assert_int_equal(lg_batch_seal(b, false), LG_ERR_INVALID);
+    lg_batch_free(b);
+}
+
+static void test_batch_invalid_limits_and_nomem(void **state)
+{
+    (void)state;
+    lg_batch *b = NULL;
+    struct lg_batch_limits lim = {0, 10, 1};
+    assert_int_equal(lg_batch_new(&b, &lim), LG_ERR_INVALID);
+    lim.max_rows = 1;
+    lg_test_fail_after(0);
+    assert_int_equal(lg_batch_new(&b, &lim), LG_ERR_NOMEM);
+    lg_test_fail_after(1);
+    assert_int_equal(lg_batch_new(&b, &lim), LG_ERR_NOMEM);
+    lg_test_fail_after(-1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_batch_row_limit, setup),
+        cmocka_unit_test_setup(test_batch_age_limit, setup),
+        cmocka_unit_test_setup(test_batch_byte_limit, setup),
+        cmocka_unit_test_setup(test_batch_id_deterministic_and_body, setup),
+        cmocka_unit_test_setup(test_batch_remove_changes_id, setup),
+        cmocka_unit_test_setup(test_batch_invalid_limits_and_nomem, setup),
+    };
+    return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
+}
