@@ -139,7 +139,7 @@ int lg_chat_config_new_default(lg_chat_config **out)
     return LG_OK;
 }
 
-/* Reads a whole small file (a config or a secret) into |out|. */
+/* Reads a whole small file (a config or a secret) into |out|, at most |max| bytes. */
 static int config_read_file(const char *path, size_t max, struct lg_buf *out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -148,12 +148,15 @@ static int config_read_file(const char *path, size_t max, struct lg_buf *out)
     }
     int rc = LG_OK;
     for (;;) {
-        uint8_t *p = lg_buf_reserve(out, 4096);
+        size_t room = max - out->len;
+        uint8_t probe;
+        /* With the cap reached, one more byte means the file is too large. */
+        uint8_t *p = room > 0 ? lg_buf_reserve(out, room < 4096 ? room : 4096) : &probe;
         if (p == NULL) {
-            rc = out->len >= max ? LG_ERR_TOO_LARGE : LG_ERR_NOMEM;
+            rc = LG_ERR_NOMEM;
             break;
         }
-        ssize_t n = read(fd, p, 4096);
+        ssize_t n = read(fd, p, room > 0 ? (room < 4096 ? room : 4096) : 1);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -162,6 +165,10 @@ static int config_read_file(const char *path, size_t max, struct lg_buf *out)
             break;
         }
         if (n == 0) {
+            break;
+        }
+        if (room == 0) {
+            rc = LG_ERR_TOO_LARGE;
             break;
         }
         lg_buf_commit(out, (size_t)n);
