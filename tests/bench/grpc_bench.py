@@ -209,6 +209,24 @@ def grpcio_check(addr, pb, pb_grpc, wl):
                                % (it.code(), n, wl.stream_messages))
 
 
+def nghttp_sample(addr, wl, args):
+    """One 1000-message stream with nghttp -v (a second real HTTP/2 client, idle server):
+    how many DATA frames carried it (messages sent as produced give one frame per message;
+    fewer means messages were coalesced) and grpc-status in the trailers."""
+    cmd = [args.nghttp, "-v", "-n", "-H", "content-type: application/grpc", "-H",
+           "te: trailers", "-d", wl.stream_file,
+           "http://%s%sStreamingOutputCall" % (addr, SERVICE)]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=H2LOAD_SLACK_S)
+    out = p.stdout.decode("utf-8", "replace")
+    frames = len(re.findall(r"recv DATA frame", out))
+    status = re.findall(r"recv \(stream_id=\d+\) grpc-status: (\d+)", out)
+    if p.returncode != 0 or status != ["0"]:
+        raise RuntimeError("nghttp StreamingOutputCall: rc %d, grpc-status %s:\n%s"
+                           % (p.returncode, status, out[-2000:]))
+    return frames
+
+
 # ---------------------------------------------------------------------------------------------
 # h2load.
 
@@ -353,7 +371,7 @@ def fmt(v, kind):
     return str(v)
 
 
-def print_table(servers, results, points, args, load):
+def print_table(servers, results, points, args, load, frames):
     base = servers[0].label if servers else ""
     rows = []
     for pt in points:
@@ -383,6 +401,10 @@ def print_table(servers, results, points, args, load):
                 else:
                     row.append("%.2fx" % (ref / v if ratio == "hi" else v / ref))
             rows.append(row)
+    if frames:
+        rows.append(["stream 1 idle", "DATA frames"] +
+                     [str(frames.get(s.label, "-")) for s in servers] +
+                     ["-" for s in servers[1:]])
     head = ["point", "metric"] + [s.label for s in servers] + \
         ["%s vs %s" % (base, s.label) for s in servers[1:]]
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
@@ -439,6 +461,8 @@ def main():
                     help="pin servers to CPU 0 and h2load to CPU 1 (default: unpinned)")
     ap.add_argument("--json", help="also write all figures to this JSON file")
     ap.add_argument("--h2load", default=shutil.which("h2load") or "h2load")
+    ap.add_argument("--nghttp", default=shutil.which("nghttp"),
+                    help="nghttp client for the DATA-frame sample (skipped when absent)")
     args = ap.parse_args()
     args.pin_client = "1" if args.pin else None
     args.pin_server = "0" if args.pin else None
@@ -484,6 +508,7 @@ def main():
         load0 = os.getloadavg()[0]
         results = {}
         failures = []
+        frames = {}
         live = []
         for s in servers:
             try:
@@ -492,6 +517,10 @@ def main():
                 grpcio_check(s.addr, pb, pb_grpc, wl)
                 log("grpc_bench: %s: grpcio sample calls OK (unary %d B, stream %d x %d B)"
                     % (s.label, wl.payload, wl.stream_messages, wl.payload))
+                if args.nghttp:
+                    frames[s.label] = nghttp_sample(s.addr, wl, args)
+                    log("grpc_bench: %s: nghttp sample stream OK: %d DATA frames for %d "
+                        "messages" % (s.label, frames[s.label], wl.stream_messages))
                 live.append(s)
             except Exception as e:
                 failures.append("%s: %s" % (s.label, e))
@@ -536,11 +565,11 @@ def main():
                 log("grpc_bench: %s exited with %s after SIGTERM" % (s.label, rc))
         for k, v in runs.items():
             results[k] = summarize(v)
-        print_table(servers, results, points, args, (load0, os.getloadavg()[0]))
+        print_table(servers, results, points, args, (load0, os.getloadavg()[0]), frames)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"%s|%s" % k: v for k, v in results.items()}, f, indent=1,
-                          sort_keys=True)
+                json.dump({"results": {"%s|%s" % k: v for k, v in results.items()},
+                           "stream_data_frames": frames}, f, indent=1, sort_keys=True)
         if failures:
             log("grpc_bench: %d failure(s):\n  %s" % (len(failures), "\n  ".join(failures)))
             return 1
