@@ -118,6 +118,14 @@
 #define LG_GRPC_SERVER_CALL_ARENA_BYTES (LG_GRPC_SERVER_MAX_RECV_MSG_BYTES_MAX * 3u)
 /* Bytes of a grpc-message we send (after percent-encoding); longer status messages are cut. */
 #define LG_GRPC_SERVER_MAX_STATUS_MESSAGE_BYTES 4096u
+/* Service names the health service tracks, and the longest name; more are refused
+ * (LG_ERR_EXHAUSTED / LG_ERR_INVALID) so a caller cannot grow the table without bound. */
+#define LG_GRPC_HEALTH_MAX_SERVICES 64
+#define LG_GRPC_HEALTH_MAX_NAME_BYTES 256
+/* Files and symbols the reflection service indexes from the embedded descriptor set; a larger
+ * set fails lg_grpc_reflection_new at startup (LG_ERR_TOO_LARGE). */
+#define LG_GRPC_REFLECTION_MAX_FILES 256
+#define LG_GRPC_REFLECTION_MAX_SYMBOLS 8192
 /* -- end gRPC server -- */
 
 /* ---- chat service --------------------------------------------------------------------- */
