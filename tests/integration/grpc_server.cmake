@@ -11,3 +11,32 @@ add_executable(lg-grpc-testserver ${CMAKE_CURRENT_LIST_DIR}/grpc_server/lg_tests
 lg_target_warnings(lg-grpc-testserver)
 target_link_libraries(lg-grpc-testserver PRIVATE lg_grpc_server lg_grpc_testing_proto
                       lg_testserver_fds)
+
+# grpcio stubs for the python tests, generated into the build tree (never committed).
+set(lg_ts_pygen ${CMAKE_BINARY_DIR}/gen-py-grpc-server)
+set(lg_ts_protos grpc/testing/empty.proto grpc/testing/messages.proto grpc/testing/test.proto
+    grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto
+    grpc/reflection/v1alpha/reflection.proto)
+set(lg_ts_proto_deps)
+foreach(p ${lg_ts_protos})
+  list(APPEND lg_ts_proto_deps ${PROJECT_SOURCE_DIR}/protos/${p})
+endforeach()
+add_custom_command(OUTPUT ${lg_ts_pygen}/stamp
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${lg_ts_pygen}
+  COMMAND /usr/bin/python3 -m grpc_tools.protoc -I${PROJECT_SOURCE_DIR}/protos
+          --python_out=${lg_ts_pygen} --grpc_python_out=${lg_ts_pygen} ${lg_ts_protos}
+  COMMAND ${CMAKE_COMMAND} -E touch ${lg_ts_pygen}/stamp
+  DEPENDS ${lg_ts_proto_deps}
+  COMMENT "grpcio stubs for the gRPC server tests")
+add_custom_target(lg_grpc_server_pystubs ALL DEPENDS ${lg_ts_pygen}/stamp)
+
+foreach(t interop bad_input health_reflection slow_reader shutdown)
+  if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/grpc_server/test_${t}.py)
+    add_test(NAME integration.grpc_server.${t}
+             COMMAND /usr/bin/python3 -m unittest -v test_${t}
+             WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/grpc_server)
+    set_tests_properties(integration.grpc_server.${t} PROPERTIES
+      LABELS integration TIMEOUT 300
+      ENVIRONMENT "LG_TESTSERVER=$<TARGET_FILE:lg-grpc-testserver>;LG_PYGEN=${lg_ts_pygen};PYTHONDONTWRITEBYTECODE=1")
+  endif()
+endforeach()
