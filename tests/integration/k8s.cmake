@@ -1,0 +1,18 @@
+# tests/integration/k8s.cmake (owner: ops): offline checks of the Kubernetes deployment.
+# check_k8s.py renders k8s/overlays/{dev,prod} with kustomize_lite.py (no cluster, no
+# kubectl) and asserts every property docs/operations.md promises; --self-test breaks each
+# property and proves its check fails; --crosscheck compares the renderer with
+# `kubectl kustomize` where kubectl exists (skipped, exit 77, elsewhere).
+set(LG_K8S_CHECK ${CMAKE_CURRENT_LIST_DIR}/k8s/check_k8s.py)
+set(LG_SYS_PYTHON /usr/bin/python3) # has PyYAML (python3-yaml); the pyenv python3 may not
+
+add_test(NAME integration.k8s.manifests
+         COMMAND ${LG_SYS_PYTHON} ${LG_K8S_CHECK} --root ${PROJECT_SOURCE_DIR})
+add_test(NAME integration.k8s.checker_selftest
+         COMMAND ${LG_SYS_PYTHON} ${LG_K8S_CHECK} --root ${PROJECT_SOURCE_DIR} --self-test)
+add_test(NAME integration.k8s.kustomize_crosscheck
+         COMMAND ${LG_SYS_PYTHON} ${LG_K8S_CHECK} --root ${PROJECT_SOURCE_DIR} --crosscheck)
+set_tests_properties(integration.k8s.manifests integration.k8s.checker_selftest
+                     integration.k8s.kustomize_crosscheck
+                     PROPERTIES LABELS integration TIMEOUT 120)
+set_tests_properties(integration.k8s.kustomize_crosscheck PROPERTIES SKIP_RETURN_CODE 77)
