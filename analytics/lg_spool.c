@@ -551,6 +551,15 @@ bool lg_spool_pos_before(struct lg_spool_pos a, struct lg_spool_pos b)
     return a.seg < b.seg || (a.seg == b.seg && a.off < b.off);
 }
 
+bool lg_spool_at_end(lg_spool *sp, struct lg_spool_pos pos)
+{
+    pthread_mutex_lock(&sp->mu);
+    bool end = sp->wbuf.len == 0 &&
+               !lg_spool_pos_before(pos, (struct lg_spool_pos){sp->wseg, sp->wsize});
+    pthread_mutex_unlock(&sp->mu);
+    return end;
+}
+
 /* Opens segment |seg| for reading if it is not the one open. */
 static int reader_open(lg_spool *sp, uint64_t seg)
 {

@@ -93,6 +93,9 @@ void lg_spool_get_state(const lg_spool *sp, struct lg_spool_state *out);
  * wholly before st->ack. LG_OK or LG_ERR_IO (the old state stays valid). */
 int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st);
 
+/* True when no record (written or buffered) lies at or after |pos|. Any thread. */
+bool lg_spool_at_end(lg_spool *sp, struct lg_spool_pos pos);
+
 /* True when |a| is before |b|. */
 bool lg_spool_pos_before(struct lg_spool_pos a, struct lg_spool_pos b);
 

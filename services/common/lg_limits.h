@@ -332,4 +332,15 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
  * leaves the rest in the spool for the next start. */
 #define LG_SHIPPER_DRAIN_DEADLINE_MS 10000
 
+/* UsageService / CLI reads. A user id longer than this is refused before any query (ids
+ * are short opaque strings). Pages of at most LG_USAGE_MAX_LIMIT records, at most
+ * LG_USAGE_MAX_PAGE pages deep (deeper paging should use a time range). */
+#define LG_USAGE_MAX_USER_ID_BYTES 256
+#define LG_USAGE_MAX_LIMIT 1000u
+#define LG_USAGE_MAX_PAGE 100000u
+/* (day, model) buckets in one GetUsage answer: a year of 30 models is ~11k. */
+#define LG_USAGE_MAX_BUCKETS 50000u
+/* Queued usage queries waiting for the worker; beyond, callers get EXHAUSTED at once. */
+#define LG_USAGE_MAX_PENDING 256u
+
 #endif /* LG_LIMITS_H */

@@ -1,0 +1,854 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define LG_LOG_MODULE "shipper"
+#include "lg_shipper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "lg_batch.h"
+#include "lg_buf.h"
+#include "lg_chclient.h"
+#include "lg_err.h"
+#include "lg_limits.h"
+#include "lg_log.h"
+#include "lg_mem.h"
+#include "lg_queue.h"
+#include "lg_record.h"
+#include "lg_spool.h"
+
+/* The statement every batch is sent with. llm_ingest is a Null table whose materialized
+ * views fill llm_requests, llm_request_bodies and llm_usage_daily (analytics/schema). */
+#define SHIPPER_INSERT_PARAMS                                                                  \
+    "query=INSERT%20INTO%20llm_ingest%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1"
+
+enum ship_phase {
+    PHASE_IDLE,     /* collecting rows, or ready to (re)send a sealed batch */
+    PHASE_SENDING,  /* INSERT in flight */
+    PHASE_CHECKING, /* batch_id landed-check in flight */
+    PHASE_BACKOFF,  /* waiting until backoff_until */
+};
+
+struct lg_shipper {
+    /* Immutable after new. */
+    struct lg_chclient_opts ch;
+    char *url, *user, *key, *dl_path;
+    bool gzip, no_ship;
+    lg_queue *q;
+    lg_spool *sp;
+    pthread_t th;
+    bool thread_started;
+
+    /* Hot path and control flags. */
+    atomic_bool closed;  /* enqueue refuses */
+    atomic_bool stop;    /* thread must finish */
+    atomic_uint_fast64_t overflowed, dropped, popped, spooled, rows_shipped, batches, retries,
+        dead_letters, landed_checks, landed_on_check;
+
+    /* Control requests, guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t sync_req, sync_done;   /* generations */
+    uint64_t drain_req, drain_seen; /* drain: ship ignoring age while drain_req > 0 */
+    int draining;                   /* callers currently waiting in lg_shipper_drain */
+    bool idle;                      /* nothing queued, spooled-unacked or in flight */
+    uint64_t idle_gen;              /* bumped each time idle is published */
+
+    /* Shipper thread only. */
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    struct lg_buf resp, urlbuf, sql, row, dl;
+    lg_batch *batch;
+    enum ship_phase phase;
+    bool sealed;                 /* batch content is fixed (sent or about to be) */
+    bool need_check;             /* ask ClickHouse before (re)sending */
+    bool startup_check;          /* the check is for the state file's batch */
+    char check_id[LG_SPOOL_BATCH_ID_BYTES];
+    uint64_t check_rows;
+    struct lg_spool_pos rd;        /* next spool record to read */
+    struct lg_spool_pos batch_end; /* spool position after the batch's last row */
+    bool spool_at_end;             /* last read said AGAIN */
+    unsigned attempt;
+    int64_t backoff_until;
+    uint64_t rng;
+    int64_t last_sync_ms;
+    struct lg_record *held; /* popped but not yet spooled (spool full) */
+    int dl_fd;
+    uint64_t drop_logged;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* xorshift64*: per-shipper jitter source (no global rand state). */
+static uint64_t next_rand(lg_shipper *s)
+{
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return s->rng * UINT64_C(2685821657736338717);
+}
+
+static void add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* ---- dead letters ------------------------------------------------------------------- */
+
+static void dead_letter(lg_shipper *s, const char *batch_id, int code, const char *why,
+                        const uint8_t *row, size_t len)
+{
+    struct lg_buf *b = &s->dl;
+    lg_buf_reset(b);
+    int rc = lg_buf_appendf(b, "{\"time_ms\":%" PRId64 ",\"batch_id\":\"%s\",\"code\":%d,"
+                            "\"error\":\"", wall_ms(), batch_id, code);
+    if (rc == LG_OK) {
+        rc = lg_buf_append_json_escaped(b, (const uint8_t *)why, strlen(why));
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(b, "\",\"row\":\"");
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_json_escaped(b, row, len);
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(b, "\"}\n");
+    }
+    size_t off = 0;
+    while (rc == LG_OK && off < b->len) {
+        ssize_t n = write(s->dl_fd, b->data + off, b->len - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            rc = LG_ERR_IO;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (rc == LG_OK && fdatasync(s->dl_fd) != 0) {
+        rc = LG_ERR_IO;
+    }
+    add(&s->dead_letters, 1);
+    if (rc != LG_OK) {
+        lg_log(LG_LOG_ERROR, NULL, "dead_letter_write_failed", "path=%s err=%s row_bytes=%zu",
+               s->dl_path, lg_err_name(rc), len);
+    } else {
+        lg_log(LG_LOG_WARN, NULL, "dead_letter", "batch=%s code=%d row_bytes=%zu", batch_id,
+               code, len);
+    }
+}
+
+/* ---- ring -> spool ------------------------------------------------------------------ */
+
+/* Encodes |r| and appends it to the spool. LG_OK (record consumed), LG_ERR_EXHAUSTED
+ * (spool full; record untouched), other errors (record dead-lettered and freed: it can
+ * never be encoded). Used by the shipper thread and by the overflow path. */
+static int spool_record(lg_shipper *s, struct lg_buf *row, struct lg_record *r)
+{
+    lg_buf_reset(row);
+    int rc = lg_record_encode_row(r, row);
+    if (rc == LG_OK) {
+        rc = lg_spool_append(s->sp, row->data, row->len);
+    }
+    return rc;
+}
+
+static void drain_ring(lg_shipper *s)
+{
+    for (;;) {
+        struct lg_record *r = s->held;
+        if (r == NULL) {
+            void *item;
+            if (lg_queue_pop(s->q, &item) != LG_OK) {
+                return;
+            }
+            r = item;
+            add(&s->popped, 1);
+        }
+        s->held = NULL;
+        int rc = spool_record(s, &s->row, r);
+        if (rc == LG_ERR_EXHAUSTED) {
+            s->held = r; /* backpressure: the ring fills, then callers see the cap */
+            return;
+        }
+        if (rc == LG_OK) {
+            add(&s->spooled, 1);
+        } else {
+            /* Cannot be encoded or spooled (too large, I/O): keep it out of the pipeline
+             * but not lost. */
+            const char *rid = r->request_id != NULL ? r->request_id : "";
+            dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid));
+        }
+        lg_record_free(r);
+    }
+}
+
+/* ---- batches ------------------------------------------------------------------------ */
+
+static void fill_batch(lg_shipper *s, int64_t now)
+{
+    s->spool_at_end = false;
+    for (;;) {
+        struct lg_spool_pos before = s->rd;
+        int rc = lg_spool_read(s->sp, &s->rd, &s->row);
+        if (rc == LG_ERR_AGAIN) {
+            s->spool_at_end = true;
+            return;
+        }
+        if (rc == LG_ERR_CORRUPT) {
+            lg_log(LG_LOG_ERROR, NULL, "spool_corrupt_record", "seg=%" PRIu64, before.seg);
+            continue;
+        }
+        if (rc != LG_OK) {
+            lg_log(LG_LOG_ERROR, NULL, "spool_read_failed", "err=%s", lg_err_name(rc));
+            return;
+        }
+        rc = lg_batch_add(s->batch, s->row.data, s->row.len, now);
+        if (rc == LG_ERR_EXHAUSTED) {
+            s->rd = before; /* re-read it for the next batch */
+            return;
+        }
+        if (rc != LG_OK) {
+            dead_letter(s, "", 0, "row is not a JSON object", s->row.data, s->row.len);
+        }
+        s->batch_end = s->rd;
+    }
+}
+
+static void save_state(lg_shipper *s, bool inflight)
+{
+    struct lg_spool_state st;
+    lg_spool_get_state(s->sp, &st);
+    if (!inflight) {
+        st.ack = s->batch_end;
+    }
+    st.has_inflight = inflight;
+    st.inflight_end = s->batch_end;
+    snprintf(st.batch_id, sizeof(st.batch_id), "%s", inflight ? lg_batch_id(s->batch) : "");
+    int rc = lg_spool_save_state(s->sp, &st);
+    if (rc != LG_OK) {
+        /* The old state stays: after a crash the batch is checked/resent and the
+         * ReplacingMergeTree collapses a duplicate. */
+        lg_log(LG_LOG_ERROR, NULL, "spool_state_save_failed", "err=%s", lg_err_name(rc));
+    }
+}
+
+/* The batch [ack, batch_end) landed (or was wholly dead-lettered). */
+static void ack_batch(lg_shipper *s, uint64_t rows)
+{
+    save_state(s, false);
+    if (lg_spool_pos_before(s->rd, s->batch_end)) {
+        s->rd = s->batch_end; /* a startup check acknowledged rows not yet read */
+    }
+    add(&s->rows_shipped, rows);
+    add(&s->batches, 1);
+    lg_batch_reset(s->batch);
+    s->sealed = false;
+    s->need_check = false;
+    s->startup_check = false;
+    s->attempt = 0;
+    s->phase = PHASE_IDLE;
+}
+
+static void retry_later(lg_shipper *s, int64_t now)
+{
+    add(&s->retries, 1);
+    unsigned shift = s->attempt < 16 ? s->attempt : 16;
+    int64_t cap = (int64_t)LG_SHIPPER_BACKOFF_MIN_MS << shift;
+    if (cap > LG_SHIPPER_BACKOFF_MAX_MS) {
+        cap = LG_SHIPPER_BACKOFF_MAX_MS;
+    }
+    s->attempt++;
+    /* Full jitter: uniform in [MIN/2, cap], so a fleet does not retry in lockstep. */
+    int64_t lo = LG_SHIPPER_BACKOFF_MIN_MS / 2;
+    s->backoff_until = now + lo + (int64_t)(next_rand(s) % (uint64_t)(cap - lo + 1));
+    s->phase = PHASE_BACKOFF;
+}
+
+/* ---- HTTP --------------------------------------------------------------------------- */
+
+static int start_request(lg_shipper *s, const char *params, const void *body, size_t len,
+                         bool gz)
+{
+    curl_slist_free_all(s->hdrs);
+    s->hdrs = NULL;
+    lg_buf_reset(&s->resp);
+    int rc = lg_chclient_setup(s->easy, &s->ch, params, body, len, gz, &s->resp, &s->urlbuf,
+                               &s->hdrs);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    return curl_multi_add_handle(s->multi, s->easy) == CURLM_OK ? LG_OK : LG_ERR_INTERNAL;
+}
+
+static void start_insert(lg_shipper *s, int64_t now)
+{
+    struct lg_slice body = lg_batch_body(s->batch);
+    int rc = start_request(s, SHIPPER_INSERT_PARAMS, body.ptr, body.len, s->gzip);
+    if (rc != LG_OK) {
+        lg_log(LG_LOG_ERROR, NULL, "insert_start_failed", "err=%s", lg_err_name(rc));
+        retry_later(s, now);
+        return;
+    }
+    s->phase = PHASE_SENDING;
+}
+
+static void start_check(lg_shipper *s, int64_t now)
+{
+    lg_buf_reset(&s->sql);
+    int rc = lg_buf_append_str(&s->sql, "SELECT uniqExact(request_id) FROM llm_requests "
+                                         "WHERE batch_id = ");
+    if (rc == LG_OK) {
+        rc = lg_chclient_quote(&s->sql, s->check_id, strlen(s->check_id));
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(&s->sql, " FORMAT TSV");
+    }
+    if (rc == LG_OK) {
+        rc = start_request(s, NULL, s->sql.data, s->sql.len, false);
+    }
+    if (rc != LG_OK) {
+        retry_later(s, now);
+        return;
+    }
+    add(&s->landed_checks, 1);
+    s->phase = PHASE_CHECKING;
+}
+
+/* The number of rows a batch id stands for: the suffix after '-' (see lg_batch_seal). */
+static uint64_t rows_of_id(const char *id)
+{
+    const char *dash = strrchr(id, '-');
+    uint64_t v = 0;
+    for (const char *p = dash != NULL ? dash + 1 : ""; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10u + (uint64_t)(*p - '0');
+    }
+    return v;
+}
+
+static void seal_and_send(lg_shipper *s, int64_t now)
+{
+    int rc = lg_batch_seal(s->batch, s->gzip);
+    if (rc != LG_OK) {
+        lg_log(LG_LOG_ERROR, NULL, "batch_seal_failed", "err=%s", lg_err_name(rc));
+        retry_later(s, now);
+        return;
+    }
+    s->sealed = true;
+    /* Written before the request: a crash from here on makes the next start check this
+     * batch_id before sending anything. */
+    save_state(s, true);
+    start_insert(s, now);
+}
+
+static void on_insert_failed(lg_shipper *s, const struct lg_chclient_result *res, int64_t now)
+{
+    enum lg_chclient_verdict v = lg_chclient_classify(res);
+    const char *id = lg_batch_id(s->batch);
+    if (v == LG_CHCLIENT_BAD_ROW && (size_t)res->row <= lg_batch_count(s->batch)) {
+        size_t i = (size_t)res->row - 1;
+        struct lg_slice r = lg_batch_row(s->batch, i);
+        dead_letter(s, id, res->ch_code, res->message, r.ptr, r.len);
+        lg_batch_remove(s->batch, i);
+        if (lg_batch_count(s->batch) == 0) {
+            ack_batch(s, 0);
+            return;
+        }
+        /* The rest is resent at once: ClickHouse parsed nothing into the table (one block). */
+        seal_and_send(s, now);
+        return;
+    }
+    if (v == LG_CHCLIENT_BAD_DATA || v == LG_CHCLIENT_BAD_ROW) {
+        for (size_t i = 0; i < lg_batch_count(s->batch); i++) {
+            struct lg_slice r = lg_batch_row(s->batch, i);
+            dead_letter(s, id, res->ch_code, res->message, r.ptr, r.len);
+        }
+        ack_batch(s, 0);
+        return;
+    }
+    lg_log(LG_LOG_WARN, NULL, "insert_failed", "batch=%s http=%ld code=%d attempt=%u msg=%.200s",
+           id, res->http_status, res->ch_code, s->attempt, res->message);
+    /* The server saw the request: whatever it says, check before resending. */
+    s->need_check = true;
+    retry_later(s, now);
+}
+
+static void on_done(lg_shipper *s, CURLcode cc, int64_t now)
+{
+    curl_multi_remove_handle(s->multi, s->easy);
+    enum ship_phase was = s->phase;
+    long status = 0;
+    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK) {
+        bool ambiguous = false;
+        int rc = lg_chclient_curl_error((int)cc, &ambiguous);
+        lg_log(LG_LOG_WARN, NULL, was == PHASE_SENDING ? "insert_failed" : "check_failed",
+               "err=%s curl=%s ambiguous=%d attempt=%u", lg_err_name(rc),
+               curl_easy_strerror(cc), ambiguous ? 1 : 0, s->attempt);
+        if (was == PHASE_SENDING && ambiguous) {
+            s->need_check = true;
+        }
+        retry_later(s, now);
+        return;
+    }
+    struct lg_chclient_result res;
+    int rc = lg_chclient_parse_response(status, s->resp.data, s->resp.len, &res);
+    if (was == PHASE_SENDING) {
+        if (rc == LG_OK) {
+            ack_batch(s, lg_batch_count(s->batch));
+        } else {
+            on_insert_failed(s, &res, now);
+        }
+        return;
+    }
+    /* PHASE_CHECKING */
+    if (rc != LG_OK) {
+        retry_later(s, now);
+        return;
+    }
+    uint64_t landed = 0;
+    for (size_t i = 0; i < s->resp.len && s->resp.data[i] >= '0' && s->resp.data[i] <= '9';
+         i++) {
+        landed = landed * 10u + (uint64_t)(s->resp.data[i] - '0');
+    }
+    lg_log(LG_LOG_INFO, NULL, "landed_check", "batch=%s landed=%" PRIu64 " rows=%" PRIu64,
+           s->check_id, landed, s->check_rows);
+    if (landed >= s->check_rows && s->check_rows > 0) {
+        add(&s->landed_on_check, 1);
+        ack_batch(s, s->check_rows);
+        return;
+    }
+    s->need_check = false;
+    if (s->startup_check) {
+        /* The batch named by the state file did not land: rebuild from the spool. */
+        s->startup_check = false;
+        struct lg_spool_state st;
+        lg_spool_get_state(s->sp, &st);
+        s->batch_end = st.ack;
+    }
+    s->phase = PHASE_IDLE;
+}
+
+static void step_ship(lg_shipper *s, int64_t now, bool draining)
+{
+    if (s->phase == PHASE_BACKOFF) {
+        if (now < s->backoff_until) {
+            return;
+        }
+        s->phase = PHASE_IDLE;
+    }
+    if (s->phase != PHASE_IDLE) {
+        return;
+    }
+    if (s->need_check) {
+        if (!s->startup_check) {
+            snprintf(s->check_id, sizeof(s->check_id), "%s", lg_batch_id(s->batch));
+            s->check_rows = lg_batch_count(s->batch);
+        }
+        start_check(s, now);
+        return;
+    }
+    if (s->sealed) {
+        start_insert(s, now);
+        return;
+    }
+    fill_batch(s, now);
+    if (lg_batch_count(s->batch) > 0 && (draining || lg_batch_is_due(s->batch, now))) {
+        seal_and_send(s, now);
+    }
+}
+
+/* ---- the thread --------------------------------------------------------------------- */
+
+static void handle_control(lg_shipper *s, int64_t now, bool *draining)
+{
+    bool sync_now = now - s->last_sync_ms >= LG_SHIPPER_SYNC_INTERVAL_MS;
+    pthread_mutex_lock(&s->mu);
+    uint64_t want_sync = s->sync_req;
+    bool sync_pending = want_sync > s->sync_done;
+    *draining = s->draining > 0;
+    pthread_mutex_unlock(&s->mu);
+    int rc = lg_spool_flush(s->sp, sync_now || sync_pending);
+    if (rc != LG_OK) {
+        lg_log(LG_LOG_ERROR, NULL, "spool_flush_failed", "err=%s", lg_err_name(rc));
+    }
+    if (sync_now || sync_pending) {
+        s->last_sync_ms = now;
+    }
+    bool idle = lg_queue_count(s->q) == 0 && s->held == NULL && s->phase == PHASE_IDLE &&
+                !s->sealed && !s->need_check && lg_batch_count(s->batch) == 0 &&
+                lg_spool_at_end(s->sp, s->rd);
+    pthread_mutex_lock(&s->mu);
+    if (sync_pending && rc == LG_OK && s->held == NULL) {
+        s->sync_done = want_sync;
+    }
+    s->idle = idle || s->no_ship;
+    s->idle_gen++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int64_t poll_timeout(lg_shipper *s, int64_t now)
+{
+    int64_t t = LG_SHIPPER_TICK_MS;
+    if (s->phase == PHASE_BACKOFF && s->backoff_until - now < t) {
+        t = s->backoff_until - now;
+    }
+    int64_t due = lg_batch_ms_until_due(s->batch, now);
+    if (s->phase == PHASE_IDLE && due < t) {
+        t = due;
+    }
+    return t < 0 ? 0 : t;
+}
+
+static void *thread_main(void *arg)
+{
+    lg_shipper *s = arg;
+    int64_t stop_deadline = INT64_MAX;
+    for (;;) {
+        int64_t now = mono_ms();
+        bool stopping = atomic_load_explicit(&s->stop, memory_order_acquire);
+        if (stopping && stop_deadline == INT64_MAX) {
+            stop_deadline = now + LG_SHIPPER_DRAIN_DEADLINE_MS;
+        }
+        drain_ring(s);
+        bool draining = false;
+        handle_control(s, now, &draining);
+        if (!s->no_ship) {
+            step_ship(s, now, draining || stopping);
+        }
+        if (stopping) {
+            pthread_mutex_lock(&s->mu);
+            bool idle = s->idle;
+            pthread_mutex_unlock(&s->mu);
+            if (idle || now >= stop_deadline) {
+                break;
+            }
+        }
+        int running = 0;
+        curl_multi_poll(s->multi, NULL, 0, (int)poll_timeout(s, now), NULL);
+        curl_multi_perform(s->multi, &running);
+        int left;
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+            if (m->msg == CURLMSG_DONE) {
+                on_done(s, m->data.result, mono_ms());
+            }
+        }
+    }
+    if (s->phase == PHASE_SENDING || s->phase == PHASE_CHECKING) {
+        /* Abandoned at the deadline: the state file names the batch, so the next start
+         * checks whether it landed before sending it again. */
+        curl_multi_remove_handle(s->multi, s->easy);
+        lg_log(LG_LOG_WARN, NULL, "drain_deadline", "batch=%s left_in_spool=1",
+               lg_batch_id(s->batch));
+    }
+    drain_ring(s);
+    lg_spool_flush(s->sp, true);
+    return NULL;
+}
+
+/* ---- public API ---------------------------------------------------------------------- */
+
+static int overflow(lg_shipper *s, struct lg_record *r)
+{
+    struct lg_buf row;
+    lg_buf_init(&row, LG_RECORD_MAX_ROW_BYTES);
+    int rc = spool_record(s, &row, r);
+    lg_buf_deinit(&row);
+    if (rc == LG_OK) {
+        add(&s->overflowed, 1);
+        lg_record_free(r);
+        return LG_OK;
+    }
+    uint64_t n = atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed) + 1;
+    /* One line per power of two of drops: visible, but a flood cannot flood the log. */
+    if ((n & (n - 1)) == 0) {
+        lg_log(LG_LOG_ERROR, NULL, "record_dropped", "dropped_total=%" PRIu64 " reason=%s", n,
+               lg_err_name(rc));
+    }
+    return LG_ERR_EXHAUSTED;
+}
+
+int lg_shipper_enqueue(lg_shipper *s, struct lg_record *r)
+{
+    if (atomic_load_explicit(&s->closed, memory_order_relaxed)) {
+        return LG_ERR_CLOSED;
+    }
+    if (lg_queue_push(s->q, r) == LG_OK) {
+        return LG_OK;
+    }
+    return overflow(s, r);
+}
+
+static int sink_enqueue(void *impl, struct lg_record *r)
+{
+    return lg_shipper_enqueue(impl, r);
+}
+
+static void sink_close(void *impl)
+{
+    (void)impl;
+}
+
+void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out)
+{
+    out->enqueue = sink_enqueue;
+    out->close = sink_close;
+    out->impl = s;
+}
+
+static void deadline_at(struct timespec *ts, int64_t timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms)
+{
+    struct timespec dl;
+    deadline_at(&dl, timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    uint64_t gen = ++s->sync_req;
+    curl_multi_wakeup(s->multi);
+    int rc = LG_OK;
+    while (s->sync_done < gen) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
+            rc = LG_ERR_TIMEOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int lg_shipper_drain(lg_shipper *s, int64_t timeout_ms)
+{
+    struct timespec dl;
+    deadline_at(&dl, timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    s->draining++;
+    curl_multi_wakeup(s->multi);
+    /* Wait for an idle state published after this call started (two generations: the
+     * first may have been computed before our records were queued). */
+    uint64_t start = s->idle_gen;
+    int rc = LG_OK;
+    while (!(s->idle && s->idle_gen >= start + 2)) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
+            rc = LG_ERR_TIMEOUT;
+            break;
+        }
+    }
+    s->draining--;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->overflowed = atomic_load(&s->overflowed);
+    out->queue_depth = lg_queue_count(s->q);
+    out->accepted = atomic_load(&s->popped) + out->overflowed + out->queue_depth;
+    out->dropped = atomic_load(&s->dropped);
+    out->spooled = atomic_load(&s->spooled);
+    out->rows_shipped = atomic_load(&s->rows_shipped);
+    out->batches = atomic_load(&s->batches);
+    out->retries = atomic_load(&s->retries);
+    out->dead_letters = atomic_load(&s->dead_letters);
+    out->landed_checks = atomic_load(&s->landed_checks);
+    out->landed_on_check = atomic_load(&s->landed_on_check);
+    struct lg_spool_stats ss;
+    lg_spool_get_stats(s->sp, &ss);
+    out->spool_bytes = ss.bytes;
+    out->corrupt_records = ss.corrupt_records;
+}
+
+static char *dup_or_null(const char *p, bool *ok)
+{
+    if (p == NULL) {
+        return NULL;
+    }
+    char *c = lg_strdup(p);
+    if (c == NULL) {
+        *ok = false;
+    }
+    return c;
+}
+
+static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
+{
+    bool ok = true;
+    s->url = dup_or_null(o->clickhouse_url != NULL ? o->clickhouse_url : "", &ok);
+    s->user = dup_or_null(o->user, &ok);
+    s->key = dup_or_null(o->key, &ok);
+    struct lg_buf p;
+    lg_buf_init(&p, LG_CHCLIENT_MAX_URL_BYTES);
+    if (o->dead_letter_path != NULL) {
+        lg_buf_append_str(&p, o->dead_letter_path);
+    } else {
+        lg_buf_appendf(&p, "%s/deadletter.jsonl", o->spool_dir);
+    }
+    s->dl_path = dup_or_null(p.len > 0 ? (const char *)p.data : "", &ok);
+    lg_buf_deinit(&p);
+    if (!ok) {
+        return LG_ERR_NOMEM;
+    }
+    s->ch = (struct lg_chclient_opts){s->url, s->user, s->key,
+                                      o->http_timeout_ms > 0 ? o->http_timeout_ms
+                                                             : LG_SHIPPER_HTTP_TIMEOUT_MS,
+                                      LG_SHIPPER_CONNECT_TIMEOUT_MS};
+    s->dl_fd = open(s->dl_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (s->dl_fd < 0) {
+        return LG_ERR_IO;
+    }
+    int rc = lg_queue_new(&s->q, o->queue_capacity > 0 ? o->queue_capacity
+                                                          : LG_SHIPPER_QUEUE_CAPACITY);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    struct lg_spool_opts so = {
+        o->spool_dir, o->spool_max_bytes > 0 ? o->spool_max_bytes : LG_SPOOL_DEFAULT_MAX_BYTES,
+        o->spool_segment_bytes > 0 ? o->spool_segment_bytes : LG_SPOOL_DEFAULT_SEGMENT_BYTES};
+    rc = lg_spool_open(&s->sp, &so);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    struct lg_batch_limits bl = {
+        o->batch_rows > 0 ? o->batch_rows : LG_SHIPPER_DEFAULT_BATCH_ROWS,
+        o->batch_bytes > 0 ? o->batch_bytes : LG_SHIPPER_DEFAULT_BATCH_BYTES,
+        o->batch_age_ms > 0 ? o->batch_age_ms : LG_SHIPPER_DEFAULT_BATCH_AGE_MS};
+    rc = lg_batch_new(&s->batch, &bl);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    s->multi = curl_multi_init();
+    s->easy = curl_easy_init();
+    return s->multi != NULL && s->easy != NULL ? LG_OK : LG_ERR_NOMEM;
+}
+
+static void free_resources(lg_shipper *s)
+{
+    if (s->multi != NULL) {
+        curl_multi_cleanup(s->multi);
+    }
+    if (s->easy != NULL) {
+        curl_easy_cleanup(s->easy);
+    }
+    curl_slist_free_all(s->hdrs);
+    lg_batch_free(s->batch);
+    lg_spool_close(s->sp);
+    lg_queue_free(s->q);
+    if (s->dl_fd >= 0) {
+        close(s->dl_fd);
+    }
+    lg_buf_deinit(&s->resp);
+    lg_buf_deinit(&s->urlbuf);
+    lg_buf_deinit(&s->sql);
+    lg_buf_deinit(&s->row);
+    lg_buf_deinit(&s->dl);
+    lg_free(s->url);
+    lg_free(s->user);
+    lg_free(s->key);
+    lg_free(s->dl_path);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    lg_free(s);
+}
+
+int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
+{
+    if (o->spool_dir == NULL || (!o->no_ship && o->clickhouse_url == NULL)) {
+        return LG_ERR_INVALID;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    lg_shipper *s = lg_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    s->dl_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    lg_buf_init(&s->resp, LG_CHCLIENT_MAX_ERROR_BYTES);
+    lg_buf_init(&s->urlbuf, LG_CHCLIENT_MAX_URL_BYTES);
+    lg_buf_init(&s->sql, LG_CHCLIENT_MAX_URL_BYTES);
+    lg_buf_init(&s->row, LG_SPOOL_MAX_RECORD_BYTES);
+    lg_buf_init(&s->dl, 2 * LG_SPOOL_MAX_RECORD_BYTES);
+    s->gzip = !o->no_gzip;
+    s->no_ship = o->no_ship;
+    s->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+    int rc = init_resources(s, o);
+    if (rc != LG_OK) {
+        free_resources(s);
+        return rc;
+    }
+    struct lg_spool_state st;
+    lg_spool_get_state(s->sp, &st);
+    s->rd = st.ack;
+    s->batch_end = st.ack;
+    if (st.has_inflight && st.batch_id[0] != 0) {
+        /* A batch was in flight when the last run ended: ask before resending. */
+        s->need_check = true;
+        s->startup_check = true;
+        snprintf(s->check_id, sizeof(s->check_id), "%s", st.batch_id);
+        s->check_rows = rows_of_id(st.batch_id);
+        s->batch_end = st.inflight_end;
+    }
+    s->last_sync_ms = mono_ms();
+    if (pthread_create(&s->th, NULL, thread_main, s) != 0) {
+        free_resources(s);
+        return LG_ERR_NOMEM;
+    }
+    s->thread_started = true;
+    *out = s;
+    return LG_OK;
+}
+
+void lg_shipper_free(lg_shipper *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    atomic_store(&s->closed, true);
+    atomic_store_explicit(&s->stop, true, memory_order_release);
+    curl_multi_wakeup(s->multi);
+    if (s->thread_started) {
+        pthread_join(s->th, NULL);
+    }
+    if (s->held != NULL) {
+        lg_record_free(s->held); /* only when the spool was full at the end: a counted drop */
+        add(&s->dropped, 1);
+    }
+    free_resources(s);
+}

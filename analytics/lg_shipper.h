@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lg_shipper: billing records to ClickHouse, once, never lost (issue 5).
+ *
+ * Path of a record: lg_shipper_enqueue (request thread: one lock-free ring push) ->
+ * shipper thread: encoded as a JSONEachRow row and appended to the write-ahead spool
+ * (lg_spool; written every LG_SHIPPER_TICK_MS, fdatasync'd every
+ * LG_SHIPPER_SYNC_INTERVAL_MS) -> read back from the spool into a batch (lg_batch: rows,
+ * bytes, age) -> one gzip'd INSERT INTO llm_ingest FORMAT JSONEachRow over libcurl multi
+ * (curl_multi_poll on the shipper's own loop; keep-alive) -> on success the spool's ack
+ * position moves past the batch and whole acknowledged segments are deleted.
+ *
+ * When the ring is full the caller encodes and appends to the spool itself (the only case
+ * where enqueue does I/O: a write(2) when the spool's buffer fills). When the spool is at
+ * its cap the record is dropped: counted (stats.dropped), logged, LG_ERR_EXHAUSTED.
+ *
+ * Failures: a 200 with an exception in the body is a failure. Rows ClickHouse rejects as
+ * malformed go to the dead-letter file (one JSON line each: error, code, batch_id, row) and
+ * the rest of the batch is resent. Everything else (5xx, timeouts, connection errors, too
+ * many parts, memory limit, unknown table) is retried forever with exponential backoff and
+ * full jitter; the spool holds the rows meanwhile. Before resending a batch after an
+ * ambiguous failure (the request may have executed: timeout, cut connection), and at start
+ * when the state file names a batch in flight, the shipper asks ClickHouse how many rows
+ * carry that batch_id (SELECT uniqExact(request_id) FROM llm_requests WHERE batch_id = ..)
+ * and treats the batch as landed when all did. Tables are ReplacingMergeTree on request_id
+ * as a second line of defence.
+ *
+ * Thread: lg_shipper_enqueue from any thread, concurrently. Everything else from one
+ * controlling thread (the service's main/loop thread), never from the shipper's thread.
+ * Ownership: enqueue takes the record on LG_OK (freed by the shipper once spooled); on
+ * error the caller keeps it. Option strings are copied.
+ * Errors: LG_ERR_EXHAUSTED (dropped: ring and spool full), LG_ERR_CLOSED, LG_ERR_NOMEM,
+ * LG_ERR_IO (spool), LG_ERR_INVALID (options), LG_ERR_TIMEOUT (wait deadline passed).
+ */
+#ifndef LG_SHIPPER_H
+#define LG_SHIPPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lg_record;
+struct lg_record_sink;
+
+typedef struct lg_shipper lg_shipper;
+
+struct lg_shipper_opts {
+    const char *clickhouse_url;  /* http(s)://[user:pass@]host:port */
+    const char *user;            /* X-ClickHouse-User or NULL */
+    const char *key;             /* X-ClickHouse-Key or NULL */
+    const char *spool_dir;       /* required */
+    const char *dead_letter_path;/* NULL: <spool_dir>/deadletter.jsonl */
+    uint64_t spool_max_bytes;    /* 0: LG_SPOOL_DEFAULT_MAX_BYTES */
+    uint64_t spool_segment_bytes;/* 0: LG_SPOOL_DEFAULT_SEGMENT_BYTES */
+    size_t batch_rows;           /* 0: LG_SHIPPER_DEFAULT_BATCH_ROWS */
+    size_t batch_bytes;          /* 0: LG_SHIPPER_DEFAULT_BATCH_BYTES */
+    int64_t batch_age_ms;        /* 0: LG_SHIPPER_DEFAULT_BATCH_AGE_MS */
+    size_t queue_capacity;       /* 0: LG_SHIPPER_QUEUE_CAPACITY (power of two) */
+    long http_timeout_ms;        /* 0: LG_SHIPPER_HTTP_TIMEOUT_MS */
+    bool no_gzip;                /* send uncompressed (benchmarks) */
+    bool no_ship;                /* spool only, never contact ClickHouse (tests, replay) */
+};
+
+/* Counters; all monotonic except the gauges spool_bytes and queue_depth. */
+struct lg_shipper_stats {
+    uint64_t accepted;       /* records taken by enqueue (ring or spool) */
+    uint64_t overflowed;     /* of those, spooled by the caller because the ring was full */
+    uint64_t dropped;        /* refused: ring and spool full (the only loss) */
+    uint64_t spooled;        /* rows appended to the spool by the shipper thread */
+    uint64_t rows_shipped;   /* rows acknowledged by ClickHouse */
+    uint64_t batches;        /* inserts acknowledged */
+    uint64_t retries;        /* failed attempts that will be retried */
+    uint64_t dead_letters;   /* rows written to the dead-letter file */
+    uint64_t landed_checks;  /* batch_id checks made */
+    uint64_t landed_on_check;/* batches found already landed by a check (not resent) */
+    uint64_t corrupt_records;/* spool records skipped for a bad CRC */
+    uint64_t spool_bytes;    /* gauge */
+    uint64_t queue_depth;    /* gauge */
+};
+
+/* Opens the spool (recovering and scheduling replay of anything unacknowledged) and starts
+ * the shipper thread. Returned owned. */
+int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o);
+/* Drains (see lg_shipper_drain, LG_SHIPPER_DRAIN_DEADLINE_MS), stops the thread, closes the
+ * spool, frees. What did not land stays in the spool for the next start. Accepts NULL. No
+ * enqueue may run concurrently. */
+void lg_shipper_free(lg_shipper *s);
+
+/* Hot path. Takes |r| on LG_OK. LG_ERR_EXHAUSTED (dropped and counted; |r| still the
+ * caller's), LG_ERR_CLOSED. */
+int lg_shipper_enqueue(lg_shipper *s, struct lg_record *r);
+/* Fills |out| with a sink that enqueues into |s| (close is a no-op: free |s| yourself). */
+void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out);
+
+/* Waits until every record accepted before the call is in the spool and fdatasync'd
+ * (survives kill -9). LG_OK or LG_ERR_TIMEOUT. */
+int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms);
+/* The SIGTERM hook: ships everything accepted so far, ignoring batch age, and waits until
+ * ClickHouse acknowledged it all or |timeout_ms| passed. LG_OK (all landed) or
+ * LG_ERR_TIMEOUT (the rest stays spooled). The shipper keeps running either way. */
+int lg_shipper_drain(lg_shipper *s, int64_t timeout_ms);
+
+void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out);
+
+#endif /* LG_SHIPPER_H */
