@@ -1643,7 +1643,7 @@ static void conn_on_write(struct bufferevent *bev, void *arg)
         conn_close(c);
         return;
     }
-    if (nghttp2_session_want_write(c->h2)) {
+    if (c->preface_checked && nghttp2_session_want_write(c->h2)) {
         conn_flush(c);
     }
 }
@@ -1796,8 +1796,8 @@ static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, voi
     srv->nconns++;
     lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_open", "peer=%s",
            c->peer);
-    /* Our SETTINGS go out at once (server connection preface). */
-    conn_flush(c);
+    /* Our SETTINGS (the server connection preface) go out with the first answer to the
+     * client's preface, so that an HTTP/1.x client gets a plain HTTP/1.1 answer instead. */
     return;
 
 out_free_conn:

@@ -1,0 +1,356 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Bad and unusual input on raw sockets (plain TCP and a raw HTTP/2 client, python h2): each
+case gets the protocol's answer, and the server keeps serving other connections (proved with a
+real grpcio call after each case)."""
+import gzip
+import socket
+import struct
+import time
+import unittest
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+from lgts import Server, messages_pb2, raw_connect, recv_until_closed
+
+UNARY = "/grpc.testing.TestService/UnaryCall"
+STREAM = "/grpc.testing.TestService/StreamingOutputCall"
+H2_FRAME_GOAWAY = 0x7
+H2_PROTOCOL_ERROR = 0x1
+H2_CANCEL = 0x8
+H2_NO_ERROR = 0x0
+
+
+def lpm(payload, compressed=False):
+    return struct.pack(">BI", 1 if compressed else 0, len(payload)) + payload
+
+
+def grpc_headers(path, extra=(), content_type="application/grpc", method="POST"):
+    return [(":method", method), (":scheme", "http"), (":path", path),
+            (":authority", "localhost"), ("content-type", content_type), ("te", "trailers"),
+            *extra]
+
+
+class H2Client:
+    """A minimal HTTP/2 client over a raw socket, driving the h2 state machine."""
+
+    def __init__(self, server):
+        self.sock = raw_connect(server)
+        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
+                                        validate_outbound_headers=False,
+                                        normalize_outbound_headers=False)
+        self.conn = h2.connection.H2Connection(cfg)
+        self.conn.initiate_connection()
+        self.flush()
+        self.remote_settings = {}
+        self.streams = {}
+        self.ping_acks = 0
+        self.goaway = None
+        self.closed = False
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, headers, body=b"", end=True):
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, headers, end_stream=end and not body)
+        if body:
+            self.conn.send_data(sid, body, end_stream=end)
+        self.flush()
+        self.streams[sid] = {"headers": None, "data": b"", "trailers": None, "reset": None,
+                             "ended": False}
+        return sid
+
+    def pump(self, pred, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if self.closed:
+                return False
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out")
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                self.closed = True
+                continue
+            for ev in self.conn.receive_data(data):
+                self.on_event(ev)
+            self.flush()
+        return True
+
+    def on_event(self, ev):
+        st = self.streams.get(getattr(ev, "stream_id", None))
+        if isinstance(ev, h2.events.ResponseReceived):
+            st["headers"] = dict(ev.headers)
+        elif isinstance(ev, h2.events.TrailersReceived):
+            st["trailers"] = dict(ev.headers)
+        elif isinstance(ev, h2.events.DataReceived):
+            st["data"] += ev.data
+            self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, h2.events.StreamEnded):
+            st["ended"] = True
+        elif isinstance(ev, h2.events.StreamReset):
+            if st is not None:
+                st["reset"] = ev.error_code
+        elif isinstance(ev, h2.events.RemoteSettingsChanged):
+            for k, v in ev.changed_settings.items():
+                self.remote_settings[k] = v.new_value
+        elif isinstance(ev, h2.events.PingAckReceived):
+            self.ping_acks += 1
+        elif isinstance(ev, h2.events.ConnectionTerminated):
+            self.goaway = ev
+
+    def wait_done(self, sid, timeout=20.0):
+        st = self.streams[sid]
+        self.pump(lambda: st["ended"] or st["reset"] is not None, timeout)
+        return st
+
+    def status(self, sid):
+        """grpc-status of a finished stream: from the trailers or a Trailers-Only response."""
+        st = self.streams[sid]
+        src = st["trailers"] or st["headers"] or {}
+        return int(src["grpc-status"]) if "grpc-status" in src else None
+
+    def close(self):
+        self.sock.close()
+
+
+def h2_frames(data):
+    """Splits raw bytes into (type, flags, stream, payload) HTTP/2 frames (best effort)."""
+    out = []
+    while len(data) >= 9:
+        length = int.from_bytes(data[0:3], "big")
+        ftype, flags = data[3], data[4]
+        sid = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+        out.append((ftype, flags, sid, data[9:9 + length]))
+        data = data[9 + length:]
+    return out
+
+
+class BadInput(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def tearDown(self):
+        self.server.assert_serving()
+
+    def test_garbage_bytes_get_goaway_and_close(self):
+        s = raw_connect(self.server)
+        s.sendall(b"\x16\x03\x01\x02\x00garbage that is not an HTTP/2 preface" * 4)
+        data = recv_until_closed(s)
+        s.close()
+        goaways = [f for f in h2_frames(data) if f[0] == H2_FRAME_GOAWAY]
+        self.assertEqual(len(goaways), 1, data[:200])
+        code = int.from_bytes(goaways[0][3][4:8], "big")
+        self.assertEqual(code, H2_PROTOCOL_ERROR)
+
+    def test_http1_request_gets_505(self):
+        s = raw_connect(self.server)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = recv_until_closed(s)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 505 "), data[:100])
+
+    def test_connection_closed_midway_through_preface(self):
+        s = raw_connect(self.server)
+        s.sendall(b"PRI * HTTP/2.0\r\n")
+        s.close()
+
+    def test_wrong_content_type_is_415(self):
+        c = H2Client(self.server)
+        sid = c.request(grpc_headers(UNARY, content_type="application/json"), b"{}")
+        st = c.wait_done(sid)
+        self.assertEqual(st["headers"][":status"], "415")
+        self.assertEqual(c.status(sid), 13)
+        c.close()
+
+    def test_get_is_refused(self):
+        c = H2Client(self.server)
+        sid = c.request(grpc_headers(UNARY, method="GET"))
+        st = c.wait_done(sid)
+        self.assertEqual(st["headers"][":status"], "405")
+        c.close()
+
+    def test_oversized_headers(self):
+        c = H2Client(self.server)
+        sid = c.request(grpc_headers(UNARY, extra=[("x-big", "a" * 20000)]),
+                        lpm(messages_pb2.SimpleRequest(response_size=1).SerializeToString()))
+        st = c.wait_done(sid)
+        # Refused before the handler runs: RESOURCE_EXHAUSTED (Trailers-Only) or a reset.
+        self.assertTrue(c.status(sid) == 8 or st["reset"] is not None, st)
+        if c.status(sid) == 8:
+            self.assertEqual(st["headers"][":status"], "200")
+        c.close()
+
+    def test_truncated_message_frame_is_internal(self):
+        c = H2Client(self.server)
+        body = lpm(messages_pb2.SimpleRequest(response_size=1).SerializeToString() + b"x" * 50)
+        sid = c.request(grpc_headers(UNARY), body[:20])  # prefix promises more than is sent
+        c.wait_done(sid)
+        self.assertEqual(c.status(sid), 13)
+        c.close()
+
+    def test_compressed_flag_without_encoding_is_internal(self):
+        c = H2Client(self.server)
+        payload = gzip.compress(messages_pb2.SimpleRequest(response_size=1).SerializeToString())
+        sid = c.request(grpc_headers(UNARY), lpm(payload, compressed=True))
+        c.wait_done(sid)
+        self.assertEqual(c.status(sid), 13)
+        c.close()
+
+    def test_unsupported_encoding_is_unimplemented_with_accept_encoding(self):
+        c = H2Client(self.server)
+        sid = c.request(grpc_headers(UNARY, extra=[("grpc-encoding", "snappy")]),
+                        lpm(b"\x01\x02", compressed=True))
+        st = c.wait_done(sid)
+        self.assertEqual(c.status(sid), 12)
+        self.assertIn("gzip", st["headers"].get("grpc-accept-encoding", ""))
+        c.close()
+
+    def test_message_over_receive_limit_is_resource_exhausted(self):
+        c = H2Client(self.server)
+        # Only the prefix: the 5 MiB length alone must be refused (limit 4 MiB).
+        sid = c.request(grpc_headers(UNARY), struct.pack(">BI", 0, 5 * 1024 * 1024), end=False)
+        st = c.wait_done(sid)
+        self.assertEqual(c.status(sid), 8)
+        # Early trailers: the server resets the half-open stream with NO_ERROR afterwards.
+        c.pump(lambda: st["reset"] is not None, 10)
+        self.assertEqual(st["reset"], H2_NO_ERROR)
+        c.close()
+
+    def test_unknown_method_trailers_only_then_rst_no_error(self):
+        c = H2Client(self.server)
+        sid = c.request(grpc_headers("/grpc.testing.TestService/Nope"), end=False)
+        st = c.wait_done(sid)
+        self.assertEqual(st["headers"][":status"], "200")
+        self.assertEqual(st["headers"]["grpc-status"], "12")
+        self.assertIsNone(st["trailers"])  # Trailers-Only: one HEADERS frame
+        c.pump(lambda: st["reset"] is not None, 10)
+        self.assertEqual(st["reset"], H2_NO_ERROR)
+        c.close()
+
+    def test_zero_and_two_messages_on_unary_are_unimplemented(self):
+        c = H2Client(self.server)
+        sid0 = c.request(grpc_headers(UNARY))
+        m = lpm(messages_pb2.SimpleRequest(response_size=1).SerializeToString())
+        sid2 = c.request(grpc_headers(UNARY), m + m)
+        c.wait_done(sid0)
+        c.wait_done(sid2)
+        self.assertEqual(c.status(sid0), 12)
+        self.assertEqual(c.status(sid2), 12)
+        c.close()
+
+    def test_split_message_across_data_frames(self):
+        c = H2Client(self.server)
+        m = lpm(messages_pb2.SimpleRequest(response_size=3,
+                                           payload=messages_pb2.Payload(body=b"z" * 3000))
+                .SerializeToString())
+        sid = c.request(grpc_headers(UNARY), m[:1], end=False)
+        for i in range(1, len(m), 997):
+            c.conn.send_data(sid, m[i:i + 997], end_stream=i + 997 >= len(m))
+            c.flush()
+        st = c.wait_done(sid)
+        self.assertEqual(c.status(sid), 0)
+        r = messages_pb2.SimpleResponse.FromString(st["data"][5:])
+        self.assertEqual(len(r.payload.body), 3)
+        c.close()
+
+    def test_gzip_response_has_flag_and_encoding(self):
+        c = H2Client(self.server)
+        req = messages_pb2.SimpleRequest(response_size=50000)
+        req.response_compressed.value = True
+        sid = c.request(grpc_headers(UNARY, extra=[("grpc-accept-encoding", "identity,gzip")]),
+                        lpm(req.SerializeToString()))
+        st = c.wait_done(sid)
+        self.assertEqual(c.status(sid), 0)
+        self.assertEqual(st["headers"].get("grpc-encoding"), "gzip")
+        flag, n = struct.unpack(">BI", st["data"][:5])
+        self.assertEqual(flag, 1)
+        self.assertLess(n, 50000)
+        r = messages_pb2.SimpleResponse.FromString(gzip.decompress(st["data"][5:5 + n]))
+        self.assertEqual(len(r.payload.body), 50000)
+        c.close()
+
+    def test_server_deadline_all_units(self):
+        before = self.server.stats()
+        c = H2Client(self.server)
+        req = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=1, interval_us=30000000)])
+        sids = [c.request(grpc_headers(STREAM, extra=[("grpc-timeout", t)]),
+                          lpm(req.SerializeToString()))
+                for t in ("100m", "150000u", "20000000n", "1S")]
+        for sid in sids:
+            st = c.wait_done(sid, 30)
+            self.assertEqual(st["reset"], H2_CANCEL, st)
+        self.server.wait_stats(
+            lambda s: s["closed_deadline"] >= before["closed_deadline"] + len(sids),
+            "handlers told of the deadline")
+        # Long units parse too and do not expire early: the call completes normally.
+        fast = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=2)])
+        for t in ("1H", "1M", "99999999S"):
+            sid = c.request(grpc_headers(STREAM, extra=[("grpc-timeout", t)]),
+                            lpm(fast.SerializeToString()))
+            c.wait_done(sid)
+            self.assertEqual(c.status(sid), 0, t)
+        c.close()
+
+    def test_malformed_timeout_is_refused(self):
+        c = H2Client(self.server)
+        sid = c.request(grpc_headers(UNARY, extra=[("grpc-timeout", "123456789S")]),
+                        lpm(b""))
+        c.wait_done(sid)
+        self.assertEqual(c.status(sid), 13)
+        c.close()
+
+    def test_settings_and_ping_ack(self):
+        c = H2Client(self.server)
+        codes = h2.settings.SettingCodes
+        c.pump(lambda: codes.MAX_CONCURRENT_STREAMS in c.remote_settings)
+        self.assertEqual(c.remote_settings[codes.MAX_CONCURRENT_STREAMS], 100)
+        self.assertEqual(c.remote_settings[codes.INITIAL_WINDOW_SIZE], 1024 * 1024)
+        self.assertEqual(c.remote_settings[codes.MAX_HEADER_LIST_SIZE], 16384)
+        c.conn.ping(b"12345678")
+        c.flush()
+        c.pump(lambda: c.ping_acks == 1)
+        c.close()
+
+    def test_client_reset_mid_stream(self):
+        before = self.server.stats()
+        c = H2Client(self.server)
+        req = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=1, interval_us=30000000)])
+        sid = c.request(grpc_headers(STREAM), lpm(req.SerializeToString()))
+        self.server.wait_stats(lambda s: s["calls"] > before["calls"], "call running")
+        c.conn.reset_stream(sid, H2_CANCEL)
+        c.flush()
+        self.server.wait_stats(lambda s: s["closed_cancelled"] > before["closed_cancelled"],
+                               "handler told of the RST_STREAM")
+        c.close()
+
+    def test_connection_loss_tells_handlers(self):
+        before = self.server.stats()
+        c = H2Client(self.server)
+        req = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=1, interval_us=30000000)])
+        for _ in range(3):
+            c.request(grpc_headers(STREAM), lpm(req.SerializeToString()))
+        self.server.wait_stats(lambda s: s["calls"] >= before["calls"] + 3, "calls running")
+        c.sock.close()
+        self.server.wait_stats(lambda s: s["closed_conn_lost"] >= before["closed_conn_lost"] + 3,
+                               "handlers told of the connection loss")
+
+
+if __name__ == "__main__":
+    unittest.main()
