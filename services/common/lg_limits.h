@@ -234,11 +234,23 @@
 #define LG_SSE_MAX_REQUESTS_PER_CONN 1000
 /* Idle keep-alive connection, and the longest silence while reading a request, in ms. */
 #define LG_SSE_IDLE_TIMEOUT_MS 30000
+/* Hard maximum of the two timeouts above (config can only lower it). */
+#define LG_SSE_IDLE_TIMEOUT_MS_MAX 600000
 /* Whole request headers must arrive within this many ms of the connection opening (or of the
  * previous response), whatever the byte rate: the slowloris guard. */
 #define LG_SSE_HEADER_TIMEOUT_MS 10000
-/* Concurrent event streams (SSE or OpenAI stream) one user may hold; the next gets 429. */
+/* Concurrent event streams (SSE or OpenAI stream) one user may hold; the next gets 429.
+ * The default suits a person with a few tabs; the hard maximum lets a load test or a service
+ * account be configured higher (--max-streams-per-user, checked against the maximum). */
 #define LG_SSE_MAX_STREAMS_PER_USER 32
+#define LG_SSE_MAX_STREAMS_PER_USER_MAX (1024 * 1024)
+/* How long GET /events waits for the first event (or the end) of a ResumeStream before it
+ * commits to 200 and flushes the headers, in ms. Waiting lets a finished stream answer 204
+ * and an unknown one 404; a live but silent stream still opens promptly. */
+#define LG_SSE_FIRST_EVENT_WAIT_MS 500
+/* Buckets of the per-connection and per-user tables start here and double when the load
+ * passes two entries per bucket. */
+#define LG_SSE_TABLE_MIN_BUCKETS 64
 /* Bytes queued toward one client. A client that falls this far behind is disconnected (it
  * can resume with Last-Event-ID), so a slow reader costs bounded memory and is never
  * silently skipped over. */
@@ -260,8 +272,10 @@
 #define LG_SSE_TOKEN_TTL_S 600
 /* Longest signed events token accepted from a query string. */
 #define LG_SSE_MAX_TOKEN_BYTES 512
-/* Deadline of a unary gRPC call to the chat service (start, cancel, health), in ms. */
+/* Deadline of a unary gRPC call to the chat service (cancel, health), in ms. */
 #define LG_SSE_RPC_TIMEOUT_MS 10000
+/* Period of the health check of the chat service behind /readyz, in ms. */
+#define LG_SSE_HEALTH_PERIOD_MS 2000
 /* Hard cap on one non-streaming completion body we assemble for a client. */
 #define LG_SSE_MAX_COMPLETION_BYTES (4 * 1024 * 1024)
 /* One encoded SSE event (id, event, data lines); content deltas are far smaller. */

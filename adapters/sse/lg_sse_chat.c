@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "lg_sse_chat.h"
+
+#include <string.h>
+
+#include <event2/event.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "llmgate/chat/v1/chat.pb-c.h"
+#include "lg_err.h"
+#include "lg_grpc_client.h"
+#include "lg_limits.h"
+#include "lg_mem.h"
+
+#define LG_LOG_MODULE "sse_chat"
+#include "lg_log.h"
+
+#define M_STREAM_CHAT "/llmgate.chat.v1.ChatService/StreamChat"
+#define M_RESUME      "/llmgate.chat.v1.ChatService/ResumeStream"
+#define M_CANCEL      "/llmgate.chat.v1.ChatService/CancelStream"
+#define M_HEALTH      "/grpc.health.v1.Health/Check"
+#define MD_USER       "x-user-id"
+
+enum call_kind {
+    CK_STREAM, /* StreamChat or ResumeStream: ChatEvent messages */
+    CK_CANCEL, /* CancelStream: one CancelResponse */
+    CK_HEALTH, /* Health/Check: one HealthCheckResponse */
+};
+
+struct lg_sse_call {
+    lg_sse_chat *chat;
+    enum call_kind kind;
+    lg_grpc_client_call *gc;   /* valid until on_close returns */
+    lg_sse_chat_event_cb ev_cb;
+    lg_sse_chat_end_cb end_cb;
+    lg_sse_chat_cancel_cb cancel_cb;
+    void *ud;
+    bool aborted;              /* no callback fires any more */
+    int local_rc;              /* a local reason to end (bad message), else LG_OK */
+    bool cancelled;            /* CK_CANCEL: the response's flag */
+    struct lg_sse_call *prev, *next; /* live calls of the chat handle */
+};
+
+struct lg_sse_chat {
+    struct event_base *base;
+    lg_grpc_client *client;
+    struct event *health_timer;
+    bool ready;               /* last health check said SERVING */
+    bool health_inflight;
+    struct lg_sse_call *calls; /* live calls (for lg_sse_chat_free) */
+};
+
+static void *pb_alloc(void *ud, size_t size)
+{
+    (void)ud;
+    return lg_malloc(size);
+}
+
+static void pb_free(void *ud, void *p)
+{
+    (void)ud;
+    lg_free(p);
+}
+
+/* protobuf-c unpacks through lg_malloc, so the allocator hook sees every byte. */
+static ProtobufCAllocator pb_allocator(void)
+{
+    ProtobufCAllocator a = {pb_alloc, pb_free, NULL};
+    return a;
+}
+
+static int status_to_err(int code)
+{
+    switch (code) {
+    case LG_GRPC_OK:
+        return LG_OK;
+    case LG_GRPC_CANCELLED:
+        return LG_ERR_CANCELLED;
+    case LG_GRPC_INVALID_ARGUMENT:
+    case LG_GRPC_OUT_OF_RANGE:
+        return LG_ERR_INVALID;
+    case LG_GRPC_DEADLINE_EXCEEDED:
+        return LG_ERR_TIMEOUT;
+    case LG_GRPC_NOT_FOUND:
+        return LG_ERR_NOT_FOUND;
+    case LG_GRPC_PERMISSION_DENIED:
+        return LG_ERR_PERMISSION;
+    case LG_GRPC_RESOURCE_EXHAUSTED:
+        return LG_ERR_EXHAUSTED;
+    case LG_GRPC_FAILED_PRECONDITION:
+        return LG_ERR_STATE;
+    case LG_GRPC_UNAUTHENTICATED:
+        return LG_ERR_UNAUTHENTICATED;
+    case LG_GRPC_UNIMPLEMENTED:
+        return LG_ERR_UNIMPLEMENTED;
+    case LG_GRPC_UNAVAILABLE:
+        return LG_ERR_UNAVAILABLE;
+    default:
+        return LG_ERR_UPSTREAM;
+    }
+}
+
+static void call_link(lg_sse_chat *c, struct lg_sse_call *call)
+{
+    call->next = c->calls;
+    if (c->calls != NULL) {
+        c->calls->prev = call;
+    }
+    c->calls = call;
+}
+
+static void call_unlink(lg_sse_chat *c, struct lg_sse_call *call)
+{
+    if (call->prev != NULL) {
+        call->prev->next = call->next;
+    } else if (c->calls == call) {
+        c->calls = call->next;
+    }
+    if (call->next != NULL) {
+        call->next->prev = call->prev;
+    }
+    call->prev = call->next = NULL;
+}
+
+/* Cancels the gRPC call on our side; its on_close still follows and frees the wrapper. */
+static void call_stop(struct lg_sse_call *call)
+{
+    call->aborted = true;
+    if (call->gc != NULL) {
+        lg_grpc_client_call_cancel(call->gc);
+    }
+}
+
+static void fill_event(const Llmgate__Chat__V1__ChatEvent *e, struct lg_sse_chat_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->stream_id = e->stream_id;
+    ev->seq = e->seq;
+    switch (e->event_case) {
+    case LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_START:
+        ev->type = LG_SSE_TYPE_START;
+        ev->model = e->start->model;
+        break;
+    case LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_CONTENT:
+        ev->type = LG_SSE_TYPE_CONTENT;
+        ev->text = (const uint8_t *)e->content->text;
+        ev->text_len = strlen(e->content->text);
+        break;
+    case LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_DONE:
+        ev->type = LG_SSE_TYPE_DONE;
+        ev->done.finish_reason = e->done->finish_reason;
+        ev->done.duration_ms = e->done->duration_ms;
+        if (e->done->usage != NULL) {
+            ev->done.prompt_tokens = e->done->usage->prompt_tokens;
+            ev->done.completion_tokens = e->done->usage->completion_tokens;
+            ev->done.cached_tokens = e->done->usage->cached_tokens;
+            ev->done.total_tokens = e->done->usage->total_tokens;
+            ev->done.cost_nano_usd = e->done->usage->estimated_cost_nano_usd;
+        }
+        break;
+    case LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_ERROR:
+        ev->type = LG_SSE_TYPE_ERROR;
+        ev->code = e->error->code;
+        ev->message = e->error->message;
+        break;
+    default:
+        ev->type = LG_SSE_TYPE_HEARTBEAT; /* unknown oneof: skipped by the caller below */
+        break;
+    }
+}
+
+static void on_stream_message(lg_grpc_client_call *gc, const uint8_t *msg, size_t len, void *ud)
+{
+    struct lg_sse_call *call = ud;
+    (void)gc;
+    if (call->aborted) {
+        return;
+    }
+    ProtobufCAllocator a = pb_allocator();
+    Llmgate__Chat__V1__ChatEvent *e = llmgate__chat__v1__chat_event__unpack(&a, len, msg);
+    if (e == NULL || !lg_sse_is_stream_id(e->stream_id, strlen(e->stream_id))) {
+        /* A message we cannot use ends the call: the client resumes from its last id. */
+        call->local_rc = LG_ERR_UPSTREAM;
+        if (e != NULL) {
+            llmgate__chat__v1__chat_event__free_unpacked(e, &a);
+        }
+        lg_grpc_client_call_cancel(call->gc);
+        return;
+    }
+    struct lg_sse_chat_event ev;
+    fill_event(e, &ev);
+    if (ev.type != LG_SSE_TYPE_HEARTBEAT && call->ev_cb(&ev, call->ud) != LG_OK) {
+        call_stop(call);
+    }
+    llmgate__chat__v1__chat_event__free_unpacked(e, &a);
+}
+
+static void on_cancel_message(lg_grpc_client_call *gc, const uint8_t *msg, size_t len, void *ud)
+{
+    struct lg_sse_call *call = ud;
+    (void)gc;
+    ProtobufCAllocator a = pb_allocator();
+    Llmgate__Chat__V1__CancelResponse *r =
+        llmgate__chat__v1__cancel_response__unpack(&a, len, msg);
+    if (r == NULL) {
+        call->local_rc = LG_ERR_UPSTREAM;
+        return;
+    }
+    call->cancelled = r->cancelled;
+    llmgate__chat__v1__cancel_response__free_unpacked(r, &a);
+}
+
+static void on_health_message(lg_grpc_client_call *gc, const uint8_t *msg, size_t len, void *ud)
+{
+    struct lg_sse_call *call = ud;
+    (void)gc;
+    ProtobufCAllocator a = pb_allocator();
+    Grpc__Health__V1__HealthCheckResponse *r =
+        grpc__health__v1__health_check_response__unpack(&a, len, msg);
+    call->cancelled = r != NULL &&
+                      r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    if (r != NULL) {
+        grpc__health__v1__health_check_response__free_unpacked(r, &a);
+    }
+}
+
+static void on_call_close(lg_grpc_client_call *gc, const struct lg_grpc_client_status *st,
+                          void *ud)
+{
+    struct lg_sse_call *call = ud;
+    lg_sse_chat *c = call->chat;
+    (void)gc;
+    call->gc = NULL;
+    call_unlink(c, call);
+    int rc = call->local_rc != LG_OK ? call->local_rc : status_to_err(st->code);
+    if (call->kind == CK_HEALTH) {
+        bool was = c->ready;
+        c->ready = rc == LG_OK && call->cancelled;
+        c->health_inflight = false;
+        if (was != c->ready) {
+            lg_log(LG_LOG_INFO, NULL, "chat_health", "ready=%d status=%s", c->ready ? 1 : 0,
+                   lg_grpc_status_name(st->code));
+        }
+    } else if (!call->aborted) {
+        if (call->kind == CK_CANCEL) {
+            call->cancel_cb(rc, call->cancelled, st->message, call->ud);
+        } else {
+            call->end_cb(rc, st->message, call->ud);
+        }
+    }
+    lg_free(call);
+}
+
+static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, const char *user,
+                      const uint8_t *req, size_t len, int64_t timeout_ms, void *ud,
+                      struct lg_sse_call **out)
+{
+    struct lg_grpc_client_md md = {MD_USER, (const uint8_t *)user, user != NULL ? strlen(user) : 0};
+    struct lg_grpc_client_call_opts o = {0};
+    struct lg_grpc_client_call_cbs cbs = {NULL, NULL, on_call_close};
+    struct lg_sse_call *call = lg_calloc(1, sizeof(*call));
+    if (call == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    call->chat = c;
+    call->kind = kind;
+    call->ud = ud;
+    o.kind = kind == CK_STREAM ? LG_GRPC_CLIENT_SERVER_STREAMING : LG_GRPC_CLIENT_UNARY;
+    o.timeout_ms = timeout_ms;
+    if (user != NULL && user[0] != 0) {
+        o.md = &md;
+        o.md_count = 1;
+    }
+    cbs.on_message = kind == CK_STREAM   ? on_stream_message
+                     : kind == CK_CANCEL ? on_cancel_message
+                                         : on_health_message;
+    int rc = lg_grpc_client_start(c->client, method, req, len, &o, &cbs, call, &call->gc);
+    if (rc != LG_OK) {
+        lg_free(call);
+        return rc == LG_ERR_EXHAUSTED ? LG_ERR_UNAVAILABLE : rc;
+    }
+    call_link(c, call);
+    *out = call;
+    return LG_OK;
+}
+
+/* Packs |msg| into an lg_malloc'd buffer. */
+static int pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *b = lg_malloc(n > 0 ? n : 1);
+    if (b == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    protobuf_c_message_pack(msg, b);
+    *out = b;
+    *len = n;
+    return LG_OK;
+}
+
+/* Builds the ChatRequest for |r| and packs it. Pointer arrays are lg_malloc'd here and freed
+ * before returning; strings are borrowed from |r|. */
+static int pack_chat_request(const char *user, const struct lg_sse_chat_req *r, uint8_t **out,
+                             size_t *len)
+{
+    Llmgate__Chat__V1__ChatRequest q;
+    int rc = LG_ERR_NOMEM;
+    Llmgate__Chat__V1__ChatMessage *msgs = lg_calloc(r->n_msgs, sizeof(*msgs));
+    Llmgate__Chat__V1__ChatMessage **mp = lg_calloc(r->n_msgs, sizeof(*mp));
+    Llmgate__Chat__V1__ChatRequest__MetadataEntry *kv =
+        lg_calloc(r->n_meta + 1, sizeof(*kv));
+    Llmgate__Chat__V1__ChatRequest__MetadataEntry **kvp = lg_calloc(r->n_meta + 1, sizeof(*kvp));
+    if (msgs == NULL || mp == NULL || kv == NULL || kvp == NULL) {
+        goto out_free_arrays;
+    }
+    /* The generated __init functions, not the INIT macros: those cast away const. */
+    llmgate__chat__v1__chat_request__init(&q);
+    /* protobuf-c takes char * fields; it never writes through them when packing. */
+    q.user_id = (char *)(uintptr_t)(user != NULL ? user : "");
+    q.model = (char *)(uintptr_t)r->model;
+    if (r->conversation_id != NULL) {
+        q.conversation_id = (char *)(uintptr_t)r->conversation_id;
+    }
+    if (r->agent_id != NULL) {
+        q.agent_id = (char *)(uintptr_t)r->agent_id;
+    }
+    if (r->provider_config_id != NULL) {
+        q.provider_config_id = (char *)(uintptr_t)r->provider_config_id;
+    }
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        llmgate__chat__v1__chat_message__init(&msgs[i]);
+        msgs[i].role = (char *)(uintptr_t)r->msgs[i].role;
+        msgs[i].content = (char *)(uintptr_t)r->msgs[i].content;
+        mp[i] = &msgs[i];
+    }
+    q.n_messages = r->n_msgs;
+    q.messages = mp;
+    for (size_t i = 0; i < r->n_meta; i++) {
+        llmgate__chat__v1__chat_request__metadata_entry__init(&kv[i]);
+        kv[i].key = (char *)(uintptr_t)r->meta[i].key;
+        kv[i].value = (char *)(uintptr_t)r->meta[i].value;
+        kvp[i] = &kv[i];
+    }
+    q.n_metadata = r->n_meta;
+    q.metadata = kvp;
+    if (r->has_temperature) {
+        q.temperature_opt_case = LLMGATE__CHAT__V1__CHAT_REQUEST__TEMPERATURE_OPT_TEMPERATURE;
+        q.temperature = r->temperature;
+    }
+    if (r->max_tokens > 0) {
+        q.max_tokens_opt_case = LLMGATE__CHAT__V1__CHAT_REQUEST__MAX_TOKENS_OPT_MAX_TOKENS;
+        q.max_tokens = (uint32_t)r->max_tokens;
+    }
+    rc = pack(&q.base, out, len);
+out_free_arrays:
+    lg_free(msgs);
+    lg_free(mp);
+    lg_free(kv);
+    lg_free(kvp);
+    return rc;
+}
+
+int lg_sse_chat_start(lg_sse_chat *c, const char *user, const struct lg_sse_chat_req *req,
+                      lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb, void *user_data,
+                      lg_sse_call **out)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = pack_chat_request(user, req, &buf, &len);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    rc = call_start(c, CK_STREAM, M_STREAM_CHAT, user, buf, len, 0, user_data, out);
+    lg_free(buf);
+    if (rc == LG_OK) {
+        (*out)->ev_cb = ev_cb;
+        (*out)->end_cb = end_cb;
+    }
+    return rc;
+}
+
+int lg_sse_chat_resume(lg_sse_chat *c, const char *user, const char *stream_id,
+                       uint64_t after_seq, lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb,
+                       void *user_data, lg_sse_call **out)
+{
+    Llmgate__Chat__V1__ResumeRequest q;
+    uint8_t *buf;
+    size_t len;
+    llmgate__chat__v1__resume_request__init(&q);
+    q.stream_id = (char *)(uintptr_t)stream_id;
+    q.after_seq = after_seq;
+    int rc = pack(&q.base, &buf, &len);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    rc = call_start(c, CK_STREAM, M_RESUME, user, buf, len, 0, user_data, out);
+    lg_free(buf);
+    if (rc == LG_OK) {
+        (*out)->ev_cb = ev_cb;
+        (*out)->end_cb = end_cb;
+    }
+    return rc;
+}
+
+int lg_sse_chat_cancel(lg_sse_chat *c, const char *user, const char *stream_id,
+                       lg_sse_chat_cancel_cb cb, void *user_data, lg_sse_call **out)
+{
+    Llmgate__Chat__V1__CancelRequest q;
+    uint8_t *buf;
+    size_t len;
+    llmgate__chat__v1__cancel_request__init(&q);
+    q.stream_id = (char *)(uintptr_t)stream_id;
+    int rc = pack(&q.base, &buf, &len);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    rc = call_start(c, CK_CANCEL, M_CANCEL, user, buf, len, LG_SSE_RPC_TIMEOUT_MS, user_data,
+                    out);
+    lg_free(buf);
+    if (rc == LG_OK) {
+        (*out)->cancel_cb = cb;
+    }
+    return rc;
+}
+
+void lg_sse_call_abort(lg_sse_call *call)
+{
+    if (call != NULL) {
+        call_stop(call);
+    }
+}
+
+static void on_health_timer(evutil_socket_t fd, short what, void *arg)
+{
+    lg_sse_chat *c = arg;
+    struct lg_sse_call *call;
+    (void)fd;
+    (void)what;
+    if (!c->health_inflight &&
+        call_start(c, CK_HEALTH, M_HEALTH, NULL, NULL, 0, LG_SSE_RPC_TIMEOUT_MS, NULL, &call) ==
+            LG_OK) {
+        c->health_inflight = true;
+    }
+    struct timeval tv = {LG_SSE_HEALTH_PERIOD_MS / 1000, (LG_SSE_HEALTH_PERIOD_MS % 1000) * 1000};
+    event_add(c->health_timer, &tv);
+}
+
+int lg_sse_chat_new(lg_sse_chat **out, struct event_base *base, const char *addr)
+{
+    struct lg_grpc_client_opts o;
+    lg_sse_chat *c = lg_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    c->base = base;
+    lg_grpc_client_opts_default(&o);
+    o.user_agent = "llmgate-sse";
+    int rc = lg_grpc_client_new(&c->client, base, addr, &o);
+    if (rc != LG_OK) {
+        lg_free(c);
+        return rc;
+    }
+    c->health_timer = event_new(base, -1, 0, on_health_timer, c);
+    if (c->health_timer == NULL) {
+        lg_grpc_client_free(c->client);
+        lg_free(c);
+        return LG_ERR_NOMEM;
+    }
+    event_active(c->health_timer, 0, 0); /* first check at once */
+    *out = c;
+    return LG_OK;
+}
+
+void lg_sse_chat_free(lg_sse_chat *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (struct lg_sse_call *call = c->calls; call != NULL; call = call->next) {
+        call->aborted = true;
+    }
+    event_free(c->health_timer);
+    lg_grpc_client_free(c->client); /* on_close runs for every live call and frees it */
+    lg_free(c);
+}
+
+bool lg_sse_chat_is_ready(const lg_sse_chat *c)
+{
+    return c->ready;
+}

@@ -1,0 +1,1566 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "lg_sse_http.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "lg_buf.h"
+#include "lg_cfg.h"
+#include "lg_err.h"
+#include "lg_limits.h"
+#include "lg_loop.h"
+#include "lg_mem.h"
+#include "lg_sse_table.h"
+
+#define LG_LOG_MODULE "sse_http"
+#include "lg_log.h"
+
+/* Longest error or JSON reply we build (error bodies, 201 bodies, events URLs). */
+#define HTTP_MAX_SMALL_BODY_BYTES 4096
+/* Longest events URL: path, id, token. */
+#define HTTP_MAX_URL_BYTES (64 + LG_SSE_MAX_STREAM_ID_BYTES + LG_SSE_MAX_TOKEN_BYTES)
+/* The anonymous user of open development mode. */
+#define HTTP_OPEN_USER "anonymous"
+/* Longest Origin we compare against the allow-list. */
+#define HTTP_MAX_ORIGIN_BYTES 256
+/* Preflight cache lifetime sent to browsers, in seconds (RFC 9110 / Fetch). */
+#define HTTP_CORS_MAX_AGE_S "600"
+#define HTTP_PATH_STREAMS "/v1/chat/streams"
+
+enum stream_kind {
+    SK_CREATE,     /* POST /v1/chat/streams: waits for the stream id */
+    SK_EVENTS,     /* GET /events: text/event-stream */
+    SK_OAI_STREAM, /* POST /v1/chat/completions, stream true */
+    SK_OAI_FULL,   /* POST /v1/chat/completions, stream false */
+    SK_CANCEL,     /* POST /cancel: waits for CancelStream */
+};
+
+struct conn;
+
+/* One request that waits on the chat service (at most one per connection: evhttp serves a
+ * connection's requests one after the other). */
+struct stream {
+    lg_sse_http *h;
+    struct conn *c;              /* owning connection; NULL once detached */
+    struct evhttp_request *req;  /* owned by evhttp until the reply ends */
+    enum stream_kind kind;
+    lg_sse_call *call;           /* NULL once the call ended or was aborted */
+    struct event *timer;         /* first-event wait, then heartbeats */
+    bool headers_sent;           /* 200 and the preamble are out */
+    bool done_seen;              /* a DONE event was relayed */
+    bool counted;                /* holds one of the user's stream slots */
+    uint64_t events;             /* events relayed */
+    char user[LG_SSE_MAX_USER_ID_BYTES + 1];          /* "" = capability access */
+    char stream_id[LG_SSE_MAX_STREAM_ID_BYTES + 1];   /* known once the first event came */
+    struct lg_buf text;          /* SK_OAI_FULL: the assembled answer */
+    struct lg_sse_done done;     /* SK_OAI_*: outcome and usage */
+    char finish[32];             /* copy of done.finish_reason */
+    char model[129];             /* SK_OAI_*: model echoed in objects */
+    char oai_id[LG_SSE_MAX_STREAM_ID_BYTES + 16]; /* "chatcmpl-<stream id>" */
+    int64_t created;             /* unix seconds of the request */
+    bool include_usage;          /* SK_OAI_STREAM: stream_options.include_usage */
+};
+
+/* What the edge tracks per keep-alive connection. */
+struct conn {
+    lg_sse_http *h;
+    struct evhttp_connection *evcon;
+    uint64_t id;          /* for logs */
+    int64_t nreq;         /* requests seen */
+    struct stream *active;
+    struct event *kill;   /* deferred close (slow client) */
+};
+
+/* Slow-header guard of a fresh connection (see guard_new). */
+struct guard {
+    lg_sse_http *h;
+    struct bufferevent *bev; /* referenced (bufferevent_incref) while the guard lives */
+    struct event *timer;
+};
+
+/* Streams one user holds. */
+struct user_slot {
+    char name[LG_SSE_MAX_USER_ID_BYTES + 1];
+    int64_t n;
+};
+
+struct lg_sse_http {
+    struct event_base *base;
+    struct evhttp *http;
+    struct lg_sse_http_opts o;  /* copied; strings below are owned copies */
+    char *cors;                 /* owned copy of the allow-list */
+    uint8_t secret[LG_SSE_AUTH_SECRET_BYTES];
+    struct lg_sse_http_file *files; /* owned copies */
+    lg_sse_keys *keys;          /* NULL = open mode */
+    lg_sse_table *conns;        /* evcon -> struct conn */
+    lg_sse_table *guards;       /* bufferevent -> struct guard */
+    lg_sse_table *users;        /* user -> struct user_slot */
+    struct evbuffer *scratch;   /* hands bytes to evhttp_send_reply_chunk */
+    uint64_t next_conn_id;
+    size_t nstreams;            /* open event streams */
+    lg_metrics_series *m_streams, *m_events, *m_resumes, *m_heartbeats, *m_4xx, *m_5xx,
+        *m_upstream_err, *m_slow;
+};
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static void count_status(lg_sse_http *h, int code)
+{
+    if (code >= 500) {
+        lg_metrics_counter_inc(h->m_5xx);
+    } else if (code >= 400) {
+        lg_metrics_counter_inc(h->m_4xx);
+    }
+}
+
+static const char *reason_for(int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 499:
+        return "Client Closed Request";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return code < 500 ? "Bad Request" : "Internal Server Error";
+    }
+}
+
+/* Symbolic lower-case code for an lg_err ("not_found"). */
+static void err_code(int rc, char *out, size_t outlen)
+{
+    const char *n = lg_err_name(rc);
+    size_t i = 0;
+    for (; n[i] != 0 && i + 1 < outlen; i++) {
+        char ch = n[i];
+        out[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+    out[i] = 0;
+}
+
+/* Sends a complete reply with |body| (|len| bytes) of |ctype|. */
+static void send_body(lg_sse_http *h, struct evhttp_request *req, int code, const char *ctype,
+                      const void *body, size_t len)
+{
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    struct evbuffer *b = evbuffer_new();
+    count_status(h, code);
+    if (ctype != NULL) {
+        evhttp_add_header(oh, "Content-Type", ctype);
+    }
+    evhttp_add_header(oh, "Cache-Control", "no-store");
+    if (b != NULL && len > 0) {
+        evbuffer_add(b, body, len);
+    }
+    evhttp_send_reply(req, code, reason_for(code), b);
+    if (b != NULL) {
+        evbuffer_free(b);
+    }
+}
+
+/* Sends a JSON error: the adapter's shape, or an OpenAI error object when |openai|. */
+static void send_error(lg_sse_http *h, struct evhttp_request *req, int code, bool openai,
+                       const char *ecode, const char *message)
+{
+    struct lg_buf b;
+    lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+    int rc;
+    if (openai) {
+        const char *type = code == 401   ? "authentication_error"
+                           : code == 403 ? "permission_error"
+                           : code == 404 ? "not_found_error"
+                           : code == 429 ? "rate_limit_error"
+                           : code < 500  ? "invalid_request_error"
+                                         : "api_error";
+        rc = lg_sse_json_openai_error(&b, type, ecode, message);
+    } else {
+        rc = lg_sse_json_error(&b, ecode, message);
+    }
+    if (code == 401) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    }
+    if (rc == LG_OK) {
+        send_body(h, req, code, "application/json", b.data, b.len);
+    } else {
+        send_body(h, req, code, "application/json", "{\"error\":{\"code\":\"internal\"}}", 28);
+    }
+    lg_buf_deinit(&b);
+}
+
+/* Sends the error for lg_err |rc| with the HTTP status from the error table. */
+static void send_lg_error(lg_sse_http *h, struct evhttp_request *req, bool openai, int rc,
+                          const char *message)
+{
+    char code[32];
+    err_code(rc, code, sizeof(code));
+    send_error(h, req, lg_err_http_status(rc), openai, code,
+               message != NULL && message[0] != 0 ? message : lg_err_str(rc));
+}
+
+/* ---- CORS ---------------------------------------------------------------------------------- */
+
+static bool cors_allowed(const lg_sse_http *h, const char *origin)
+{
+    if (h->cors == NULL || origin == NULL) {
+        return false;
+    }
+    size_t olen = strlen(origin);
+    if (olen == 0 || olen > HTTP_MAX_ORIGIN_BYTES) {
+        return false;
+    }
+    const char *p = h->cors;
+    while (*p != 0) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        while (n > 0 && *p == ' ') {
+            p++;
+            n--;
+        }
+        while (n > 0 && p[n - 1] == ' ') {
+            n--;
+        }
+        if (n == olen && memcmp(p, origin, n) == 0) {
+            return true;
+        }
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    return false;
+}
+
+/* Adds CORS headers for an allowed Origin; returns whether the origin is allowed (or absent). */
+static bool cors_apply(lg_sse_http *h, struct evhttp_request *req)
+{
+    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (origin == NULL) {
+        return true;
+    }
+    if (!cors_allowed(h, origin)) {
+        return false;
+    }
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    /* An explicit origin, never "*": EventSource withCredentials requires it. */
+    evhttp_add_header(oh, "Access-Control-Allow-Origin", origin);
+    evhttp_add_header(oh, "Access-Control-Allow-Credentials", "true");
+    evhttp_add_header(oh, "Vary", "Origin");
+    return true;
+}
+
+/* ---- user stream slots ---------------------------------------------------------------------- */
+
+static int slot_take(lg_sse_http *h, struct stream *st)
+{
+    if (st->user[0] == 0) {
+        return LG_OK; /* capability access: bounded by the connection limits only */
+    }
+    struct user_slot *u = lg_sse_table_get(h->users, st->user);
+    if (u == NULL) {
+        u = lg_calloc(1, sizeof(*u));
+        if (u == NULL) {
+            return LG_ERR_NOMEM;
+        }
+        memcpy(u->name, st->user, strlen(st->user) + 1);
+        if (lg_sse_table_put(h->users, u->name, u) != LG_OK) {
+            lg_free(u);
+            return LG_ERR_NOMEM;
+        }
+    }
+    if (u->n >= h->o.max_streams_per_user) {
+        if (u->n == 0) {
+            lg_sse_table_del(h->users, u->name);
+            lg_free(u);
+        }
+        return LG_ERR_EXHAUSTED;
+    }
+    u->n++;
+    st->counted = true;
+    return LG_OK;
+}
+
+static void slot_release(lg_sse_http *h, struct stream *st)
+{
+    if (!st->counted) {
+        return;
+    }
+    st->counted = false;
+    struct user_slot *u = lg_sse_table_get(h->users, st->user);
+    if (u != NULL && --u->n <= 0) {
+        lg_sse_table_del(h->users, u->name);
+        lg_free(u);
+    }
+}
+
+/* ---- streams -------------------------------------------------------------------------------- */
+
+static bool is_event_stream(enum stream_kind k)
+{
+    return k == SK_EVENTS || k == SK_OAI_STREAM;
+}
+
+static int stream_new(lg_sse_http *h, struct conn *c, struct evhttp_request *req,
+                      enum stream_kind kind, const char *user, struct stream **out)
+{
+    struct stream *st = lg_calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    st->h = h;
+    st->c = c;
+    st->req = req;
+    st->kind = kind;
+    size_t ulen = strlen(user);
+    memcpy(st->user, user, ulen < sizeof(st->user) ? ulen + 1 : sizeof(st->user));
+    st->user[sizeof(st->user) - 1] = 0;
+    st->created = (int64_t)time(NULL);
+    lg_buf_init(&st->text, LG_SSE_MAX_COMPLETION_BYTES);
+    if (is_event_stream(kind)) {
+        int rc = slot_take(h, st);
+        if (rc != LG_OK) {
+            lg_buf_deinit(&st->text);
+            lg_free(st);
+            return rc;
+        }
+        h->nstreams++;
+        lg_metrics_gauge_set(h->m_streams, (int64_t)h->nstreams);
+    }
+    c->active = st;
+    *out = st;
+    return LG_OK;
+}
+
+/* Frees |st| and its call. Never called from inside the call's own callbacks with a live
+ * call (callers set st->call = NULL first there). */
+static void stream_free(struct stream *st)
+{
+    lg_sse_http *h = st->h;
+    if (st->call != NULL) {
+        lg_sse_call_abort(st->call);
+        st->call = NULL;
+    }
+    if (st->timer != NULL) {
+        event_free(st->timer);
+    }
+    if (st->c != NULL && st->c->active == st) {
+        st->c->active = NULL;
+    }
+    if (is_event_stream(st->kind)) {
+        h->nstreams--;
+        lg_metrics_gauge_set(h->m_streams, (int64_t)h->nstreams);
+    }
+    slot_release(h, st);
+    lg_buf_deinit(&st->text);
+    lg_free(st);
+}
+
+/* Detaches |st| from its connection before a reply call that may close the connection
+ * (and run the close callback) synchronously. Returns the request to answer. */
+static struct evhttp_request *stream_detach(struct stream *st)
+{
+    struct evhttp_request *req = st->req;
+    if (st->c != NULL && st->c->active == st) {
+        st->c->active = NULL;
+    }
+    st->c = NULL;
+    st->req = NULL;
+    return req;
+}
+
+/* Closes the client connection on a later loop turn (a slow client, a broken stream). */
+static void conn_kill_later(struct conn *c)
+{
+    if (c != NULL && c->kill != NULL) {
+        event_active(c->kill, 0, 0);
+    }
+}
+
+/* Appends |b| to the chunked reply. A client whose queued output passes the bound is cut off
+ * (it can resume with Last-Event-ID): LG_ERR_EXHAUSTED. */
+static int stream_write(struct stream *st, const struct lg_buf *b)
+{
+    lg_sse_http *h = st->h;
+    if (st->c == NULL) {
+        return LG_ERR_CLOSED;
+    }
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(st->c->evcon);
+    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+    if (queued + b->len > (size_t)h->o.outbuf_bytes) {
+        struct lg_log_ctx ctx = {st->c->id, st->stream_id, NULL, st->user};
+        lg_log(LG_LOG_WARN, &ctx, "slow_client", "queued=%zu limit=%" PRId64, queued,
+               h->o.outbuf_bytes);
+        lg_metrics_counter_inc(h->m_slow);
+        conn_kill_later(st->c);
+        return LG_ERR_EXHAUSTED;
+    }
+    evbuffer_add(h->scratch, b->data, b->len);
+    evhttp_send_reply_chunk(st->req, h->scratch);
+    evbuffer_drain(h->scratch, evbuffer_get_length(h->scratch));
+    return LG_OK;
+}
+
+static void timer_arm(struct stream *st, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(st->timer, &tv);
+}
+
+/* Sends 200 with the event-stream headers and the preamble (a comment that makes proxies and
+ * browsers see the response at once, then `retry:` for SK_EVENTS). */
+static int stream_open(struct stream *st)
+{
+    struct lg_buf b;
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(st->req);
+    evhttp_add_header(oh, "Content-Type", "text/event-stream; charset=utf-8");
+    evhttp_add_header(oh, "Cache-Control", "no-cache, no-transform");
+    evhttp_add_header(oh, "X-Accel-Buffering", "no");
+    evhttp_send_reply_start(st->req, 200, "OK");
+    st->headers_sent = true;
+    lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+    int rc = lg_sse_enc_comment(&b, "llmgate");
+    if (rc == LG_OK && st->kind == SK_EVENTS) {
+        rc = lg_sse_enc_retry(&b, LG_SSE_RETRY_MS);
+    }
+    if (rc == LG_OK) {
+        rc = stream_write(st, &b);
+    }
+    lg_buf_deinit(&b);
+    if (rc == LG_OK) {
+        timer_arm(st, st->h->o.heartbeat_ms);
+    }
+    return rc;
+}
+
+/* Ends a reply that may or may not have started, then frees |st|. */
+static void stream_finish(struct stream *st)
+{
+    struct evhttp_request *req = stream_detach(st);
+    if (req != NULL && st->headers_sent) {
+        evhttp_send_reply_end(req);
+    }
+    stream_free(st);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream *st = arg;
+    struct lg_buf b;
+    (void)fd;
+    (void)what;
+    if (st->c == NULL) {
+        return;
+    }
+    if (!st->headers_sent) {
+        stream_open(st); /* on failure the connection is already being closed */
+        return;
+    }
+    lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+    int rc = st->kind == SK_EVENTS ? lg_sse_enc_heartbeat(&b) : lg_sse_enc_comment(&b, "ping");
+    if (rc == LG_OK && stream_write(st, &b) == LG_OK) {
+        lg_metrics_counter_inc(st->h->m_heartbeats);
+        timer_arm(st, st->h->o.heartbeat_ms);
+    }
+    lg_buf_deinit(&b);
+}
+
+/* ---- chat callbacks: SSE events --------------------------------------------------------------- */
+
+static int encode_event(struct lg_buf *b, const struct lg_sse_chat_event *ev)
+{
+    switch (ev->type) {
+    case LG_SSE_TYPE_START:
+        return lg_sse_enc_start(b, ev->stream_id, ev->seq, ev->model);
+    case LG_SSE_TYPE_CONTENT:
+        return lg_sse_enc_content(b, ev->stream_id, ev->seq, ev->text, ev->text_len);
+    case LG_SSE_TYPE_DONE:
+        return lg_sse_enc_done(b, ev->stream_id, ev->seq, &ev->done);
+    case LG_SSE_TYPE_ERROR: {
+        char code[64];
+        size_t i = 0;
+        const char *src = ev->code != NULL && ev->code[0] != 0 ? ev->code : "internal";
+        for (; src[i] != 0 && i + 1 < sizeof(code); i++) {
+            char ch = src[i];
+            ch = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+            code[i] = ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')) ? ch : '_';
+        }
+        code[i] = 0;
+        return lg_sse_enc_error(b, ev->stream_id, ev->seq, code, ev->message);
+    }
+    case LG_SSE_TYPE_HEARTBEAT:
+        break;
+    }
+    return LG_ERR_INVALID;
+}
+
+static int on_events_event(const struct lg_sse_chat_event *ev, void *ud)
+{
+    struct stream *st = ud;
+    struct lg_buf b;
+    if (!st->headers_sent && stream_open(st) != LG_OK) {
+        st->call = NULL;
+        return LG_ERR_CLOSED;
+    }
+    lg_buf_init(&b, LG_SSE_MAX_EVENT_BYTES);
+    int rc = encode_event(&b, ev);
+    if (rc == LG_OK) {
+        rc = stream_write(st, &b);
+    }
+    lg_buf_deinit(&b);
+    if (rc != LG_OK) {
+        st->call = NULL; /* returning an error cancels it; no end callback follows */
+        conn_kill_later(st->c);
+        return rc;
+    }
+    st->events++;
+    lg_metrics_counter_inc(st->h->m_events);
+    return LG_OK;
+}
+
+static bool is_resume_expired(int rc, const char *msg)
+{
+    return rc == LG_ERR_EXPIRED ||
+           (rc == LG_ERR_NOT_FOUND && msg != NULL && strstr(msg, "resume_expired") != NULL);
+}
+
+static void on_events_end(int rc, const char *msg, void *ud)
+{
+    struct stream *st = ud;
+    lg_sse_http *h = st->h;
+    struct lg_log_ctx ctx = {st->c != NULL ? st->c->id : 0, st->stream_id, NULL, st->user};
+    st->call = NULL;
+    if (rc != LG_OK && !is_resume_expired(rc, msg) && rc != LG_ERR_NOT_FOUND &&
+        rc != LG_ERR_PERMISSION) {
+        lg_metrics_counter_inc(h->m_upstream_err);
+        lg_log(LG_LOG_WARN, &ctx, "resume_failed", "rc=%s events=%" PRIu64, lg_err_name(rc),
+               st->events);
+    }
+    if (!st->headers_sent && st->c != NULL) {
+        if (rc == LG_OK && st->events == 0) {
+            struct evhttp_request *req = stream_detach(st);
+            send_body(h, req, 204, NULL, NULL, 0); /* finished and fully delivered */
+            stream_free(st);
+            return;
+        }
+        if (!is_resume_expired(rc, msg) && rc != LG_OK) {
+            struct evhttp_request *req = stream_detach(st);
+            send_lg_error(h, req, false, rc, rc == LG_ERR_NOT_FOUND ? "no such stream" : msg);
+            stream_free(st);
+            return;
+        }
+        if (stream_open(st) != LG_OK) {
+            stream_free(st);
+            return;
+        }
+    }
+    if (rc != LG_OK && st->c != NULL) {
+        struct lg_buf b;
+        char code[32];
+        lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+        if (is_resume_expired(rc, msg)) {
+            memcpy(code, "resume_expired", sizeof("resume_expired"));
+        } else {
+            err_code(rc, code, sizeof(code));
+        }
+        if (lg_sse_enc_error(&b, NULL, 0, code, msg) == LG_OK) {
+            stream_write(st, &b);
+        }
+        lg_buf_deinit(&b);
+    }
+    stream_finish(st);
+}
+
+/* ---- chat callbacks: create ------------------------------------------------------------------- */
+
+static void events_url(lg_sse_http *h, const char *user, const char *sid, char *out,
+                       size_t outlen)
+{
+    char tok[LG_SSE_MAX_TOKEN_BYTES + 1];
+    int n;
+    if (h->keys != NULL && user[0] != 0 &&
+        lg_sse_token_make(h->secret, user, sid, (int64_t)time(NULL) + LG_SSE_TOKEN_TTL_S, tok,
+                          sizeof(tok)) == LG_OK) {
+        n = snprintf(out, outlen, HTTP_PATH_STREAMS "/%s/events?token=%s", sid, tok);
+    } else {
+        n = snprintf(out, outlen, HTTP_PATH_STREAMS "/%s/events", sid);
+    }
+    if (n < 0 || (size_t)n >= outlen) {
+        out[0] = 0;
+    }
+}
+
+static void reply_created(struct stream *st)
+{
+    lg_sse_http *h = st->h;
+    char url[HTTP_MAX_URL_BYTES];
+    struct lg_buf b;
+    events_url(h, st->user, st->stream_id, url, sizeof(url));
+    lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+    struct evhttp_request *req = stream_detach(st);
+    if (lg_sse_json_created(&b, st->stream_id, url) == LG_OK) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", url);
+        send_body(h, req, 201, "application/json", b.data, b.len);
+    } else {
+        send_lg_error(h, req, false, LG_ERR_INTERNAL, NULL);
+    }
+    lg_buf_deinit(&b);
+}
+
+static int on_create_event(const struct lg_sse_chat_event *ev, void *ud)
+{
+    struct stream *st = ud;
+    size_t n = strlen(ev->stream_id);
+    st->call = NULL; /* we cancel it by returning an error: the stream lives on in chat */
+    if (st->c == NULL) {
+        return LG_ERR_CLOSED;
+    }
+    if (n >= sizeof(st->stream_id)) {
+        struct evhttp_request *req = stream_detach(st);
+        send_lg_error(st->h, req, false, LG_ERR_UPSTREAM, "bad stream id from chat service");
+        stream_free(st);
+        return LG_ERR_CANCELLED;
+    }
+    memcpy(st->stream_id, ev->stream_id, n + 1);
+    struct lg_log_ctx ctx = {st->c->id, st->stream_id, NULL, st->user};
+    lg_log(LG_LOG_INFO, &ctx, "stream_created", "first_seq=%" PRIu64, ev->seq);
+    reply_created(st);
+    stream_free(st);
+    return LG_ERR_CANCELLED;
+}
+
+static void on_plain_end(int rc, const char *msg, void *ud)
+{
+    struct stream *st = ud;
+    bool openai = st->kind == SK_OAI_FULL || st->kind == SK_OAI_STREAM;
+    st->call = NULL;
+    if (st->c == NULL) {
+        stream_free(st);
+        return;
+    }
+    if (rc == LG_OK) {
+        rc = LG_ERR_UPSTREAM;
+        msg = "chat service ended the call without an answer";
+    }
+    lg_metrics_counter_inc(st->h->m_upstream_err);
+    struct evhttp_request *req = stream_detach(st);
+    send_lg_error(st->h, req, openai, rc, msg);
+    stream_free(st);
+}
+
+/* ---- chat callbacks: OpenAI ------------------------------------------------------------------ */
+
+static void oai_ctx(const struct stream *st, struct lg_sse_oai_ctx *c)
+{
+    c->id = st->oai_id;
+    c->model = st->model;
+    c->created = st->created;
+}
+
+static void oai_note_event(struct stream *st, const struct lg_sse_chat_event *ev)
+{
+    if (st->oai_id[0] == 0) {
+        snprintf(st->oai_id, sizeof(st->oai_id), "chatcmpl-%.64s", ev->stream_id);
+    }
+    if (ev->type == LG_SSE_TYPE_START && ev->model != NULL && ev->model[0] != 0) {
+        size_t n = strlen(ev->model);
+        n = n < sizeof(st->model) - 1 ? n : sizeof(st->model) - 1;
+        memcpy(st->model, ev->model, n);
+        st->model[n] = 0;
+    }
+    if (ev->type == LG_SSE_TYPE_DONE) {
+        st->done = ev->done;
+        const char *fr = ev->done.finish_reason != NULL ? ev->done.finish_reason : "stop";
+        size_t n = strlen(fr);
+        n = n < sizeof(st->finish) - 1 ? n : sizeof(st->finish) - 1;
+        memcpy(st->finish, fr, n);
+        st->finish[n] = 0;
+        st->done.finish_reason = st->finish;
+        st->done_seen = true;
+    }
+}
+
+static int oai_stream_piece(struct stream *st, const struct lg_sse_chat_event *ev,
+                            struct lg_buf *b)
+{
+    struct lg_sse_oai_ctx c;
+    int rc = LG_OK;
+    oai_ctx(st, &c);
+    switch (ev->type) {
+    case LG_SSE_TYPE_START:
+        rc = lg_sse_json_oai_chunk_role(b, &c);
+        break;
+    case LG_SSE_TYPE_CONTENT:
+        rc = lg_sse_json_oai_chunk_text(b, &c, ev->text, ev->text_len);
+        break;
+    case LG_SSE_TYPE_DONE:
+        rc = lg_sse_json_oai_chunk_finish(b, &c, st->finish);
+        if (rc == LG_OK && st->include_usage) {
+            rc = lg_sse_json_oai_chunk_usage(b, &c, &st->done);
+        }
+        if (rc == LG_OK) {
+            rc = lg_sse_json_oai_done(b);
+        }
+        break;
+    case LG_SSE_TYPE_ERROR:
+        rc = lg_buf_append_str(b, "data: ");
+        if (rc == LG_OK) {
+            rc = lg_sse_json_openai_error(b, "api_error", ev->code != NULL ? ev->code : "error",
+                                          ev->message != NULL ? ev->message : "");
+        }
+        if (rc == LG_OK) {
+            rc = lg_buf_append_str(b, "\n\n");
+        }
+        break;
+    case LG_SSE_TYPE_HEARTBEAT:
+        break;
+    }
+    return rc;
+}
+
+static int on_oai_event(const struct lg_sse_chat_event *ev, void *ud)
+{
+    struct stream *st = ud;
+    struct lg_buf b;
+    int rc;
+    oai_note_event(st, ev);
+    if (st->kind == SK_OAI_FULL) {
+        if (ev->type == LG_SSE_TYPE_CONTENT) {
+            rc = lg_buf_append(&st->text, ev->text, ev->text_len);
+            if (rc != LG_OK) {
+                st->call = NULL;
+                struct evhttp_request *req = stream_detach(st);
+                send_lg_error(st->h, req, true, rc, "answer too large");
+                stream_free(st);
+                return rc;
+            }
+        } else if (ev->type == LG_SSE_TYPE_ERROR) {
+            st->call = NULL;
+            struct evhttp_request *req = stream_detach(st);
+            send_error(st->h, req, 502, true, ev->code != NULL ? ev->code : "upstream_error",
+                       ev->message != NULL ? ev->message : "upstream error");
+            stream_free(st);
+            return LG_ERR_UPSTREAM;
+        }
+        return LG_OK;
+    }
+    if (!st->headers_sent) {
+        if (ev->type == LG_SSE_TYPE_ERROR) {
+            st->call = NULL;
+            struct evhttp_request *req = stream_detach(st);
+            send_error(st->h, req, 502, true, ev->code != NULL ? ev->code : "upstream_error",
+                       ev->message != NULL ? ev->message : "upstream error");
+            stream_free(st);
+            return LG_ERR_UPSTREAM;
+        }
+        if (stream_open(st) != LG_OK) {
+            st->call = NULL;
+            return LG_ERR_CLOSED;
+        }
+        if (ev->type != LG_SSE_TYPE_START) {
+            struct lg_sse_chat_event role = {.type = LG_SSE_TYPE_START};
+            lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+            rc = oai_stream_piece(st, &role, &b);
+            if (rc == LG_OK) {
+                rc = stream_write(st, &b);
+            }
+            lg_buf_deinit(&b);
+            if (rc != LG_OK) {
+                st->call = NULL;
+                return rc;
+            }
+        }
+    }
+    lg_buf_init(&b, LG_SSE_MAX_EVENT_BYTES);
+    rc = oai_stream_piece(st, ev, &b);
+    if (rc == LG_OK && b.len > 0) {
+        rc = stream_write(st, &b);
+    }
+    lg_buf_deinit(&b);
+    if (rc != LG_OK) {
+        st->call = NULL;
+        conn_kill_later(st->c);
+        return rc;
+    }
+    st->events++;
+    lg_metrics_counter_inc(st->h->m_events);
+    return LG_OK;
+}
+
+static void on_oai_end(int rc, const char *msg, void *ud)
+{
+    struct stream *st = ud;
+    lg_sse_http *h = st->h;
+    st->call = NULL;
+    if (st->c == NULL) {
+        stream_free(st);
+        return;
+    }
+    if (st->kind == SK_OAI_FULL) {
+        struct evhttp_request *req = stream_detach(st);
+        if (rc == LG_OK && st->done_seen) {
+            struct lg_buf b;
+            struct lg_sse_oai_ctx c;
+            oai_ctx(st, &c);
+            lg_buf_init(&b, LG_SSE_MAX_COMPLETION_BYTES + HTTP_MAX_SMALL_BODY_BYTES);
+            int erc = lg_sse_json_oai_completion(&b, &c, st->text.data, st->text.len, &st->done);
+            if (erc == LG_OK) {
+                send_body(h, req, 200, "application/json", b.data, b.len);
+            } else {
+                send_lg_error(h, req, true, erc, NULL);
+            }
+            lg_buf_deinit(&b);
+        } else {
+            lg_metrics_counter_inc(h->m_upstream_err);
+            send_lg_error(h, req, true, rc != LG_OK ? rc : LG_ERR_UPSTREAM, msg);
+        }
+        stream_free(st);
+        return;
+    }
+    if (!st->headers_sent) {
+        lg_metrics_counter_inc(h->m_upstream_err);
+        struct evhttp_request *req = stream_detach(st);
+        send_lg_error(h, req, true, rc != LG_OK ? rc : LG_ERR_UPSTREAM, msg);
+        stream_free(st);
+        return;
+    }
+    if (rc != LG_OK || !st->done_seen) {
+        struct lg_buf b;
+        char code[32];
+        err_code(rc != LG_OK ? rc : LG_ERR_UPSTREAM, code, sizeof(code));
+        lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+        if (lg_buf_append_str(&b, "data: ") == LG_OK &&
+            lg_sse_json_openai_error(&b, "api_error", code,
+                                     msg != NULL && msg[0] != 0 ? msg : "stream ended early") ==
+                LG_OK &&
+            lg_buf_append_str(&b, "\n\n") == LG_OK) {
+            stream_write(st, &b);
+        }
+        lg_buf_deinit(&b);
+    }
+    stream_finish(st);
+}
+
+/* ---- chat callbacks: cancel ------------------------------------------------------------------ */
+
+static void on_cancel_done(int rc, bool cancelled, const char *msg, void *ud)
+{
+    struct stream *st = ud;
+    st->call = NULL;
+    if (st->c == NULL) {
+        stream_free(st);
+        return;
+    }
+    struct evhttp_request *req = stream_detach(st);
+    if (rc == LG_OK) {
+        const char *body = cancelled ? "{\"cancelled\":true}" : "{\"cancelled\":false}";
+        send_body(st->h, req, 200, "application/json", body, strlen(body));
+    } else {
+        send_lg_error(st->h, req, false, rc, rc == LG_ERR_NOT_FOUND ? "no such stream" : msg);
+    }
+    stream_free(st);
+}
+
+/* ---- authentication ------------------------------------------------------------------------- */
+
+/* Resolves the caller from Authorization: Bearer. Open mode: "anonymous". */
+static int auth_bearer(lg_sse_http *h, struct evhttp_request *req, char *user, size_t userlen)
+{
+    const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (h->keys == NULL) {
+        snprintf(user, userlen, "%s", HTTP_OPEN_USER);
+        return LG_OK;
+    }
+    const char *key;
+    size_t klen;
+    const char *u;
+    if (lg_sse_auth_bearer(hdr, &key, &klen) != LG_OK ||
+        lg_sse_keys_lookup(h->keys, key, klen, &u) != LG_OK) {
+        return LG_ERR_UNAUTHENTICATED;
+    }
+    snprintf(user, userlen, "%s", u);
+    return LG_OK;
+}
+
+/* GET /events: Bearer, else ?token=, else the stream id itself in capability mode. */
+static int auth_events(lg_sse_http *h, struct evhttp_request *req, const char *query,
+                       const char *sid, char *user, size_t userlen)
+{
+    char tok[LG_SSE_MAX_TOKEN_BYTES + 1];
+    if (h->keys == NULL ||
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") != NULL) {
+        return auth_bearer(h, req, user, userlen);
+    }
+    int rc = lg_sse_query_get(query, "token", tok, sizeof(tok));
+    if (rc == LG_OK) {
+        rc = lg_sse_token_verify(h->secret, tok, sid, (int64_t)time(NULL), user, userlen);
+        if (rc == LG_ERR_EXPIRED || rc == LG_ERR_INVALID) {
+            rc = LG_ERR_UNAUTHENTICATED;
+        }
+        return rc;
+    }
+    if (h->o.stream_id_capability) {
+        user[0] = 0;
+        return LG_OK;
+    }
+    return LG_ERR_UNAUTHENTICATED;
+}
+
+/* ---- handlers --------------------------------------------------------------------------------- */
+
+static struct evbuffer *req_body(struct evhttp_request *req, const char **p, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    *len = evbuffer_get_length(in);
+    *p = (const char *)evbuffer_pullup(in, -1);
+    return in;
+}
+
+static bool is_json_request(struct evhttp_request *req)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    return ct == NULL || strncasecmp(ct, "application/json", strlen("application/json")) == 0;
+}
+
+/* Parses the chat request body into |r| (arena-owned) or answers the error itself. */
+static int parse_chat_body(lg_sse_http *h, struct evhttp_request *req, bool openai, lg_arena *a,
+                           struct lg_sse_chat_req *r)
+{
+    const char *body;
+    size_t len;
+    char why[128];
+    if (!is_json_request(req)) {
+        send_error(h, req, 415, openai, "unsupported_media_type", "Content-Type must be "
+                                                                  "application/json");
+        return LG_ERR_UNSUPPORTED_MEDIA;
+    }
+    req_body(req, &body, &len);
+    if (len > (size_t)h->o.max_body_bytes) {
+        send_error(h, req, 413, openai, "too_large", "body too large");
+        return LG_ERR_TOO_LARGE;
+    }
+    int rc = lg_sse_json_parse_chat(a, body != NULL ? body : "", len, r, why, sizeof(why));
+    if (rc != LG_OK) {
+        send_error(h, req, rc == LG_ERR_TOO_LARGE ? 413 : (rc == LG_ERR_NOMEM ? 503 : 400), openai,
+                   rc == LG_ERR_TOO_LARGE ? "too_large" : "invalid_request", why);
+    }
+    return rc;
+}
+
+static void handle_start(lg_sse_http *h, struct conn *c, struct evhttp_request *req, bool openai)
+{
+    char user[LG_SSE_MAX_USER_ID_BYTES + 1];
+    struct lg_sse_chat_req r;
+    lg_arena *a = NULL;
+    struct stream *st = NULL;
+    if (auth_bearer(h, req, user, sizeof(user)) != LG_OK) {
+        send_error(h, req, 401, openai, "unauthenticated", "missing or unknown API key");
+        return;
+    }
+    if (lg_arena_new(&a, 0, (size_t)h->o.max_body_bytes * 4) != LG_OK) {
+        send_lg_error(h, req, openai, LG_ERR_NOMEM, NULL);
+        return;
+    }
+    if (parse_chat_body(h, req, openai, a, &r) != LG_OK) {
+        goto out_free_arena;
+    }
+    enum stream_kind kind = !openai ? SK_CREATE : (r.stream ? SK_OAI_STREAM : SK_OAI_FULL);
+    int rc = stream_new(h, c, req, kind, user, &st);
+    if (rc != LG_OK) {
+        send_error(h, req, rc == LG_ERR_EXHAUSTED ? 429 : 503, openai,
+                   rc == LG_ERR_EXHAUSTED ? "too_many_streams" : "unavailable",
+                   rc == LG_ERR_EXHAUSTED ? "too many concurrent streams for this user"
+                                          : "out of memory");
+        goto out_free_arena;
+    }
+    snprintf(st->model, sizeof(st->model), "%s", r.model);
+    st->include_usage = r.include_usage;
+    if (kind == SK_OAI_STREAM &&
+        (st->timer = event_new(h->base, -1, 0, on_timer, st)) == NULL) {
+        rc = LG_ERR_NOMEM;
+    } else {
+        rc = lg_sse_chat_start(h->o.chat, user, &r, openai ? on_oai_event : on_create_event,
+                               openai ? on_oai_end : on_plain_end, st, &st->call);
+    }
+    if (rc != LG_OK) {
+        stream_detach(st);
+        stream_free(st);
+        send_lg_error(h, req, openai, rc, "chat service unavailable");
+    }
+out_free_arena:
+    lg_arena_free(a); /* the request was serialized by lg_sse_chat_start */
+}
+
+static void handle_events(lg_sse_http *h, struct conn *c, struct evhttp_request *req,
+                          const char *sid, const char *query)
+{
+    char user[LG_SSE_MAX_USER_ID_BYTES + 1];
+    uint64_t after = 0;
+    struct stream *st = NULL;
+    int rc = auth_events(h, req, query, sid, user, sizeof(user));
+    if (rc != LG_OK) {
+        send_error(h, req, rc == LG_ERR_PERMISSION ? 403 : 401, false,
+                   rc == LG_ERR_PERMISSION ? "forbidden" : "unauthenticated",
+                   rc == LG_ERR_PERMISSION ? "token is for another stream"
+                                           : "missing, unknown or expired credentials");
+        return;
+    }
+    const char *last =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
+    rc = lg_sse_resume_point(last, query, sid, &after);
+    if (rc != LG_OK) {
+        send_error(h, req, 400, false, "bad_last_event_id",
+                   rc == LG_ERR_PERMISSION ? "Last-Event-ID names another stream"
+                                           : "Last-Event-ID must be <stream_id>.<seq>");
+        return;
+    }
+    rc = stream_new(h, c, req, SK_EVENTS, user, &st);
+    if (rc != LG_OK) {
+        send_error(h, req, rc == LG_ERR_EXHAUSTED ? 429 : 503, false,
+                   rc == LG_ERR_EXHAUSTED ? "too_many_streams" : "unavailable",
+                   rc == LG_ERR_EXHAUSTED ? "too many concurrent streams for this user"
+                                          : "out of memory");
+        return;
+    }
+    memcpy(st->stream_id, sid, strlen(sid) + 1);
+    if (after > 0) {
+        lg_metrics_counter_inc(h->m_resumes);
+    }
+    if ((st->timer = event_new(h->base, -1, 0, on_timer, st)) == NULL) {
+        rc = LG_ERR_NOMEM;
+    } else {
+        rc = lg_sse_chat_resume(h->o.chat, user, sid, after, on_events_event, on_events_end, st,
+                                &st->call);
+    }
+    if (rc != LG_OK) {
+        stream_detach(st);
+        stream_free(st);
+        send_lg_error(h, req, false, rc, "chat service unavailable");
+        return;
+    }
+    timer_arm(st, LG_SSE_FIRST_EVENT_WAIT_MS);
+}
+
+static void handle_cancel(lg_sse_http *h, struct conn *c, struct evhttp_request *req,
+                          const char *sid)
+{
+    char user[LG_SSE_MAX_USER_ID_BYTES + 1];
+    struct stream *st = NULL;
+    if (auth_bearer(h, req, user, sizeof(user)) != LG_OK) {
+        send_error(h, req, 401, false, "unauthenticated", "missing or unknown API key");
+        return;
+    }
+    int rc = stream_new(h, c, req, SK_CANCEL, user, &st);
+    if (rc == LG_OK) {
+        memcpy(st->stream_id, sid, strlen(sid) + 1);
+        rc = lg_sse_chat_cancel(h->o.chat, user, sid, on_cancel_done, st, &st->call);
+        if (rc != LG_OK) {
+            stream_detach(st);
+            stream_free(st);
+        }
+    }
+    if (rc != LG_OK) {
+        send_lg_error(h, req, false, rc, "chat service unavailable");
+    }
+}
+
+static void handle_token(lg_sse_http *h, struct evhttp_request *req, const char *sid)
+{
+    char user[LG_SSE_MAX_USER_ID_BYTES + 1];
+    char url[HTTP_MAX_URL_BYTES];
+    struct lg_buf b;
+    if (auth_bearer(h, req, user, sizeof(user)) != LG_OK) {
+        send_error(h, req, 401, false, "unauthenticated", "missing or unknown API key");
+        return;
+    }
+    events_url(h, user, sid, url, sizeof(url));
+    lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+    if (lg_sse_json_created(&b, sid, url) == LG_OK) {
+        send_body(h, req, 200, "application/json", b.data, b.len);
+    } else {
+        send_lg_error(h, req, false, LG_ERR_INTERNAL, NULL);
+    }
+    lg_buf_deinit(&b);
+}
+
+static bool serve_file(lg_sse_http *h, struct evhttp_request *req, const char *path)
+{
+    for (size_t i = 0; i < h->o.nfiles; i++) {
+        if (strcmp(h->files[i].path, path) == 0) {
+            send_body(h, req, 200, h->files[i].content_type, h->files[i].data, h->files[i].len);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void handle_preflight(lg_sse_http *h, struct evhttp_request *req)
+{
+    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (origin == NULL || !cors_allowed(h, origin)) {
+        send_error(h, req, 403, false, "cors_forbidden", "origin not allowed");
+        return;
+    }
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    evhttp_add_header(oh, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    evhttp_add_header(oh, "Access-Control-Allow-Headers",
+                      "Authorization, Content-Type, Last-Event-ID");
+    evhttp_add_header(oh, "Access-Control-Max-Age", HTTP_CORS_MAX_AGE_S);
+    send_body(h, req, 204, NULL, NULL, 0);
+}
+
+/* Splits "/v1/chat/streams/{id}/{action}" into |sid| and |action|. */
+static bool split_stream_path(const char *path, char *sid, size_t sidlen, const char **action)
+{
+    size_t plen = strlen(HTTP_PATH_STREAMS "/");
+    if (strncmp(path, HTTP_PATH_STREAMS "/", plen) != 0) {
+        return false;
+    }
+    const char *id = path + plen;
+    const char *slash = strchr(id, '/');
+    if (slash == NULL) {
+        return false;
+    }
+    size_t n = (size_t)(slash - id);
+    if (!lg_sse_is_stream_id(id, n) || n >= sidlen) {
+        return false;
+    }
+    memcpy(sid, id, n);
+    sid[n] = 0;
+    *action = slash + 1;
+    return true;
+}
+
+static void route(lg_sse_http *h, struct conn *c, struct evhttp_request *req)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+    char sid[LG_SSE_MAX_STREAM_ID_BYTES + 1];
+    const char *action = NULL;
+    bool get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+    if (path == NULL) {
+        send_error(h, req, 400, false, "bad_request", "bad request target");
+        return;
+    }
+    if (m == EVHTTP_REQ_OPTIONS) {
+        handle_preflight(h, req);
+        return;
+    }
+    if (h->o.admin != NULL && lg_admin_serve(h->o.admin, req) == LG_OK) {
+        return;
+    }
+    if (strcmp(path, "/v1/chat/completions") == 0) {
+        if (m != EVHTTP_REQ_POST) {
+            send_error(h, req, 405, true, "method_not_allowed", "use POST");
+            return;
+        }
+        handle_start(h, c, req, true);
+        return;
+    }
+    if (strcmp(path, HTTP_PATH_STREAMS) == 0) {
+        if (m != EVHTTP_REQ_POST) {
+            send_error(h, req, 405, false, "method_not_allowed", "use POST");
+            return;
+        }
+        handle_start(h, c, req, false);
+        return;
+    }
+    if (split_stream_path(path, sid, sizeof(sid), &action)) {
+        if (strcmp(action, "events") == 0 && get) {
+            handle_events(h, c, req, sid, query);
+            return;
+        }
+        if (strcmp(action, "cancel") == 0 && m == EVHTTP_REQ_POST) {
+            handle_cancel(h, c, req, sid);
+            return;
+        }
+        if (strcmp(action, "token") == 0 && m == EVHTTP_REQ_POST) {
+            handle_token(h, req, sid);
+            return;
+        }
+        if (strcmp(action, "events") == 0 || strcmp(action, "cancel") == 0 ||
+            strcmp(action, "token") == 0) {
+            send_error(h, req, 405, false, "method_not_allowed", "method not allowed");
+            return;
+        }
+    }
+    if (get && serve_file(h, req, path)) {
+        return;
+    }
+    send_error(h, req, 404, false, "not_found", "no such path");
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct conn *c = arg;
+    lg_sse_http *h = c->h;
+    (void)evcon;
+    if (c->active != NULL) {
+        struct stream *st = c->active;
+        struct evhttp_request *req = st->req;
+        stream_detach(st);
+        /* evhttp detaches a request it failed on (EOF, timeout) from the connection and
+         * leaves it to us; one still attached is freed by evhttp right after this call. */
+        if (req != NULL && evhttp_request_get_connection(req) == NULL) {
+            evhttp_request_free(req);
+        }
+        stream_free(st);
+    }
+    lg_sse_table_del(h->conns, c->evcon);
+    if (c->kill != NULL) {
+        event_free(c->kill);
+    }
+    lg_free(c);
+}
+
+static void on_kill(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    evhttp_connection_free(c->evcon); /* runs on_conn_close, which frees c */
+}
+
+static struct conn *conn_get(lg_sse_http *h, struct evhttp_connection *evcon)
+{
+    struct conn *c = lg_sse_table_get(h->conns, evcon);
+    if (c != NULL) {
+        return c;
+    }
+    c = lg_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->h = h;
+    c->evcon = evcon;
+    c->id = ++h->next_conn_id;
+    c->kill = event_new(h->base, -1, 0, on_kill, c);
+    if (c->kill == NULL || lg_sse_table_put(h->conns, evcon, c) != LG_OK) {
+        if (c->kill != NULL) {
+            event_free(c->kill);
+        }
+        lg_free(c);
+        return NULL;
+    }
+    evhttp_connection_set_closecb(evcon, on_conn_close, c);
+    return c;
+}
+
+/* Slow-header guard: evhttp resets its read timeout on every byte, so a client dripping a
+ * header byte at a time could hold a connection forever. Each new connection gets a deadline
+ * for its first complete request; the bufferevent is referenced so the pointer stays valid,
+ * and when the deadline passes first the socket is shut down, which evhttp sees as EOF. */
+static void guard_free(struct guard *g)
+{
+    lg_sse_table_del(g->h->guards, g->bev);
+    event_free(g->timer);
+    bufferevent_decref(g->bev);
+    lg_free(g);
+}
+
+static void on_guard(evutil_socket_t fd, short what, void *arg)
+{
+    struct guard *g = arg;
+    bufferevent_data_cb rcb = NULL;
+    (void)fd;
+    (void)what;
+    bufferevent_getcb(g->bev, &rcb, NULL, NULL, NULL);
+    evutil_socket_t s = bufferevent_getfd(g->bev);
+    if (rcb != NULL && s >= 0) {
+        lg_log(LG_LOG_INFO, NULL, "header_timeout", "fd=%d", (int)s);
+        lg_metrics_counter_inc(g->h->m_4xx);
+        shutdown(s, SHUT_RDWR);
+    } else {
+        /* evhttp already freed it; only our reference keeps it (and its fd) alive. */
+        bufferevent_disable(g->bev, EV_READ | EV_WRITE);
+    }
+    guard_free(g);
+}
+
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+    lg_sse_http *h = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        return NULL;
+    }
+    struct guard *g = lg_calloc(1, sizeof(*g));
+    if (g == NULL) {
+        return bev; /* no guard: the idle timeout still applies */
+    }
+    g->h = h;
+    g->bev = bev;
+    g->timer = event_new(base, -1, 0, on_guard, g);
+    if (g->timer == NULL || lg_sse_table_put(h->guards, bev, g) != LG_OK) {
+        if (g->timer != NULL) {
+            event_free(g->timer);
+        }
+        lg_free(g);
+        return bev;
+    }
+    bufferevent_incref(bev);
+    struct timeval tv = {LG_SSE_HEADER_TIMEOUT_MS / 1000, (LG_SSE_HEADER_TIMEOUT_MS % 1000) * 1000};
+    event_add(g->timer, &tv);
+    return bev;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    lg_sse_http *h = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct guard *g = lg_sse_table_get(h->guards, evhttp_connection_get_bufferevent(evcon));
+    if (g != NULL) {
+        guard_free(g); /* a complete request arrived in time */
+    }
+    struct conn *c = conn_get(h, evcon);
+    if (c == NULL) {
+        send_error(h, req, 503, false, "unavailable", "out of memory");
+        return;
+    }
+    c->nreq++;
+    if (c->nreq >= h->o.max_requests_per_conn) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    }
+    if (!cors_apply(h, req) && evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS) {
+        send_error(h, req, 403, false, "cors_forbidden", "origin not allowed");
+        return;
+    }
+    route(h, c, req);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------- */
+
+static int register_metrics(lg_sse_http *h, lg_metrics *m)
+{
+    if (m == NULL) {
+        return LG_OK;
+    }
+    int rc;
+    if ((rc = lg_metrics_register_gauge(m, "llmgate_sse_streams_open",
+                                        "Event streams open (SSE and OpenAI stream)",
+                                        &h->m_streams)) != LG_OK ||
+        (rc = lg_metrics_register_counter(m, "llmgate_sse_events_sent_total",
+                                          "Chat events relayed to clients", &h->m_events)) !=
+            LG_OK ||
+        (rc = lg_metrics_register_counter(m, "llmgate_sse_resumes_total",
+                                          "Event stream reconnects with a Last-Event-ID",
+                                          &h->m_resumes)) != LG_OK ||
+        (rc = lg_metrics_register_counter(m, "llmgate_sse_heartbeats_total", "Heartbeats sent",
+                                          &h->m_heartbeats)) != LG_OK ||
+        (rc = lg_metrics_register_counter(m, "llmgate_sse_http_4xx_total",
+                                          "Requests refused with a 4xx status", &h->m_4xx)) !=
+            LG_OK ||
+        (rc = lg_metrics_register_counter(m, "llmgate_sse_http_5xx_total",
+                                          "Requests failed with a 5xx status", &h->m_5xx)) !=
+            LG_OK ||
+        (rc = lg_metrics_register_counter(m, "llmgate_sse_upstream_errors_total",
+                                          "Chat service calls that failed",
+                                          &h->m_upstream_err)) != LG_OK ||
+        (rc = lg_metrics_register_counter(m, "llmgate_sse_slow_clients_total",
+                                          "Clients cut off for falling behind the output bound",
+                                          &h->m_slow)) != LG_OK) {
+        return rc;
+    }
+    return LG_OK;
+}
+
+static int check_opts(const struct lg_sse_http_opts *o)
+{
+    if (o->listen == NULL || o->chat == NULL || o->token_secret == NULL ||
+        o->heartbeat_ms < 1 || o->max_body_bytes < 1 ||
+        o->max_body_bytes > LG_SSE_MAX_BODY_BYTES || o->max_header_bytes < 1 ||
+        o->max_header_bytes > LG_SSE_MAX_HEADER_BYTES || o->idle_timeout_ms < 1 ||
+        o->idle_timeout_ms > LG_SSE_IDLE_TIMEOUT_MS_MAX || o->max_streams_per_user < 1 ||
+        o->max_streams_per_user > LG_SSE_MAX_STREAMS_PER_USER_MAX ||
+        o->max_requests_per_conn < 1 || o->max_requests_per_conn > LG_SSE_MAX_REQUESTS_PER_CONN ||
+        o->outbuf_bytes < 1 || o->outbuf_bytes > LG_SSE_OUTBUF_HIGH_BYTES) {
+        return LG_ERR_INVALID;
+    }
+    return LG_OK;
+}
+
+static int copy_files(lg_sse_http *h, const struct lg_sse_http_opts *o)
+{
+    if (o->nfiles == 0) {
+        return LG_OK;
+    }
+    h->files = lg_calloc(o->nfiles, sizeof(*h->files));
+    if (h->files == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < o->nfiles; i++) {
+        char *p = lg_strdup(o->files[i].path);
+        char *t = lg_strdup(o->files[i].content_type);
+        uint8_t *d = lg_malloc(o->files[i].len + 1);
+        h->files[i].path = p;
+        h->files[i].content_type = t;
+        h->files[i].data = d;
+        h->o.nfiles = i + 1;
+        if (p == NULL || t == NULL || d == NULL) {
+            return LG_ERR_NOMEM;
+        }
+        memcpy(d, o->files[i].data, o->files[i].len);
+        h->files[i].len = o->files[i].len;
+    }
+    return LG_OK;
+}
+
+static int http_bind(lg_sse_http *h, char *bound, size_t boundlen)
+{
+    char host[256];
+    uint16_t port;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (lg_cfg_split_hostport(h->o.listen, host, sizeof(host), &port) != LG_OK) {
+        return LG_ERR_INVALID;
+    }
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(h->http, host, port);
+    if (bs == NULL) {
+        return LG_ERR_IO;
+    }
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) != 0) {
+        return LG_ERR_IO;
+    }
+    return lg_loop_format_addr((struct sockaddr *)&ss, bound, boundlen);
+}
+
+int lg_sse_http_new(lg_sse_http **out, struct event_base *base,
+                    const struct lg_sse_http_opts *opts, char *bound, size_t boundlen)
+{
+    int rc = check_opts(opts);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    lg_sse_http *h = lg_calloc(1, sizeof(*h));
+    if (h == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    h->base = base;
+    h->o = *opts;
+    h->o.files = NULL;
+    h->o.nfiles = 0;
+    memcpy(h->secret, opts->token_secret, sizeof(h->secret));
+    h->o.token_secret = h->secret;
+    rc = LG_ERR_NOMEM;
+    if ((opts->cors_origins != NULL && (h->cors = lg_strdup(opts->cors_origins)) == NULL) ||
+        copy_files(h, opts) != LG_OK || lg_sse_table_new(&h->conns, false) != LG_OK ||
+        lg_sse_table_new(&h->guards, false) != LG_OK ||
+        lg_sse_table_new(&h->users, true) != LG_OK || (h->scratch = evbuffer_new()) == NULL ||
+        (h->http = evhttp_new(base)) == NULL) {
+        goto out_free;
+    }
+    if ((rc = register_metrics(h, opts->metrics)) != LG_OK) {
+        goto out_free;
+    }
+    struct timeval tv = {(time_t)(opts->idle_timeout_ms / 1000),
+                         (suseconds_t)((opts->idle_timeout_ms % 1000) * 1000)};
+    evhttp_set_timeout_tv(h->http, &tv);
+    evhttp_set_max_headers_size(h->http, (ev_ssize_t)opts->max_header_bytes);
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)opts->max_body_bytes);
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_OPTIONS);
+    evhttp_set_default_content_type(h->http, "application/json");
+    evhttp_set_bevcb(h->http, on_new_bev, h);
+    evhttp_set_gencb(h->http, on_request, h);
+    if ((rc = http_bind(h, bound, boundlen)) != LG_OK) {
+        goto out_free;
+    }
+    *out = h;
+    return LG_OK;
+
+out_free:
+    lg_sse_http_free(h);
+    return rc;
+}
+
+static void free_guard_entry(const void *key, void *value, void *ud)
+{
+    struct guard *g = value;
+    (void)key;
+    (void)ud;
+    event_free(g->timer);
+    bufferevent_decref(g->bev);
+    lg_free(g);
+}
+
+void lg_sse_http_free(lg_sse_http *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (h->http != NULL) {
+        evhttp_free(h->http); /* closes every connection: on_conn_close frees streams */
+    }
+    if (h->guards != NULL) {
+        lg_sse_table_each(h->guards, free_guard_entry, NULL);
+        lg_sse_table_free(h->guards);
+    }
+    lg_sse_table_free(h->conns);
+    lg_sse_table_free(h->users);
+    if (h->scratch != NULL) {
+        evbuffer_free(h->scratch);
+    }
+    for (size_t i = 0; i < h->o.nfiles; i++) {
+        lg_free((void *)(uintptr_t)h->files[i].path);
+        lg_free((void *)(uintptr_t)h->files[i].content_type);
+        lg_free((void *)(uintptr_t)h->files[i].data);
+    }
+    lg_free(h->files);
+    lg_free(h->cors);
+    lg_sse_keys_free(h->keys);
+    lg_free(h);
+}
+
+void lg_sse_http_set_keys(lg_sse_http *h, lg_sse_keys *keys)
+{
+    lg_sse_keys_free(h->keys);
+    h->keys = keys;
+}
+
+size_t lg_sse_http_get_stream_count(const lg_sse_http *h)
+{
+    return h->nstreams;
+}

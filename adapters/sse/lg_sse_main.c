@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * llmgate-sse: the browser-facing edge. HTTP/1.1 + SSE in front of llmgate-chat (gRPC).
+ * See lg_sse_http.h for the endpoints and DESIGN.md contract 2 for the wire format.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lg_admin.h"
+#include "lg_buf.h"
+#include "lg_cfg.h"
+#include "lg_err.h"
+#include "lg_limits.h"
+#include "lg_loop.h"
+#include "lg_mem.h"
+#include "lg_metrics.h"
+#include "lg_sse_auth.h"
+#include "lg_sse_chat.h"
+#include "lg_sse_http.h"
+#include "lg_sse_json.h"
+
+#define LG_LOG_MODULE "sse_main"
+#include "lg_log.h"
+
+#ifndef LG_SSE_WEB_DIR
+#    define LG_SSE_WEB_DIR "adapters/sse/web"
+#endif
+
+/* Largest file of the demo page loaded at startup. */
+#define MAIN_MAX_WEB_FILE_BYTES (1024 * 1024)
+/* Room for "HOST:PORT" of the bound listener. */
+#define MAIN_ADDR_BYTES 128
+/* The demo page: URL path, file name in --web-dir, content type. */
+static const struct {
+    const char *path;
+    const char *file;
+    const char *ctype;
+} main_web_files[] = {
+    {"/", "index.html", "text/html; charset=utf-8"},
+    {"/index.html", "index.html", "text/html; charset=utf-8"},
+    {"/app.js", "app.js", "text/javascript; charset=utf-8"},
+    {"/style.css", "style.css", "text/css; charset=utf-8"},
+};
+#define MAIN_NWEB (sizeof(main_web_files) / sizeof(main_web_files[0]))
+
+struct main_cfg {
+    const char *listen;
+    const char *chat;
+    const char *keys;
+    const char *web_dir;
+    const char *cors_origins;
+    const char *token_secret;
+    const char *log_level;
+    int64_t heartbeat_ms;
+    int64_t max_body_bytes;
+    int64_t max_header_bytes;
+    int64_t idle_timeout_ms;
+    int64_t max_streams_per_user;
+    int64_t max_requests_per_conn;
+    int64_t outbuf_bytes;
+    bool stream_id_capability;
+};
+
+struct main_ctx {
+    struct event_base *base;
+    lg_sse_http *http;
+    lg_sse_chat *chat;
+    const char *keys_path;
+};
+
+static int read_file(const char *dir, const char *name, uint8_t **out, size_t *len)
+{
+    char path[4096];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return LG_ERR_TOO_LARGE;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return LG_ERR_IO;
+    }
+    int rc = LG_ERR_IO;
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || st.st_size > MAIN_MAX_WEB_FILE_BYTES) {
+        goto out_close;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *b = lg_malloc(size + 1);
+    if (b == NULL) {
+        rc = LG_ERR_NOMEM;
+        goto out_close;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, b + got, size - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    if (got != size) {
+        lg_free(b);
+        goto out_close;
+    }
+    *out = b;
+    *len = size;
+    rc = LG_OK;
+out_close:
+    close(fd);
+    return rc;
+}
+
+static void on_signal(int signo, void *ud)
+{
+    struct main_ctx *m = ud;
+    if (signo != SIGHUP) {
+        lg_log(LG_LOG_INFO, NULL, "shutdown", "signal=%d", signo);
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    if (m->keys_path == NULL) {
+        lg_log(LG_LOG_WARN, NULL, "keys_reload", "no --keys file: open development mode stays");
+        return;
+    }
+    lg_sse_keys *k = NULL;
+    size_t line = 0;
+    int rc = lg_sse_keys_load(&k, m->keys_path, &line);
+    if (rc != LG_OK) {
+        lg_log(LG_LOG_ERROR, NULL, "keys_reload_failed", "rc=%s line=%zu kept previous keys",
+               lg_err_name(rc), line);
+        return;
+    }
+    lg_log(LG_LOG_INFO, NULL, "keys_reloaded", "keys=%zu", lg_sse_keys_count(k));
+    lg_sse_http_set_keys(m->http, k);
+}
+
+static bool ready_cb(void *ud)
+{
+    return lg_sse_chat_is_ready(ud);
+}
+
+static int parse_args(struct main_cfg *c, int argc, char **argv)
+{
+    const struct lg_cfg_opt opts[] = {
+        {"listen", LG_CFG_STRING, &c->listen, "127.0.0.1:8080", 0, 0,
+         "HTTP listen address HOST:PORT (port 0 picks one)"},
+        {"chat", LG_CFG_STRING, &c->chat, "127.0.0.1:50051", 0, 0,
+         "llmgate-chat gRPC address HOST:PORT"},
+        {"keys", LG_CFG_STRING, &c->keys, NULL, 0, 0,
+         "keys file (sha256:<hex> <user> per line; SIGHUP reloads); unset = open dev mode"},
+        {"heartbeat-ms", LG_CFG_INT, &c->heartbeat_ms, "15000", 1, 3600000,
+         "heartbeat period of open event streams (ms)"},
+        {"max-body-bytes", LG_CFG_INT, &c->max_body_bytes, "1048576", 1, LG_SSE_MAX_BODY_BYTES,
+         "largest request body"},
+        {"max-header-bytes", LG_CFG_INT, &c->max_header_bytes, "16384", 256,
+         LG_SSE_MAX_HEADER_BYTES, "largest request line plus headers"},
+        {"idle-timeout-ms", LG_CFG_INT, &c->idle_timeout_ms, "30000", 1,
+         LG_SSE_IDLE_TIMEOUT_MS_MAX, "idle keep-alive and read timeout (ms)"},
+        {"max-streams-per-user", LG_CFG_INT, &c->max_streams_per_user, "32", 1,
+         LG_SSE_MAX_STREAMS_PER_USER_MAX, "concurrent event streams per user (429 beyond)"},
+        {"max-requests-per-conn", LG_CFG_INT, &c->max_requests_per_conn, "1000", 1,
+         LG_SSE_MAX_REQUESTS_PER_CONN, "requests per keep-alive connection"},
+        {"outbuf-bytes", LG_CFG_INT, &c->outbuf_bytes, "262144", 1, LG_SSE_OUTBUF_HIGH_BYTES,
+         "bytes queued to one client before it is disconnected (it can resume)"},
+        {"stream-id-capability", LG_CFG_BOOL, &c->stream_id_capability, "false", 0, 0,
+         "the unguessable stream id alone authorizes GET /events"},
+        {"cors-origins", LG_CFG_STRING, &c->cors_origins, NULL, 0, 0,
+         "comma-separated CORS allow-list of origins"},
+        {"token-secret", LG_CFG_STRING, &c->token_secret, NULL, 0, 0,
+         "secret for events tokens, shared by replicas (64 hex or a passphrase); unset = random"},
+        {"web-dir", LG_CFG_STRING, &c->web_dir, LG_SSE_WEB_DIR, 0, 0,
+         "directory of the demo page (index.html, app.js, style.css)"},
+        {"log-level", LG_CFG_STRING, &c->log_level, "info", 0, 0, "debug|info|warn|error|off"},
+    };
+    size_t n = sizeof(opts) / sizeof(opts[0]);
+    char err[512];
+    int rc = lg_cfg_parse(opts, n, argc, argv, NULL, 0, NULL, err, sizeof(err));
+    if (rc == 1) {
+        struct lg_buf b;
+        lg_buf_init(&b, 64 * 1024);
+        lg_cfg_usage(opts, n, "llmgate-sse", "[flags]", &b);
+        fwrite(b.data, 1, b.len, stdout);
+        lg_buf_deinit(&b);
+        return 1;
+    }
+    if (rc != LG_OK) {
+        fprintf(stderr, "llmgate-sse: %s\n", err);
+        return -1;
+    }
+    enum lg_log_level lvl;
+    if (lg_log_parse_level(c->log_level, &lvl) != 0) {
+        fprintf(stderr, "llmgate-sse: --log-level: unknown level\n");
+        return -1;
+    }
+    lg_log_init(lvl, -1);
+    return 0;
+}
+
+static int load_web(const char *dir, struct lg_sse_http_file *files, uint8_t **bufs)
+{
+    for (size_t i = 0; i < MAIN_NWEB; i++) {
+        size_t len = 0;
+        int rc = read_file(dir, main_web_files[i].file, &bufs[i], &len);
+        if (rc != LG_OK) {
+            lg_log(LG_LOG_ERROR, NULL, "web_load_failed", "dir=%s file=%s rc=%s", dir,
+                   main_web_files[i].file, lg_err_name(rc));
+            return rc;
+        }
+        files[i].path = main_web_files[i].path;
+        files[i].content_type = main_web_files[i].ctype;
+        files[i].data = bufs[i];
+        files[i].len = len;
+    }
+    return LG_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct main_cfg cfg = {0};
+    struct main_ctx m = {0};
+    struct lg_sse_http_file files[MAIN_NWEB];
+    uint8_t *bufs[MAIN_NWEB] = {0};
+    uint8_t secret[LG_SSE_AUTH_SECRET_BYTES];
+    lg_metrics *metrics = NULL;
+    lg_admin *admin = NULL;
+    lg_loop_signals *sigs = NULL;
+    lg_sse_keys *keys = NULL;
+    char bound[MAIN_ADDR_BYTES];
+    int status = 1;
+
+    int prc = parse_args(&cfg, argc, argv);
+    if (prc != 0) {
+        return prc > 0 ? 0 : 2;
+    }
+    lg_sse_json_use_lg_alloc();
+    if (lg_loop_ignore_sigpipe() != LG_OK || (m.base = event_base_new()) == NULL) {
+        return 1;
+    }
+    if (lg_sse_auth_secret(cfg.token_secret, secret) != LG_OK) {
+        goto out;
+    }
+    if (cfg.token_secret == NULL || cfg.token_secret[0] == 0) {
+        lg_log(LG_LOG_WARN, NULL, "token_secret_random",
+               "no --token-secret: events tokens work on this replica only");
+    }
+    if (cfg.keys != NULL && cfg.keys[0] != 0) {
+        size_t line = 0;
+        int rc = lg_sse_keys_load(&keys, cfg.keys, &line);
+        if (rc != LG_OK) {
+            fprintf(stderr, "llmgate-sse: --keys %s: %s (line %zu)\n", cfg.keys, lg_err_str(rc),
+                    line);
+            goto out;
+        }
+        m.keys_path = cfg.keys;
+        lg_log(LG_LOG_INFO, NULL, "keys_loaded", "keys=%zu", lg_sse_keys_count(keys));
+    } else {
+        lg_log(LG_LOG_WARN, NULL, "open_mode",
+               "NO KEYS FILE: open development mode, every caller is user 'anonymous'; "
+               "set --keys (LLMGATE_KEYS) in any shared deployment");
+    }
+    if (load_web(cfg.web_dir, files, bufs) != LG_OK) {
+        goto out;
+    }
+    struct lg_admin_opts ao = {NULL, NULL, ready_cb, NULL, 0};
+    if (lg_metrics_new(&metrics) != LG_OK ||
+        lg_sse_chat_new(&m.chat, m.base, cfg.chat) != LG_OK) {
+        fprintf(stderr, "llmgate-sse: --chat %s: cannot set up the client\n", cfg.chat);
+        goto out;
+    }
+    ao.metrics = metrics;
+    ao.ready_user_data = m.chat;
+    if (lg_admin_new(&admin, m.base, &ao) != LG_OK) {
+        goto out;
+    }
+    struct lg_sse_http_opts ho = {
+        .listen = cfg.listen,
+        .heartbeat_ms = cfg.heartbeat_ms,
+        .max_body_bytes = cfg.max_body_bytes,
+        .max_header_bytes = cfg.max_header_bytes,
+        .idle_timeout_ms = cfg.idle_timeout_ms,
+        .max_streams_per_user = cfg.max_streams_per_user,
+        .max_requests_per_conn = cfg.max_requests_per_conn,
+        .outbuf_bytes = cfg.outbuf_bytes,
+        .stream_id_capability = cfg.stream_id_capability,
+        .cors_origins = cfg.cors_origins,
+        .token_secret = secret,
+        .files = files,
+        .nfiles = MAIN_NWEB,
+        .chat = m.chat,
+        .metrics = metrics,
+        .admin = admin,
+    };
+    int rc = lg_sse_http_new(&m.http, m.base, &ho, bound, sizeof(bound));
+    if (rc != LG_OK) {
+        fprintf(stderr, "llmgate-sse: --listen %s: %s\n", cfg.listen, lg_err_str(rc));
+        goto out;
+    }
+    lg_sse_http_set_keys(m.http, keys);
+    keys = NULL;
+    if (lg_loop_signals_new(&sigs, m.base, on_signal, &m) != LG_OK) {
+        goto out;
+    }
+    printf("listening http %s\n", bound);
+    fflush(stdout);
+    lg_log(LG_LOG_INFO, NULL, "listening", "http=%s chat=%s heartbeat_ms=%" PRId64, bound,
+           cfg.chat, cfg.heartbeat_ms);
+    event_base_dispatch(m.base);
+    status = 0;
+out:
+    lg_loop_signals_free(sigs);
+    lg_sse_http_free(m.http);
+    lg_admin_free(admin);
+    lg_sse_chat_free(m.chat);
+    lg_metrics_free(metrics);
+    lg_sse_keys_free(keys);
+    for (size_t i = 0; i < MAIN_NWEB; i++) {
+        lg_free(bufs[i]);
+    }
+    if (m.base != NULL) {
+        event_base_free(m.base);
+    }
+    return status;
+}
