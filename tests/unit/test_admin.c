@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -385,6 +386,115 @@ static void test_admin_serve_embedded(void **state)
     fixture_stop(fx);
 }
 
+/* Parses |text| with the Prometheus project's own Python parser (prometheus_client, Debian
+ * python3-prometheus-client) and returns its canonical dump (lg_free), or NULL. */
+static char *parse_with_prometheus_client(const char *text)
+{
+    static const char script[] =
+        "import sys\n"
+        "from prometheus_client.parser import text_string_to_metric_families\n"
+        "for fam in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+        "    print('family', fam.name, fam.type, repr(fam.documentation))\n"
+        "    for s in fam.samples:\n"
+        "        ls = ','.join('%s=%r' % kv for kv in sorted(s.labels.items()))\n"
+        "        print(' ', s.name, '{' + ls + '}', repr(s.value))\n";
+    char spath[] = "/tmp/lg_admin_parse_XXXXXX";
+    char bpath[] = "/tmp/lg_admin_body_XXXXXX";
+    int sfd = mkstemp(spath);
+    int bfd = mkstemp(bpath);
+    assert_true(sfd >= 0 && bfd >= 0);
+    assert_int_equal(write(sfd, script, sizeof(script) - 1), (ssize_t)(sizeof(script) - 1));
+    assert_int_equal(write(bfd, text, strlen(text)), (ssize_t)strlen(text));
+    close(sfd);
+    close(bfd);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %s", spath, bpath);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    struct lg_buf out;
+    lg_buf_init(&out, 1 << 20);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
+        assert_int_equal(lg_buf_append(&out, chunk, n), LG_OK);
+    }
+    int status = pclose(p);
+    unlink(spath);
+    unlink(bpath);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(lg_buf_take(&out, &data, &len), LG_OK);
+    lg_buf_deinit(&out);
+    if (status != 0) {
+        lg_free(data);
+        return NULL;
+    }
+    return (char *)data;
+}
+
+static void test_admin_metrics_parse_with_prometheus_client(void **state)
+{
+    struct fixture *fx = *state;
+    start_admin(fx);
+    static const char *const labels[] = {"method", "code"};
+    static const double bounds[] = {0.1, 1};
+    struct lg_metrics_desc hd = {.type = LG_METRICS_HISTOGRAM,
+                                 .name = "llmgate_rpc_seconds",
+                                 .help = "RPC time.\nSecond line \\ backslash.",
+                                 .label_names = labels,
+                                 .nlabels = 1,
+                                 .buckets = bounds,
+                                 .nbuckets = 2};
+    struct lg_metrics_desc cd = {.type = LG_METRICS_COUNTER,
+                                 .name = "llmgate_rpcs_total",
+                                 .help = "RPCs.",
+                                 .label_names = labels,
+                                 .nlabels = 2};
+    lg_metrics_family *hf, *cf;
+    assert_int_equal(lg_metrics_register(fx->metrics, &hd, &hf), LG_OK);
+    assert_int_equal(lg_metrics_register(fx->metrics, &cd, &cf), LG_OK);
+    lg_metrics_series *h, *c1, *c2, *g;
+    assert_int_equal(lg_metrics_family_with_labels(hf, (const char *const[]){"Chat"}, &h),
+                     LG_OK);
+    assert_int_equal(
+        lg_metrics_family_with_labels(cf, (const char *const[]){"Chat", "OK"}, &c1), LG_OK);
+    assert_int_equal(lg_metrics_family_with_labels(
+                         cf, (const char *const[]){"we\"ird\\na\nme", "INTERNAL"}, &c2),
+                     LG_OK);
+    assert_int_equal(lg_metrics_register_gauge(fx->metrics, "llmgate_open", "Open.", &g), LG_OK);
+    lg_metrics_histogram_observe(h, 0.05);
+    lg_metrics_histogram_observe(h, 0.5);
+    lg_metrics_histogram_observe(h, 3);
+    lg_metrics_counter_add(c1, 7);
+    lg_metrics_counter_inc(c2);
+    lg_metrics_gauge_set(g, -4);
+
+    char url[256];
+    snprintf(url, sizeof(url), "%s/metrics", fx->url);
+    struct response r;
+    assert_int_equal(fetch(url, NULL, NULL, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    char *dump = parse_with_prometheus_client(body_str(&r));
+    assert_non_null(dump); /* the parser accepted the whole scrape */
+    assert_string_equal(dump,
+                        "family llmgate_rpc_seconds histogram 'RPC time.\\nSecond line \\\\ "
+                        "backslash.'\n"
+                        "  llmgate_rpc_seconds_bucket {le='0.1',method='Chat'} 1.0\n"
+                        "  llmgate_rpc_seconds_bucket {le='1',method='Chat'} 2.0\n"
+                        "  llmgate_rpc_seconds_bucket {le='+Inf',method='Chat'} 3.0\n"
+                        "  llmgate_rpc_seconds_sum {method='Chat'} 3.55\n"
+                        "  llmgate_rpc_seconds_count {method='Chat'} 3.0\n"
+                        "family llmgate_rpcs counter 'RPCs.'\n"
+                        "  llmgate_rpcs_total {code='OK',method='Chat'} 7.0\n"
+                        "  llmgate_rpcs_total {code='INTERNAL',method='we\"ird\\\\na\\nme'} "
+                        "1.0\n"
+                        "family llmgate_open gauge 'Open.'\n"
+                        "  llmgate_open {} -4.0\n");
+    lg_free(dump);
+    resp_free(&r);
+    fixture_stop(fx);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -395,6 +505,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_admin_healthz, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_readyz_flips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_metrics_parse_with_prometheus_client, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_admin_not_found_and_bad_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_bind_errors, setup, teardown),
