@@ -1873,9 +1873,13 @@ void lg_grpc_server_shutdown(lg_grpc_server *srv, uint32_t drain_ms, lg_grpc_ser
     for (size_t i = 0; i < srv->nhooks; i++) {
         srv->hooks[i].cb(srv, srv->hooks[i].user_data);
     }
+    /* Close the listening sockets: new connections are refused at once (a disabled listener
+     * would leave them waiting in the backlog until the process exits). */
     for (size_t i = 0; i < srv->nlisteners; i++) {
-        lg_loop_listener_disable(srv->listeners[i]);
+        lg_loop_listener_free(srv->listeners[i]);
+        srv->listeners[i] = NULL;
     }
+    srv->nlisteners = 0;
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
         c->close_reason = LG_GRPC_CLOSE_SHUTDOWN;
         c->shutdown_notice_sent = true;

@@ -389,11 +389,14 @@ int main(int argc, char **argv)
     const char *listen = NULL;
     const char *log_level = NULL;
     int64_t queue_bytes = 0;
+    int64_t drain_ms = 0;
     struct lg_cfg_opt opts[] = {
         {"listen", LG_CFG_STRING, &listen, "127.0.0.1:0", 0, 0, "gRPC listen address HOST:PORT"},
         {"log-level", LG_CFG_STRING, &log_level, "warn", 0, 0, "debug, info, warn, error, off"},
         {"send-queue-bytes", LG_CFG_INT, &queue_bytes, "0", 0, INT32_MAX,
          "per-call send queue bound (0 = runtime default)"},
+        {"drain-ms", LG_CFG_INT, &drain_ms, "0", 0, 3600000,
+         "graceful shutdown drain time in ms (0 = runtime default)"},
     };
     const size_t nopts = sizeof(opts) / sizeof(opts[0]);
     char err[256];
@@ -430,6 +433,9 @@ int main(int argc, char **argv)
     lg_grpc_server_opts_default(&so);
     if (queue_bytes > 0) {
         so.call_send_queue_bytes = (size_t)queue_bytes;
+    }
+    if (drain_ms > 0) {
+        so.drain_ms = (uint32_t)drain_ms;
     }
     if (lg_grpc_server_new(&app.srv, app.base, &so) != LG_OK ||
         lg_grpc_health_new(&app.health, app.srv) != LG_OK ||
