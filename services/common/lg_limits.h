@@ -356,5 +356,7 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
 #define LG_USAGE_MAX_BUCKETS 50000u
 /* Queued usage queries waiting for the worker; beyond, callers get EXHAUSTED at once. */
 #define LG_USAGE_MAX_PENDING 256u
+/* Retention: at most 100 years kept; below 1 month nothing would be kept. */
+#define LG_MIGRATE_MAX_KEEP_MONTHS 1200
 
 #endif /* LG_LIMITS_H */
