@@ -21,6 +21,9 @@
 /* "[" + an IPv6 literal + "]:" + 5 port digits + NUL. */
 #define ADMIN_ADDRESS_BYTES (INET6_ADDRSTRLEN + 8)
 
+#define ADMIN_MS_PER_S 1000
+#define ADMIN_US_PER_MS 1000
+
 _Static_assert(LG_ADMIN_TIMEOUT_MS > 0, "admin connections need a timeout");
 
 struct lg_admin {
@@ -213,7 +216,8 @@ static int admin_listen(lg_admin *a, const char *listen, int timeout_ms)
     evhttp_set_max_headers_size(a->http, LG_ADMIN_MAX_HEADER_BYTES);
     evhttp_set_max_body_size(a->http, LG_ADMIN_MAX_BODY_BYTES);
     int ms = timeout_ms > 0 && timeout_ms < LG_ADMIN_TIMEOUT_MS ? timeout_ms : LG_ADMIN_TIMEOUT_MS;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    struct timeval tv = {.tv_sec = ms / ADMIN_MS_PER_S,
+                         .tv_usec = (ms % ADMIN_MS_PER_S) * ADMIN_US_PER_MS};
     evhttp_set_timeout_tv(a->http, &tv);
     /* Every method reaches the callback, which answers 405 itself with a JSON body. */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |

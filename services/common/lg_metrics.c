@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "lg_metrics.h"
 
-#include <math.h>
+#include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,6 +15,13 @@
 #include "lg_err.h"
 #include "lg_limits.h"
 #include "lg_mem.h"
+
+/* Exponent parsing in metrics_append_double. */
+#define METRICS_DECIMAL_BASE 10
+/* Go's FormatFloat(v, 'g', -1) switches to exponent form for decimal exponents below -4 or
+ * from 6 on; Prometheus clients print floats that way, so llmgate does too. */
+#define METRICS_EXP_FORM_BELOW (-4)
+#define METRICS_EXP_FORM_FROM 6
 
 _Static_assert(LG_METRICS_MAX_SERIES_PER_FAMILY > 0, "a family must hold one series");
 _Static_assert(LG_METRICS_MAX_BUCKETS >= 1, "a histogram needs one finite bucket");
@@ -541,15 +549,25 @@ uint64_t lg_metrics_get_counter(const lg_metrics_series *s)
     return atomic_load_explicit(&s->counter, memory_order_relaxed);
 }
 
+/* A gauge's value; the caller holds the registry mutex (cb is guarded by it). */
+static int64_t metrics_gauge_value(const lg_metrics_series *s)
+{
+    if (s->cb != NULL) {
+        return s->cb(s->cb_user_data);
+    }
+    return atomic_load_explicit(&s->gauge, memory_order_relaxed);
+}
+
 int64_t lg_metrics_get_gauge(const lg_metrics_series *s)
 {
     if (!metrics_is(s, LG_METRICS_GAUGE)) {
         return 0;
     }
-    if (s->cb != NULL) {
-        return s->cb(s->cb_user_data);
-    }
-    return atomic_load_explicit(&s->gauge, memory_order_relaxed);
+    lg_metrics *m = s->family->registry;
+    pthread_mutex_lock(&m->mu);
+    int64_t v = metrics_gauge_value(s);
+    pthread_mutex_unlock(&m->mu);
+    return v;
 }
 
 uint64_t lg_metrics_get_histogram_count(const lg_metrics_series *s)
@@ -587,8 +605,9 @@ static int metrics_append_double(struct lg_buf *out, double v)
         return lg_buf_append_str(out, v > 0 ? "+Inf" : "-Inf");
     }
     char tmp[40];
+    /* DBL_DECIMAL_DIG (17) significant digits always round-trip, so the loop ends. */
     int digits = 1;
-    for (; digits <= 17; digits++) {
+    for (; digits <= DBL_DECIMAL_DIG; digits++) {
         int n = snprintf(tmp, sizeof(tmp), "%.*e", digits - 1, v);
         if (n <= 0 || (size_t)n >= sizeof(tmp)) {
             return LG_ERR_INTERNAL;
@@ -601,12 +620,12 @@ static int metrics_append_double(struct lg_buf *out, double v)
     const char *e = strchr(tmp, 'e');
     long exp = 0;
     for (const char *p = e != NULL ? e + 2 : ""; *p >= '0' && *p <= '9'; p++) {
-        exp = exp * 10 + (*p - '0');
+        exp = exp * METRICS_DECIMAL_BASE + (*p - '0');
     }
     if (e != NULL && e[1] == '-') {
         exp = -exp;
     }
-    if (v == 0 || exp < -4 || exp >= 6) {
+    if (v == 0 || exp < METRICS_EXP_FORM_BELOW || exp >= METRICS_EXP_FORM_FROM) {
         return lg_buf_append_str(out, v == 0 ? "0" : tmp);
     }
     long decimals = (long)digits - 1 - exp;
@@ -722,7 +741,7 @@ static int metrics_render_series(struct lg_buf *out, const struct lg_metrics_ser
     case LG_METRICS_GAUGE:
         rc = metrics_append_series_name(out, s, "", NULL);
         if (rc == LG_OK) {
-            rc = lg_buf_appendf(out, " %" PRId64 "\n", lg_metrics_get_gauge(s));
+            rc = lg_buf_appendf(out, " %" PRId64 "\n", metrics_gauge_value(s));
         }
         return rc;
     case LG_METRICS_HISTOGRAM:

@@ -143,7 +143,8 @@ int lg_metrics_render(lg_metrics *m, struct lg_buf *out);
 
 /* Current counter value; 0 for NULL or a non-counter. */
 uint64_t lg_metrics_get_counter(const lg_metrics_series *s);
-/* Current gauge value (calls the scrape callback when bound); 0 for NULL or a non-gauge. */
+/* Current gauge value (calls the scrape callback when bound, under the registry mutex, so
+ * not from inside a scrape callback); 0 for NULL or a non-gauge. */
 int64_t lg_metrics_get_gauge(const lg_metrics_series *s);
 /* Number of observations of a histogram; 0 for NULL or a non-histogram. */
 uint64_t lg_metrics_get_histogram_count(const lg_metrics_series *s);

@@ -188,6 +188,33 @@ static void test_metrics_histogram_default_buckets(void **state)
     lg_metrics_free(m);
 }
 
+static void test_metrics_float_format(void **state)
+{
+    (void)state;
+    lg_metrics *m = registry_new();
+    /* Bounds print as Go's FormatFloat(v, 'g', -1) does (what Prometheus clients emit):
+     * shortest round-trip digits, exponent form below 1e-4 and from 1e6 on. */
+    static const double bounds[] = {1e-5, 0.0001, 0.5, 123456.5, 1e6, 2.5e7};
+    struct lg_metrics_desc d = {
+        .type = LG_METRICS_HISTOGRAM, .name = "f", .help = "", .buckets = bounds, .nbuckets = 6};
+    lg_metrics_family *f;
+    assert_int_equal(lg_metrics_register(m, &d, &f), LG_OK);
+    lg_metrics_series *s;
+    assert_int_equal(lg_metrics_family_with_labels(f, NULL, &s), LG_OK);
+    lg_metrics_histogram_observe(s, -0.25);
+    expect_render(m, "# HELP f \n# TYPE f histogram\n"
+                     "f_bucket{le=\"1e-05\"} 1\n"
+                     "f_bucket{le=\"0.0001\"} 1\n"
+                     "f_bucket{le=\"0.5\"} 1\n"
+                     "f_bucket{le=\"123456.5\"} 1\n"
+                     "f_bucket{le=\"1e+06\"} 1\n"
+                     "f_bucket{le=\"2.5e+07\"} 1\n"
+                     "f_bucket{le=\"+Inf\"} 1\n"
+                     "f_sum -0.25\n"
+                     "f_count 1\n");
+    lg_metrics_free(m);
+}
+
 static int64_t scrape_depth(void *ud)
 {
     const int64_t *depth = ud;
@@ -418,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_label_and_help_escaping, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_histogram_bucket_math, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_histogram_default_buckets, setup, NULL),
+        cmocka_unit_test_setup_teardown(test_metrics_float_format, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_gauge_callback_at_scrape, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_cardinality_cap, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_invalid_registrations, setup, NULL),
