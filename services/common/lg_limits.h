@@ -57,6 +57,44 @@
  * gunzip stops at its cap instead of inflating a bomb, and buffers grow in small steps. */
 #define LG_GRPC_FRAME_ZLIB_CHUNK_BYTES (16u * 1024u)
 
+/* Client: hard maximum of opts.max_recv_msg_bytes (config can only tighten); the default
+ * is LG_GRPC_FRAME_DEFAULT_MAX_MESSAGE_BYTES. 64 MiB keeps one call's worst-case memory
+ * bounded while allowing a caller to raise the 4 MiB default for bulk responses. */
+#define LG_GRPC_CLIENT_MAX_RECV_MSG_BYTES_HARD (64u * 1024u * 1024u)
+/* Calls waiting for a connection or a stream slot. Past it lg_grpc_client_start returns
+ * LG_ERR_EXHAUSTED: a stalled peer must not let the queue (and its request copies) grow
+ * without bound. */
+#define LG_GRPC_CLIENT_MAX_QUEUED_CALLS 4096u
+/* A dial (TCP connect) slower than this fails and backs off; grpc's min connect timeout
+ * (doc/connection-backoff.md MIN_CONNECT_TIMEOUT) is 20 s. */
+#define LG_GRPC_CLIENT_CONNECT_TIMEOUT_MS 20000u
+/* Redial backoff after failed dials, as grpc doc/connection-backoff.md: 1 s initial,
+ * x1.6 per failure, capped at 120 s, +-20 % jitter so many clients do not redial in step. */
+#define LG_GRPC_CLIENT_BACKOFF_INITIAL_MS 1000u
+#define LG_GRPC_CLIENT_BACKOFF_MAX_MS 120000u
+#define LG_GRPC_CLIENT_BACKOFF_MULT_NUM 16u
+#define LG_GRPC_CLIENT_BACKOFF_MULT_DEN 10u
+#define LG_GRPC_CLIENT_BACKOFF_JITTER_PCT 20u
+/* Receive windows we announce. 1 MiB per stream lets a large response flow without a
+ * WINDOW_UPDATE round trip per 64 KiB; 16 MiB per connection lets ~16 streams do so at once.
+ * They bound what the server may send before we read it; nghttp2 consumes automatically as
+ * callbacks return, so memory is bounded by them plus the read watermark below. */
+#define LG_GRPC_CLIENT_STREAM_WINDOW_BYTES (1u * 1024u * 1024u)
+#define LG_GRPC_CLIENT_CONN_WINDOW_BYTES (16u * 1024u * 1024u)
+/* bufferevent read high watermark: libevent stops reading the socket past this many
+ * unprocessed bytes (STYLE.md: every bufferevent gets one; the default 0 is unlimited). */
+#define LG_GRPC_CLIENT_READ_HIGH_BYTES (256u * 1024u)
+/* Output backpressure: nghttp2's send callback returns WOULDBLOCK once this many bytes wait
+ * in the socket's output buffer, and sending resumes when it drains to half. */
+#define LG_GRPC_CLIENT_OUTBUF_HIGH_BYTES (64u * 1024u)
+/* Response header list (initial or trailing metadata) per call, counted as HTTP/2 does
+ * (name + value + 32 per field). Announced as SETTINGS_MAX_HEADER_LIST_SIZE; a response
+ * past it ends the call RESOURCE_EXHAUSTED. Also caps the request metadata we send. 16 KiB
+ * is twice the 8 KiB the gRPC spec suggests. */
+#define LG_GRPC_CLIENT_MAX_HEADER_LIST_BYTES (16u * 1024u)
+/* HPACK's per-field overhead in header list size accounting (RFC 7540 6.5.2). */
+#define LG_GRPC_CLIENT_HEADER_FIELD_OVERHEAD_BYTES 32u
+
 /* -- gRPC server (lg_grpc_server, lg_loop) -- */
 
 /* Default largest request message, decompressed (grpc core's GRPC_DEFAULT_MAX_RECV_MESSAGE_
