@@ -1,0 +1,1295 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "lg_chat_service.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "llmgate/chat/v1/chat.pb-c.h"
+
+#include "lg_buf.h"
+#include "lg_chat_config.h"
+#include "lg_chat_demo.h"
+#include "lg_chat_openai.h"
+#include "lg_chat_price.h"
+#include "lg_chat_provider.h"
+#include "lg_chat_registry.h"
+#include "lg_chat_replay.h"
+#include "lg_chat_request.h"
+#include "lg_err.h"
+#include "lg_grpc_server.h"
+#include "lg_limits.h"
+#include "lg_mem.h"
+#include "lg_metrics.h"
+#include "lg_record.h"
+
+#define LG_LOG_MODULE "chat"
+#include "lg_log.h"
+
+#define CHAT_PATH_STREAM "/llmgate.chat.v1.ChatService/StreamChat"
+#define CHAT_PATH_COMPLETE "/llmgate.chat.v1.ChatService/Complete"
+#define CHAT_PATH_RESUME "/llmgate.chat.v1.ChatService/ResumeStream"
+#define CHAT_PATH_CANCEL "/llmgate.chat.v1.ChatService/CancelStream"
+#define USAGE_PATH_LIST "/llmgate.chat.v1.UsageService/ListLogs"
+#define USAGE_PATH_GET "/llmgate.chat.v1.UsageService/GetUsage"
+
+/* Metadata key carrying the caller's identity, set by trusted front ends (the SSE adapter). */
+#define CHAT_USER_METADATA "x-user-id"
+/* Longest reason text produced by validation and resolution. */
+#define CHAT_WHY_BYTES 256
+
+typedef Llmgate__Chat__V1__ChatRequest pb_request;
+typedef Llmgate__Chat__V1__ChatEvent pb_event;
+
+/* First field of every object used as call user data, so on_close can tell them apart. */
+enum chat_tag {
+    CHAT_TAG_SERVICE = 1,
+    CHAT_TAG_SUB = 2,
+    CHAT_TAG_STREAM = 3,
+};
+
+enum stream_state {
+    STREAM_GENERATING = 0, /* the upcall runs */
+    STREAM_FINISHED = 1,   /* the record was written; the buffer is kept for resumers */
+};
+
+struct chat_stream;
+
+/* A reader of a stream: the StreamChat call that started it, or a ResumeStream call. */
+struct chat_sub {
+    enum chat_tag tag;      /* CHAT_TAG_SUB */
+    struct chat_sub *next;
+    struct chat_stream *st; /* NULL once the stream is gone */
+    lg_grpc_call *call;
+    uint64_t next_seq;      /* next event to send */
+    bool blocked;           /* send queue full: waiting for on_writable */
+    bool finished;          /* lg_grpc_call_finish was called */
+};
+
+struct chat_stream {
+    enum chat_tag tag;               /* CHAT_TAG_STREAM */
+    struct chat_stream *prev, *next; /* every stream of the service */
+    lg_chat_service *svc;
+    char id[LG_CHAT_REGISTRY_ID_LEN + 1];
+    char request_id[LG_CHAT_REGISTRY_ID_LEN + 1];
+    char *user_id;        /* owner, for logs */
+    bool registered;      /* in the registry (StreamChat); Complete streams are not */
+    bool dead;            /* finished and unregistered: freed by the next sweep */
+    enum stream_state state;
+    int final_err;        /* LG_OK, or how generation failed (readers' final status) */
+    const char *final_message; /* static text or NULL, for the readers' grpc-message */
+    const char *model;    /* requested model name (borrowed from the config) */
+    struct lg_chat_upcall *up; /* NULL once on_done fired or after a cancel */
+    lg_chat_replay *replay;    /* StreamChat only */
+    uint64_t last_seq;
+    struct chat_sub *subs;
+    size_t n_subs;
+    lg_grpc_call *unary;       /* Complete: the call to answer; NULL once it left */
+    struct lg_record *rec;     /* filled at start, handed to the sink at the end */
+    const struct lg_chat_provider_cfg *prov;
+    struct lg_buf response;    /* answer text (capped at LG_CHAT_MAX_RESPONSE_BYTES) */
+    bool response_truncated;
+    uint32_t prompt_tokens_est;
+    uint32_t deltas;
+    bool had_content;
+    int64_t start_mono_ms;
+    int64_t first_token_mono_ms; /* -1 before the first token */
+};
+
+struct lg_chat_service {
+    enum chat_tag tag; /* CHAT_TAG_SERVICE */
+    struct event_base *base;
+    lg_grpc_server *srv;
+    struct lg_chat_service_opts opts;
+    lg_chat_registry *reg;
+    struct chat_stream *streams;
+    size_t n_streams;
+    struct event *sweep;
+    struct lg_buf scratch; /* one serialized event at a time */
+    lg_metrics_series *m_started;
+    lg_metrics_series *m_tokens;
+    lg_metrics_series *m_records;
+    lg_metrics_series *m_record_drops;
+};
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static int64_t chat_now_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t chat_now_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct lg_log_ctx chat_ctx(const struct chat_stream *st)
+{
+    struct lg_log_ctx ctx = {0, st->id, st->request_id, st->user_id};
+    return ctx;
+}
+
+static void chat_finish(lg_grpc_call *call, int err, const char *msg)
+{
+    lg_grpc_call_finish(call, err == LG_OK ? LG_GRPC_OK : lg_err_grpc_status(err), msg);
+}
+
+/* ---- records --------------------------------------------------------------------------- */
+
+static int chat_set(char **field, const char *s)
+{
+    return s != NULL && s[0] != '\0' ? lg_record_set_str(field, s, strlen(s)) : LG_OK;
+}
+
+/* Keeps |len| bytes of |p| in |field| according to the body setting. */
+static int chat_set_body(const lg_chat_service *svc, char **field, const char *p, size_t len)
+{
+    switch (svc->opts.body_mode) {
+    case LG_CHAT_BODY_NONE:
+        return LG_OK;
+    case LG_CHAT_BODY_TRUNCATED:
+        if (len > svc->opts.body_max_bytes) {
+            len = svc->opts.body_max_bytes;
+            /* Do not cut a UTF-8 sequence in half. */
+            while (len > 0 && ((unsigned char)p[len] & 0xC0u) == 0x80u) {
+                len--;
+            }
+        }
+        break;
+    case LG_CHAT_BODY_FULL:
+        break;
+    }
+    return lg_record_set_str(field, p, len);
+}
+
+static int chat_record_params(struct lg_record *rec, const struct lg_chat_request *req,
+                              const char *upstream_model)
+{
+    struct lg_buf b;
+    lg_buf_init(&b, LG_CHAT_MAX_ID_BYTES * 2 + 128);
+    int rc = lg_buf_append_str(&b, "{\"upstream_model\":\"");
+    if (rc == LG_OK) {
+        rc = lg_buf_append_json_escaped(&b, (const uint8_t *)upstream_model,
+                                        strlen(upstream_model));
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(&b, "\"");
+    }
+    if (rc == LG_OK && req->has_temperature) {
+        rc = lg_buf_appendf(&b, ",\"temperature\":%.17g", req->temperature);
+    }
+    if (rc == LG_OK && req->has_max_tokens) {
+        rc = lg_buf_appendf(&b, ",\"max_tokens\":%u", req->max_tokens);
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(&b, "}");
+    }
+    if (rc == LG_OK) {
+        rc = lg_record_set_str(&rec->request_params, (const char *)b.data, b.len);
+    }
+    lg_buf_deinit(&b);
+    return rc;
+}
+
+static int chat_record_bodies(const lg_chat_service *svc, struct lg_record *rec,
+                              const struct lg_chat_request *req)
+{
+    struct lg_buf b;
+    lg_buf_init(&b, LG_CHAT_UPSTREAM_MAX_REQUEST_BYTES);
+    int rc = LG_OK;
+    if (svc->opts.body_mode != LG_CHAT_BODY_NONE) {
+        rc = lg_chat_request_append_messages_json(req, &b);
+        if (rc == LG_OK) {
+            rc = chat_set_body(svc, &rec->request_messages, (const char *)b.data, b.len);
+        }
+    }
+    lg_buf_reset(&b);
+    if (rc == LG_OK && req->n_metadata > 0) {
+        rc = lg_chat_request_append_metadata_json(req, &b);
+        if (rc == LG_OK) {
+            rc = lg_record_set_str(&rec->metadata, (const char *)b.data, b.len);
+        }
+    }
+    lg_buf_deinit(&b);
+    return rc;
+}
+
+/* Fills the request half of the record. */
+static int chat_record_start(struct chat_stream *st, const struct lg_chat_request *req,
+                             const struct lg_chat_model_cfg *model, bool stream)
+{
+    int rc = lg_record_new(&st->rec);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    struct lg_record *rec = st->rec;
+    rec->stream = stream;
+    rec->has_temperature = req->has_temperature;
+    rec->temperature = req->temperature;
+    rec->has_max_tokens = req->has_max_tokens;
+    rec->max_tokens = req->max_tokens;
+    rec->start_time_ms = chat_now_wall_ms();
+    rc = chat_set(&rec->request_id, st->request_id);
+    if (rc == LG_OK && stream) {
+        rc = chat_set(&rec->stream_id, st->id);
+    }
+    if (rc == LG_OK) {
+        rc = chat_set(&rec->user_id, req->user_id);
+    }
+    if (rc == LG_OK) {
+        rc = chat_set(&rec->conversation_id, req->conversation_id);
+    }
+    if (rc == LG_OK) {
+        rc = chat_set(&rec->agent_id, req->agent_id);
+    }
+    if (rc == LG_OK) {
+        rc = chat_set(&rec->provider_config_id, st->prov->id);
+    }
+    if (rc == LG_OK) {
+        rc = chat_set(&rec->provider, lg_chat_config_kind_name(st->prov->kind));
+    }
+    if (rc == LG_OK) {
+        rc = chat_set(&rec->model, model->name);
+    }
+    if (rc == LG_OK) {
+        rc = chat_record_params(rec, req, model->upstream_model);
+    }
+    if (rc == LG_OK) {
+        rc = chat_record_bodies(st->svc, rec, req);
+    }
+    return rc;
+}
+
+/* Completes the record with the outcome and hands it to the sink. Called exactly once per
+ * stream; |usage| is exact when |reported|. */
+static void chat_record_finish(struct chat_stream *st, enum lg_record_status status,
+                               const char *finish_reason, const char *error_message,
+                               const struct lg_chat_usage *usage, bool reported,
+                               uint64_t cost, bool priced)
+{
+    lg_chat_service *svc = st->svc;
+    struct lg_record *rec = st->rec;
+    st->rec = NULL;
+    if (rec == NULL) {
+        return;
+    }
+    int64_t now = chat_now_mono_ms();
+    rec->status = status;
+    rec->prompt_tokens = usage->prompt_tokens;
+    rec->completion_tokens = usage->completion_tokens;
+    rec->cached_tokens = usage->cached_tokens;
+    rec->total_tokens = (int64_t)usage->prompt_tokens + usage->completion_tokens;
+    rec->usage_source = reported ? LG_RECORD_USAGE_REPORTED : LG_RECORD_USAGE_ESTIMATED;
+    rec->estimated_cost_nano_usd = (int64_t)cost;
+    rec->price_missing = !priced;
+    rec->duration_ms = now - st->start_mono_ms;
+    rec->end_time_ms = rec->start_time_ms + rec->duration_ms;
+    rec->time_to_first_token_ms =
+        st->first_token_mono_ms >= 0 ? st->first_token_mono_ms - st->start_mono_ms : -1;
+    /* Allocation failures below leave a field empty; the record is still written. */
+    (void)chat_set(&rec->finish_reason, finish_reason);
+    (void)chat_set(&rec->error_message, error_message);
+    (void)chat_set_body(svc, &rec->response_content, (const char *)st->response.data,
+                        st->response.len);
+    struct lg_log_ctx ctx = chat_ctx(st);
+    lg_log(LG_LOG_INFO, &ctx, "record",
+           "status=%s finish=%s prompt=%u completion=%u cached=%u cost_nusd=%llu usage=%s "
+           "duration_ms=%lld",
+           lg_record_status_name(status), finish_reason != NULL ? finish_reason : "",
+           usage->prompt_tokens, usage->completion_tokens, usage->cached_tokens,
+           (unsigned long long)cost, reported ? "reported" : "estimated",
+           (long long)rec->duration_ms);
+    int rc = svc->opts.sink != NULL ? lg_record_sink_enqueue(svc->opts.sink, rec) : LG_ERR_CLOSED;
+    if (rc != LG_OK) {
+        lg_log(LG_LOG_ERROR, &ctx, "record_dropped", "sink refused the record: %s",
+               lg_err_name(rc));
+        lg_metrics_counter_inc(svc->m_record_drops);
+        lg_record_free(rec);
+        return;
+    }
+    lg_metrics_counter_inc(svc->m_records);
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static void chat_sub_pump(struct chat_sub *sub);
+
+/* Serializes |ev| (seq and stream id are set here) into the replay buffer and wakes every
+ * reader. A failure here loses the event for resumers only; it is logged. */
+static void chat_emit(struct chat_stream *st, pb_event *ev)
+{
+    lg_chat_service *svc = st->svc;
+    if (st->replay == NULL) {
+        return; /* Complete: no events, only the final answer */
+    }
+    ev->stream_id = st->id;
+    ev->seq = st->last_seq + 1;
+    size_t n = llmgate__chat__v1__chat_event__get_packed_size(ev);
+    lg_buf_reset(&svc->scratch);
+    uint8_t *p = lg_buf_reserve(&svc->scratch, n);
+    int rc = p != NULL ? LG_OK : LG_ERR_TOO_LARGE;
+    if (rc == LG_OK) {
+        llmgate__chat__v1__chat_event__pack(ev, p);
+        rc = lg_chat_replay_append(st->replay, ev->seq, p, n);
+    }
+    if (rc != LG_OK) {
+        struct lg_log_ctx ctx = chat_ctx(st);
+        lg_log(LG_LOG_ERROR, &ctx, "event_lost", "seq=%llu bytes=%zu: %s",
+               (unsigned long long)ev->seq, n, lg_err_name(rc));
+        return;
+    }
+    st->last_seq = ev->seq;
+    for (struct chat_sub *s = st->subs; s != NULL; s = s->next) {
+        chat_sub_pump(s);
+    }
+}
+
+static void chat_emit_start(struct chat_stream *st, const char *model)
+{
+    Llmgate__Chat__V1__StreamStart start = LLMGATE__CHAT__V1__STREAM_START__INIT;
+    start.model = (char *)(uintptr_t)model;
+    start.provider = (char *)(uintptr_t)lg_chat_config_kind_name(st->prov->kind);
+    start.request_id = st->request_id;
+    pb_event ev = LLMGATE__CHAT__V1__CHAT_EVENT__INIT;
+    ev.event_case = LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_START;
+    ev.start = &start;
+    chat_emit(st, &ev);
+}
+
+static void chat_fill_usage(Llmgate__Chat__V1__Usage *u, const struct lg_chat_usage *usage,
+                            uint64_t cost, bool reported)
+{
+    u->prompt_tokens = usage->prompt_tokens;
+    u->completion_tokens = usage->completion_tokens;
+    u->cached_tokens = usage->cached_tokens;
+    u->total_tokens = usage->prompt_tokens + usage->completion_tokens;
+    u->estimated_cost_nano_usd = cost;
+    u->usage_estimated = !reported;
+}
+
+/* ---- readers --------------------------------------------------------------------------- */
+
+static void chat_stream_detach(struct chat_stream *st, struct chat_sub *sub)
+{
+    for (struct chat_sub **pp = &st->subs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == sub) {
+            *pp = sub->next;
+            st->n_subs--;
+            break;
+        }
+    }
+    sub->st = NULL;
+}
+
+/* Sends what |sub| has not seen yet, until the call's send queue is full; finishes the call
+ * once the stream is over and everything went out. */
+static void chat_sub_pump(struct chat_sub *sub)
+{
+    struct chat_stream *st = sub->st;
+    if (st == NULL || sub->blocked || sub->finished) {
+        return;
+    }
+    while (sub->next_seq <= st->last_seq) {
+        struct lg_slice ev;
+        int rc = lg_chat_replay_get(st->replay, sub->next_seq, &ev);
+        if (rc == LG_ERR_EXPIRED) {
+            /* The reader fell behind the bounded buffer: its missing events are gone. */
+            sub->finished = true;
+            lg_grpc_call_finish(sub->call, LG_GRPC_RESOURCE_EXHAUSTED,
+                                "resume_expired: reader fell behind the replay buffer");
+            return;
+        }
+        rc = lg_grpc_call_send(sub->call, ev.ptr, ev.len);
+        if (rc == LG_ERR_AGAIN) {
+            sub->blocked = true;
+            return;
+        }
+        if (rc != LG_OK) {
+            return; /* the call ended; on_close detaches it */
+        }
+        sub->next_seq++;
+    }
+    if (st->state == STREAM_FINISHED) {
+        /* A failure before any content ends the call with its gRPC status (after the error
+         * event); once content was streamed the error event is the outcome. */
+        sub->finished = true;
+        int err = st->had_content ? LG_OK : st->final_err;
+        chat_finish(sub->call, err, err == LG_OK ? NULL : st->final_message);
+    }
+}
+
+static void chat_stream_free(struct chat_stream *st)
+{
+    lg_chat_service *svc = st->svc;
+    while (st->subs != NULL) {
+        chat_stream_detach(st, st->subs);
+    }
+    if (st->prev != NULL) {
+        st->prev->next = st->next;
+    } else {
+        svc->streams = st->next;
+    }
+    if (st->next != NULL) {
+        st->next->prev = st->prev;
+    }
+    svc->n_streams--;
+    lg_chat_replay_free(st->replay);
+    lg_record_free(st->rec);
+    lg_buf_deinit(&st->response);
+    lg_free(st->user_id);
+    lg_free(st);
+}
+
+/* ---- ending a stream ------------------------------------------------------------------- */
+
+static void chat_unary_answer(struct chat_stream *st, int err, const char *message,
+                              const char *finish_reason, const struct lg_chat_usage *usage,
+                              uint64_t cost, bool reported);
+
+/* A static message for a failure code: the provider's own message is not kept past the
+ * callback, and readers may finish long after it. */
+static const char *chat_public_message(int err)
+{
+    switch (err) {
+    case LG_ERR_UNAVAILABLE:
+        return "upstream unavailable";
+    case LG_ERR_EXHAUSTED:
+        return "upstream rate limit exceeded";
+    case LG_ERR_TIMEOUT:
+        return "upstream timed out";
+    case LG_ERR_INVALID:
+        return "upstream refused the request";
+    case LG_ERR_UNAUTHENTICATED:
+        return "upstream refused the gateway's credentials";
+    case LG_ERR_MALFORMED:
+        return "upstream sent a malformed stream";
+    case LG_ERR_UPSTREAM:
+        return "upstream reported an error mid-stream";
+    default:
+        return lg_err_str(err);
+    }
+}
+
+/* Estimated usage when upstream reported none: the demo tokenizer on the texts. */
+static void chat_estimate_usage(const struct chat_stream *st, struct lg_chat_usage *u)
+{
+    u->prompt_tokens = st->prompt_tokens_est;
+    u->completion_tokens =
+        lg_chat_demo_count_tokens((const char *)st->response.data, st->response.len);
+    if (st->response_truncated && u->completion_tokens < st->deltas) {
+        u->completion_tokens = st->deltas;
+    }
+    u->cached_tokens = 0;
+}
+
+static enum lg_record_status chat_status_for(int err)
+{
+    switch (err) {
+    case LG_OK:
+        return LG_RECORD_STATUS_SUCCESS;
+    case LG_ERR_TIMEOUT:
+        return LG_RECORD_STATUS_TIMEOUT;
+    case LG_ERR_CANCELLED:
+        return LG_RECORD_STATUS_CANCELLED;
+    default:
+        return LG_RECORD_STATUS_ERROR;
+    }
+}
+
+/* The stream ended: with the provider's outcome, or stopped by us (cancel, grace expiry,
+ * deadline, shutdown: |err| LG_ERR_CANCELLED or LG_ERR_TIMEOUT). Writes the record, emits
+ * the final event, answers the unary call, and starts the retention period. */
+static void chat_stream_end(struct chat_stream *st, int err, const char *finish_reason,
+                            const char *message, const struct lg_chat_usage *reported_usage)
+{
+    lg_chat_service *svc = st->svc;
+    struct lg_chat_usage usage;
+    bool reported = reported_usage != NULL;
+    if (reported) {
+        usage = *reported_usage;
+    } else {
+        chat_estimate_usage(st, &usage);
+    }
+    uint64_t cost = 0;
+    struct lg_chat_price_usage pu = {usage.prompt_tokens, usage.completion_tokens,
+                                     usage.cached_tokens};
+    bool priced =
+        lg_chat_price_cost(st->prov->prices, st->model, &pu, &cost) == LG_CHAT_PRICE_PRICED;
+    if (err == LG_ERR_CANCELLED || err == LG_ERR_TIMEOUT) {
+        finish_reason = err == LG_ERR_CANCELLED ? "cancelled" : "timeout";
+    }
+    int64_t duration = chat_now_mono_ms() - st->start_mono_ms;
+    chat_record_finish(st, chat_status_for(err), finish_reason, err == LG_OK ? NULL : message,
+                       &usage, reported, cost, priced);
+    st->state = STREAM_FINISHED;
+    st->final_err = err == LG_ERR_CANCELLED || err == LG_ERR_TIMEOUT ? LG_OK : err;
+    st->final_message = st->final_err == LG_OK ? NULL : chat_public_message(err);
+
+    if (err == LG_OK || err == LG_ERR_CANCELLED || err == LG_ERR_TIMEOUT) {
+        Llmgate__Chat__V1__Usage u = LLMGATE__CHAT__V1__USAGE__INIT;
+        chat_fill_usage(&u, &usage, cost, reported);
+        Llmgate__Chat__V1__StreamDone done = LLMGATE__CHAT__V1__STREAM_DONE__INIT;
+        done.finish_reason = (char *)(uintptr_t)(finish_reason != NULL ? finish_reason : "stop");
+        done.usage = &u;
+        done.duration_ms = (uint64_t)duration;
+        pb_event ev = LLMGATE__CHAT__V1__CHAT_EVENT__INIT;
+        ev.event_case = LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_DONE;
+        ev.done = &done;
+        chat_emit(st, &ev);
+    } else {
+        Llmgate__Chat__V1__StreamError e = LLMGATE__CHAT__V1__STREAM_ERROR__INIT;
+        e.code = (char *)(uintptr_t)lg_grpc_status_name(lg_err_grpc_status(err));
+        e.message = (char *)(uintptr_t)(message != NULL ? message : lg_err_str(err));
+        pb_event ev = LLMGATE__CHAT__V1__CHAT_EVENT__INIT;
+        ev.event_case = LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_ERROR;
+        ev.error = &e;
+        chat_emit(st, &ev);
+    }
+    for (struct chat_sub *s = st->subs; s != NULL; s = s->next) {
+        chat_sub_pump(s);
+    }
+    if (st->unary != NULL) {
+        chat_unary_answer(st, err, message, finish_reason, &usage, cost, reported);
+    }
+    if (st->registered) {
+        lg_chat_registry_set_deadline(svc->reg, st->id,
+                                      (uint64_t)chat_now_mono_ms() + svc->opts.retention_ms);
+    } else {
+        st->dead = true; /* Complete: nothing to keep; freed on a later loop turn */
+    }
+}
+
+/* Stops generation from our side (the upcall gets no more callbacks). */
+static void chat_stream_stop(struct chat_stream *st, int err, const char *why)
+{
+    if (st->state != STREAM_GENERATING) {
+        return;
+    }
+    struct lg_chat_upcall *up = st->up;
+    st->up = NULL;
+    lg_chat_upcall_cancel(up);
+    chat_stream_end(st, err, NULL, why, NULL);
+}
+
+/* ---- provider callbacks ---------------------------------------------------------------- */
+
+static void chat_on_delta(const char *text, size_t len, void *user_data)
+{
+    struct chat_stream *st = user_data;
+    lg_chat_service *svc = st->svc;
+    if (st->first_token_mono_ms < 0) {
+        st->first_token_mono_ms = chat_now_mono_ms();
+    }
+    st->deltas++;
+    st->had_content = true;
+    lg_metrics_counter_inc(svc->m_tokens);
+    if (!st->response_truncated && lg_buf_append(&st->response, text, len) != LG_OK) {
+        st->response_truncated = true;
+    }
+    if (st->replay == NULL) {
+        return;
+    }
+    Llmgate__Chat__V1__ContentDelta c = LLMGATE__CHAT__V1__CONTENT_DELTA__INIT;
+    /* protobuf-c packs strings with strlen: the piece must be NUL-terminated. */
+    char small[256];
+    char *copy = len < sizeof(small) ? small : lg_malloc(len + 1);
+    if (copy == NULL) {
+        return;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    c.text = copy;
+    pb_event ev = LLMGATE__CHAT__V1__CHAT_EVENT__INIT;
+    ev.event_case = LLMGATE__CHAT__V1__CHAT_EVENT__EVENT_CONTENT;
+    ev.content = &c;
+    chat_emit(st, &ev);
+    if (copy != small) {
+        lg_free(copy);
+    }
+}
+
+static void chat_on_done(const struct lg_chat_outcome *o, void *user_data)
+{
+    struct chat_stream *st = user_data;
+    st->up = NULL; /* the provider frees it when we return */
+    chat_stream_end(st, o->err, o->finish_reason, o->message, o->has_usage ? &o->usage : NULL);
+}
+
+static const struct lg_chat_provider_cbs chat_provider_cbs = {chat_on_delta, chat_on_done};
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+/* Borrowed view of a ChatRequest, in the call's arena. */
+static int chat_view_request(lg_arena *arena, const pb_request *pb, struct lg_chat_request *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->user_id = pb->user_id;
+    r->conversation_id = pb->conversation_id;
+    r->agent_id = pb->agent_id;
+    r->provider_config_id = pb->provider_config_id;
+    r->model = pb->model;
+    r->has_temperature =
+        pb->temperature_opt_case == LLMGATE__CHAT__V1__CHAT_REQUEST__TEMPERATURE_OPT_TEMPERATURE;
+    r->temperature = r->has_temperature ? pb->temperature : 0.0;
+    r->has_max_tokens =
+        pb->max_tokens_opt_case == LLMGATE__CHAT__V1__CHAT_REQUEST__MAX_TOKENS_OPT_MAX_TOKENS;
+    r->max_tokens = r->has_max_tokens ? pb->max_tokens : 0;
+    if (pb->n_messages > LG_CHAT_MAX_MESSAGES || pb->n_metadata > LG_CHAT_MAX_METADATA) {
+        r->n_messages = pb->n_messages; /* validation refuses it with a clear reason */
+        r->n_metadata = pb->n_metadata;
+        return LG_OK;
+    }
+    struct lg_chat_message *msgs =
+        lg_arena_alloc(arena, sizeof(*msgs) * (pb->n_messages > 0 ? pb->n_messages : 1));
+    struct lg_chat_kv *kv =
+        lg_arena_alloc(arena, sizeof(*kv) * (pb->n_metadata > 0 ? pb->n_metadata : 1));
+    if (msgs == NULL || kv == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < pb->n_messages; i++) {
+        msgs[i].role = pb->messages[i]->role;
+        msgs[i].content = pb->messages[i]->content;
+        msgs[i].content_len = strlen(pb->messages[i]->content);
+    }
+    for (size_t i = 0; i < pb->n_metadata; i++) {
+        kv[i].key = pb->metadata[i]->key;
+        kv[i].value = pb->metadata[i]->value;
+    }
+    r->messages = msgs;
+    r->n_messages = pb->n_messages;
+    r->metadata = kv;
+    r->n_metadata = pb->n_metadata;
+    return LG_OK;
+}
+
+/* The caller's identity: |claimed| (may be empty) against the x-user-id metadata.
+ * Returns the user id (borrowed) or NULL with |*err| set. */
+static const char *chat_identity(lg_grpc_call *call, const char *claimed, int *err)
+{
+    size_t len = 0;
+    const uint8_t *hdr = lg_grpc_call_get_metadata(call, CHAT_USER_METADATA, &len);
+    if (hdr != NULL && len > 0) {
+        if (claimed[0] != '\0' && strcmp(claimed, (const char *)hdr) != 0) {
+            *err = LG_ERR_PERMISSION;
+            return NULL;
+        }
+        return (const char *)hdr;
+    }
+    if (claimed[0] == '\0') {
+        *err = LG_ERR_UNAUTHENTICATED;
+        return NULL;
+    }
+    return claimed;
+}
+
+static int chat_start_upcall(struct chat_stream *st, const struct lg_chat_request *req,
+                             const struct lg_chat_model_cfg *model)
+{
+    lg_chat_service *svc = st->svc;
+    struct lg_chat_call_params params = {
+        .req = req,
+        .cfg = st->prov,
+        .upstream_model = model->upstream_model,
+        .request_id = st->request_id,
+        .demo_pace_ms = svc->opts.demo_pace_ms,
+    };
+    if (st->prov->kind == LG_CHAT_PROVIDER_DEMO) {
+        return lg_chat_demo_start(svc->base, &params, &chat_provider_cbs, st, &st->up);
+    }
+    if (svc->opts.curlm == NULL) {
+        return LG_ERR_UNAVAILABLE;
+    }
+    return lg_chat_openai_start(svc->opts.curlm, svc->base, &params, &chat_provider_cbs, st,
+                                &st->up);
+}
+
+/* Creates a stream for a validated request (registered when |streaming|). On error nothing
+ * is left behind and |why| may hold a reason. */
+static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *req,
+                           bool streaming, struct chat_stream **out, char *why, size_t why_len)
+{
+    const struct lg_chat_provider_cfg *prov;
+    const struct lg_chat_model_cfg *model;
+    int rc = lg_chat_config_resolve(svc->opts.cfg, req->provider_config_id, req->model, &prov,
+                                    &model, why, why_len);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    struct chat_stream *st = lg_calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    st->tag = CHAT_TAG_STREAM;
+    st->svc = svc;
+    st->prov = prov;
+    st->model = model->name;
+    st->first_token_mono_ms = -1;
+    st->start_mono_ms = chat_now_mono_ms();
+    lg_buf_init(&st->response, LG_CHAT_MAX_RESPONSE_BYTES);
+    st->next = svc->streams;
+    if (svc->streams != NULL) {
+        svc->streams->prev = st;
+    }
+    svc->streams = st;
+    svc->n_streams++;
+    st->user_id = lg_strdup(req->user_id);
+    rc = st->user_id != NULL ? lg_chat_registry_new_id(st->request_id) : LG_ERR_NOMEM;
+    if (rc == LG_OK && streaming) {
+        rc = lg_chat_replay_new(&st->replay, svc->opts.replay_max_events,
+                                svc->opts.replay_max_bytes);
+        if (rc == LG_OK) {
+            rc = lg_chat_registry_add(svc->reg, req->user_id, st, st->id);
+            st->registered = rc == LG_OK;
+        }
+    } else if (rc == LG_OK) {
+        rc = lg_chat_registry_new_id(st->id);
+    }
+    if (rc == LG_OK) {
+        rc = chat_record_start(st, req, model, streaming);
+    }
+    st->prompt_tokens_est = lg_chat_demo_prompt_tokens(req);
+    if (rc == LG_OK && streaming) {
+        chat_emit_start(st, model->name);
+    }
+    if (rc == LG_OK) {
+        rc = chat_start_upcall(st, req, model);
+        if (rc != LG_OK) {
+            /* The call was attempted: it still gets its record. */
+            snprintf(why, why_len, "provider could not start: %s", lg_err_str(rc));
+            chat_stream_end(st, rc, NULL, why, NULL);
+            if (st->registered) {
+                lg_chat_registry_remove(svc->reg, st->id);
+            }
+            chat_stream_free(st);
+            return rc;
+        }
+    }
+    if (rc != LG_OK) {
+        if (st->registered) {
+            lg_chat_registry_remove(svc->reg, st->id);
+        }
+        chat_stream_free(st);
+        return rc;
+    }
+    lg_metrics_counter_inc(svc->m_started);
+    struct lg_log_ctx ctx = chat_ctx(st);
+    lg_log(LG_LOG_INFO, &ctx, "stream_start", "provider=%s model=%s messages=%zu prompt_bytes=%zu",
+           prov->id, model->name, req->n_messages, lg_chat_request_prompt_len(req));
+    *out = st;
+    return LG_OK;
+}
+
+/* Unpacks and checks a ChatRequest; on failure the call is finished here. */
+static int chat_read_request(lg_grpc_call *call, const uint8_t *msg, size_t len,
+                             struct lg_chat_request *req)
+{
+    ProtobufCAllocator alloc;
+    lg_arena *arena = lg_grpc_call_get_arena(call);
+    lg_arena_protobuf_allocator(arena, &alloc);
+    pb_request *pb = llmgate__chat__v1__chat_request__unpack(&alloc, len, msg);
+    if (pb == NULL) {
+        lg_grpc_call_finish(call, LG_GRPC_INVALID_ARGUMENT, "ChatRequest does not parse");
+        return LG_ERR_INVALID;
+    }
+    int rc = chat_view_request(arena, pb, req);
+    if (rc != LG_OK) {
+        chat_finish(call, rc, NULL);
+        return rc;
+    }
+    rc = LG_OK;
+    const char *user = chat_identity(call, pb->user_id, &rc);
+    if (user == NULL) {
+        chat_finish(call, rc,
+                    rc == LG_ERR_PERMISSION ? "user_id does not match x-user-id"
+                                            : "user_id or x-user-id is required");
+        return rc;
+    }
+    req->user_id = user;
+    char why[CHAT_WHY_BYTES] = "";
+    rc = lg_chat_request_validate(req, why, sizeof(why));
+    if (rc != LG_OK) {
+        chat_finish(call, rc, why);
+        return rc;
+    }
+    return LG_OK;
+}
+
+static void chat_sub_attach(struct chat_stream *st, struct chat_sub *sub)
+{
+    sub->st = st;
+    sub->next = st->subs;
+    st->subs = sub;
+    st->n_subs++;
+    if (st->registered && st->state == STREAM_GENERATING) {
+        /* A reader is back: no grace deadline while someone reads. */
+        lg_chat_registry_set_deadline(st->svc->reg, st->id, 0);
+    }
+}
+
+static struct chat_sub *chat_sub_new(lg_grpc_call *call)
+{
+    struct chat_sub *sub = lg_calloc(1, sizeof(*sub));
+    if (sub != NULL) {
+        sub->tag = CHAT_TAG_SUB;
+        sub->call = call;
+        lg_grpc_call_set_user_data(call, sub);
+    }
+    return sub;
+}
+
+/* ---- StreamChat / ResumeStream --------------------------------------------------------- */
+
+static void chat_stream_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
+                                   void *user_data)
+{
+    lg_chat_service *svc = user_data;
+    struct lg_chat_request req;
+    if (chat_read_request(call, msg, len, &req) != LG_OK) {
+        return;
+    }
+    struct chat_sub *sub = chat_sub_new(call);
+    if (sub == NULL) {
+        chat_finish(call, LG_ERR_NOMEM, NULL);
+        return;
+    }
+    char why[CHAT_WHY_BYTES] = "";
+    struct chat_stream *st;
+    int rc = chat_stream_new(svc, &req, true, &st, why, sizeof(why));
+    if (rc != LG_OK) {
+        lg_grpc_call_set_user_data(call, svc);
+        lg_free(sub);
+        chat_finish(call, rc, why[0] != '\0' ? why : NULL);
+        return;
+    }
+    sub->next_seq = 1;
+    chat_sub_attach(st, sub);
+    chat_sub_pump(sub);
+}
+
+static void chat_sub_on_writable(lg_grpc_call *call, void *user_data)
+{
+    (void)call;
+    struct chat_sub *sub = user_data;
+    sub->blocked = false;
+    chat_sub_pump(sub);
+}
+
+/* A reader left. The last reader of a generating stream starts the grace period, except on
+ * a deadline, which ends generation as a timeout (the caller said how long it waits). */
+static void chat_sub_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
+                              void *user_data)
+{
+    (void)call;
+    if (*(const enum chat_tag *)user_data != CHAT_TAG_SUB) {
+        return; /* refused before a reader existed: the user data is the service */
+    }
+    struct chat_sub *sub = user_data;
+    struct chat_stream *st = sub->st;
+    if (st != NULL) {
+        chat_stream_detach(st, sub);
+    }
+    lg_free(sub);
+    if (st == NULL || st->n_subs > 0 || st->state != STREAM_GENERATING) {
+        return;
+    }
+    if (reason == LG_GRPC_CLOSE_DEADLINE) {
+        chat_stream_stop(st, LG_ERR_TIMEOUT, "client deadline exceeded");
+        return;
+    }
+    uint64_t now = (uint64_t)chat_now_mono_ms();
+    lg_chat_registry_set_deadline(st->svc->reg, st->id, now + st->svc->opts.grace_ms);
+    struct lg_log_ctx ctx = chat_ctx(st);
+    lg_log(LG_LOG_INFO, &ctx, "client_gone", "reason=%d grace_ms=%u", (int)reason,
+           st->svc->opts.grace_ms);
+}
+
+/* Looks up a stream for a resume or cancel, finishing the call on failure. */
+static struct chat_stream *chat_lookup(lg_chat_service *svc, lg_grpc_call *call,
+                                       const char *stream_id)
+{
+    int rc = LG_OK;
+    size_t len = 0;
+    const uint8_t *user = lg_grpc_call_get_metadata(call, CHAT_USER_METADATA, &len);
+    if (user == NULL || len == 0) {
+        lg_grpc_call_finish(call, LG_GRPC_UNAUTHENTICATED, "x-user-id metadata is required");
+        return NULL;
+    }
+    void *v = NULL;
+    rc = lg_chat_registry_lookup(svc->reg, stream_id, (const char *)user, &v);
+    if (rc == LG_ERR_NOT_FOUND) {
+        lg_grpc_call_finish(call, LG_GRPC_NOT_FOUND, "unknown or expired stream_id");
+        return NULL;
+    }
+    if (rc != LG_OK) {
+        lg_grpc_call_finish(call, LG_GRPC_PERMISSION_DENIED, "stream belongs to another user");
+        return NULL;
+    }
+    return v;
+}
+
+static void chat_resume_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
+                                   void *user_data)
+{
+    lg_chat_service *svc = user_data;
+    ProtobufCAllocator alloc;
+    lg_arena_protobuf_allocator(lg_grpc_call_get_arena(call), &alloc);
+    Llmgate__Chat__V1__ResumeRequest *rq =
+        llmgate__chat__v1__resume_request__unpack(&alloc, len, msg);
+    if (rq == NULL) {
+        lg_grpc_call_finish(call, LG_GRPC_INVALID_ARGUMENT, "ResumeRequest does not parse");
+        return;
+    }
+    struct chat_stream *st = chat_lookup(svc, call, rq->stream_id);
+    if (st == NULL) {
+        return;
+    }
+    if (rq->after_seq < st->last_seq &&
+        rq->after_seq + 1 < lg_chat_replay_first_seq(st->replay)) {
+        lg_grpc_call_finish(call, LG_GRPC_NOT_FOUND,
+                            "resume_expired: events after after_seq are no longer buffered");
+        return;
+    }
+    if (st->n_subs >= LG_CHAT_MAX_SUBSCRIBERS) {
+        lg_grpc_call_finish(call, LG_GRPC_RESOURCE_EXHAUSTED, "too many readers on this stream");
+        return;
+    }
+    struct chat_sub *sub = chat_sub_new(call);
+    if (sub == NULL) {
+        chat_finish(call, LG_ERR_NOMEM, NULL);
+        return;
+    }
+    sub->next_seq = rq->after_seq + 1;
+    chat_sub_attach(st, sub);
+    struct lg_log_ctx ctx = chat_ctx(st);
+    lg_log(LG_LOG_INFO, &ctx, "resume", "after_seq=%llu last_seq=%llu",
+           (unsigned long long)rq->after_seq, (unsigned long long)st->last_seq);
+    chat_sub_pump(sub);
+}
+
+/* ---- CancelStream ---------------------------------------------------------------------- */
+
+static void chat_cancel_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
+                                   void *user_data)
+{
+    lg_chat_service *svc = user_data;
+    ProtobufCAllocator alloc;
+    lg_arena_protobuf_allocator(lg_grpc_call_get_arena(call), &alloc);
+    Llmgate__Chat__V1__CancelRequest *rq =
+        llmgate__chat__v1__cancel_request__unpack(&alloc, len, msg);
+    if (rq == NULL) {
+        lg_grpc_call_finish(call, LG_GRPC_INVALID_ARGUMENT, "CancelRequest does not parse");
+        return;
+    }
+    struct chat_stream *st = chat_lookup(svc, call, rq->stream_id);
+    if (st == NULL) {
+        return;
+    }
+    Llmgate__Chat__V1__CancelResponse resp = LLMGATE__CHAT__V1__CANCEL_RESPONSE__INIT;
+    resp.cancelled = st->state == STREAM_GENERATING;
+    if (resp.cancelled) {
+        struct lg_log_ctx ctx = chat_ctx(st);
+        lg_log(LG_LOG_INFO, &ctx, "cancel", "by=owner");
+        chat_stream_stop(st, LG_ERR_CANCELLED, "cancelled by the caller");
+    }
+    lg_grpc_call_send_pb(call, &resp.base);
+    lg_grpc_call_finish(call, LG_GRPC_OK, NULL);
+}
+
+/* ---- Complete -------------------------------------------------------------------------- */
+
+static void chat_unary_answer(struct chat_stream *st, int err, const char *message,
+                              const char *finish_reason, const struct lg_chat_usage *usage,
+                              uint64_t cost, bool reported)
+{
+    lg_grpc_call *call = st->unary;
+    st->unary = NULL;
+    lg_grpc_call_set_user_data(call, st->svc);
+    if (err != LG_OK) {
+        chat_finish(call, err, message);
+        return;
+    }
+    Llmgate__Chat__V1__Usage u = LLMGATE__CHAT__V1__USAGE__INIT;
+    chat_fill_usage(&u, usage, cost, reported);
+    Llmgate__Chat__V1__ChatResponse resp = LLMGATE__CHAT__V1__CHAT_RESPONSE__INIT;
+    resp.stream_id = st->id;
+    static char empty[] = "";
+    resp.content = st->response.data != NULL ? (char *)st->response.data : empty;
+    resp.finish_reason = (char *)(uintptr_t)(finish_reason != NULL ? finish_reason : "stop");
+    resp.usage = &u;
+    resp.model = (char *)(uintptr_t)st->model;
+    int rc = lg_grpc_call_send_pb(call, &resp.base);
+    chat_finish(call, rc == LG_ERR_AGAIN ? LG_OK : rc, NULL);
+}
+
+static void chat_complete_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
+                                     void *user_data)
+{
+    lg_chat_service *svc = user_data;
+    struct lg_chat_request req;
+    if (chat_read_request(call, msg, len, &req) != LG_OK) {
+        return;
+    }
+    char why[CHAT_WHY_BYTES] = "";
+    struct chat_stream *st;
+    int rc = chat_stream_new(svc, &req, false, &st, why, sizeof(why));
+    if (rc != LG_OK) {
+        chat_finish(call, rc, why[0] != '\0' ? why : NULL);
+        return;
+    }
+    st->unary = call;
+    lg_grpc_call_set_user_data(call, st);
+}
+
+/* The unary call ended: answered already (user data is the service again), or the client
+ * left first (deadline or cancel): then generation stops and the record says so. */
+static void chat_complete_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
+                                   void *user_data)
+{
+    (void)call;
+    if (*(const enum chat_tag *)user_data != CHAT_TAG_STREAM) {
+        return;
+    }
+    struct chat_stream *st = user_data;
+    st->unary = NULL;
+    chat_stream_stop(st, reason == LG_GRPC_CLOSE_DEADLINE ? LG_ERR_TIMEOUT : LG_ERR_CANCELLED,
+                     reason == LG_GRPC_CLOSE_DEADLINE ? "client deadline exceeded"
+                                                      : "client went away");
+}
+
+/* ---- UsageService ---------------------------------------------------------------------- */
+
+static void chat_usage_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
+                                  void *user_data)
+{
+    (void)msg;
+    (void)len;
+    (void)user_data;
+    lg_grpc_call_finish(call, LG_GRPC_UNIMPLEMENTED,
+                        "usage queries are not available yet in llmgate-chat; use "
+                        "llmgate-analytics usage/logs");
+}
+
+static void chat_noop_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
+                               void *user_data)
+{
+    (void)call;
+    (void)reason;
+    (void)user_data;
+}
+
+/* ---- sweep: grace and retention -------------------------------------------------------- */
+
+static uint64_t chat_on_expire(const char *id, void *value, uint64_t now_ms, void *user_data)
+{
+    (void)id;
+    lg_chat_service *svc = user_data;
+    struct chat_stream *st = value;
+    if (st->n_subs > 0) {
+        /* Readers are attached (a slow one after retention): look again later. */
+        return now_ms + (st->state == STREAM_GENERATING ? svc->opts.grace_ms
+                                                        : svc->opts.retention_ms);
+    }
+    if (st->state == STREAM_GENERATING) {
+        struct lg_log_ctx ctx = chat_ctx(st);
+        lg_log(LG_LOG_INFO, &ctx, "grace_expired", "grace_ms=%u", svc->opts.grace_ms);
+        chat_stream_stop(st, LG_ERR_CANCELLED, "client gone: grace period expired");
+        return now_ms + svc->opts.retention_ms;
+    }
+    st->registered = false;
+    chat_stream_free(st);
+    return 0;
+}
+
+static void chat_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_chat_service *svc = arg;
+    lg_chat_registry_expire(svc->reg, (uint64_t)chat_now_mono_ms(), chat_on_expire, svc);
+    struct chat_stream *st = svc->streams;
+    while (st != NULL) {
+        struct chat_stream *next = st->next;
+        if (st->dead) {
+            chat_stream_free(st);
+        }
+        st = next;
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+void lg_chat_service_opts_default(struct lg_chat_service_opts *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->demo_pace_ms = LG_CHAT_DEMO_PACE_MS_DEFAULT;
+    opts->grace_ms = LG_CHAT_GRACE_MS_DEFAULT;
+    opts->retention_ms = LG_CHAT_RETENTION_MS_DEFAULT;
+    opts->body_mode = LG_CHAT_BODY_FULL;
+    opts->body_max_bytes = LG_CHAT_BODY_TRUNCATE_DEFAULT_BYTES;
+    opts->replay_max_events = LG_CHAT_REPLAY_MAX_EVENTS;
+    opts->replay_max_bytes = LG_CHAT_REPLAY_MAX_BYTES;
+}
+
+int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode,
+                                    size_t *max_bytes)
+{
+    if (strcmp(s, "full") == 0) {
+        *mode = LG_CHAT_BODY_FULL;
+        return LG_OK;
+    }
+    if (strcmp(s, "none") == 0) {
+        *mode = LG_CHAT_BODY_NONE;
+        return LG_OK;
+    }
+    static const char prefix[] = "truncated:";
+    if (strncmp(s, prefix, sizeof(prefix) - 1) != 0) {
+        return LG_ERR_INVALID;
+    }
+    const char *p = s + sizeof(prefix) - 1;
+    size_t n = 0;
+    if (*p == '\0') {
+        return LG_ERR_INVALID;
+    }
+    for (; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || n > LG_CHAT_MAX_RESPONSE_BYTES) {
+            return LG_ERR_INVALID;
+        }
+        n = n * 10 + (size_t)(*p - '0');
+    }
+    if (n == 0 || n > LG_CHAT_MAX_RESPONSE_BYTES) {
+        return LG_ERR_INVALID;
+    }
+    *mode = LG_CHAT_BODY_TRUNCATED;
+    *max_bytes = n;
+    return LG_OK;
+}
+
+static int chat_register(lg_chat_service *svc)
+{
+    const struct lg_grpc_method_cbs stream_cbs = {NULL, chat_stream_on_message, NULL,
+                                                  chat_sub_on_writable, chat_sub_on_close};
+    const struct lg_grpc_method_cbs complete_cbs = {NULL, chat_complete_on_message, NULL, NULL,
+                                                    chat_complete_on_close};
+    const struct lg_grpc_method_cbs cancel_cbs = {NULL, chat_cancel_on_message, NULL, NULL,
+                                                  chat_noop_on_close};
+    const struct lg_grpc_method_cbs usage_cbs = {NULL, chat_usage_on_message, NULL, NULL,
+                                                 chat_noop_on_close};
+    const struct lg_grpc_method_cbs resume_cbs = {NULL, chat_resume_on_message, NULL,
+                                                  chat_sub_on_writable, chat_sub_on_close};
+    int rc = lg_grpc_server_register(svc->srv, CHAT_PATH_STREAM, LG_GRPC_SERVER_STREAMING,
+                                     &stream_cbs, svc);
+    if (rc == LG_OK) {
+        rc = lg_grpc_server_register(svc->srv, CHAT_PATH_RESUME, LG_GRPC_SERVER_STREAMING,
+                                     &resume_cbs, svc);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_server_register(svc->srv, CHAT_PATH_COMPLETE, LG_GRPC_UNARY, &complete_cbs,
+                                     svc);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_server_register(svc->srv, CHAT_PATH_CANCEL, LG_GRPC_UNARY, &cancel_cbs,
+                                     svc);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_server_register(svc->srv, USAGE_PATH_LIST, LG_GRPC_UNARY, &usage_cbs, svc);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_server_register(svc->srv, USAGE_PATH_GET, LG_GRPC_UNARY, &usage_cbs, svc);
+    }
+    return rc;
+}
+
+static void chat_register_metrics(lg_chat_service *svc)
+{
+    lg_metrics *m = svc->opts.metrics;
+    if (m == NULL) {
+        return;
+    }
+    /* Registration failures leave a NULL series, which every update accepts as a no-op. */
+    (void)lg_metrics_register_counter(m, "llmgate_chat_streams_started_total",
+                                      "Chat calls started (StreamChat and Complete)",
+                                      &svc->m_started);
+    (void)lg_metrics_register_counter(m, "llmgate_chat_tokens_streamed_total",
+                                      "Content deltas delivered by providers", &svc->m_tokens);
+    (void)lg_metrics_register_counter(m, "llmgate_chat_records_total",
+                                      "Billing records handed to the sink", &svc->m_records);
+    (void)lg_metrics_register_counter(m, "llmgate_chat_records_dropped_total",
+                                      "Billing records the sink refused", &svc->m_record_drops);
+}
+
+int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_server *srv,
+                        const struct lg_chat_service_opts *opts)
+{
+    if (opts->cfg == NULL || opts->replay_max_events == 0 ||
+        opts->replay_max_events > LG_CHAT_REPLAY_MAX_EVENTS ||
+        opts->replay_max_bytes > LG_CHAT_REPLAY_MAX_BYTES ||
+        opts->grace_ms > LG_CHAT_GRACE_MS_MAX || opts->retention_ms > LG_CHAT_RETENTION_MS_MAX ||
+        opts->demo_pace_ms > LG_CHAT_DEMO_PACE_MS_MAX) {
+        return LG_ERR_INVALID;
+    }
+    lg_chat_service *svc = lg_calloc(1, sizeof(*svc));
+    if (svc == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    svc->tag = CHAT_TAG_SERVICE;
+    svc->base = base;
+    svc->srv = srv;
+    svc->opts = *opts;
+    lg_buf_init(&svc->scratch, LG_CHAT_MAX_EVENT_BYTES);
+    int rc = lg_chat_registry_new(&svc->reg, LG_CHAT_MAX_STREAMS);
+    if (rc != LG_OK) {
+        goto out_free_svc;
+    }
+    svc->sweep = event_new(base, -1, EV_PERSIST, chat_on_sweep, svc);
+    struct timeval tv = {LG_CHAT_SWEEP_MS / 1000, (LG_CHAT_SWEEP_MS % 1000) * 1000};
+    if (svc->sweep == NULL || event_add(svc->sweep, &tv) != 0) {
+        rc = LG_ERR_NOMEM;
+        goto out_free_svc;
+    }
+    rc = chat_register(svc);
+    if (rc != LG_OK) {
+        goto out_free_svc;
+    }
+    chat_register_metrics(svc);
+    *out = svc;
+    return LG_OK;
+out_free_svc:
+    lg_chat_service_free(svc);
+    return rc;
+}
+
+void lg_chat_service_free(lg_chat_service *svc)
+{
+    if (svc == NULL) {
+        return;
+    }
+    if (svc->sweep != NULL) {
+        event_free(svc->sweep);
+    }
+    while (svc->streams != NULL) {
+        struct chat_stream *st = svc->streams;
+        st->unary = NULL; /* the server is gone: no call to answer */
+        chat_stream_stop(st, LG_ERR_CANCELLED, "service shutting down");
+        if (st->registered) {
+            lg_chat_registry_remove(svc->reg, st->id);
+        }
+        chat_stream_free(st);
+    }
+    lg_chat_registry_free(svc->reg);
+    lg_buf_deinit(&svc->scratch);
+    lg_free(svc);
+}
+
+size_t lg_chat_service_get_stream_count(const lg_chat_service *svc)
+{
+    return svc->n_streams;
+}

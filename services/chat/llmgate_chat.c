@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * llmgate-chat: the chat service binary. gRPC (ChatService, UsageService, grpc.health.v1,
+ * reflection) on --listen; /healthz, /readyz, /metrics on --admin-listen. Billing records go
+ * to the ClickHouse shipper when --clickhouse-url is set, else to a JSON-lines file
+ * (--records-file). With no --config it serves the built-in demo provider (model "demo").
+ * SIGTERM/SIGINT: graceful drain (GOAWAY, in-flight calls finish), records flushed.
+ */
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "lg_admin.h"
+#include "lg_buf.h"
+#include "lg_cfg.h"
+#include "lg_chat_config.h"
+#include "lg_chat_fds.h"
+#include "lg_chat_service.h"
+#include "lg_curlm.h"
+#include "lg_err.h"
+#include "lg_grpc_health.h"
+#include "lg_grpc_reflection.h"
+#include "lg_grpc_server.h"
+#include "lg_limits.h"
+#include "lg_loop.h"
+#include "lg_metrics.h"
+#include "lg_record.h"
+#include "lg_shipper.h"
+
+#define LG_LOG_MODULE "main"
+#include "lg_log.h"
+
+/* Time the shipper gets at shutdown to land what is queued (the rest stays spooled). */
+#define CHAT_MAIN_DRAIN_RECORDS_MS 5000
+#define CHAT_MAIN_ADDR_BYTES 128
+
+struct chat_flags {
+    const char *listen;
+    const char *admin_listen;
+    const char *config;
+    const char *clickhouse_url;
+    const char *spool_dir;
+    const char *records_file;
+    const char *body_logging;
+    const char *log_level;
+    int64_t demo_pace_ms;
+    int64_t grace_ms;
+    int64_t retention_ms;
+    int64_t replay_max_events;
+    int64_t replay_max_bytes;
+    int64_t drain_ms;
+};
+
+struct chat_main {
+    struct event_base *base;
+    lg_grpc_server *srv;
+    lg_admin *admin;
+    bool stopping;
+};
+
+static void chat_main_on_done(lg_grpc_server *srv, void *user_data)
+{
+    (void)srv;
+    struct chat_main *m = user_data;
+    event_base_loopbreak(m->base);
+}
+
+static void chat_main_on_signal(int signo, void *user_data)
+{
+    struct chat_main *m = user_data;
+    if (m->stopping) {
+        event_base_loopbreak(m->base); /* second signal: stop now */
+        return;
+    }
+    m->stopping = true;
+    lg_log(LG_LOG_INFO, NULL, "shutdown", "signal=%d: draining", signo);
+    if (m->admin != NULL) {
+        lg_admin_set_ready(m->admin, false);
+    }
+    lg_grpc_server_shutdown(m->srv, 0, chat_main_on_done, m);
+}
+
+static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
+{
+    const struct lg_cfg_opt opts[] = {
+        {"listen", LG_CFG_STRING, &f->listen, "127.0.0.1:50051", 0, 0,
+         "gRPC address HOST:PORT (port 0 picks a free port)"},
+        {"admin-listen", LG_CFG_STRING, &f->admin_listen, "127.0.0.1:9090", 0, 0,
+         "admin HTTP address for /healthz, /readyz, /metrics"},
+        {"config", LG_CFG_STRING, &f->config, NULL, 0, 0,
+         "provider config JSON file (default: built-in demo provider, model \"demo\")"},
+        {"clickhouse-url", LG_CFG_STRING, &f->clickhouse_url, NULL, 0, 0,
+         "ship billing records to ClickHouse at this URL (needs --spool-dir)"},
+        {"spool-dir", LG_CFG_STRING, &f->spool_dir, NULL, 0, 0,
+         "write-ahead spool directory for the ClickHouse shipper"},
+        {"records-file", LG_CFG_STRING, &f->records_file, "llmgate-records.jsonl", 0, 0,
+         "JSON-lines file for billing records when --clickhouse-url is not set"},
+        {"body-logging", LG_CFG_STRING, &f->body_logging, "full", 0, 0,
+         "what records keep of prompts and answers: full | truncated:N | none"},
+        {"log-level", LG_CFG_STRING, &f->log_level, "info", 0, 0,
+         "debug | info | warn | error | off"},
+        {"demo-pace-ms", LG_CFG_INT, &f->demo_pace_ms, "25", 0, LG_CHAT_DEMO_PACE_MS_MAX,
+         "demo provider: pause between tokens (0 = as fast as possible)"},
+        {"grace-ms", LG_CFG_INT, &f->grace_ms, "30000", 0, LG_CHAT_GRACE_MS_MAX,
+         "generation continues this long after the last client left"},
+        {"retention-ms", LG_CFG_INT, &f->retention_ms, "300000", 0, LG_CHAT_RETENTION_MS_MAX,
+         "a finished stream stays resumable this long"},
+        {"replay-max-events", LG_CFG_INT, &f->replay_max_events, "4096", 1,
+         LG_CHAT_REPLAY_MAX_EVENTS, "events kept per stream for ResumeStream"},
+        {"replay-max-bytes", LG_CFG_INT, &f->replay_max_bytes, "1048576", 1024,
+         LG_CHAT_REPLAY_MAX_BYTES, "bytes kept per stream for ResumeStream"},
+        {"drain-ms", LG_CFG_INT, &f->drain_ms, "10000", 0, 600000,
+         "on SIGTERM, time in-flight calls get to finish"},
+    };
+    char err[256];
+    int rc = lg_cfg_parse(opts, sizeof(opts) / sizeof(opts[0]), argc, argv, NULL, 0, NULL, err,
+                          sizeof(err));
+    if (rc == 1 || rc != LG_OK) {
+        struct lg_buf usage;
+        lg_buf_init(&usage, 1 << 16);
+        lg_cfg_usage(opts, sizeof(opts) / sizeof(opts[0]), argv[0], "[flags]", &usage);
+        if (rc != 1) {
+            fprintf(stderr, "llmgate-chat: %s\n", err);
+        }
+        fputs(usage.data != NULL ? (const char *)usage.data : "", rc == 1 ? stdout : stderr);
+        lg_buf_deinit(&usage);
+        return rc == 1 ? 1 : -1;
+    }
+    return 0;
+}
+
+/* Opens the record sink: the shipper when --clickhouse-url is set, else the file. */
+static int chat_main_sink(const struct chat_flags *f, lg_shipper **shipper,
+                          struct lg_record_sink *sink)
+{
+    if (f->clickhouse_url != NULL && f->clickhouse_url[0] != '\0') {
+        if (f->spool_dir == NULL) {
+            fprintf(stderr, "llmgate-chat: --clickhouse-url needs --spool-dir\n");
+            return LG_ERR_INVALID;
+        }
+        struct lg_shipper_opts so;
+        memset(&so, 0, sizeof(so));
+        so.clickhouse_url = f->clickhouse_url;
+        so.spool_dir = f->spool_dir;
+        int rc = lg_shipper_new(shipper, &so);
+        if (rc != LG_OK) {
+            fprintf(stderr, "llmgate-chat: shipper: %s\n", lg_err_str(rc));
+            return rc;
+        }
+        lg_shipper_sink(*shipper, sink);
+        return LG_OK;
+    }
+    int rc = lg_record_file_sink_open(sink, f->records_file);
+    if (rc != LG_OK) {
+        fprintf(stderr, "llmgate-chat: cannot open records file %s\n", f->records_file);
+    }
+    return rc;
+}
+
+static int chat_main_config(const struct chat_flags *f, lg_chat_config **cfg)
+{
+    if (f->config == NULL || f->config[0] == '\0') {
+        return lg_chat_config_new_default(cfg);
+    }
+    char why[256] = "";
+    int rc = lg_chat_config_load(cfg, f->config, why, sizeof(why));
+    if (rc != LG_OK) {
+        fprintf(stderr, "llmgate-chat: %s\n", why[0] != '\0' ? why : lg_err_str(rc));
+    }
+    return rc;
+}
+
+struct chat_parts {
+    lg_chat_config *cfg;
+    lg_shipper *shipper;
+    struct lg_record_sink sink;
+    lg_metrics *metrics;
+    lg_curlm *curlm;
+    lg_chat_service *svc;
+    lg_grpc_health *health;
+    lg_grpc_reflection *reflection;
+    lg_loop_signals *signals;
+};
+
+static int chat_main_service(const struct chat_flags *f, struct chat_main *m,
+                             struct chat_parts *p)
+{
+    struct lg_chat_service_opts so;
+    lg_chat_service_opts_default(&so);
+    so.cfg = p->cfg;
+    so.sink = &p->sink;
+    so.curlm = p->curlm;
+    so.metrics = p->metrics;
+    so.demo_pace_ms = (uint32_t)f->demo_pace_ms;
+    so.grace_ms = (uint32_t)f->grace_ms;
+    so.retention_ms = (uint32_t)f->retention_ms;
+    so.replay_max_events = (size_t)f->replay_max_events;
+    so.replay_max_bytes = (size_t)f->replay_max_bytes;
+    if (lg_chat_service_parse_body_mode(f->body_logging, &so.body_mode, &so.body_max_bytes) !=
+        LG_OK) {
+        fprintf(stderr, "llmgate-chat: --body-logging must be full, none or truncated:N\n");
+        return LG_ERR_INVALID;
+    }
+    struct lg_grpc_server_opts go;
+    lg_grpc_server_opts_default(&go);
+    go.drain_ms = (uint32_t)f->drain_ms;
+    int rc = lg_grpc_server_new(&m->srv, m->base, &go);
+    if (rc == LG_OK) {
+        rc = lg_chat_service_new(&p->svc, m->base, m->srv, &so);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_health_new(&p->health, m->srv);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_reflection_new(&p->reflection, m->srv, lg_chat_fds, lg_chat_fds_len);
+    }
+    return rc;
+}
+
+static int chat_main_listen(const struct chat_flags *f, struct chat_main *m,
+                            struct chat_parts *p)
+{
+    char bound[CHAT_MAIN_ADDR_BYTES];
+    int rc = lg_grpc_server_listen(m->srv, f->listen, bound, sizeof(bound));
+    if (rc != LG_OK) {
+        fprintf(stderr, "llmgate-chat: cannot listen on %s\n", f->listen);
+        return rc;
+    }
+    struct lg_admin_opts ao = {f->admin_listen, p->metrics, NULL, NULL, 0};
+    rc = lg_admin_new(&m->admin, m->base, &ao);
+    if (rc != LG_OK) {
+        fprintf(stderr, "llmgate-chat: cannot listen on %s\n", f->admin_listen);
+        return rc;
+    }
+    rc = lg_loop_signals_new(&p->signals, m->base, chat_main_on_signal, m);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    printf("listening grpc %s\n", bound);
+    printf("listening admin %s\n", lg_admin_get_address(m->admin));
+    fflush(stdout);
+    return LG_OK;
+}
+
+static void chat_main_teardown(struct chat_main *m, struct chat_parts *p)
+{
+    lg_loop_signals_free(p->signals);
+    lg_admin_free(m->admin);
+    lg_grpc_server_free(m->srv); /* every call gets on_close before the service goes */
+    lg_grpc_reflection_free(p->reflection);
+    lg_grpc_health_free(p->health);
+    lg_chat_service_free(p->svc); /* writes the records of streams still running */
+    lg_curlm_free(p->curlm);
+    if (p->shipper != NULL) {
+        lg_shipper_drain(p->shipper, CHAT_MAIN_DRAIN_RECORDS_MS);
+        lg_shipper_free(p->shipper);
+    } else {
+        lg_record_sink_close(&p->sink);
+    }
+    lg_metrics_free(p->metrics);
+    lg_chat_config_free(p->cfg);
+    if (m->base != NULL) {
+        event_base_free(m->base);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct chat_flags f;
+    memset(&f, 0, sizeof(f));
+    int prc = chat_main_parse(argc, argv, &f);
+    if (prc != 0) {
+        return prc == 1 ? 0 : 2;
+    }
+    enum lg_log_level level;
+    if (lg_log_parse_level(f.log_level, &level) != 0) {
+        fprintf(stderr, "llmgate-chat: bad --log-level %s\n", f.log_level);
+        return 2;
+    }
+    lg_log_init(level, -1);
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "llmgate-chat: curl_global_init failed\n");
+        return 1;
+    }
+    struct chat_main m;
+    memset(&m, 0, sizeof(m));
+    struct chat_parts p;
+    memset(&p, 0, sizeof(p));
+    int rc = chat_main_config(&f, &p.cfg);
+    if (rc == LG_OK) {
+        rc = chat_main_sink(&f, &p.shipper, &p.sink);
+    }
+    if (rc == LG_OK) {
+        m.base = event_base_new();
+        rc = m.base != NULL ? lg_metrics_new(&p.metrics) : LG_ERR_NOMEM;
+    }
+    if (rc == LG_OK) {
+        rc = lg_curlm_new(&p.curlm, m.base);
+    }
+    if (rc == LG_OK) {
+        rc = chat_main_service(&f, &m, &p);
+    }
+    if (rc == LG_OK) {
+        rc = chat_main_listen(&f, &m, &p);
+    }
+    if (rc == LG_OK) {
+        lg_log(LG_LOG_INFO, NULL, "ready", "providers=%zu demo_pace_ms=%lld grace_ms=%lld",
+               lg_chat_config_count(p.cfg), (long long)f.demo_pace_ms, (long long)f.grace_ms);
+        event_base_dispatch(m.base);
+    } else {
+        fprintf(stderr, "llmgate-chat: startup failed: %s\n", lg_err_str(rc));
+    }
+    chat_main_teardown(&m, &p);
+    curl_global_cleanup();
+    return rc == LG_OK ? 0 : 1;
+}
