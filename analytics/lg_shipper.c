@@ -725,10 +725,6 @@ static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
                                       o->http_timeout_ms > 0 ? o->http_timeout_ms
                                                              : LG_SHIPPER_HTTP_TIMEOUT_MS,
                                       LG_SHIPPER_CONNECT_TIMEOUT_MS};
-    s->dl_fd = open(s->dl_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (s->dl_fd < 0) {
-        return LG_ERR_IO;
-    }
     int rc = lg_queue_new(&s->q, o->queue_capacity > 0 ? o->queue_capacity
                                                           : LG_SHIPPER_QUEUE_CAPACITY);
     if (rc != LG_OK) {
@@ -737,9 +733,13 @@ static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
     struct lg_spool_opts so = {
         o->spool_dir, o->spool_max_bytes > 0 ? o->spool_max_bytes : LG_SPOOL_DEFAULT_MAX_BYTES,
         o->spool_segment_bytes > 0 ? o->spool_segment_bytes : LG_SPOOL_DEFAULT_SEGMENT_BYTES};
-    rc = lg_spool_open(&s->sp, &so);
+    rc = lg_spool_open(&s->sp, &so); /* creates the directory the dead-letter file is in */
     if (rc != LG_OK) {
         return rc;
+    }
+    s->dl_fd = open(s->dl_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (s->dl_fd < 0) {
+        return LG_ERR_IO;
     }
     struct lg_batch_limits bl = {
         o->batch_rows > 0 ? o->batch_rows : LG_SHIPPER_DEFAULT_BATCH_ROWS,

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ship_driver: a stand-in for llmgate-chat in the shipper's integration tests. Makes N
+ * deterministic billing records (request ids req-<first+i>), hands them to a real
+ * lg_shipper, and reports on stdout, one line per step:
+ *   enqueued made=N accepted=A dropped=D
+ *   spooled                      (every accepted record is in the spool and fsync'd)
+ *   stats rows_shipped=.. dead_letters=.. dropped=.. retries=.. landed_on_check=.. drained=0|1
+ * --expect FILE writes each record as the JSON line it should become (lg_record_encode_json)
+ * so the test can compare every field with what ClickHouse holds. --inject-bad-row puts one
+ * malformed row straight into the spool first (a row ClickHouse must reject). --hold keeps
+ * shipping forever after "spooled" (for kill -9 tests).
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lg_buf.h"
+#include "lg_cfg.h"
+#include "lg_err.h"
+#include "lg_limits.h"
+#include "lg_log.h"
+#include "lg_record.h"
+#include "lg_shipper.h"
+#include "lg_spool.h"
+
+struct drv {
+    const char *url, *spool_dir, *expect, *log_level;
+    int64_t count, first, batch_rows, batch_age_ms, spool_max, queue_cap, drain_ms, seg_bytes;
+    bool hold, inject_bad, no_ship;
+};
+
+static int set(char **f, const char *s)
+{
+    return lg_record_set_str(f, s, strlen(s));
+}
+
+/* Base time 2026-11-01T00:00:00Z plus i seconds: all in one month partition. */
+#define DRV_BASE_MS INT64_C(1793491200000)
+
+static struct lg_record *make(int64_t i)
+{
+    struct lg_record *r = NULL;
+    if (lg_record_new(&r) != LG_OK) {
+        return NULL;
+    }
+    char buf[256];
+    snprintf(buf, sizeof(buf), "req-%08" PRId64, i);
+    int rc = set(&r->request_id, buf);
+    snprintf(buf, sizeof(buf), "stream-%" PRId64, i / 2);
+    rc |= set(&r->stream_id, buf);
+    snprintf(buf, sizeof(buf), "user-%" PRId64, i % 7);
+    rc |= set(&r->user_id, buf);
+    snprintf(buf, sizeof(buf), "conv-%" PRId64, i % 101);
+    rc |= set(&r->conversation_id, buf);
+    rc |= set(&r->agent_id, "agent-\"quoted\"");
+    rc |= set(&r->provider_config_id, "pc-1");
+    rc |= set(&r->provider, i % 2 ? "openai" : "demo");
+    snprintf(buf, sizeof(buf), "model-%" PRId64, i % 3);
+    rc |= set(&r->model, buf);
+    snprintf(buf, sizeof(buf),
+             "[{\"role\":\"user\",\"content\":\"h\xc3\xa9llo \\\"%" PRId64 "\\\"\\n\\ttab \xf0\x9f\x98\x80\"}]",
+             i);
+    rc |= set(&r->request_messages, buf);
+    rc |= set(&r->request_params, "{\"top_p\":1}");
+    /* ~1.5 KB of response per row: realistic billing rows are ~2 KB. */
+    char body[1600];
+    int n = snprintf(body, sizeof(body), "answer %" PRId64 " back\\slash 'single' \"double\"\n",
+                     i);
+    while (n < (int)sizeof(body) - 40) {
+        n += snprintf(body + n, sizeof(body) - (size_t)n, " lorem ipsum %" PRId64, i % 997);
+    }
+    rc |= set(&r->response_content, body);
+    rc |= set(&r->finish_reason, "stop");
+    rc |= set(&r->metadata, "{\"k\":\"v\"}");
+    if (i % 10 == 9) {
+        rc |= set(&r->error_message, "upstream 500: \"boom\"");
+        r->status = LG_RECORD_STATUS_ERROR;
+    }
+    r->has_temperature = i % 4 != 0;
+    r->temperature = 0.1 * (double)(i % 10);
+    r->has_max_tokens = i % 5 != 0;
+    r->max_tokens = 100 + i % 50;
+    r->stream = i % 2 == 0;
+    r->prompt_tokens = 10 + i % 90;
+    r->completion_tokens = 20 + i % 80;
+    r->cached_tokens = i % 3;
+    r->total_tokens = r->prompt_tokens + r->completion_tokens;
+    r->estimated_cost_nano_usd = INT64_C(1234567) * (1 + i % 1000);
+    r->usage_source = i % 6 == 0 ? LG_RECORD_USAGE_ESTIMATED : LG_RECORD_USAGE_REPORTED;
+    r->price_missing = i % 50 == 0;
+    r->start_time_ms = DRV_BASE_MS + i * 1000 + i % 1000;
+    r->end_time_ms = r->start_time_ms + 500 + i % 400;
+    r->duration_ms = r->end_time_ms - r->start_time_ms;
+    r->time_to_first_token_ms = i % 8 == 0 ? -1 : 50 + i % 300;
+    if (rc != LG_OK) {
+        lg_record_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int inject_bad_row(const struct drv *d)
+{
+    struct lg_spool_opts so = {d->spool_dir,
+                               d->spool_max > 0 ? (uint64_t)d->spool_max
+                                                : LG_SPOOL_DEFAULT_MAX_BYTES,
+                               d->seg_bytes > 0 ? (uint64_t)d->seg_bytes
+                                                : LG_SPOOL_DEFAULT_SEGMENT_BYTES};
+    lg_spool *sp = NULL;
+    int rc = lg_spool_open(&sp, &so);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    /* prompt_tokens is Int64: a word there is rejected by ClickHouse (Code 27/72). */
+    const char bad[] = "{\"request_id\":\"bad-1\",\"user_id\":\"user-bad\","
+                       "\"prompt_tokens\":\"not-a-number\",\"start_time_ms\":1793491200000";
+    rc = lg_spool_append(sp, bad, sizeof(bad) - 1);
+    lg_spool_close(sp);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct drv d;
+    memset(&d, 0, sizeof(d));
+    const struct lg_cfg_opt opts[] = {
+        {"clickhouse-url", LG_CFG_STRING, &d.url, NULL, 0, 0, "ClickHouse URL"},
+        {"spool-dir", LG_CFG_STRING, &d.spool_dir, NULL, 0, 0, "spool directory"},
+        {"expect", LG_CFG_STRING, &d.expect, NULL, 0, 0, "write expected rows here"},
+        {"count", LG_CFG_INT, &d.count, "1000", 0, INT64_C(100000000), "records"},
+        {"first", LG_CFG_INT, &d.first, "0", 0, INT64_C(100000000), "first index"},
+        {"batch-rows", LG_CFG_INT, &d.batch_rows, "0", 0, INT64_C(10000000), "batch rows"},
+        {"batch-age-ms", LG_CFG_INT, &d.batch_age_ms, "0", 0, INT64_C(100000), "batch age"},
+        {"spool-max-bytes", LG_CFG_INT, &d.spool_max, "0", 0, INT64_MAX, "spool cap"},
+        {"segment-bytes", LG_CFG_INT, &d.seg_bytes, "0", 0, INT64_MAX, "segment size"},
+        {"queue-capacity", LG_CFG_INT, &d.queue_cap, "0", 0, INT64_C(1) << 30, "ring slots"},
+        {"drain-ms", LG_CFG_INT, &d.drain_ms, "120000", 0, INT64_C(3600000), "drain wait"},
+        {"hold", LG_CFG_BOOL, &d.hold, "false", 0, 0, "ship forever after spooling"},
+        {"inject-bad-row", LG_CFG_BOOL, &d.inject_bad, "false", 0, 0, "add a malformed row"},
+        {"no-ship", LG_CFG_BOOL, &d.no_ship, "false", 0, 0, "spool only"},
+        {"log-level", LG_CFG_STRING, &d.log_level, "warn", 0, 0, "log level"},
+    };
+    char err[256];
+    if (lg_cfg_parse(opts, sizeof(opts) / sizeof(opts[0]), argc, argv, NULL, 0, NULL, err,
+                     sizeof(err)) != LG_OK ||
+        d.spool_dir == NULL) {
+        fprintf(stderr, "ship_driver: bad arguments: %s\n", err);
+        return 2;
+    }
+    enum lg_log_level lvl = LG_LOG_WARN;
+    lg_log_parse_level(d.log_level, &lvl);
+    lg_log_init(lvl, -1);
+    if (d.inject_bad && inject_bad_row(&d) != LG_OK) {
+        fprintf(stderr, "ship_driver: cannot inject\n");
+        return 1;
+    }
+    struct lg_shipper_opts o;
+    memset(&o, 0, sizeof(o));
+    o.clickhouse_url = d.url;
+    o.spool_dir = d.spool_dir;
+    o.batch_rows = (size_t)d.batch_rows;
+    o.batch_age_ms = d.batch_age_ms;
+    o.spool_max_bytes = (uint64_t)d.spool_max;
+    o.spool_segment_bytes = (uint64_t)d.seg_bytes;
+    o.queue_capacity = (size_t)d.queue_cap;
+    o.no_ship = d.no_ship;
+    lg_shipper *s = NULL;
+    int rc = lg_shipper_new(&s, &o);
+    if (rc != LG_OK) {
+        fprintf(stderr, "ship_driver: shipper: %s\n", lg_err_name(rc));
+        return 1;
+    }
+    struct lg_record_sink sink;
+    lg_shipper_sink(s, &sink);
+    FILE *ex = d.expect != NULL ? fopen(d.expect, "w") : NULL;
+    struct lg_buf line;
+    lg_buf_init(&line, LG_RECORD_MAX_ROW_BYTES);
+    int64_t accepted = 0, dropped = 0;
+    for (int64_t i = d.first; i < d.first + d.count; i++) {
+        struct lg_record *r = make(i);
+        if (r == NULL) {
+            return 1;
+        }
+        if (ex != NULL) {
+            lg_buf_reset(&line);
+            lg_record_encode_json(r, &line);
+            fwrite(line.data, 1, line.len, ex);
+        }
+        if (lg_record_sink_enqueue(&sink, r) == LG_OK) {
+            accepted++;
+        } else {
+            dropped++;
+            lg_record_free(r);
+        }
+    }
+    lg_buf_deinit(&line);
+    if (ex != NULL) {
+        fclose(ex);
+    }
+    printf("enqueued made=%" PRId64 " accepted=%" PRId64 " dropped=%" PRId64 "\n", d.count,
+           accepted, dropped);
+    fflush(stdout);
+    if (lg_shipper_sync(s, 60000) != LG_OK) {
+        fprintf(stderr, "ship_driver: sync timed out\n");
+        return 1;
+    }
+    printf("spooled\n");
+    fflush(stdout);
+    while (d.hold) {
+        pause();
+    }
+    int drained = d.no_ship ? LG_OK : lg_shipper_drain(s, d.drain_ms);
+    struct lg_shipper_stats st;
+    lg_shipper_get_stats(s, &st);
+    printf("stats accepted=%" PRIu64 " rows_shipped=%" PRIu64 " dead_letters=%" PRIu64
+           " dropped=%" PRIu64 " retries=%" PRIu64 " landed_checks=%" PRIu64
+           " landed_on_check=%" PRIu64 " overflowed=%" PRIu64 " batches=%" PRIu64
+           " drained=%d\n",
+           st.accepted, st.rows_shipped, st.dead_letters, st.dropped, st.retries,
+           st.landed_checks, st.landed_on_check, st.overflowed, st.batches,
+           drained == LG_OK ? 1 : 0);
+    fflush(stdout);
+    lg_shipper_free(s);
+    return drained == LG_OK ? 0 : 1;
+}
