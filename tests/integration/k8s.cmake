@@ -2,7 +2,8 @@
 # check_k8s.py renders k8s/overlays/{dev,prod} with kustomize_lite.py (no cluster, no
 # kubectl) and asserts every property docs/operations.md promises; --self-test breaks each
 # property and proves its check fails; --crosscheck compares the renderer with
-# `kubectl kustomize` where kubectl exists (skipped, exit 77, elsewhere).
+# `kubectl kustomize` where kubectl exists (skipped, exit 77, elsewhere); --npm-schema
+# validates against the published Kubernetes API schemas.
 set(LG_K8S_CHECK ${CMAKE_CURRENT_LIST_DIR}/k8s/check_k8s.py)
 set(LG_SYS_PYTHON /usr/bin/python3) # has PyYAML (python3-yaml); the pyenv python3 may not
 
@@ -12,7 +13,12 @@ add_test(NAME integration.k8s.checker_selftest
          COMMAND ${LG_SYS_PYTHON} ${LG_K8S_CHECK} --root ${PROJECT_SOURCE_DIR} --self-test)
 add_test(NAME integration.k8s.kustomize_crosscheck
          COMMAND ${LG_SYS_PYTHON} ${LG_K8S_CHECK} --root ${PROJECT_SOURCE_DIR} --crosscheck)
+# The published API schemas (npm kubernetes-models + @kubernetes/client-node attribute maps,
+# pinned by tests/integration/k8s/package-lock.json); skipped (77) without node_modules.
+add_test(NAME integration.k8s.api_schemas
+         COMMAND ${LG_SYS_PYTHON} ${LG_K8S_CHECK} --root ${PROJECT_SOURCE_DIR} --npm-schema)
 set_tests_properties(integration.k8s.manifests integration.k8s.checker_selftest
-                     integration.k8s.kustomize_crosscheck
-                     PROPERTIES LABELS integration TIMEOUT 120)
-set_tests_properties(integration.k8s.kustomize_crosscheck PROPERTIES SKIP_RETURN_CODE 77)
+                     integration.k8s.kustomize_crosscheck integration.k8s.api_schemas
+                     PROPERTIES LABELS integration TIMEOUT 300)
+set_tests_properties(integration.k8s.kustomize_crosscheck integration.k8s.api_schemas
+                     PROPERTIES SKIP_RETURN_CODE 77)

@@ -7,6 +7,10 @@
                                        and prove the matching check fails (checks have teeth)
   check_k8s.py --root DIR --crosscheck compare kustomize_lite with `kubectl kustomize`
                                        (exit 77 = skipped when kubectl is absent)
+  check_k8s.py --root DIR --dump       print the rendered objects as JSON for validate_k8s.mjs
+  check_k8s.py --root DIR --npm-schema validate the rendered objects with kubernetes-models and
+                                       @kubernetes/client-node (validate_k8s.mjs); exit 77 =
+                                       skipped when node or the npm packages are absent
 
 Each property is one function `check_<name>(ctx) -> [errors]`; docs/operations.md explains
 the choices they enforce. Output ends with "N passed, N failed".
@@ -808,14 +812,38 @@ def main_crosscheck(root):
     return 1 if failed else 0
 
 
+def main_npm_schema(root):
+    here = os.path.dirname(os.path.abspath(__file__))
+    node = shutil.which("node")
+    mods = [os.path.join(here, "node_modules", m)
+            for m in ("kubernetes-models", "@kubernetes/client-node")]
+    if node is None or not all(os.path.isdir(m) for m in mods):
+        print("node or the npm packages of tests/integration/k8s are missing "
+              "(npm ci there installs them from package-lock.json): skipped")
+        return 77
+    payload = json.dumps([{"overlay": o, "object": x} for o, c in render(root).items()
+                          for x in c.objs])
+    r = subprocess.run([node, os.path.join(here, "validate_k8s.mjs"), "--self-test"],
+                       input=payload, text=True, cwd=here, timeout=300)
+    return r.returncode
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", required=True, help="project root (holds k8s/)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--self-test", action="store_true")
     g.add_argument("--crosscheck", action="store_true")
+    g.add_argument("--dump", action="store_true")
+    g.add_argument("--npm-schema", action="store_true")
     a = ap.parse_args()
     try:
+        if a.npm_schema:
+            return main_npm_schema(a.root)
+        if a.dump:
+            json.dump([{"overlay": o, "object": x} for o, c in render(a.root).items()
+                       for x in c.objs], sys.stdout)
+            return 0
         if a.self_test:
             return main_self_test(a.root)
         if a.crosscheck:
