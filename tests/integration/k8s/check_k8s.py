@@ -254,7 +254,7 @@ def check_security(ctx):
 
 
 def check_probes(ctx):
-    """llmgate-chat: native gRPC readiness (ChatService) and liveness probes on its gRPC
+    """llmgate-chat: native gRPC readiness and liveness probes (service "") on its gRPC
     port. llmgate-sse: HTTP readiness /readyz and liveness /healthz on its http port."""
     errs = []
     chat = ctx.get("StatefulSet", CHAT)
@@ -266,10 +266,11 @@ def check_probes(ctx):
             g = c.get(kind, {}).get("grpc")
             if g is None or g.get("port") != port:
                 errs.append(f"{where(chat)}: {kind} must be a grpc probe on the grpc port")
+        # llmgate-chat's health service registers "" (the whole server) and turns it
+        # NOT_SERVING when the drain starts; another name would answer NOT_FOUND forever.
         rp = c.get("readinessProbe", {}).get("grpc", {})
-        if rp.get("service") != "llmgate.chat.v1.ChatService":
-            errs.append(f"{where(chat)}: readiness must check service "
-                        "llmgate.chat.v1.ChatService")
+        if rp.get("service", "") != "":
+            errs.append(f"{where(chat)}: readiness must check the whole server (service \"\")")
     sse = ctx.get("Deployment", SSE)
     if sse:
         c = containers(sse)[0]
@@ -390,7 +391,7 @@ def check_secrets(ctx):
     errs = []
     defined = {s["metadata"]["name"] for s in ctx.all("Secret")}
     cms = {s["metadata"]["name"]: s for s in ctx.all("ConfigMap")}
-    secretish = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|APIKEY|CREDENTIAL)$")
+    secretish = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|APIKEY|CREDENTIAL)$")
     for w in ctx.workloads():
         for name, how in secret_refs(w):
             if name not in EXTERNAL_SECRETS:
@@ -463,7 +464,7 @@ def check_clickhouse(ctx):
         env = env_of(containers(w)[0])
         srcs = set()
         for var in ("LLMGATE_CLICKHOUSE_URL", "LLMGATE_CLICKHOUSE_USER",
-                    "LLMGATE_CLICKHOUSE_PASSWORD"):
+                    "LLMGATE_CLICKHOUSE_KEY"):
             ref = env.get(var, {}).get("valueFrom", {}).get("secretKeyRef")
             if ref is None:
                 errs.append(f"{where(w)}: {var} must come from a secretKeyRef")
@@ -730,8 +731,10 @@ MUTATIONS = [
     ("spool claims deleted on scale-down", "check_spool",
      lambda x: x.get("StatefulSet", CHAT)["spec"]["persistentVolumeClaimRetentionPolicy"]
      .update(whenScaled="Delete")),
-    ("literal password", "check_secrets",
-     lambda x: _env_set(_chat_c(x), "LLMGATE_CLICKHOUSE_PASSWORD", "hunter2")),
+    ("literal ClickHouse key", "check_secrets",
+     lambda x: _env_set(_chat_c(x), "LLMGATE_CLICKHOUSE_KEY", "hunter2")),
+    ("readiness on an unregistered health service", "check_probes",
+     lambda x: _chat_c(x)["readinessProbe"]["grpc"].update(service="llmgate.Nope")),
     ("secret defined in prod", "check_secrets",
      lambda x: x.objs.append({"apiVersion": "v1", "kind": "Secret",
                               "metadata": {"name": "llmgate-clickhouse"}})),
