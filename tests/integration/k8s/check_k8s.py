@@ -608,6 +608,18 @@ def check_containerfile(root, ctxs):
             errs.append(f"Containerfile check: no runtime package known for {mod}")
         elif not re.search(rf"\b{re.escape(pkg)}\b", text):
             errs.append(f"Containerfile: runtime stage must install {pkg} (for {mod})")
+    # Every binary the image build asks for is a real CMake target.
+    executables = set()
+    for d, subdirs, files in os.walk(root):
+        subdirs[:] = [x for x in subdirs if not x.startswith((".", "build"))
+                      and x != "node_modules"]
+        if "CMakeLists.txt" in files:
+            cm_text = open(os.path.join(d, "CMakeLists.txt"), encoding="utf-8").read()
+            executables.update(re.findall(r"add_executable\(\s*([\w-]+)", cm_text))
+    for t in re.findall(r"cmake --build[^\n]*--target((?:[ \t]+[\w-]+)+)", text):
+        for name in t.split():
+            if name not in executables:
+                errs.append(f"Containerfile: --target {name} is not an add_executable target")
     users = re.findall(r"^USER\s+(\d+)(?::(\d+))?", text, re.M)
     if not users or int(users[-1][0]) == 0:
         errs.append("Containerfile: needs a numeric non-root USER")
