@@ -386,6 +386,12 @@ int lg_metrics_register_gauge(lg_metrics *m, const char *name, const char *help,
     return metrics_register_simple(m, LG_METRICS_GAUGE, name, help, out);
 }
 
+int lg_metrics_register_histogram(lg_metrics *m, const char *name, const char *help,
+                                  lg_metrics_series **out)
+{
+    return metrics_register_simple(m, LG_METRICS_HISTOGRAM, name, help, out);
+}
+
 int lg_metrics_register_gauge_cb(lg_metrics *m, const char *name, const char *help,
                                  lg_metrics_scrape_cb cb, void *user_data,
                                  lg_metrics_series **out)

@@ -101,6 +101,10 @@ int lg_metrics_register_counter(lg_metrics *m, const char *name, const char *hel
                                 lg_metrics_series **out);
 int lg_metrics_register_gauge(lg_metrics *m, const char *name, const char *help,
                               lg_metrics_series **out);
+/* A label-less histogram with the default latency buckets (lg_metrics_latency_buckets_s),
+ * for durations observed in seconds. */
+int lg_metrics_register_histogram(lg_metrics *m, const char *name, const char *help,
+                                  lg_metrics_series **out);
 /* A label-less gauge whose value is |cb|(|user_data|) at each scrape. |user_data| is
  * borrowed and must stay valid until lg_metrics_free. |out| may be NULL. */
 int lg_metrics_register_gauge_cb(lg_metrics *m, const char *name, const char *help,

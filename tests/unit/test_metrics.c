@@ -160,11 +160,8 @@ static void test_metrics_histogram_default_buckets(void **state)
 {
     (void)state;
     lg_metrics *m = registry_new();
-    struct lg_metrics_desc d = {.type = LG_METRICS_HISTOGRAM, .name = "ttft_seconds", .help = "T"};
-    lg_metrics_family *f;
-    assert_int_equal(lg_metrics_register(m, &d, &f), LG_OK);
     lg_metrics_series *s;
-    assert_int_equal(lg_metrics_family_with_labels(f, NULL, &s), LG_OK);
+    assert_int_equal(lg_metrics_register_histogram(m, "ttft_seconds", "T", &s), LG_OK);
     lg_metrics_histogram_observe(s, 0.3);
     expect_render(m, "# HELP ttft_seconds T\n"
                      "# TYPE ttft_seconds histogram\n"
