@@ -1185,13 +1185,10 @@ static int call_build_headers(lg_grpc_client *c, lg_grpc_client_call *call, cons
     size_t bytes = 0;
     for (size_t i = 0; i < o->md_count; i++) {
         const struct lg_grpc_client_md *m = &o->md[i];
-        char *key = lg_arena_strndup(call->arena, m->key, strlen(m->key));
-        if (!key) {
-            return LG_ERR_TOO_LARGE;
-        }
+        size_t klen = strlen(m->key);
         const char *val = (const char *)m->val;
         size_t vlen = m->len;
-        if (lg_grpc_frame_is_bin_key((const uint8_t *)key, strlen(key))) {
+        if (lg_grpc_frame_is_bin_key((const uint8_t *)m->key, klen)) {
             lg_buf_reset(&call->scratch);
             int rv = lg_grpc_frame_base64_encode(m->val, m->len, &call->scratch);
             if (rv != LG_OK) {
@@ -1200,13 +1197,15 @@ static int call_build_headers(lg_grpc_client *c, lg_grpc_client_call *call, cons
             val = (const char *)call->scratch.data;
             vlen = call->scratch.len;
         }
-        char *vcopy = lg_arena_strndup(call->arena, val ? val : "", vlen);
-        if (!vcopy) {
-            return LG_ERR_TOO_LARGE;
-        }
-        bytes += strlen(key) + vlen + LG_GRPC_CLIENT_HEADER_FIELD_OVERHEAD_BYTES;
+        /* Checked before copying: the arena then fails only when memory does. */
+        bytes += klen + vlen + LG_GRPC_CLIENT_HEADER_FIELD_OVERHEAD_BYTES;
         if (bytes > LG_GRPC_CLIENT_MAX_HEADER_LIST_BYTES) {
             return LG_ERR_TOO_LARGE;
+        }
+        char *key = lg_arena_strndup(call->arena, m->key, klen);
+        char *vcopy = lg_arena_strndup(call->arena, val ? val : "", vlen);
+        if (!key || !vcopy) {
+            return LG_ERR_NOMEM;
         }
         nv[n++] = make_nv(key, vcopy, vlen);
     }

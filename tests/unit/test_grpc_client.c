@@ -1,0 +1,915 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of lg_grpc_client against a scripted in-process HTTP/2 server (nghttp2's server
+ * session on the same event loop). The server answers each method with one protocol case a
+ * real gRPC server rarely produces (Trailers-Only, a compressed flag without grpc-encoding,
+ * a stream ending without trailers, REFUSED_STREAM, GOAWAY, oversized metadata, ...), and
+ * records what the client sent (headers, compression on the wire, RST_STREAM codes, PING
+ * acks). The interop behaviour against python grpcio is in tests/integration/grpc_client.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <nghttp2/nghttp2.h>
+
+#include "lg_buf.h"
+#include "lg_err.h"
+#include "lg_grpc_client.h"
+#include "lg_grpc_frame.h"
+#include "lg_log.h"
+#include "lg_test.h"
+
+#define FS_MAX_BODY 65536
+#define FS_MAX_CONNS 8
+#define FS_MAX_TRAILERS 4
+#define FS_BIG_MD_BYTES 20000
+#define FS_MAX_STREAM_ID 2000 /* client stream ids a test can reach */
+#define TEST_MAX_MSGS 8
+#define TEST_LOOP_GUARD 100000 /* loop turns before a test gives up waiting */
+
+/* ---- the scripted server -------------------------------------------------------------- */
+
+struct fake;
+
+struct fs_stream {
+    struct fake *srv;
+    int32_t id;
+    char path[128];
+    uint8_t req[FS_MAX_BODY];
+    size_t req_len;
+    bool hdr_gzip;   /* grpc-encoding: gzip */
+    bool hdr_te;     /* te: trailers */
+    bool hdr_timeout;
+    char bin_md[64]; /* x-data-bin as received (base64) */
+    uint8_t resp[FS_MAX_BODY];
+    size_t resp_len;
+    size_t resp_off;
+    nghttp2_nv trailers[FS_MAX_TRAILERS];
+    size_t ntrailers;
+    char big[FS_BIG_MD_BYTES + 1];
+};
+
+struct fs_conn {
+    struct fake *srv;
+    struct bufferevent *bev;
+    nghttp2_session *s;
+};
+
+struct fake {
+    struct event_base *base;
+    struct evconnlistener *lis;
+    char target[64];
+    struct fs_conn *conns[FS_MAX_CONNS];
+    size_t nconns;
+    int requests;       /* complete requests seen */
+    int pings_acked;    /* PING ACKs received from the client */
+    int rst_cancel;     /* RST_STREAM(CANCEL) received */
+    int refused_done;   /* times "Refused" was refused */
+    int goaway_done;    /* times "GoAway" answered with GOAWAY */
+    /* The last complete request. */
+    char last_path[128];
+    bool last_gzip_hdr;
+    bool last_flag_compressed;
+    size_t last_wire_len;
+    size_t last_plain_len;
+    bool last_te;
+    bool last_timeout;
+    char last_bin[64];
+};
+
+#define NV(n, v)                                                                               \
+    {(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, sizeof(v) - 1,      \
+     NGHTTP2_NV_FLAG_NONE}
+
+static ssize_t fs_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
+                          void *ud)
+{
+    (void)s;
+    (void)flags;
+    struct fs_conn *k = ud;
+    evbuffer_add(bufferevent_get_output(k->bev), data, len);
+    return (ssize_t)len;
+}
+
+static int fs_begin_headers_cb(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct fs_conn *k = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    struct fs_stream *st = test_calloc(1, sizeof(*st));
+    st->srv = k->srv;
+    st->id = f->hd.stream_id;
+    nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
+    return 0;
+}
+
+static int fs_header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                        size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                        void *ud)
+{
+    (void)flags;
+    (void)ud;
+    struct fs_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (!st) {
+        return 0;
+    }
+    if (namelen == 5 && memcmp(name, ":path", 5) == 0 && valuelen < sizeof(st->path)) {
+        memcpy(st->path, value, valuelen);
+        st->path[valuelen] = 0;
+    } else if (namelen == 13 && memcmp(name, "grpc-encoding", 13) == 0) {
+        st->hdr_gzip = valuelen == 4 && memcmp(value, "gzip", 4) == 0;
+    } else if (namelen == 2 && memcmp(name, "te", 2) == 0) {
+        st->hdr_te = valuelen == 8 && memcmp(value, "trailers", 8) == 0;
+    } else if (namelen == 12 && memcmp(name, "grpc-timeout", 12) == 0) {
+        uint64_t ns;
+        st->hdr_timeout = lg_grpc_frame_timeout_parse(value, valuelen, &ns) == LG_OK;
+    } else if (namelen == 10 && memcmp(name, "x-data-bin", 10) == 0 &&
+               valuelen < sizeof(st->bin_md)) {
+        memcpy(st->bin_md, value, valuelen);
+        st->bin_md[valuelen] = 0;
+    }
+    return 0;
+}
+
+static int fs_data_cb(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                      size_t len, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    struct fs_stream *st = nghttp2_session_get_stream_user_data(s, id);
+    if (st && st->req_len + len <= sizeof(st->req)) {
+        memcpy(st->req + st->req_len, data, len);
+        st->req_len += len;
+    }
+    return 0;
+}
+
+static ssize_t fs_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                          uint32_t *data_flags, nghttp2_data_source *src, void *ud)
+{
+    (void)ud;
+    struct fs_stream *st = src->ptr;
+    size_t n = st->resp_len - st->resp_off;
+    if (n > len) {
+        n = len;
+    }
+    memcpy(buf, st->resp + st->resp_off, n);
+    st->resp_off += n;
+    if (st->resp_off == st->resp_len) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->ntrailers) {
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            nghttp2_submit_trailer(s, id, st->trailers, st->ntrailers);
+        }
+    }
+    return (ssize_t)n;
+}
+
+static void fs_add_msg(struct fs_stream *st, bool compressed, const void *p, size_t len)
+{
+    lg_grpc_frame_write_prefix(st->resp + st->resp_len, compressed, len);
+    memcpy(st->resp + st->resp_len + LG_GRPC_FRAME_PREFIX_BYTES, p, len);
+    st->resp_len += LG_GRPC_FRAME_PREFIX_BYTES + len;
+}
+
+static void fs_trailer(struct fs_stream *st, nghttp2_nv nv)
+{
+    st->trailers[st->ntrailers++] = nv;
+}
+
+static bool path_is(const struct fs_stream *st, const char *m)
+{
+    return strcmp(st->path, m) == 0;
+}
+
+/* Records what the client sent and decodes the request message. */
+static void fs_record(struct fake *f, struct fs_stream *st, struct lg_buf *plain)
+{
+    f->requests++;
+    memcpy(f->last_path, st->path, sizeof(f->last_path));
+    f->last_gzip_hdr = st->hdr_gzip;
+    f->last_te = st->hdr_te;
+    f->last_timeout = st->hdr_timeout;
+    memcpy(f->last_bin, st->bin_md, sizeof(f->last_bin));
+    f->last_flag_compressed = st->req_len > 0 && (st->req[0] & LG_GRPC_FRAME_FLAG_COMPRESSED);
+    f->last_wire_len = st->req_len >= LG_GRPC_FRAME_PREFIX_BYTES
+                           ? st->req_len - LG_GRPC_FRAME_PREFIX_BYTES
+                           : 0;
+    const uint8_t *payload = st->req + LG_GRPC_FRAME_PREFIX_BYTES;
+    if (f->last_flag_compressed) {
+        assert_int_equal(lg_grpc_frame_gunzip(payload, f->last_wire_len, plain), LG_OK);
+    } else {
+        assert_int_equal(lg_buf_append(plain, payload, f->last_wire_len), LG_OK);
+    }
+    f->last_plain_len = plain->len;
+}
+
+/* The request is complete: answer as the method asks. */
+static void fs_respond(nghttp2_session *s, struct fs_stream *st)
+{
+    struct fake *f = st->srv;
+    struct lg_buf plain;
+    lg_buf_init(&plain, FS_MAX_BODY);
+    fs_record(f, st, &plain);
+    nghttp2_nv ok_hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+    nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = fs_read_cb};
+    nghttp2_nv status_ok = NV("grpc-status", "0");
+
+    if (path_is(st, "/t.S/Hang")) {
+        /* No answer: the client's deadline or cancel ends the call. */
+    } else if (path_is(st, "/t.S/TrailersOnly")) {
+        nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                           NV("grpc-status", "5"), NV("grpc-message", "not%20found%25"),
+                           NV("x-why", "because")};
+        nghttp2_submit_response(s, st->id, nv, sizeof(nv) / sizeof(nv[0]), NULL);
+    } else if (path_is(st, "/t.S/Http503") || path_is(st, "/t.S/Http404")) {
+        nghttp2_nv nv503[] = {NV(":status", "503")};
+        nghttp2_nv nv404[] = {NV(":status", "404")};
+        nghttp2_submit_response(s, st->id, path_is(st, "/t.S/Http503") ? nv503 : nv404, 1,
+                                NULL);
+    } else if (path_is(st, "/t.S/Refused") && f->refused_done == 0) {
+        f->refused_done++;
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+    } else if (path_is(st, "/t.S/GoAway") && f->goaway_done == 0) {
+        f->goaway_done++;
+        /* Last processed stream below this one: the client may retry it elsewhere. */
+        nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, st->id > 2 ? st->id - 2 : 0,
+                              NGHTTP2_NO_ERROR, NULL, 0);
+    } else {
+        nghttp2_nv hdrs[3] = {ok_hdrs[0], ok_hdrs[1], NV("x-hello", "world")};
+        size_t nh = 3;
+        if (path_is(st, "/t.S/BadCT")) {
+            hdrs[1] = (nghttp2_nv)NV("content-type", "text/html");
+        } else if (path_is(st, "/t.S/UnknownEnc")) {
+            hdrs[2] = (nghttp2_nv)NV("grpc-encoding", "br");
+        } else if (path_is(st, "/t.S/BigMd")) {
+            memset(st->big, 'a', FS_BIG_MD_BYTES);
+            hdrs[2] = (nghttp2_nv){(uint8_t *)(uintptr_t) "x-big", (uint8_t *)st->big, 5,
+                                   FS_BIG_MD_BYTES, NGHTTP2_NV_FLAG_NONE};
+        }
+        if (path_is(st, "/t.S/CompressedNoEnc") || path_is(st, "/t.S/UnknownEnc")) {
+            fs_add_msg(st, true, "abc", 3);
+        } else if (path_is(st, "/t.S/Trunc")) {
+            fs_add_msg(st, false, "abcdefghij", 10);
+            st->resp_len -= 7; /* the prefix says 10, only 3 follow */
+        } else if (path_is(st, "/t.S/TwoMsgs") || path_is(st, "/t.S/Stream3")) {
+            fs_add_msg(st, false, "one", 3);
+            fs_add_msg(st, false, "two", 3);
+            if (path_is(st, "/t.S/Stream3")) {
+                fs_add_msg(st, false, "", 0);
+            }
+        } else {
+            fs_add_msg(st, false, plain.data ? plain.data : (const uint8_t *)"", plain.len);
+        }
+        if (!path_is(st, "/t.S/NoTrailers")) {
+            fs_trailer(st, status_ok);
+            if (path_is(st, "/t.S/BadBin")) {
+                fs_trailer(st, (nghttp2_nv)NV("x-t-bin", "!!!"));
+            } else if (st->bin_md[0]) {
+                /* Echo x-data-bin as received (base64) under another name. */
+                fs_trailer(st, (nghttp2_nv){(uint8_t *)(uintptr_t) "x-echo-bin",
+                                            (uint8_t *)st->bin_md, 10, strlen(st->bin_md),
+                                            NGHTTP2_NV_FLAG_NONE});
+            }
+        }
+        nghttp2_submit_response(s, st->id, hdrs, nh, &prd);
+    }
+    lg_buf_deinit(&plain);
+}
+
+static int fs_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct fs_conn *k = ud;
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        k->srv->pings_acked++;
+    }
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct fs_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (st) {
+            fs_respond(s, st);
+        }
+    }
+    return 0;
+}
+
+static int fs_stream_close_cb(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
+{
+    struct fs_conn *k = ud;
+    if (code == NGHTTP2_CANCEL) {
+        k->srv->rst_cancel++;
+    }
+    struct fs_stream *st = nghttp2_session_get_stream_user_data(s, id);
+    if (st) {
+        nghttp2_session_set_stream_user_data(s, id, NULL);
+        test_free(st);
+    }
+    return 0;
+}
+
+static void fs_conn_free(struct fs_conn *k)
+{
+    struct fake *f = k->srv;
+    for (size_t i = 0; i < f->nconns; i++) {
+        if (f->conns[i] == k) {
+            f->conns[i] = f->conns[--f->nconns];
+            break;
+        }
+    }
+    /* nghttp2_session_del runs no stream-close callbacks: free our stream records first. */
+    for (int32_t id = 1; id < FS_MAX_STREAM_ID; id += 2) {
+        struct fs_stream *st = nghttp2_session_get_stream_user_data(k->s, id);
+        if (st) {
+            nghttp2_session_set_stream_user_data(k->s, id, NULL);
+            test_free(st);
+        }
+    }
+    nghttp2_session_del(k->s);
+    bufferevent_free(k->bev);
+    test_free(k);
+}
+
+static void fs_read_sock_cb(struct bufferevent *bev, void *ud)
+{
+    struct fs_conn *k = ud;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+    uint8_t *p = evbuffer_pullup(in, -1);
+    ssize_t n = nghttp2_session_mem_recv(k->s, p, len);
+    if (n < 0) {
+        fs_conn_free(k);
+        return;
+    }
+    evbuffer_drain(in, (size_t)n);
+    nghttp2_session_send(k->s);
+}
+
+static void fs_event_cb(struct bufferevent *bev, short what, void *ud)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        fs_conn_free(ud);
+    }
+}
+
+static void fs_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int salen, void *ud)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    struct fake *f = ud;
+    struct fs_conn *k = test_calloc(1, sizeof(*k));
+    k->srv = f;
+    assert_true(f->nconns < FS_MAX_CONNS);
+    f->conns[f->nconns++] = k;
+    k->bev = bufferevent_socket_new(f->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(k->bev, fs_read_sock_cb, NULL, fs_event_cb, k);
+    bufferevent_enable(k->bev, EV_READ | EV_WRITE);
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_send_callback(cbs, fs_send_cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, fs_begin_headers_cb);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, fs_header_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, fs_data_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, fs_frame_recv_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, fs_stream_close_cb);
+    nghttp2_session_server_new(&k->s, cbs, k);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100}};
+    nghttp2_submit_settings(k->s, NGHTTP2_FLAG_NONE, iv, 1);
+    nghttp2_submit_ping(k->s, NGHTTP2_FLAG_NONE, NULL); /* the client must ACK it */
+    nghttp2_session_send(k->s);
+}
+
+static void fake_start(struct fake *f, struct event_base *base)
+{
+    memset(f, 0, sizeof(*f));
+    f->base = base;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    f->lis = evconnlistener_new_bind(base, fs_accept_cb, f,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+                                     (struct sockaddr *)&sin, sizeof(sin));
+    assert_non_null(f->lis);
+    struct sockaddr_in bound;
+    socklen_t blen = sizeof(bound);
+    getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&bound, &blen);
+    snprintf(f->target, sizeof(f->target), "127.0.0.1:%u", (unsigned)ntohs(bound.sin_port));
+}
+
+static void fake_stop(struct fake *f)
+{
+    while (f->nconns > 0) {
+        fs_conn_free(f->conns[0]);
+    }
+    if (f->lis) {
+        evconnlistener_free(f->lis);
+    }
+}
+
+/* ---- client side helpers ---------------------------------------------------------------- */
+
+struct result {
+    bool closed;
+    int code;
+    char message[256];
+    size_t nmsgs;
+    char msgs[TEST_MAX_MSGS][64];
+    size_t lens[TEST_MAX_MSGS];
+    bool got_headers;
+    char hello[16];
+    char trailer_key[32];
+    uint8_t trailer_val[64];
+    size_t trailer_len;
+    bool cancel_in_message;
+};
+
+struct t {
+    struct event_base *base;
+    struct fake srv;
+    lg_grpc_client *c;
+};
+
+static void on_headers(lg_grpc_client_call *call, const struct lg_grpc_client_md *md, size_t n,
+                       void *ud)
+{
+    (void)call;
+    struct result *r = ud;
+    r->got_headers = true;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(md[i].key, "x-hello") == 0 && md[i].len < sizeof(r->hello)) {
+            memcpy(r->hello, md[i].val, md[i].len);
+        }
+    }
+}
+
+static void on_message(lg_grpc_client_call *call, const uint8_t *m, size_t len, void *ud)
+{
+    struct result *r = ud;
+    if (r->nmsgs < TEST_MAX_MSGS && len < sizeof(r->msgs[0])) {
+        memcpy(r->msgs[r->nmsgs], m, len);
+        r->lens[r->nmsgs] = len;
+    }
+    r->nmsgs++;
+    if (r->cancel_in_message) {
+        assert_int_equal(lg_grpc_client_call_cancel(call), LG_OK);
+    }
+}
+
+static void on_close(lg_grpc_client_call *call, const struct lg_grpc_client_status *st,
+                     void *ud)
+{
+    (void)call;
+    struct result *r = ud;
+    assert_false(r->closed); /* exactly once */
+    r->closed = true;
+    r->code = st->code;
+    size_t n = st->message_len < sizeof(r->message) - 1 ? st->message_len
+                                                         : sizeof(r->message) - 1;
+    memcpy(r->message, st->message, n);
+    r->message[n] = 0;
+    if (st->trailer_count > 0) {
+        const struct lg_grpc_client_md *m = &st->trailers[st->trailer_count - 1];
+        snprintf(r->trailer_key, sizeof(r->trailer_key), "%s", m->key);
+        if (m->len <= sizeof(r->trailer_val)) {
+            memcpy(r->trailer_val, m->val, m->len);
+            r->trailer_len = m->len;
+        }
+    }
+}
+
+static const struct lg_grpc_client_call_cbs test_cbs = {on_headers, on_message, on_close};
+
+static void wait_closed(struct t *t, struct result *r)
+{
+    for (int i = 0; i < TEST_LOOP_GUARD && !r->closed; i++) {
+        event_base_loop(t->base, EVLOOP_ONCE);
+    }
+    assert_true(r->closed);
+}
+
+static void wait_until(struct t *t, const int *counter, int value)
+{
+    for (int i = 0; i < TEST_LOOP_GUARD && *counter < value; i++) {
+        event_base_loop(t->base, EVLOOP_ONCE);
+    }
+    assert_true(*counter >= value);
+}
+
+/* One unary call of |method| with request "ping" to completion. */
+static void call(struct t *t, const char *method, const struct lg_grpc_client_call_opts *o,
+                 struct result *r)
+{
+    assert_int_equal(lg_grpc_client_start(t->c, method, (const uint8_t *)"ping", 4, o, &test_cbs,
+                                          r, NULL),
+                     LG_OK);
+    wait_closed(t, r);
+}
+
+/* cmocka checks for leaks after each test body, so the fixture is built and torn down inside
+ * the body (connections dialled during a test would otherwise count as leaks). */
+static struct t *t_begin(void)
+{
+    struct t *t = test_calloc(1, sizeof(*t));
+    t->base = event_base_new();
+    fake_start(&t->srv, t->base);
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 20;
+    assert_int_equal(lg_grpc_client_new(&t->c, t->base, t->srv.target, &o), LG_OK);
+    return t;
+}
+
+static void t_end(struct t *t)
+{
+    lg_grpc_client_free(t->c);
+    /* Let the server see the close, then free what is left. */
+    event_base_loop(t->base, EVLOOP_NONBLOCK);
+    fake_stop(&t->srv);
+    event_base_free(t->base);
+    test_free(t);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    lg_test_use_cmocka_allocator();
+    return 0;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_grpc_client_echo_with_metadata(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    static const uint8_t bin[] = {0x00, 0xff, 0xab};
+    struct lg_grpc_client_md md[] = {{"x-data-bin", bin, sizeof(bin)},
+                                     {"x-plain", (const uint8_t *)"v", 1}};
+    struct lg_grpc_client_call_opts o = {.md = md, .md_count = 2, .timeout_ms = 60000};
+    struct result r = {0};
+    call(t, "/t.S/Echo", &o, &r);
+    assert_int_equal(r.code, LG_GRPC_OK);
+    assert_string_equal(r.message, "");
+    assert_true(r.got_headers);
+    assert_string_equal(r.hello, "world");
+    assert_int_equal(r.nmsgs, 1);
+    assert_int_equal(r.lens[0], 4);
+    assert_memory_equal(r.msgs[0], "ping", 4);
+    /* On the wire: te: trailers, grpc-timeout, -bin base64 unpadded; trailer decoded back. */
+    assert_true(t->srv.last_te);
+    assert_true(t->srv.last_timeout);
+    assert_string_equal(t->srv.last_bin, "AP+r");
+    assert_string_equal(r.trailer_key, "x-echo-bin");
+    assert_int_equal(r.trailer_len, sizeof(bin));
+    assert_memory_equal(r.trailer_val, bin, sizeof(bin));
+    /* The server's PING was acknowledged. */
+    wait_until(t, &t->srv.pings_acked, 1);
+    assert_int_equal(lg_grpc_client_get_connect_count(t->c), 1);
+    assert_int_equal(lg_grpc_client_get_call_count(t->c), 0);
+    t_end(t);
+}
+
+static void test_grpc_client_gzip_request_on_wire(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    uint8_t big[4000];
+    memset(big, 'z', sizeof(big));
+    struct lg_grpc_client_call_opts o = {.gzip = true};
+    struct result r = {0};
+    assert_int_equal(
+        lg_grpc_client_start(t->c, "/t.S/Echo", big, sizeof(big), &o, &test_cbs, &r, NULL),
+        LG_OK);
+    wait_closed(t, &r);
+    assert_int_equal(r.code, LG_GRPC_OK);
+    assert_true(t->srv.last_gzip_hdr);
+    assert_true(t->srv.last_flag_compressed);
+    assert_true(t->srv.last_wire_len < sizeof(big));
+    assert_int_equal(t->srv.last_plain_len, sizeof(big));
+    t_end(t);
+}
+
+static void test_grpc_client_trailers_only(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct result r = {0};
+    call(t, "/t.S/TrailersOnly", NULL, &r);
+    assert_int_equal(r.code, LG_GRPC_NOT_FOUND);
+    assert_string_equal(r.message, "not found%");
+    assert_false(r.got_headers);
+    assert_int_equal(r.nmsgs, 0);
+    assert_string_equal(r.trailer_key, "x-why");
+    t_end(t);
+}
+
+static void test_grpc_client_protocol_violations(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    static const struct {
+        const char *method;
+        int code;
+    } cases[] = {
+        {"/t.S/CompressedNoEnc", LG_GRPC_INTERNAL}, {"/t.S/UnknownEnc", LG_GRPC_UNIMPLEMENTED},
+        {"/t.S/NoTrailers", LG_GRPC_INTERNAL},      {"/t.S/BadCT", LG_GRPC_INTERNAL},
+        {"/t.S/Http503", LG_GRPC_UNAVAILABLE},      {"/t.S/Http404", LG_GRPC_UNIMPLEMENTED},
+        {"/t.S/Trunc", LG_GRPC_INTERNAL},           {"/t.S/TwoMsgs", LG_GRPC_INTERNAL},
+        {"/t.S/BigMd", LG_GRPC_RESOURCE_EXHAUSTED}, {"/t.S/BadBin", LG_GRPC_INTERNAL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct result r = {0};
+        call(t, cases[i].method, NULL, &r);
+        if (r.code != cases[i].code) {
+            fail_msg("%s: status %d (%s), want %d", cases[i].method, r.code, r.message,
+                     cases[i].code);
+        }
+    }
+    /* The connection survived every stream-level failure. */
+    assert_int_equal(lg_grpc_client_get_connect_count(t->c), 1);
+    t_end(t);
+}
+
+static void test_grpc_client_server_streaming(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct lg_grpc_client_call_opts o = {.kind = LG_GRPC_CLIENT_SERVER_STREAMING};
+    struct result r = {0};
+    call(t, "/t.S/Stream3", &o, &r);
+    assert_int_equal(r.code, LG_GRPC_OK);
+    assert_int_equal(r.nmsgs, 3);
+    assert_memory_equal(r.msgs[0], "one", 3);
+    assert_memory_equal(r.msgs[1], "two", 3);
+    assert_int_equal(r.lens[2], 0);
+    /* Cancelling inside on_message stops delivery at once. */
+    struct result r2 = {.cancel_in_message = true};
+    call(t, "/t.S/Stream3", &o, &r2);
+    assert_int_equal(r2.code, LG_GRPC_CANCELLED);
+    assert_int_equal(r2.nmsgs, 1);
+    t_end(t);
+}
+
+static void test_grpc_client_refused_stream_retried(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct result r = {0};
+    call(t, "/t.S/Refused", NULL, &r);
+    assert_int_equal(r.code, LG_GRPC_OK);
+    assert_int_equal(t->srv.refused_done, 1);
+    assert_int_equal(t->srv.requests, 2);
+    t_end(t);
+}
+
+static void test_grpc_client_goaway_retried_on_new_connection(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct result r = {0};
+    call(t, "/t.S/GoAway", NULL, &r);
+    assert_int_equal(r.code, LG_GRPC_OK);
+    assert_int_equal(t->srv.goaway_done, 1);
+    assert_int_equal(lg_grpc_client_get_connect_count(t->c), 2);
+    t_end(t);
+}
+
+static void test_grpc_client_deadline_sends_rst(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct lg_grpc_client_call_opts o = {.timeout_ms = 50};
+    struct result r = {0};
+    call(t, "/t.S/Hang", &o, &r);
+    assert_int_equal(r.code, LG_GRPC_DEADLINE_EXCEEDED);
+    wait_until(t, &t->srv.rst_cancel, 1);
+    t_end(t);
+}
+
+static void test_grpc_client_cancel(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    /* Cancel while queued (before any loop turn): no stream is opened. */
+    struct result r = {0};
+    lg_grpc_client_call *h = NULL;
+    assert_int_equal(lg_grpc_client_start(t->c, "/t.S/Hang", NULL, 0, NULL, &test_cbs, &r, &h),
+                     LG_OK);
+    assert_non_null(h);
+    assert_int_equal(lg_grpc_client_call_get_stream_id(h), 0);
+    assert_int_equal(lg_grpc_client_call_cancel(h), LG_OK);
+    assert_int_equal(lg_grpc_client_call_cancel(h), LG_ERR_STATE);
+    assert_false(r.closed); /* on_close comes on a later loop turn */
+    wait_closed(t, &r);
+    assert_int_equal(r.code, LG_GRPC_CANCELLED);
+    /* Cancel with an open stream: RST_STREAM(CANCEL) reaches the server. */
+    struct result r2 = {0};
+    assert_int_equal(lg_grpc_client_start(t->c, "/t.S/Hang", NULL, 0, NULL, &test_cbs, &r2, &h),
+                     LG_OK);
+    for (int i = 0; i < TEST_LOOP_GUARD && t->srv.requests < 1; i++) {
+        event_base_loop(t->base, EVLOOP_ONCE);
+    }
+    assert_true(lg_grpc_client_call_get_stream_id(h) > 0);
+    assert_int_equal(lg_grpc_client_call_cancel(h), LG_OK);
+    wait_closed(t, &r2);
+    assert_int_equal(r2.code, LG_GRPC_CANCELLED);
+    wait_until(t, &t->srv.rst_cancel, 1);
+    t_end(t);
+}
+
+static void test_grpc_client_free_ends_calls(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct result r1 = {0};
+    struct result r2 = {0};
+    assert_int_equal(lg_grpc_client_start(t->c, "/t.S/Hang", NULL, 0, NULL, &test_cbs, &r1, NULL),
+                     LG_OK);
+    for (int i = 0; i < TEST_LOOP_GUARD && t->srv.requests < 1; i++) {
+        event_base_loop(t->base, EVLOOP_ONCE);
+    }
+    assert_int_equal(lg_grpc_client_start(t->c, "/t.S/Hang", NULL, 0, NULL, &test_cbs, &r2, NULL),
+                     LG_OK);
+    lg_grpc_client_free(t->c);
+    t->c = NULL;
+    assert_true(r1.closed && r2.closed);
+    assert_int_equal(r1.code, LG_GRPC_CANCELLED);
+    assert_int_equal(r2.code, LG_GRPC_CANCELLED);
+    t_end(t);
+}
+
+static void test_grpc_client_invalid_arguments(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct result r = {0};
+    lg_grpc_client *c2 = NULL;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, "no-port", NULL), LG_ERR_INVALID);
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, "127.0.0.1:0", NULL), LG_ERR_INVALID);
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.max_recv_msg_bytes = SIZE_MAX; /* config can only tighten */
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, t->srv.target, &o), LG_ERR_INVALID);
+    static const char *const bad_methods[] = {"", "x", "/", "//m", "/s/", "/s/m/x", "s/m"};
+    for (size_t i = 0; i < sizeof(bad_methods) / sizeof(bad_methods[0]); i++) {
+        assert_int_equal(
+            lg_grpc_client_start(t->c, bad_methods[i], NULL, 0, NULL, &test_cbs, &r, NULL),
+            LG_ERR_INVALID);
+    }
+    struct lg_grpc_client_call_cbs no_close = {on_headers, on_message, NULL};
+    assert_int_equal(lg_grpc_client_start(t->c, "/s/m", NULL, 0, NULL, &no_close, &r, NULL),
+                     LG_ERR_INVALID);
+    static const struct lg_grpc_client_md bad_md[] = {
+        {"Upper", (const uint8_t *)"v", 1},
+        {"grpc-status", (const uint8_t *)"0", 1},
+        {":path", (const uint8_t *)"/x", 2},
+        {"x-ascii", (const uint8_t *)"a\nb", 3},
+    };
+    for (size_t i = 0; i < sizeof(bad_md) / sizeof(bad_md[0]); i++) {
+        struct lg_grpc_client_call_opts co = {.md = &bad_md[i], .md_count = 1};
+        assert_int_equal(lg_grpc_client_start(t->c, "/s/m", NULL, 0, &co, &test_cbs, &r, NULL),
+                         LG_ERR_INVALID);
+    }
+    /* Request metadata over the header list limit. */
+    static char big[20000];
+    memset(big, 'a', sizeof(big));
+    struct lg_grpc_client_md md = {"x-big", (const uint8_t *)big, sizeof(big)};
+    struct lg_grpc_client_call_opts co = {.md = &md, .md_count = 1};
+    assert_int_equal(lg_grpc_client_start(t->c, "/s/m", NULL, 0, &co, &test_cbs, &r, NULL),
+                     LG_ERR_TOO_LARGE);
+    assert_false(r.closed);
+    assert_int_equal(lg_grpc_client_get_call_count(t->c), 0);
+    t_end(t);
+}
+
+static void test_grpc_client_queue_limit(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.max_queued_calls = 2;
+    lg_grpc_client *c2;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, t->srv.target, &o), LG_OK);
+    struct result r[3] = {{0}};
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", NULL, 0, NULL, &test_cbs, &r[0], NULL),
+                     LG_OK);
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", NULL, 0, NULL, &test_cbs, &r[1], NULL),
+                     LG_OK);
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", NULL, 0, NULL, &test_cbs, &r[2], NULL),
+                     LG_ERR_EXHAUSTED);
+    wait_closed(t, &r[0]);
+    wait_closed(t, &r[1]);
+    assert_int_equal(r[0].code, LG_GRPC_OK);
+    assert_int_equal(r[1].code, LG_GRPC_OK);
+    assert_false(r[2].closed);
+    lg_grpc_client_free(c2);
+    t_end(t);
+}
+
+static void test_grpc_client_unavailable_then_backoff(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    /* A port nobody listens on: bind one, note it, close it. */
+    struct fake dead;
+    fake_start(&dead, t->base);
+    char target[64];
+    memcpy(target, dead.target, sizeof(target));
+    fake_stop(&dead);
+    lg_grpc_client *c2;
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 20;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, target, &o), LG_OK);
+    for (int i = 0; i < 2; i++) {
+        struct result r = {0};
+        assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", NULL, 0, NULL, &test_cbs, &r, NULL),
+                         LG_OK);
+        wait_closed(t, &r);
+        assert_int_equal(r.code, LG_GRPC_UNAVAILABLE);
+    }
+    assert_int_equal(lg_grpc_client_get_connect_count(c2), 0);
+    assert_false(lg_grpc_client_is_connected(c2));
+    lg_grpc_client_free(c2);
+    t_end(t);
+}
+
+static void test_grpc_client_nomem(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    /* Every allocation of new and start in turn fails cleanly; nothing leaks. */
+    for (long n = 0;; n++) {
+        lg_grpc_client *c2 = NULL;
+        lg_test_fail_after(n);
+        int rv = lg_grpc_client_new(&c2, t->base, t->srv.target, NULL);
+        lg_test_fail_after(-1);
+        if (rv == LG_OK) {
+            lg_grpc_client_free(c2);
+            break;
+        }
+        assert_int_equal(rv, LG_ERR_NOMEM);
+    }
+    static const uint8_t bin[] = {1, 2, 3};
+    struct lg_grpc_client_md md = {"x-data-bin", bin, sizeof(bin)};
+    struct lg_grpc_client_call_opts o = {.md = &md, .md_count = 1, .timeout_ms = 1000,
+                                         .gzip = true};
+    for (long n = 0;; n++) {
+        struct result r = {0};
+        lg_test_fail_after(n);
+        int rv = lg_grpc_client_start(t->c, "/t.S/Echo", (const uint8_t *)"ping", 4, &o,
+                                      &test_cbs, &r, NULL);
+        lg_test_fail_after(-1);
+        if (rv == LG_OK) {
+            wait_closed(t, &r);
+            assert_int_equal(r.code, LG_GRPC_OK);
+            break;
+        }
+        assert_int_equal(rv, LG_ERR_NOMEM);
+        assert_int_equal(lg_grpc_client_get_call_count(t->c), 0);
+    }
+    t_end(t);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    lg_log_init(LG_LOG_OFF, -1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_grpc_client_echo_with_metadata, setup),
+        cmocka_unit_test_setup(test_grpc_client_gzip_request_on_wire, setup),
+        cmocka_unit_test_setup(test_grpc_client_trailers_only, setup),
+        cmocka_unit_test_setup(test_grpc_client_protocol_violations, setup),
+        cmocka_unit_test_setup(test_grpc_client_server_streaming, setup),
+        cmocka_unit_test_setup(test_grpc_client_refused_stream_retried, setup),
+        cmocka_unit_test_setup(test_grpc_client_goaway_retried_on_new_connection, setup),
+        cmocka_unit_test_setup(test_grpc_client_deadline_sends_rst, setup),
+        cmocka_unit_test_setup(test_grpc_client_cancel, setup),
+        cmocka_unit_test_setup(test_grpc_client_free_ends_calls, setup),
+        cmocka_unit_test_setup(test_grpc_client_invalid_arguments, setup),
+        cmocka_unit_test_setup(test_grpc_client_queue_limit, setup),
+        cmocka_unit_test_setup(test_grpc_client_unavailable_then_backoff, setup),
+        cmocka_unit_test_setup(test_grpc_client_nomem, setup),
+    };
+    return cmocka_run_group_tests_name("grpc_client", tests, NULL, NULL);
+}
