@@ -348,6 +348,38 @@ static void test_admin_bind_errors(void **state)
     lg_test_fail_after(-1);
 }
 
+/* True when this machine can bind the IPv6 loopback (some containers have no IPv6). */
+static bool have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return false;
+    }
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof(a));
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_admin_ipv6_address(void **state)
+{
+    struct fixture *fx = *state;
+    if (!have_ipv6_loopback()) {
+        skip();
+    }
+    struct lg_admin_opts o = {.listen = "[::1]:0"};
+    assert_int_equal(lg_admin_new(&fx->admin, fx->base, &o), LG_OK);
+    const char *addr = lg_admin_get_address(fx->admin);
+    assert_true(strncmp(addr, "[::1]:", 6) == 0); /* bracketed, ready for a URL */
+    snprintf(fx->url, sizeof(fx->url), "http://%s", addr);
+    fixture_start(fx);
+    expect_get(fx, "/healthz", 200, "{\"status\":\"ok\"}");
+    fixture_stop(fx);
+}
+
 /* Embedded mode: a binary's own evhttp hands requests to lg_admin_serve. */
 static void edge_cb(struct evhttp_request *req, void *ud)
 {
@@ -510,6 +542,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_admin_not_found_and_bad_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_header_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_bind_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_ipv6_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_serve_embedded, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name("admin", tests, NULL, NULL);
