@@ -505,11 +505,13 @@ static enum lg_record_status chat_status_for(int err)
     }
 }
 
-/* The stream ended: with the provider's outcome, or stopped by us (cancel, grace expiry,
- * deadline, shutdown: |err| LG_ERR_CANCELLED or LG_ERR_TIMEOUT). Writes the record, emits
- * the final event, answers the unary call, and starts the retention period. */
-static void chat_stream_end(struct chat_stream *st, int err, const char *finish_reason,
-                            const char *message, const struct lg_chat_usage *reported_usage)
+/* The stream ended: with the provider's outcome, or stopped by us (|by_us|: cancel, grace
+ * expiry, client deadline, shutdown; |err| LG_ERR_CANCELLED or LG_ERR_TIMEOUT, reported as a
+ * done event with finish_reason "cancelled"/"timeout"). Writes the record, emits the final
+ * event, answers the unary call, and starts the retention period. */
+static void chat_stream_end(struct chat_stream *st, int err, bool by_us,
+                            const char *finish_reason, const char *message,
+                            const struct lg_chat_usage *reported_usage)
 {
     lg_chat_service *svc = st->svc;
     struct lg_chat_usage usage;
@@ -524,17 +526,17 @@ static void chat_stream_end(struct chat_stream *st, int err, const char *finish_
                                      usage.cached_tokens};
     bool priced =
         lg_chat_price_cost(st->prov->prices, st->model, &pu, &cost) == LG_CHAT_PRICE_PRICED;
-    if (err == LG_ERR_CANCELLED || err == LG_ERR_TIMEOUT) {
-        finish_reason = err == LG_ERR_CANCELLED ? "cancelled" : "timeout";
+    if (by_us) {
+        finish_reason = err == LG_ERR_TIMEOUT ? "timeout" : "cancelled";
     }
     int64_t duration = chat_now_mono_ms() - st->start_mono_ms;
     chat_record_finish(st, chat_status_for(err), finish_reason, err == LG_OK ? NULL : message,
                        &usage, reported, cost, priced);
     st->state = STREAM_FINISHED;
-    st->final_err = err == LG_ERR_CANCELLED || err == LG_ERR_TIMEOUT ? LG_OK : err;
+    st->final_err = by_us ? LG_OK : err;
     st->final_message = st->final_err == LG_OK ? NULL : chat_public_message(err);
 
-    if (err == LG_OK || err == LG_ERR_CANCELLED || err == LG_ERR_TIMEOUT) {
+    if (err == LG_OK || by_us) {
         Llmgate__Chat__V1__Usage u = LLMGATE__CHAT__V1__USAGE__INIT;
         chat_fill_usage(&u, &usage, cost, reported);
         Llmgate__Chat__V1__StreamDone done = LLMGATE__CHAT__V1__STREAM_DONE__INIT;
@@ -577,7 +579,7 @@ static void chat_stream_stop(struct chat_stream *st, int err, const char *why)
     struct lg_chat_upcall *up = st->up;
     st->up = NULL;
     lg_chat_upcall_cancel(up);
-    chat_stream_end(st, err, NULL, why, NULL);
+    chat_stream_end(st, err, true, NULL, why, NULL);
 }
 
 /* ---- provider callbacks ---------------------------------------------------------------- */
@@ -621,7 +623,8 @@ static void chat_on_done(const struct lg_chat_outcome *o, void *user_data)
 {
     struct chat_stream *st = user_data;
     st->up = NULL; /* the provider frees it when we return */
-    chat_stream_end(st, o->err, o->finish_reason, o->message, o->has_usage ? &o->usage : NULL);
+    chat_stream_end(st, o->err, false, o->finish_reason, o->message,
+                    o->has_usage ? &o->usage : NULL);
 }
 
 static const struct lg_chat_provider_cbs chat_provider_cbs = {chat_on_delta, chat_on_done};
@@ -765,7 +768,7 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
         if (rc != LG_OK) {
             /* The call was attempted: it still gets its record. */
             snprintf(why, why_len, "provider could not start: %s", lg_err_str(rc));
-            chat_stream_end(st, rc, NULL, why, NULL);
+            chat_stream_end(st, rc, false, NULL, why, NULL);
             if (st->registered) {
                 lg_chat_registry_remove(svc->reg, st->id);
             }
