@@ -348,6 +348,48 @@ static void test_admin_bind_errors(void **state)
     lg_test_fail_after(-1);
 }
 
+/* The port of a "HOST:PORT" address (digits after the last ':'). */
+static uint16_t port_of(const char *addr)
+{
+    unsigned port = 0;
+    for (const char *p = strrchr(addr, ':') + 1; *p >= '0' && *p <= '9'; p++) {
+        port = port * 10 + (unsigned)(*p - '0');
+    }
+    return (uint16_t)port;
+}
+
+static void test_admin_idle_timeout(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(lg_metrics_new(&fx->metrics), LG_OK);
+    /* A short timeout so the test does not wait LG_ADMIN_TIMEOUT_MS; the assertion is only
+     * that the server closes a silent connection, not when. */
+    struct lg_admin_opts o = {.listen = "127.0.0.1:0", .metrics = fx->metrics, .timeout_ms = 100};
+    assert_int_equal(lg_admin_new(&fx->admin, fx->base, &o), LG_OK);
+    fixture_start(fx);
+    const char *addr = lg_admin_get_address(fx->admin);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons(port_of(addr));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    /* Half a request line, then silence: a slow client must not hold the socket forever. */
+    assert_int_equal(send(fd, "GET /hea", 8, MSG_NOSIGNAL), 8);
+    struct timeval tv = {.tv_sec = POLL_DEADLINE_MS / 1000, .tv_usec = 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    char buf[512];
+    ssize_t n;
+    do {
+        n = recv(fd, buf, sizeof(buf), 0);
+    } while (n > 0); /* libevent may answer 408 or just close; either ends in EOF */
+    assert_int_equal(n, 0); /* EOF from the server, not our receive deadline (-1) */
+    close(fd);
+    fixture_stop(fx);
+}
+
 /* True when this machine can bind the IPv6 loopback (some containers have no IPv6). */
 static bool have_ipv6_loopback(void)
 {
@@ -541,6 +583,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admin_not_found_and_bad_method, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_header_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_bind_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_ipv6_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_serve_embedded, setup, teardown),
