@@ -46,6 +46,7 @@ struct lg_shipper {
     lg_spool *sp;
     pthread_t th;
     bool thread_started;
+    bool stopped; /* lg_shipper_stop ran (controlling thread only) */
 
     /* Hot path and control flags. */
     atomic_bool closed;  /* enqueue refuses */
@@ -57,6 +58,7 @@ struct lg_shipper {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t sync_req, sync_done;   /* generations */
+    bool sync_full;                 /* the last sync found the spool full: records wait */
     uint64_t drain_req, drain_seen; /* drain: ship ignoring age while drain_req > 0 */
     int draining;                   /* callers currently waiting in lg_shipper_drain */
     bool idle;                      /* nothing queued, spooled-unacked or in flight */
@@ -501,8 +503,9 @@ static void handle_control(lg_shipper *s, int64_t now, bool *draining)
                 !s->sealed && !s->need_check && lg_batch_count(s->batch) == 0 &&
                 lg_spool_at_end(s->sp, s->rd);
     pthread_mutex_lock(&s->mu);
-    if (sync_pending && rc == LG_OK && s->held == NULL) {
+    if (sync_pending && rc == LG_OK) {
         s->sync_done = want_sync;
+        s->sync_full = s->held != NULL;
     }
     s->idle = idle || s->no_ship;
     s->idle_gen++;
@@ -644,6 +647,9 @@ int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms)
             rc = LG_ERR_TIMEOUT;
             break;
         }
+    }
+    if (rc == LG_OK && s->sync_full) {
+        rc = LG_ERR_EXHAUSTED;
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -835,20 +841,43 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     return LG_OK;
 }
 
-void lg_shipper_free(lg_shipper *s)
+void lg_shipper_stop(lg_shipper *s)
 {
-    if (s == NULL) {
+    if (s->stopped) {
         return;
     }
+    s->stopped = true;
     atomic_store(&s->closed, true);
     atomic_store_explicit(&s->stop, true, memory_order_release);
     curl_multi_wakeup(s->multi);
     if (s->thread_started) {
         pthread_join(s->th, NULL);
     }
+    /* Only when the spool is full at the end: these were accepted but can be neither
+     * shipped nor spooled. They are the counted, logged drops of the contract. */
+    uint64_t lost = 0;
+    void *item;
     if (s->held != NULL) {
-        lg_record_free(s->held); /* only when the spool was full at the end: a counted drop */
-        add(&s->dropped, 1);
+        lg_record_free(s->held);
+        s->held = NULL;
+        lost++;
     }
+    while (lg_queue_pop(s->q, &item) == LG_OK) {
+        lg_record_free(item);
+        lost++;
+    }
+    if (lost > 0) {
+        add(&s->dropped, lost);
+        lg_log(LG_LOG_ERROR, NULL, "record_dropped", "dropped_at_stop=%" PRIu64
+               " reason=spool_full", lost);
+    }
+}
+
+void lg_shipper_free(lg_shipper *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    lg_shipper_stop(s);
     free_resources(s);
 }

@@ -81,9 +81,13 @@ struct lg_shipper_stats {
 /* Opens the spool (recovering and scheduling replay of anything unacknowledged) and starts
  * the shipper thread. Returned owned. */
 int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o);
-/* Drains (see lg_shipper_drain, LG_SHIPPER_DRAIN_DEADLINE_MS), stops the thread, closes the
- * spool, frees. What did not land stays in the spool for the next start. Accepts NULL. No
- * enqueue may run concurrently. */
+/* Stops: enqueue refuses from now on (LG_ERR_CLOSED); the thread ships for up to
+ * LG_SHIPPER_DRAIN_DEADLINE_MS (the SIGTERM budget), spools what is still queued, and
+ * exits. What did not land stays in the spool for the next start. Records that could not
+ * even be spooled (spool at its cap) are freed and counted in stats.dropped. Stats remain
+ * readable until lg_shipper_free. No enqueue may run concurrently with the call. */
+void lg_shipper_stop(lg_shipper *s);
+/* lg_shipper_stop if not done, then closes the spool and frees. Accepts NULL. */
 void lg_shipper_free(lg_shipper *s);
 
 /* Hot path. Takes |r| on LG_OK. LG_ERR_EXHAUSTED (dropped and counted; |r| still the
@@ -93,7 +97,8 @@ int lg_shipper_enqueue(lg_shipper *s, struct lg_record *r);
 void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out);
 
 /* Waits until every record accepted before the call is in the spool and fdatasync'd
- * (survives kill -9). LG_OK or LG_ERR_TIMEOUT. */
+ * (survives kill -9). LG_OK, LG_ERR_TIMEOUT, or LG_ERR_EXHAUSTED: the spool is at its cap
+ * and some accepted records wait in memory for room. */
 int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms);
 /* The SIGTERM hook: ships everything accepted so far, ignoring batch age, and waits until
  * ClickHouse acknowledged it all or |timeout_ms| passed. LG_OK (all landed) or

@@ -204,16 +204,18 @@ int main(int argc, char **argv)
     printf("enqueued made=%" PRId64 " accepted=%" PRId64 " dropped=%" PRId64 "\n", d.count,
            accepted, dropped);
     fflush(stdout);
-    if (lg_shipper_sync(s, 60000) != LG_OK) {
+    rc = lg_shipper_sync(s, 60000);
+    if (rc == LG_ERR_TIMEOUT) {
         fprintf(stderr, "ship_driver: sync timed out\n");
         return 1;
     }
-    printf("spooled\n");
+    printf(rc == LG_OK ? "spooled\n" : "spool_full\n");
     fflush(stdout);
     while (d.hold) {
         pause();
     }
     int drained = d.no_ship ? LG_OK : lg_shipper_drain(s, d.drain_ms);
+    lg_shipper_stop(s); /* final counts, drops at stop included */
     struct lg_shipper_stats st;
     lg_shipper_get_stats(s, &st);
     printf("stats accepted=%" PRIu64 " rows_shipped=%" PRIu64 " dead_letters=%" PRIu64

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One malformed row (rejected by ClickHouse: a word in an Int64 column) goes to the dead-
+# letter file with its error; the rest of its batch lands. Counts reconcile exactly:
+# rows made = rows in ClickHouse + dead letters + counted drops.
+source "$(dirname "$0")/lib.sh"
+ch_start
+"$CLI" migrate --clickhouse-url "$URL" >/dev/null
+N=3000
+"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/spool" --count $N --inject-bad-row > "$WORK/driver.out"
+cat "$WORK/driver.out"
+rows=$(q 'SELECT count() FROM llm_requests')
+dl=$(wc -l < "$WORK/spool/deadletter.jsonl")
+expect_eq "rows" "$rows" "$N"
+expect_eq "dead letters" "$dl" "1"
+grep -q '"row":"{\\"request_id\\":\\"bad-1\\"' "$WORK/spool/deadletter.jsonl" || fail "bad row not in dead letters"
+grep -q '"code":27' "$WORK/spool/deadletter.jsonl" || grep -q '"code":72' "$WORK/spool/deadletter.jsonl" || fail "error code missing"
+dropped=$(sed -n 's/.* dropped=\([0-9]*\).*/\1/p' "$WORK/driver.out" | tail -1)
+expect_eq "made (N + 1 bad) = rows + dead letters + drops" "$((N + 1))" "$((rows + dl + dropped))"
+echo PASS
