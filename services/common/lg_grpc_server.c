@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
@@ -89,7 +88,11 @@ struct lg_grpc_server {
 struct srv_conn {
     lg_grpc_server *srv;
     struct srv_conn *prev, *next;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event *rev;    /* EV_READ | EV_PERSIST on fd */
+    struct event *wev;    /* EV_WRITE on fd, armed only while output waits for the kernel */
+    struct evbuffer *in;  /* bytes read and not yet fed to nghttp2 */
+    struct evbuffer *out; /* frames produced by nghttp2 and not yet written */
     nghttp2_session *h2;
     struct event *flush_ev;     /* deferred session_send: one per loop turn, coalescing */
     struct event *keepalive_ev; /* only when keepalive is on */
@@ -1457,7 +1460,7 @@ static ssize_t srv_send(nghttp2_session *session, const uint8_t *data, size_t le
     (void)session;
     (void)flags;
     struct srv_conn *c = user_data;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     if (evbuffer_get_length(out) >= LG_GRPC_SERVER_OUTBUF_HIGH_BYTES) {
         return NGHTTP2_ERR_WOULDBLOCK;
     }
@@ -1474,7 +1477,7 @@ static int srv_send_data(nghttp2_session *session, nghttp2_frame *frame, const u
     (void)frame;
     struct srv_conn *c = user_data;
     lg_grpc_call *call = source->ptr;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     if (evbuffer_get_length(out) >= LG_GRPC_SERVER_OUTBUF_HIGH_BYTES) {
         return NGHTTP2_ERR_WOULDBLOCK;
     }
@@ -1550,115 +1553,182 @@ static void conn_notify_writable(struct srv_conn *c)
     }
 }
 
+/* A socket error that means "try again later" (libevent keeps its own test internal). */
+static bool srv_is_retriable(int err)
+{
+#if EAGAIN == EWOULDBLOCK
+    return err == EAGAIN || err == EINTR;
+#else
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+#endif
+}
+
+/* Writes what nghttp2 produced straight to the socket, in this loop turn: a response costs
+ * one write(2) instead of arming EV_WRITE and waiting for the next epoll round (what a
+ * bufferevent would do). What the kernel does not take waits for EV_WRITE. Returns LG_OK, or
+ * LG_ERR_IO when the socket failed (the caller closes the connection). */
+static int conn_write(struct srv_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            int err = EVUTIL_SOCKET_ERROR();
+            if (srv_is_retriable(err)) {
+                break;
+            }
+            lg_log(LG_LOG_DEBUG, SRV_CTX(c), "write_failed", "peer=%s errno=%d", c->peer, err);
+            return LG_ERR_IO;
+        }
+        if (n == 0) {
+            break;
+        }
+    }
+    if (evbuffer_get_length(c->out) > 0) {
+        if (!event_pending(c->wev, EV_WRITE, NULL)) {
+            event_add(c->wev, NULL);
+        }
+    } else if (event_pending(c->wev, EV_WRITE, NULL)) {
+        event_del(c->wev);
+    }
+    return LG_OK;
+}
+
 static void conn_flush(struct srv_conn *c)
 {
     if (c->closing) {
         return;
     }
-    int rv = nghttp2_session_send(c->h2);
-    if (rv != 0) {
-        lg_log(LG_LOG_WARN, SRV_CTX(c), "h2_send_failed",
-               "err=%s", nghttp2_strerror(rv));
-        conn_close(c);
-        return;
-    }
-    if (c->writable_waiters > 0) {
-        conn_notify_writable(c);
-        if (c->flush_pending) {
-            /* A handler queued more from on_writable: it goes out on the scheduled flush. */
+    /* Each round lets nghttp2 fill the output up to the high mark, then writes it. Bounded
+     * (redis NET_MAX_WRITES_PER_EVENT), so one fast stream cannot starve other connections;
+     * the rest continues from EV_WRITE. */
+    for (int round = 0; round < LG_GRPC_SERVER_MAX_WRITE_ROUNDS; round++) {
+        int rv = nghttp2_session_send(c->h2);
+        if (rv != 0) {
+            lg_log(LG_LOG_WARN, SRV_CTX(c), "h2_send_failed", "err=%s", nghttp2_strerror(rv));
+            conn_close(c);
+            return;
+        }
+        if (conn_write(c) != LG_OK) {
+            c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
+            conn_close(c);
+            return;
+        }
+        if (c->writable_waiters > 0) {
+            conn_notify_writable(c);
+        }
+        if (evbuffer_get_length(c->out) > 0 || !nghttp2_session_want_write(c->h2)) {
+            break;
         }
     }
     if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
         c->close_after_write = true;
     }
-    if (c->close_after_write &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (c->close_after_write && evbuffer_get_length(c->out) == 0) {
         conn_close(c);
     }
 }
 
-static void conn_on_read(struct bufferevent *bev, void *arg)
+/* Before the first nghttp2 input: an HTTP/1.x request line gets a plain-text 505 and the
+ * connection closes. Returns true when the input was handled here. */
+static bool conn_check_preface(struct srv_conn *c)
 {
-    struct srv_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    c->last_activity_ms = lg_loop_now_ms();
-    if (!c->preface_checked) {
-        size_t have = evbuffer_get_length(in);
-        size_t n = have < SRV_PREFACE_LEN ? have : SRV_PREFACE_LEN;
-        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
-        if (p && memcmp(p, SRV_PREFACE, n) != 0) {
-            /* Not HTTP/2. An HTTP/1.x request line gets a plain-text 505; anything else the
-             * nghttp2 session rejects (GOAWAY PROTOCOL_ERROR) below. */
-            bool http1 = n >= 4 && p[0] >= 'A' && p[0] <= 'Z' &&
-                         evbuffer_search(in, " HTTP/1.", 8, NULL).pos >= 0;
-            if (http1) {
-                lg_log(LG_LOG_INFO, SRV_CTX(c),
-                       "http1_refused", "peer=%s", c->peer);
-                evbuffer_drain(in, have);
-                bufferevent_write(bev, SRV_HTTP1_REPLY, sizeof(SRV_HTTP1_REPLY) - 1);
-                c->close_after_write = true;
-                bufferevent_disable(bev, EV_READ);
-                return;
+    size_t have = evbuffer_get_length(c->in);
+    size_t n = have < SRV_PREFACE_LEN ? have : SRV_PREFACE_LEN;
+    const uint8_t *p = evbuffer_pullup(c->in, (ev_ssize_t)n);
+    if (p && memcmp(p, SRV_PREFACE, n) != 0) {
+        /* Not HTTP/2. Anything but HTTP/1.x is refused by nghttp2 (GOAWAY PROTOCOL_ERROR). */
+        bool http1 = n >= 4 && p[0] >= 'A' && p[0] <= 'Z' &&
+                     evbuffer_search(c->in, " HTTP/1.", 8, NULL).pos >= 0;
+        if (http1) {
+            lg_log(LG_LOG_INFO, SRV_CTX(c), "http1_refused", "peer=%s", c->peer);
+            evbuffer_drain(c->in, have);
+            evbuffer_add(c->out, SRV_HTTP1_REPLY, sizeof(SRV_HTTP1_REPLY) - 1);
+            c->close_after_write = true;
+            event_del(c->rev);
+            if (conn_write(c) != LG_OK || evbuffer_get_length(c->out) == 0) {
+                conn_close(c);
             }
+            return true;
         }
-        if (n < SRV_PREFACE_LEN && p && memcmp(p, SRV_PREFACE, n) == 0) {
-            return; /* wait for the whole preface */
-        }
-        c->preface_checked = true;
     }
-    struct evbuffer_iovec v[16];
-    while (evbuffer_get_length(in) > 0) {
-        int nv = evbuffer_peek(in, -1, NULL, v, 16);
-        if (nv > 16) {
-            nv = 16;
+    if (n < SRV_PREFACE_LEN && p && memcmp(p, SRV_PREFACE, n) == 0) {
+        return true; /* wait for the whole preface */
+    }
+    c->preface_checked = true;
+    return false;
+}
+
+/* Feeds the input to nghttp2 without copying it (evbuffer_peek), then drains it. */
+static void conn_feed(struct srv_conn *c)
+{
+    struct evbuffer_iovec v[LG_GRPC_SERVER_READ_IOVECS];
+    while (evbuffer_get_length(c->in) > 0) {
+        int nv = evbuffer_peek(c->in, -1, NULL, v, LG_GRPC_SERVER_READ_IOVECS);
+        if (nv > LG_GRPC_SERVER_READ_IOVECS) {
+            nv = LG_GRPC_SERVER_READ_IOVECS;
         }
         size_t consumed = 0;
         for (int i = 0; i < nv; i++) {
             ssize_t rv = nghttp2_session_mem_recv(c->h2, v[i].iov_base, v[i].iov_len);
             if (rv < 0) {
-                lg_log(LG_LOG_INFO, SRV_CTX(c),
-                       "h2_recv_failed", "peer=%s err=%s", c->peer,
+                lg_log(LG_LOG_INFO, SRV_CTX(c), "h2_recv_failed", "peer=%s err=%s", c->peer,
                        nghttp2_strerror((int)rv));
-                evbuffer_drain(in, evbuffer_get_length(in));
+                evbuffer_drain(c->in, evbuffer_get_length(c->in));
                 if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
                     nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
                 }
                 c->close_after_write = true;
-                bufferevent_disable(bev, EV_READ);
-                conn_flush(c);
+                event_del(c->rev);
                 return;
             }
             consumed += (size_t)rv;
         }
-        evbuffer_drain(in, consumed);
+        evbuffer_drain(c->in, consumed);
     }
-    conn_flush(c);
 }
 
-static void conn_on_write(struct bufferevent *bev, void *arg)
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
-    (void)bev;
+    (void)what;
     struct srv_conn *c = arg;
-    if (c->close_after_write && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    /* At most LG_GRPC_SERVER_INBUF_HIGH_BYTES per event: the read high watermark. */
+    int n = evbuffer_read(c->in, fd, (int)LG_GRPC_SERVER_INBUF_HIGH_BYTES);
+    if (n <= 0) {
+        int err = EVUTIL_SOCKET_ERROR();
+        if (n < 0 && srv_is_retriable(err)) {
+            return;
+        }
+        lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_eof", "peer=%s errno=%d", c->peer,
+               n < 0 ? err : 0);
+        c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
         conn_close(c);
         return;
     }
-    if (c->preface_checked && nghttp2_session_want_write(c->h2)) {
-        conn_flush(c);
+    c->last_activity_ms = lg_loop_now_ms();
+    if (!c->preface_checked && conn_check_preface(c)) {
+        return;
     }
+    conn_feed(c);
+    conn_flush(c);
 }
 
-static void conn_on_event(struct bufferevent *bev, short events, void *arg)
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
-    (void)bev;
+    (void)fd;
+    (void)what;
     struct srv_conn *c = arg;
-    if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        int err = EVUTIL_SOCKET_ERROR();
-        lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_eof",
-               "peer=%s events=0x%x errno=%d", c->peer, (unsigned)events,
-               (events & BEV_EVENT_ERROR) ? err : 0);
+    if (conn_write(c) != LG_OK) {
         c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
         conn_close(c);
+        return;
+    }
+    if (c->close_after_write && evbuffer_get_length(c->out) == 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->preface_checked && evbuffer_get_length(c->out) == 0 &&
+        nghttp2_session_want_write(c->h2)) {
+        conn_flush(c);
     }
 }
 
@@ -1706,7 +1776,11 @@ static void conn_close(struct srv_conn *c)
         call_end(call, call->deadline_hit ? LG_GRPC_CLOSE_DEADLINE : c->close_reason);
     }
     nghttp2_session_del(c->h2);
-    bufferevent_free(c->bev);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    evutil_closesocket(c->fd);
     event_free(c->flush_ev);
     if (c->keepalive_ev) {
         event_free(c->keepalive_ev);
@@ -1769,9 +1843,13 @@ static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, voi
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->fd = fd;
+    c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    c->wev = event_new(srv->base, fd, EV_WRITE, conn_on_write, c);
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
     c->flush_ev = event_new(srv->base, -1, 0, conn_on_flush_ev, c);
-    if (!c->bev || !c->flush_ev || conn_init_h2(c) != LG_OK) {
+    if (!c->rev || !c->wev || !c->in || !c->out || !c->flush_ev || conn_init_h2(c) != LG_OK) {
         goto out_free_conn;
     }
     if (srv->opts.keepalive_time_ms > 0) {
@@ -1782,10 +1860,7 @@ static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, voi
             goto out_free_conn;
         }
     }
-    bufferevent_setwatermark(c->bev, EV_READ, 0, LG_GRPC_SERVER_INBUF_HIGH_BYTES);
-    bufferevent_setwatermark(c->bev, EV_WRITE, LG_GRPC_SERVER_OUTBUF_HIGH_BYTES / 2u, 0);
-    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0) {
+    if (event_add(c->rev, NULL) != 0) {
         goto out_free_conn;
     }
     c->next = srv->conns;
@@ -1794,8 +1869,7 @@ static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, voi
     }
     srv->conns = c;
     srv->nconns++;
-    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_open", "peer=%s",
-           c->peer);
+    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_open", "peer=%s", c->peer);
     /* Our SETTINGS (the server connection preface) go out with the first answer to the
      * client's preface, so that an HTTP/1.x client gets a plain HTTP/1.1 answer instead. */
     return;
@@ -1811,11 +1885,19 @@ out_free_conn:
     if (c->flush_ev) {
         event_free(c->flush_ev);
     }
-    if (c->bev) {
-        bufferevent_free(c->bev);
-    } else {
-        evutil_closesocket(fd);
+    if (c->rev) {
+        event_free(c->rev);
     }
+    if (c->wev) {
+        event_free(c->wev);
+    }
+    if (c->in) {
+        evbuffer_free(c->in);
+    }
+    if (c->out) {
+        evbuffer_free(c->out);
+    }
+    evutil_closesocket(fd);
     lg_free(c);
 }
 

@@ -131,6 +131,12 @@
 /* Read high watermark of a connection's input buffer: at most this much is read from the
  * socket before it is fed to nghttp2, so a fast sender cannot grow our input buffer. */
 #define LG_GRPC_SERVER_INBUF_HIGH_BYTES (256u * 1024u)
+/* Rounds of (nghttp2 produces up to OUTBUF_HIGH, write to the socket) per event for one
+ * connection: 16 x 64 KiB = 1 MiB, then other connections get their turn (redis
+ * NET_MAX_WRITES_PER_EVENT). */
+#define LG_GRPC_SERVER_MAX_WRITE_ROUNDS 16
+/* Input chunks fed to nghttp2 per evbuffer_peek (the input is at most INBUF_HIGH bytes). */
+#define LG_GRPC_SERVER_READ_IOVECS 16
 /* Connections served at once; more are accepted and closed at once (file descriptors and
  * per-connection buffers are the cost). */
 #define LG_GRPC_SERVER_MAX_CONNECTIONS 10000
