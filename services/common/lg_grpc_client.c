@@ -117,7 +117,10 @@ struct client_conn {
     uint64_t id;               /* connection number, as in logs */
     struct bufferevent *bev;
     nghttp2_session *session;  /* NULL while connecting */
-    bool connected;            /* TCP connected and session created */
+    bool ready;                /* the server's first SETTINGS arrived: streams may open.
+                                  Waiting for it (as grpc-go does) means the server's
+                                  MAX_CONCURRENT_STREAMS is known before the first stream,
+                                  instead of streams being refused in a burst. */
     bool goaway;               /* GOAWAY received or sent: no new streams */
     size_t open_streams;       /* streams submitted and not yet closed by nghttp2 */
     struct event *connect_timer;
@@ -148,6 +151,7 @@ struct lg_grpc_client {
 
 static void client_kick(lg_grpc_client *c);
 static void conn_close(lg_grpc_client *c, int code, const char *why);
+static void conn_fail(lg_grpc_client *c, int code, const char *why);
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -634,7 +638,16 @@ static int h2_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void
         break;
     }
     case NGHTTP2_SETTINGS:
-        /* A larger MAX_CONCURRENT_STREAMS may admit queued calls. */
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !c->conn->ready) {
+            struct client_conn *k = c->conn;
+            k->ready = true;
+            evtimer_del(k->connect_timer);
+            c->connect_count++;
+            c->backoff_ms = c->opts.backoff_initial_ms;
+            struct lg_log_ctx ctx = {.conn = k->id};
+            lg_log(LG_LOG_INFO, &ctx, "connected", "target=%s:%u", c->host, (unsigned)c->port);
+        }
+        /* Ready now, or a larger MAX_CONCURRENT_STREAMS may admit queued calls. */
         client_kick(c);
         break;
     default:
@@ -835,13 +848,13 @@ static void conn_read_cb(struct bufferevent *bev, void *ud)
             struct lg_log_ctx ctx = {.conn = k->id};
             lg_log(LG_LOG_WARN, &ctx, "h2_recv_failed", "error=%s",
                    nghttp2_strerror((int)n));
-            conn_close(c, LG_GRPC_INTERNAL, "HTTP/2 protocol error from the server");
+            conn_fail(c, LG_GRPC_INTERNAL, "HTTP/2 protocol error from the server");
             return;
         }
         evbuffer_drain(in, (size_t)n);
     }
     if (conn_flush(c) != LG_OK) {
-        conn_close(c, LG_GRPC_UNAVAILABLE, "HTTP/2 send failed");
+        conn_fail(c, LG_GRPC_UNAVAILABLE, "HTTP/2 send failed");
         return;
     }
     if (conn_is_idle_closed(k)) {
@@ -854,7 +867,7 @@ static void conn_write_cb(struct bufferevent *bev, void *ud)
     (void)bev;
     lg_grpc_client *c = ud;
     if (conn_flush(c) != LG_OK) {
-        conn_close(c, LG_GRPC_UNAVAILABLE, "HTTP/2 send failed");
+        conn_fail(c, LG_GRPC_UNAVAILABLE, "HTTP/2 send failed");
         return;
     }
     if (c->conn && conn_is_idle_closed(c->conn)) {
@@ -901,6 +914,18 @@ static void conn_dial_failed(lg_grpc_client *c, const char *why)
     c->backoff_ms = next > c->opts.backoff_max_ms ? c->opts.backoff_max_ms : (uint32_t)next;
 }
 
+/* The connection failed: before it was ready this is a failed dial (waiting calls end,
+ * redialling backs off, so a peer that is not an HTTP/2 server is not hammered); after, the
+ * calls on it end with |code| and the next call redials at once. */
+static void conn_fail(lg_grpc_client *c, int code, const char *why)
+{
+    if (c->conn && !c->conn->ready) {
+        conn_dial_failed(c, why);
+    } else {
+        conn_close(c, code, why);
+    }
+}
+
 static int conn_start_session(lg_grpc_client *c)
 {
     struct client_conn *k = c->conn;
@@ -927,9 +952,8 @@ static int conn_start_session(lg_grpc_client *c)
 static void conn_event_cb(struct bufferevent *bev, short what, void *ud)
 {
     lg_grpc_client *c = ud;
-    struct client_conn *k = c->conn;
     if (what & BEV_EVENT_CONNECTED) {
-        evtimer_del(k->connect_timer);
+        /* The connect timer keeps running until the server's SETTINGS arrive. */
         evutil_socket_t fd = bufferevent_getfd(bev);
         int one = 1;
         /* Latency over throughput: each gRPC message should leave at once. */
@@ -938,25 +962,18 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *ud)
             conn_dial_failed(c, "out of memory starting the HTTP/2 session");
             return;
         }
-        k->connected = true;
-        c->connect_count++;
-        c->backoff_ms = c->opts.backoff_initial_ms;
-        struct lg_log_ctx ctx = {.conn = k->id};
-        lg_log(LG_LOG_INFO, &ctx, "connected", "target=%s:%u", c->host, (unsigned)c->port);
-        client_kick(c);
+        /* Our preface and SETTINGS go out now; streams wait for the server's SETTINGS. */
+        if (conn_flush(c) != LG_OK) {
+            conn_dial_failed(c, "HTTP/2 send failed");
+        }
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (!k->connected) {
-            int err = EVUTIL_SOCKET_ERROR();
-            (void)err;
-            conn_dial_failed(c, (what & BEV_EVENT_ERROR) ? evutil_socket_error_to_string(err)
-                                                         : "closed while connecting");
-            return;
-        }
-        conn_close(c, LG_GRPC_UNAVAILABLE,
-                   (what & BEV_EVENT_EOF) ? "connection closed by the server"
-                                          : "connection lost");
+        int err = EVUTIL_SOCKET_ERROR();
+        const char *why = (what & BEV_EVENT_EOF) ? "connection closed by the server"
+                          : err                  ? evutil_socket_error_to_string(err)
+                                                 : "connection lost";
+        conn_fail(c, LG_GRPC_UNAVAILABLE, why);
     }
 }
 
@@ -1047,7 +1064,7 @@ static int call_submit(lg_grpc_client *c, lg_grpc_client_call *call)
 static void client_submit_pending(lg_grpc_client *c)
 {
     struct client_conn *k = c->conn;
-    if (!k || !k->connected || k->goaway) {
+    if (!k || !k->ready || k->goaway) {
         return;
     }
     uint32_t peer_max =
@@ -1071,7 +1088,7 @@ static void client_kick_cb(evutil_socket_t fd, short what, void *ud)
     (void)fd;
     (void)what;
     lg_grpc_client *c = ud;
-    if (c->conn && c->conn->connected) {
+    if (c->conn && c->conn->ready) {
         if (c->conn->goaway && TAILQ_EMPTY(&c->active) && c->conn->open_streams == 0 &&
             !TAILQ_EMPTY(&c->pending)) {
             /* A draining connection with nothing left: replace it for the waiting calls. */
@@ -1079,7 +1096,7 @@ static void client_kick_cb(evutil_socket_t fd, short what, void *ud)
         } else {
             client_submit_pending(c);
             if (conn_flush(c) != LG_OK) {
-                conn_close(c, LG_GRPC_UNAVAILABLE, "HTTP/2 send failed");
+                conn_fail(c, LG_GRPC_UNAVAILABLE, "HTTP/2 send failed");
             } else if (conn_is_idle_closed(c->conn)) {
                 conn_close(c, LG_GRPC_UNAVAILABLE, "connection closed after GOAWAY");
             }
@@ -1456,7 +1473,7 @@ int32_t lg_grpc_client_call_get_stream_id(const lg_grpc_client_call *call)
 
 bool lg_grpc_client_is_connected(const lg_grpc_client *c)
 {
-    return c->conn && c->conn->connected && !c->conn->goaway;
+    return c->conn && c->conn->ready && !c->conn->goaway;
 }
 
 uint64_t lg_grpc_client_get_connect_count(const lg_grpc_client *c)
