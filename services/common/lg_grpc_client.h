@@ -10,10 +10,12 @@
  * grpc-timeout and enforced by a local timer: DEADLINE_EXCEEDED + RST_STREAM(CANCEL)),
  * cancellation (RST_STREAM(CANCEL), status CANCELLED), custom metadata both ways ("-bin"
  * keys base64 on the wire, raw bytes in this API), gzip responses, a receive limit.
- * Calls beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS wait in a bounded local queue.
+ * Streams open once the server's first SETTINGS frame has arrived (so its
+ * MAX_CONCURRENT_STREAMS is known); calls beyond that limit wait in a bounded local queue.
  * Connection loss ends the calls on that connection with UNAVAILABLE; the next call dials
- * again (dial failures back off exponentially, and calls waiting for a failed dial end
- * UNAVAILABLE: gRPC's default fail-fast behaviour). GOAWAY: streams the server did not
+ * again. A dial fails when TCP connect fails, the peer closes or speaks something other than
+ * HTTP/2 before its SETTINGS, or connect_timeout_ms passes; calls waiting for it end
+ * UNAVAILABLE (gRPC's default fail-fast behaviour) and further dials back off exponentially. GOAWAY: streams the server did not
  * process are retried once on a new connection; the rest finish on the old one. PINGs are
  * acknowledged by nghttp2.
  *
@@ -171,9 +173,11 @@ uint64_t lg_grpc_client_call_get_compressed_count(const lg_grpc_client_call *cal
 /* The HTTP/2 stream id of |call|, or 0 while it waits for a connection or a slot. */
 int32_t lg_grpc_client_call_get_stream_id(const lg_grpc_client_call *call);
 
-/* True while an HTTP/2 connection is established and not draining after GOAWAY. */
+/* True while an HTTP/2 connection is ready (server SETTINGS received) and not draining
+ * after GOAWAY. */
 bool lg_grpc_client_is_connected(const lg_grpc_client *c);
-/* Connections established so far (1 after the first successful dial; reconnects add). */
+/* Connections that became ready (server SETTINGS received) so far: 1 after the first
+ * successful dial; each reconnect adds one. */
 uint64_t lg_grpc_client_get_connect_count(const lg_grpc_client *c);
 /* Calls started and not yet closed (queued + on a stream + waiting for on_close). */
 size_t lg_grpc_client_get_call_count(const lg_grpc_client *c);

@@ -854,6 +854,59 @@ static void test_grpc_client_unavailable_then_backoff(void **state)
     t_end(t);
 }
 
+/* A peer that is not an HTTP/2 server: answers HTTP/1.1 and closes. */
+static void h1_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int salen, void *ud)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    int *accepts = ud;
+    (*accepts)++;
+    ssize_t n = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL);
+    assert_int_equal(n, (ssize_t)(sizeof(resp) - 1));
+    evutil_closesocket(fd);
+}
+
+static void test_grpc_client_not_http2_peer(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    int accepts = 0;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct evconnlistener *lis =
+        evconnlistener_new_bind(t->base, h1_accept_cb, &accepts,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+                                (struct sockaddr *)&sin, sizeof(sin));
+    assert_non_null(lis);
+    struct sockaddr_in bound;
+    socklen_t blen = sizeof(bound);
+    getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&bound, &blen);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%u", (unsigned)ntohs(bound.sin_port));
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 20;
+    lg_grpc_client *c2;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, target, &o), LG_OK);
+    for (int i = 1; i <= 2; i++) {
+        struct result r = {0};
+        assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", NULL, 0, NULL, &test_cbs, &r, NULL),
+                         LG_OK);
+        wait_closed(t, &r);
+        /* A failed dial: the call ends UNAVAILABLE and nothing redials on its own. */
+        assert_int_equal(r.code, LG_GRPC_UNAVAILABLE);
+        assert_int_equal(accepts, i);
+    }
+    assert_int_equal(lg_grpc_client_get_connect_count(c2), 0);
+    lg_grpc_client_free(c2);
+    evconnlistener_free(lis);
+    t_end(t);
+}
+
 static void test_grpc_client_nomem(void **state)
 {
     (void)state;
@@ -909,6 +962,7 @@ int main(void)
         cmocka_unit_test_setup(test_grpc_client_invalid_arguments, setup),
         cmocka_unit_test_setup(test_grpc_client_queue_limit, setup),
         cmocka_unit_test_setup(test_grpc_client_unavailable_then_backoff, setup),
+        cmocka_unit_test_setup(test_grpc_client_not_http2_peer, setup),
         cmocka_unit_test_setup(test_grpc_client_nomem, setup),
     };
     return cmocka_run_group_tests_name("grpc_client", tests, NULL, NULL);
