@@ -39,6 +39,10 @@
 
 /* Metadata key carrying the caller's identity, set by trusted front ends (the SSE adapter). */
 #define CHAT_USER_METADATA "x-user-id"
+/* A client that resets its call this close to its deadline (or later) has timed out: its
+ * own deadline timer races the server's, so a RST_STREAM(CANCEL) a few ms early is the
+ * same event as the server-side DEADLINE (grpc-timeout is sent rounded, after a delay). */
+#define CHAT_DEADLINE_SLACK_MS 100
 /* Longest reason text produced by validation and resolution. */
 #define CHAT_WHY_BYTES 256
 
@@ -629,6 +633,17 @@ static void chat_on_done(const struct lg_chat_outcome *o, void *user_data)
 
 static const struct lg_chat_provider_cbs chat_provider_cbs = {chat_on_delta, chat_on_done};
 
+/* True when the call ended because its deadline passed (see CHAT_DEADLINE_SLACK_MS). */
+static bool chat_is_deadline(lg_grpc_call *call, enum lg_grpc_close_reason reason)
+{
+    if (reason == LG_GRPC_CLOSE_DEADLINE) {
+        return true;
+    }
+    int64_t left = lg_grpc_call_get_remaining_ms(call);
+    return left >= 0 && left <= CHAT_DEADLINE_SLACK_MS &&
+           (reason == LG_GRPC_CLOSE_CANCELLED || reason == LG_GRPC_CLOSE_CONN_LOST);
+}
+
 /* ---- requests -------------------------------------------------------------------------- */
 
 /* Borrowed view of a ChatRequest, in the call's arena. */
@@ -891,7 +906,6 @@ static void chat_sub_on_writable(lg_grpc_call *call, void *user_data)
 static void chat_sub_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
                               void *user_data)
 {
-    (void)call;
     if (*(const enum chat_tag *)user_data != CHAT_TAG_SUB) {
         return; /* refused before a reader existed: the user data is the service */
     }
@@ -904,7 +918,7 @@ static void chat_sub_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reas
     if (st == NULL || st->n_subs > 0 || st->state != STREAM_GENERATING) {
         return;
     }
-    if (reason == LG_GRPC_CLOSE_DEADLINE) {
+    if (chat_is_deadline(call, reason)) {
         chat_stream_stop(st, LG_ERR_TIMEOUT, "client deadline exceeded");
         return;
     }
@@ -1057,15 +1071,14 @@ static void chat_complete_on_message(lg_grpc_call *call, const uint8_t *msg, siz
 static void chat_complete_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
                                    void *user_data)
 {
-    (void)call;
     if (*(const enum chat_tag *)user_data != CHAT_TAG_STREAM) {
         return;
     }
     struct chat_stream *st = user_data;
     st->unary = NULL;
-    chat_stream_stop(st, reason == LG_GRPC_CLOSE_DEADLINE ? LG_ERR_TIMEOUT : LG_ERR_CANCELLED,
-                     reason == LG_GRPC_CLOSE_DEADLINE ? "client deadline exceeded"
-                                                      : "client went away");
+    bool deadline = chat_is_deadline(call, reason);
+    chat_stream_stop(st, deadline ? LG_ERR_TIMEOUT : LG_ERR_CANCELLED,
+                     deadline ? "client deadline exceeded" : "client went away");
 }
 
 /* ---- UsageService ---------------------------------------------------------------------- */
