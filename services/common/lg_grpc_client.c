@@ -76,6 +76,7 @@ struct lg_grpc_client_call {
     void *user_data;
     enum lg_grpc_client_kind kind;
     int32_t stream_id;          /* 0 until submitted */
+    struct client_stream *stream; /* nghttp2's handle while ACTIVE, else NULL */
     bool retried;               /* already retried once after REFUSED_STREAM / GOAWAY */
     char *path;                 /* arena */
     nghttp2_nv *req_nv;         /* request headers, arena; values live in the arena */
@@ -113,6 +114,18 @@ struct lg_grpc_client_call {
 
 TAILQ_HEAD(call_list, lg_grpc_client_call);
 
+/* The stream_user_data nghttp2 holds for one of our streams. It is a separate object, not
+ * the call, because nghttp2 may keep it after the call has ended: a request whose HEADERS
+ * were still queued when the call was cancelled is opened and closed later (with our
+ * pointer), and nghttp2_session_set_stream_user_data cannot reach such a stream. The handle
+ * lives until nghttp2 closes the stream (or the session is deleted). */
+struct client_stream {
+    lg_grpc_client_call *call;       /* NULL once the call ended on our side */
+    LIST_ENTRY(client_stream) link;  /* in client_conn.streams */
+};
+
+LIST_HEAD(stream_list, client_stream);
+
 struct client_conn {
     uint64_t id;               /* connection number, as in logs */
     struct bufferevent *bev;
@@ -123,6 +136,7 @@ struct client_conn {
                                   instead of streams being refused in a burst. */
     bool goaway;               /* GOAWAY received or sent: no new streams */
     size_t open_streams;       /* streams submitted and not yet closed by nghttp2 */
+    struct stream_list streams; /* their handles */
     struct event *connect_timer;
 };
 
@@ -241,9 +255,12 @@ static void call_finish(lg_grpc_client_call *call, int code, const char *msg, si
     if (call->state == CALL_DONE) {
         return;
     }
+    if (call->stream) {
+        call->stream->call = NULL; /* nghttp2 may still report the stream: ignore it */
+        call->stream = NULL;
+    }
     if (call->state == CALL_ACTIVE && c->conn && c->conn->session && call->stream_id > 0) {
         nghttp2_session *s = c->conn->session;
-        nghttp2_session_set_stream_user_data(s, call->stream_id, NULL);
         if (rst) {
             /* The stream may already be closed on nghttp2's side: nothing to reset then. */
             (void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, call->stream_id,
@@ -562,7 +579,8 @@ static int call_on_message(const struct lg_grpc_frame_msg *m, void *ud)
 
 static lg_grpc_client_call *stream_call(nghttp2_session *s, int32_t stream_id)
 {
-    lg_grpc_client_call *call = nghttp2_session_get_stream_user_data(s, stream_id);
+    struct client_stream *h = nghttp2_session_get_stream_user_data(s, stream_id);
+    lg_grpc_client_call *call = h ? h->call : NULL;
     return (call && call->state == CALL_ACTIVE) ? call : NULL;
 }
 
@@ -699,6 +717,7 @@ static int h2_error_to_grpc(uint32_t error_code)
 static void call_requeue(lg_grpc_client_call *call)
 {
     call->stream_id = 0;
+    call->stream = NULL;
     call->req_off = 0;
     call->retried = true;
     call_set_state(call, CALL_QUEUED);
@@ -712,8 +731,16 @@ static int h2_stream_close_cb(nghttp2_session *s, int32_t stream_id, uint32_t er
         c->conn->open_streams--;
     }
     lg_grpc_client_call *call = stream_call(s, stream_id);
-    if (call) {
+    struct client_stream *h = nghttp2_session_get_stream_user_data(s, stream_id);
+    if (h) {
         nghttp2_session_set_stream_user_data(s, stream_id, NULL);
+        LIST_REMOVE(h, link);
+        lg_free(h);
+        if (call) {
+            call->stream = NULL;
+        }
+    }
+    if (call) {
         if (error_code == NGHTTP2_REFUSED_STREAM && !call->retried && !call->got_headers) {
             /* Not processed by the server (RST_STREAM(REFUSED_STREAM) or beyond a GOAWAY's
              * last stream): safe to retry once, transparently, as grpc does. */
@@ -778,7 +805,15 @@ static void conn_free(struct client_conn *k)
         return;
     }
     if (k->session) {
-        nghttp2_session_del(k->session);
+        nghttp2_session_del(k->session); /* runs no stream-close callbacks */
+    }
+    struct client_stream *h;
+    while ((h = LIST_FIRST(&k->streams)) != NULL) {
+        if (h->call) {
+            h->call->stream = NULL;
+        }
+        LIST_REMOVE(h, link);
+        lg_free(h);
     }
     if (k->bev) {
         bufferevent_free(k->bev);
@@ -999,6 +1034,7 @@ static void conn_dial(lg_grpc_client *c)
         return;
     }
     k->id = ++c->conn_seq;
+    LIST_INIT(&k->streams);
     c->conn = k;
     /* Deferred callbacks: libevent may report a failed connect from inside
      * bufferevent_socket_connect_hostname, where freeing the bufferevent is not safe. */
@@ -1047,11 +1083,19 @@ static int call_submit(lg_grpc_client *c, lg_grpc_client_call *call)
     char tbuf[LG_GRPC_FRAME_TIMEOUT_STR_BYTES];
     call_update_timeout_header(call, tbuf); /* the time spent queued counts */
     nghttp2_data_provider prd = {.source = {.ptr = NULL}, .read_callback = h2_data_read_cb};
+    struct client_stream *h = lg_calloc(1, sizeof(*h));
+    if (!h) {
+        return LG_ERR_NOMEM;
+    }
+    h->call = call;
     int32_t id = nghttp2_submit_request(c->conn->session, NULL, call->req_nv,
-                                        call->req_nv_count, &prd, call);
+                                        call->req_nv_count, &prd, h);
     if (id < 0) {
+        lg_free(h);
         return id == NGHTTP2_ERR_NOMEM ? LG_ERR_NOMEM : LG_ERR_UNAVAILABLE;
     }
+    LIST_INSERT_HEAD(&c->conn->streams, h, link);
+    call->stream = h;
     call->stream_id = id;
     c->conn->open_streams++;
     if (c->conn->open_streams > c->max_open_streams) {
