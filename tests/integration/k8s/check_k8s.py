@@ -529,10 +529,53 @@ def check_images(ctx):
     return errs
 
 
+def check_ingress(ctx):
+    """One Ingress sends only the public routes (/v1 prefix, the page's files exactly) to the
+    sse Service's http port: no path reaches /healthz, /readyz or /metrics. ingress-nginx
+    must not buffer responses and its proxy timeouts must outlast two heartbeat periods;
+    prod terminates TLS."""
+    errs = []
+    ings = ctx.all("Ingress")
+    if len(ings) != 1:
+        return [f"expected one Ingress, found {len(ings)}"]
+    ing = ings[0]
+    svc = ctx.get("Service", SSE)
+    port_names = {p.get("name") for p in svc["spec"]["ports"]} if svc else set()
+    port_nums = {p.get("port") for p in svc["spec"]["ports"]} if svc else set()
+    paths = []
+    for rule in ing["spec"].get("rules", []):
+        for p in rule.get("http", {}).get("paths", []):
+            paths.append((p.get("path"), p.get("pathType")))
+            be = p.get("backend", {}).get("service", {})
+            port = be.get("port", {})
+            if be.get("name") != SSE or not (port.get("name") in port_names
+                                               or port.get("number") in port_nums):
+                errs.append(f"{where(ing)}: path {p.get('path')} must go to {SSE}'s port")
+    if ("/v1", "Prefix") not in paths or ("/", "Exact") not in paths:
+        errs.append(f"{where(ing)}: needs /v1 (Prefix) and / (Exact)")
+    for admin in ("/healthz", "/readyz", "/metrics"):
+        for path, kind in paths:
+            if path == admin or (kind != "Exact" and admin.startswith(path or "/")
+                                 and (path or "/").endswith("/")):
+                errs.append(f"{where(ing)}: path {path} ({kind}) exposes {admin}")
+    ann = ing["metadata"].get("annotations", {})
+    if ann.get("nginx.ingress.kubernetes.io/proxy-buffering") != "off":
+        errs.append(f"{where(ing)}: proxy-buffering must be off for SSE")
+    cm = ctx.get("ConfigMap", "llmgate-config")
+    hb_s = int(cm["data"].get("heartbeat-ms", "15000")) / 1000 if cm else 15
+    for t in ("proxy-read-timeout", "proxy-send-timeout"):
+        v = ann.get(f"nginx.ingress.kubernetes.io/{t}", "60")
+        if not v.isdigit() or int(v) < 2 * hb_s:
+            errs.append(f"{where(ing)}: {t} {v}s must be >= 2 heartbeats ({2 * hb_s}s)")
+    if ctx.overlay == "prod" and not ing["spec"].get("tls"):
+        errs.append(f"{where(ing)}: prod must terminate TLS")
+    return errs
+
+
 CHECKS = [check_schema, check_workload_kinds, check_services, check_hpa, check_pdbs,
           check_resources, check_security, check_probes, check_grace, check_topology,
           check_spool, check_secrets, check_config, check_clickhouse, check_keys_file,
-          check_routing, check_images]
+          check_routing, check_images, check_ingress]
 
 
 # ---- checks across overlays and files ---------------------------------------------------
@@ -762,6 +805,14 @@ MUTATIONS = [
                                      if e["name"] != "LLMGATE_KEYS"])),
     ("wrong pod address template", "check_routing",
      lambda x: _env_set(_sse_c(x), "LLMGATE_CHAT_POD_ADDR", "llmgate-chat:50051")),
+    ("ingress catch-all exposes admin paths", "check_ingress",
+     lambda x: x.get("Ingress", SSE)["spec"]["rules"][0]["http"]["paths"][1]
+     .update(pathType="Prefix")),
+    ("ingress buffers SSE", "check_ingress",
+     lambda x: x.get("Ingress", SSE)["metadata"]["annotations"].pop(
+         "nginx.ingress.kubernetes.io/proxy-buffering")),
+    ("ingress without TLS in prod", "check_ingress",
+     lambda x: x.get("Ingress", SSE)["spec"].pop("tls")),
     ("latest tag", "check_images",
      lambda x: _sse_c(x).update(image="registry.example.com/llmgate/llmgate-sse:latest")),
 ]

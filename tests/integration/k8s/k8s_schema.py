@@ -191,6 +191,17 @@ TYPES = {
     "PDBSpec": {"minAvailable": "intstr", "selector": "LabelSelector",
                 "maxUnavailable": "intstr", "unhealthyPodEvictionPolicy": "str"},
 
+    # networking.k8s.io/v1
+    "Ingress": {"apiVersion": "str", "kind": "str", "metadata": "ObjectMeta",
+                "spec": "IngressSpec", "status": "any"},
+    "IngressSpec": {"ingressClassName": "str", "defaultBackend": "IngressBackend",
+                    "tls": ["IngressTLS"], "rules": ["IngressRule"]},
+    "IngressTLS": {"hosts": ["str"], "secretName": "str"},
+    "IngressRule": {"host": "str", "http": {"paths": ["HTTPIngressPath"]}},
+    "HTTPIngressPath": {"path": "str", "pathType": "str", "backend": "IngressBackend"},
+    "IngressBackend": {"resource": "any", "service": "IngressServiceBackend"},
+    "IngressServiceBackend": {"name": "str", "port": {"name": "str", "number": "int"}},
+
     # batch/v1
     "Job": {"apiVersion": "str", "kind": "str", "metadata": "ObjectMeta", "spec": "JobSpec",
             "status": "any"},
@@ -229,13 +240,15 @@ REQUIRED = {
     "HTTPGetAction": ["port"],
     "TCPSocketAction": ["port"],
     "HPAScalingPolicy": ["type", "value", "periodSeconds"],
+    "HTTPIngressPath": ["pathType", "backend"],
+    "IngressServiceBackend": ["name"],
 }
 
 ROOTS = {
     ("v1", "Namespace"), ("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Secret"),
     ("v1", "Service"), ("apps/v1", "StatefulSet"), ("apps/v1", "Deployment"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
-    ("batch/v1", "Job"),
+    ("batch/v1", "Job"), ("networking.k8s.io/v1", "Ingress"),
 }
 
 RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage", "storage"}

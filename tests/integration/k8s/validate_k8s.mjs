@@ -24,6 +24,7 @@ const MODELS = {
     "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler",
   "policy/v1/PodDisruptionBudget": "kubernetes-models/policy/v1/PodDisruptionBudget",
   "batch/v1/Job": "kubernetes-models/batch/v1/Job",
+  "networking.k8s.io/v1/Ingress": "kubernetes-models/networking.k8s.io/v1/Ingress",
 };
 
 // client-node model class of each root kind: V<version><Kind>.
