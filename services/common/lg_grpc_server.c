@@ -1077,13 +1077,10 @@ static int call_on_bin_value(struct lg_slice value, void *user_data)
 static int call_on_metadata(lg_grpc_call *call, const uint8_t *name, size_t namelen,
                             const uint8_t *value, size_t valuelen)
 {
+    /* Protocol headers are not metadata (user-agent is, and stays visible to handlers). */
     if (lg_grpc_frame_is_reserved_key(name, namelen) || srv_eq(name, namelen, "te") ||
-        srv_eq(name, namelen, "content-type") || srv_eq(name, namelen, "user-agent")) {
-        if (srv_eq(name, namelen, "user-agent")) {
-            /* kept: useful to handlers and logs */
-        } else {
-            return LG_OK;
-        }
+        srv_eq(name, namelen, "content-type")) {
+        return LG_OK;
     }
     char *key = lg_arena_strndup(call->arena, (const char *)name, namelen);
     if (!key) {
@@ -1768,8 +1765,12 @@ static void conn_close(struct srv_conn *c)
     }
     c->closing = true;
     lg_grpc_server *srv = c->srv;
-    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_close",
-           "peer=%s calls=%zu", c->peer, (size_t)0);
+    size_t ncalls = 0;
+    for (const lg_grpc_call *call = c->calls; call; call = call->next) {
+        ncalls++;
+    }
+    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_close", "peer=%s calls=%zu reason=%d", c->peer,
+           ncalls, (int)c->close_reason);
     while (c->calls) {
         lg_grpc_call *call = c->calls;
         nghttp2_session_set_stream_user_data(c->h2, call->stream_id, NULL);

@@ -51,7 +51,8 @@ struct lg_grpc_server_opts {
     size_t max_recv_msg_bytes;        /* largest request message (decompressed) accepted; over
                                          it the call ends RESOURCE_EXHAUSTED (default 4 MiB) */
     uint32_t max_concurrent_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
-    uint32_t max_header_list_bytes;   /* SETTINGS_MAX_HEADER_LIST_SIZE; over it: stream reset */
+    uint32_t max_header_list_bytes;   /* SETTINGS_MAX_HEADER_LIST_SIZE; a request over it gets
+                                         RESOURCE_EXHAUSTED (Trailers-Only), never a handler */
     uint32_t initial_stream_window_bytes; /* SETTINGS_INITIAL_WINDOW_SIZE (per stream) */
     uint32_t initial_conn_window_bytes;   /* connection receive window */
     size_t call_send_queue_bytes;     /* per-call send queue bound: lg_grpc_call_send returns

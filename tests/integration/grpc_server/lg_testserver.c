@@ -390,6 +390,8 @@ int main(int argc, char **argv)
     const char *log_level = NULL;
     int64_t queue_bytes = 0;
     int64_t drain_ms = 0;
+    int64_t keepalive_ms = -1;
+    int64_t keepalive_timeout_ms = 0;
     struct lg_cfg_opt opts[] = {
         {"listen", LG_CFG_STRING, &listen, "127.0.0.1:0", 0, 0, "gRPC listen address HOST:PORT"},
         {"log-level", LG_CFG_STRING, &log_level, "warn", 0, 0, "debug, info, warn, error, off"},
@@ -397,6 +399,10 @@ int main(int argc, char **argv)
          "per-call send queue bound (0 = runtime default)"},
         {"drain-ms", LG_CFG_INT, &drain_ms, "0", 0, 3600000,
          "graceful shutdown drain time in ms (0 = runtime default)"},
+        {"keepalive-ms", LG_CFG_INT, &keepalive_ms, "-1", -1, INT32_MAX,
+         "idle time before a keepalive PING in ms (-1 = runtime default, 0 = off)"},
+        {"keepalive-timeout-ms", LG_CFG_INT, &keepalive_timeout_ms, "0", 0, INT32_MAX,
+         "PING ack timeout in ms (0 = runtime default)"},
     };
     const size_t nopts = sizeof(opts) / sizeof(opts[0]);
     char err[256];
@@ -436,6 +442,12 @@ int main(int argc, char **argv)
     }
     if (drain_ms > 0) {
         so.drain_ms = (uint32_t)drain_ms;
+    }
+    if (keepalive_ms >= 0) {
+        so.keepalive_time_ms = (uint32_t)keepalive_ms;
+    }
+    if (keepalive_timeout_ms > 0) {
+        so.keepalive_timeout_ms = (uint32_t)keepalive_timeout_ms;
     }
     if (lg_grpc_server_new(&app.srv, app.base, &so) != LG_OK ||
         lg_grpc_health_new(&app.health, app.srv) != LG_OK ||

@@ -326,6 +326,17 @@ class BadInput(unittest.TestCase):
         c.pump(lambda: c.ping_acks == 1)
         c.close()
 
+    def test_ping_flood_gets_goaway_enhance_your_calm(self):
+        c = H2Client(self.server)
+        c.pump(lambda: h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS in c.remote_settings)
+        for i in range(6):  # no calls, pings far closer than 5 min apart: strikes
+            c.conn.ping(b"%08d" % i)
+        c.flush()
+        c.pump(lambda: c.goaway is not None)
+        self.assertEqual(c.goaway.error_code, 0xB)  # ENHANCE_YOUR_CALM
+        self.assertEqual(c.goaway.additional_data, b"too_many_pings")
+        c.close()
+
     def test_client_reset_mid_stream(self):
         before = self.server.stats()
         c = H2Client(self.server)
@@ -350,6 +361,31 @@ class BadInput(unittest.TestCase):
         c.sock.close()
         self.server.wait_stats(lambda s: s["closed_conn_lost"] >= before["closed_conn_lost"] + 3,
                                "handlers told of the connection loss")
+
+
+class Keepalive(unittest.TestCase):
+    """A client that never acknowledges the server's keepalive PING is disconnected."""
+
+    def test_unanswered_keepalive_ping_closes_connection(self):
+        server = Server("--keepalive-ms", "200", "--keepalive-timeout-ms", "300")
+        try:
+            s = raw_connect(server)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            data, closed = b"", False
+            while not closed:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    chunk = b""
+                # socket.timeout (10 s) propagates: the server did not close the connection.
+                closed = not chunk
+                data += chunk
+            s.close()
+            pings = [f for f in h2_frames(data) if f[0] == 0x6 and not f[1] & 0x1]
+            self.assertGreaterEqual(len(pings), 1)
+            server.assert_serving()
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":
