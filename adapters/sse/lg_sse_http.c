@@ -271,11 +271,29 @@ static bool cors_allowed(const lg_sse_http *h, const char *origin)
     return false;
 }
 
-/* Adds CORS headers for an allowed Origin; returns whether the origin is allowed (or absent). */
+/* True when |origin| is this server itself ("http(s)://" + Host): browsers send Origin on
+ * same-origin POSTs too, and those need no CORS at all. */
+static bool is_same_origin(struct evhttp_request *req, const char *origin)
+{
+    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    const char *rest = NULL;
+    if (host == NULL) {
+        return false;
+    }
+    if (strncmp(origin, "http://", strlen("http://")) == 0) {
+        rest = origin + strlen("http://");
+    } else if (strncmp(origin, "https://", strlen("https://")) == 0) {
+        rest = origin + strlen("https://");
+    }
+    return rest != NULL && strcasecmp(rest, host) == 0;
+}
+
+/* Adds CORS headers for an allowed Origin; returns whether the origin is allowed (or absent,
+ * or the server itself). */
 static bool cors_apply(lg_sse_http *h, struct evhttp_request *req)
 {
     const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
-    if (origin == NULL) {
+    if (origin == NULL || is_same_origin(req, origin)) {
         return true;
     }
     if (!cors_allowed(h, origin)) {
