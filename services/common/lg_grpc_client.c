@@ -1534,3 +1534,11 @@ size_t lg_grpc_client_get_max_open_streams(const lg_grpc_client *c)
 {
     return c->max_open_streams;
 }
+
+size_t lg_grpc_client_get_outbuf_len(const lg_grpc_client *c)
+{
+    if (!c->conn || !c->conn->bev) {
+        return 0;
+    }
+    return evbuffer_get_length(bufferevent_get_output(c->conn->bev));
+}

@@ -181,6 +181,9 @@ bool lg_grpc_client_is_connected(const lg_grpc_client *c);
 uint64_t lg_grpc_client_get_connect_count(const lg_grpc_client *c);
 /* Calls started and not yet closed (queued + on a stream + waiting for on_close). */
 size_t lg_grpc_client_get_call_count(const lg_grpc_client *c);
+/* Bytes waiting in the connection's socket output buffer, 0 without a connection (tests,
+ * metrics). nghttp2 stops producing once this reaches LG_GRPC_CLIENT_OUTBUF_HIGH_BYTES. */
+size_t lg_grpc_client_get_outbuf_len(const lg_grpc_client *c);
 /* Largest number of streams open at once on one connection so far (tests). */
 size_t lg_grpc_client_get_max_open_streams(const lg_grpc_client *c);
 
