@@ -308,6 +308,14 @@ static int start_request(lg_shipper *s, const char *params, const void *body, si
 static void start_insert(lg_shipper *s, int64_t now)
 {
     struct lg_slice body = lg_batch_body(s->batch);
+    /* An INSERT never rides a reused connection: when a reused keep-alive connection dies
+     * before any answer, libcurl silently resends the request on a new one (its "connection
+     * died, retrying a fresh connect"), and for an INSERT the server may already have
+     * executed the first copy: a double-billed batch that no batch_id check would see.
+     * Found by it_ambiguous.sh. One TCP handshake per insert (about one per second) is the
+     * price; landed-checks (idempotent SELECTs) keep using keep-alive. */
+    curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);
     int rc = start_request(s, SHIPPER_INSERT_PARAMS, body.ptr, body.len, s->gzip);
     if (rc != LG_OK) {
         lg_log(LG_LOG_ERROR, NULL, "insert_start_failed", "err=%s", lg_err_name(rc));
@@ -319,6 +327,8 @@ static void start_insert(lg_shipper *s, int64_t now)
 
 static void start_check(lg_shipper *s, int64_t now)
 {
+    curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 0L);
+    curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 0L);
     lg_buf_reset(&s->sql);
     int rc = lg_buf_append_str(&s->sql, "SELECT uniqExact(request_id) FROM llm_requests "
                                          "WHERE batch_id = ");

@@ -31,6 +31,6 @@ expect_eq "rows" "$(q 'SELECT count() FROM llm_requests')" "$N"
 expect_eq "distinct request ids" "$(q 'SELECT uniqExact(request_id) FROM llm_requests')" "$N"
 expect_eq "rollup requests" "$(q 'SELECT sum(requests) FROM llm_usage_daily')" "$N"
 grep -q "retries=0 " "$WORK/driver.out" && fail "no retries recorded"
-# The cut insert was ambiguous: the shipper must have asked whether its batch landed.
-grep -q "landed_checks=0 " "$WORK/driver.out" && fail "no batch_id check after the cut insert"
+# Whether the kill cut an insert mid-flight depends on timing (it usually does); the
+# deterministic test of that case is it_ambiguous.sh. Counts above must hold either way.
 echo PASS
