@@ -32,30 +32,34 @@
 /* Per-call arena: request metadata copies, response metadata copies and the status
  * message. Bounded by both header lists plus slack for the arena's chunk rounding. */
 #define CLIENT_ARENA_CHUNK_BYTES 4096u
-#define CLIENT_ARENA_MAX_BYTES (4u * LG_GRPC_CLIENT_MAX_HEADER_LIST_BYTES)
+#define CLIENT_ARENA_MAX_BYTES   (4u * LG_GRPC_CLIENT_MAX_HEADER_LIST_BYTES)
 /* Longest grpc-message we keep; longer ones are cut (they only ever carry a reason). */
 #define CLIENT_MAX_STATUS_MESSAGE_BYTES LG_GRPC_CLIENT_MAX_HEADER_LIST_BYTES
 /* Request headers we always send (:method :scheme :path :authority te content-type
  * user-agent grpc-accept-encoding grpc-encoding grpc-timeout). */
 #define CLIENT_FIXED_HEADERS 10
 /* HTTP :status values (RFC 9110) the HTTP-to-gRPC mapping needs. */
-#define HTTP_OK 200
+#define HTTP_OK                200
 #define HTTP_INFORMATIONAL_MIN 100
 #define HTTP_INFORMATIONAL_MAX 199
-#define HTTP_BAD_REQUEST 400
-#define HTTP_UNAUTHORIZED 401
-#define HTTP_FORBIDDEN 403
-#define HTTP_NOT_FOUND 404
+#define HTTP_BAD_REQUEST       400
+#define HTTP_UNAUTHORIZED      401
+#define HTTP_FORBIDDEN         403
+#define HTTP_NOT_FOUND         404
 #define HTTP_TOO_MANY_REQUESTS 429
-#define HTTP_BAD_GATEWAY 502
-#define HTTP_UNAVAILABLE 503
-#define HTTP_GATEWAY_TIMEOUT 504
-#define HTTP_STATUS_DIGITS 3
+#define HTTP_BAD_GATEWAY       502
+#define HTTP_UNAVAILABLE       503
+#define HTTP_GATEWAY_TIMEOUT   504
+#define HTTP_STATUS_DIGITS     3
 /* Milliseconds and nanoseconds per second, for timeval and grpc-timeout conversions. */
-#define MS_PER_S 1000
-#define US_PER_MS 1000
-#define NS_PER_MS 1000000u
-#define PCT 100u
+#define MS_PER_S     1000
+#define US_PER_MS    1000
+#define NS_PER_MS    1000000u
+#define PCT          100u
+#define DECIMAL_BASE 10
+/* Metadata entries allocated for the first header block; doubled as needed (bounded by
+ * LG_GRPC_CLIENT_MAX_HEADER_LIST_BYTES, as every entry costs at least 32 bytes there). */
+#define CLIENT_MD_INITIAL_CAP 8
 
 _Static_assert(LG_GRPC_FRAME_DEFAULT_MAX_MESSAGE_BYTES <= LG_GRPC_CLIENT_MAX_RECV_MSG_BYTES_HARD,
                "the default receive limit is within the hard maximum");
@@ -75,36 +79,36 @@ struct lg_grpc_client_call {
     struct lg_grpc_client_call_cbs cbs;
     void *user_data;
     enum lg_grpc_client_kind kind;
-    int32_t stream_id;          /* 0 until submitted */
+    int32_t stream_id;            /* 0 until submitted */
     struct client_stream *stream; /* nghttp2's handle while ACTIVE, else NULL */
-    bool retried;               /* already retried once after REFUSED_STREAM / GOAWAY */
-    char *path;                 /* arena */
-    nghttp2_nv *req_nv;         /* request headers, arena; values live in the arena */
+    bool retried;                 /* already retried once after REFUSED_STREAM / GOAWAY */
+    char *path;                   /* arena */
+    nghttp2_nv *req_nv;           /* request headers, arena; values live in the arena */
     size_t req_nv_count;
-    size_t req_timeout_nv;      /* index of grpc-timeout in req_nv, or SIZE_MAX */
-    int64_t deadline_ms;        /* absolute monotonic ms, or -1 */
-    struct event *deadline_ev;  /* NULL without a deadline */
-    struct lg_buf req;          /* framed request (prefix + payload) */
-    size_t req_off;             /* bytes of |req| handed to nghttp2 */
-    lg_arena *arena;            /* header copies; freed with the call */
+    size_t req_timeout_nv;     /* index of grpc-timeout in req_nv, or SIZE_MAX */
+    int64_t deadline_ms;       /* absolute monotonic ms, or -1 */
+    struct event *deadline_ev; /* NULL without a deadline */
+    struct lg_buf req;         /* framed request (prefix + payload) */
+    size_t req_off;            /* bytes of |req| handed to nghttp2 */
+    lg_arena *arena;           /* header copies; freed with the call */
     lg_grpc_frame_reader *reader;
-    struct lg_buf inflated;     /* scratch for decompressing one message */
-    struct lg_buf scratch;      /* scratch for base64 decoding */
+    struct lg_buf inflated; /* scratch for decompressing one message */
+    struct lg_buf scratch;  /* scratch for base64 decoding */
     /* Response header block being received. */
-    struct lg_grpc_client_md *md;   /* lg_realloc'd array */
+    struct lg_grpc_client_md *md; /* lg_realloc'd array */
     size_t md_count;
     size_t md_cap;
-    size_t hdr_bytes;               /* header list size of the current block */
-    int http_status;                /* :status of the current block, 0 if none */
-    bool ct_ok;                     /* content-type of the block is application/grpc */
+    size_t hdr_bytes; /* header list size of the current block */
+    int http_status;  /* :status of the current block, 0 if none */
+    bool ct_ok;       /* content-type of the block is application/grpc */
     bool have_grpc_status;
     int grpc_status;
-    struct lg_slice grpc_message;   /* raw (still percent-encoded), arena */
-    bool got_headers;               /* final response headers received */
-    bool gzip_response;             /* grpc-encoding: gzip */
-    bool unknown_encoding;          /* grpc-encoding other than identity/gzip */
-    uint64_t msgs;                  /* response messages delivered */
-    uint64_t compressed_msgs;       /* of which had the compressed flag */
+    struct lg_slice grpc_message; /* raw (still percent-encoded), arena */
+    bool got_headers;             /* final response headers received */
+    bool gzip_response;           /* grpc-encoding: gzip */
+    bool unknown_encoding;        /* grpc-encoding other than identity/gzip */
+    uint64_t msgs;                /* response messages delivered */
+    uint64_t compressed_msgs;     /* of which had the compressed flag */
     /* Final status (valid in CALL_DONE). */
     int code;
     const char *message; /* arena or a string literal */
@@ -120,44 +124,44 @@ TAILQ_HEAD(call_list, lg_grpc_client_call);
  * pointer), and nghttp2_session_set_stream_user_data cannot reach such a stream. The handle
  * lives until nghttp2 closes the stream (or the session is deleted). */
 struct client_stream {
-    lg_grpc_client_call *call;       /* NULL once the call ended on our side */
-    LIST_ENTRY(client_stream) link;  /* in client_conn.streams */
+    lg_grpc_client_call *call;      /* NULL once the call ended on our side */
+    LIST_ENTRY(client_stream) link; /* in client_conn.streams */
 };
 
 LIST_HEAD(stream_list, client_stream);
 
 struct client_conn {
-    uint64_t id;               /* connection number, as in logs */
+    uint64_t id; /* connection number, as in logs */
     struct bufferevent *bev;
-    nghttp2_session *session;  /* NULL while connecting */
-    bool ready;                /* the server's first SETTINGS arrived: streams may open.
-                                  Waiting for it (as grpc-go does) means the server's
-                                  MAX_CONCURRENT_STREAMS is known before the first stream,
-                                  instead of streams being refused in a burst. */
-    bool goaway;               /* GOAWAY received or sent: no new streams */
-    size_t open_streams;       /* streams submitted and not yet closed by nghttp2 */
+    nghttp2_session *session;   /* NULL while connecting */
+    bool ready;                 /* the server's first SETTINGS arrived: streams may open.
+                                   Waiting for it (as grpc-go does) means the server's
+                                   MAX_CONCURRENT_STREAMS is known before the first stream,
+                                   instead of streams being refused in a burst. */
+    bool goaway;                /* GOAWAY received or sent: no new streams */
+    size_t open_streams;        /* streams submitted and not yet closed by nghttp2 */
     struct stream_list streams; /* their handles */
     struct event *connect_timer;
 };
 
 struct lg_grpc_client {
     struct event_base *base;
-    struct evdns_base *dns;    /* only for a target that is not an IP literal */
+    struct evdns_base *dns; /* only for a target that is not an IP literal */
     struct lg_grpc_client_opts opts;
     char host[CLIENT_MAX_HOST_BYTES];
     uint16_t port;
     char *authority;
     char *user_agent;
-    struct client_conn *conn;  /* NULL when not connected or dialling */
+    struct client_conn *conn; /* NULL when not connected or dialling */
     struct call_list pending;
     struct call_list active;
     struct call_list done;
     size_t pending_count;
     size_t call_count;
-    struct event *kick_ev;     /* deferred work: submit, send, deliver on_close, redial */
-    struct event *backoff_ev;  /* pending while redialling is held back */
-    uint32_t backoff_ms;       /* next backoff delay */
-    uint64_t conn_seq;         /* connection numbers handed out */
+    struct event *kick_ev;    /* deferred work: submit, send, deliver on_close, redial */
+    struct event *backoff_ev; /* pending while redialling is held back */
+    uint32_t backoff_ms;      /* next backoff delay */
+    uint64_t conn_seq;        /* connection numbers handed out */
     uint64_t connect_count;
     size_t max_open_streams;
     bool freeing;
@@ -263,8 +267,7 @@ static void call_finish(lg_grpc_client_call *call, int code, const char *msg, si
         nghttp2_session *s = c->conn->session;
         if (rst) {
             /* The stream may already be closed on nghttp2's side: nothing to reset then. */
-            (void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, call->stream_id,
-                                            NGHTTP2_CANCEL);
+            (void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
         }
     }
     if (call->deadline_ev) {
@@ -312,11 +315,10 @@ static void call_reset_block(lg_grpc_client_call *call)
     call->grpc_message = (struct lg_slice){NULL, 0};
 }
 
-static int call_md_push(lg_grpc_client_call *call, const char *key, const uint8_t *val,
-                        size_t len)
+static int call_md_push(lg_grpc_client_call *call, const char *key, const uint8_t *val, size_t len)
 {
     if (call->md_count == call->md_cap) {
-        size_t ncap = call->md_cap ? call->md_cap * 2 : 8;
+        size_t ncap = call->md_cap ? call->md_cap * 2 : CLIENT_MD_INITIAL_CAP;
         struct lg_grpc_client_md *n = lg_realloc(call->md, ncap * sizeof(*n));
         if (!n) {
             return LG_ERR_NOMEM;
@@ -353,8 +355,7 @@ static int call_md_add(lg_grpc_client_call *call, const uint8_t *name, size_t na
     }
     if (lg_grpc_frame_is_bin_key(name, namelen)) {
         struct bin_ctx b = {call, key};
-        return lg_grpc_frame_bin_decode_list(value, valuelen, &call->scratch, call_md_bin_cb,
-                                             &b);
+        return lg_grpc_frame_bin_decode_list(value, valuelen, &call->scratch, call_md_bin_cb, &b);
     }
     char *val = lg_arena_strndup(call->arena, (const char *)value, valuelen);
     if (!val) {
@@ -379,7 +380,7 @@ static int parse_http_status(const uint8_t *v, size_t len)
         if (v[i] < '0' || v[i] > '9') {
             return 0;
         }
-        s = s * 10 + (v[i] - '0');
+        s = s * DECIMAL_BASE + (v[i] - '0');
     }
     return s;
 }
@@ -466,8 +467,7 @@ static void call_finish_from_status_block(lg_grpc_client_call *call, bool traile
     if (code == LG_GRPC_OK) {
         int rv = lg_grpc_frame_reader_finish(call->reader);
         if (rv != LG_OK) {
-            call_finish_str(call, LG_GRPC_INTERNAL, "truncated message before trailers",
-                            false);
+            call_finish_str(call, LG_GRPC_INTERNAL, "truncated message before trailers", false);
             return;
         }
         if (call->kind == LG_GRPC_CLIENT_UNARY && call->msgs != 1) {
@@ -480,10 +480,9 @@ static void call_finish_from_status_block(lg_grpc_client_call *call, bool traile
     if (call->grpc_message.len > 0) {
         lg_buf_reset(&call->scratch);
         size_t keep = call->grpc_message.len;
-        if (lg_grpc_frame_percent_decode(call->grpc_message.ptr, keep, &call->scratch) ==
-            LG_OK) {
-            char *m = lg_arena_strndup(call->arena, (const char *)call->scratch.data,
-                                       call->scratch.len);
+        if (lg_grpc_frame_percent_decode(call->grpc_message.ptr, keep, &call->scratch) == LG_OK) {
+            char *m =
+                lg_arena_strndup(call->arena, (const char *)call->scratch.data, call->scratch.len);
             if (m) {
                 msg = m;
                 msg_len = call->scratch.len;
@@ -512,8 +511,8 @@ static void call_on_header_block(lg_grpc_client_call *call, bool end_stream)
             return;
         }
         if (call->http_status != HTTP_OK) {
-            call_finish_str(call, http_to_grpc_status(call->http_status),
-                            "non-200 HTTP status", true);
+            call_finish_str(call, http_to_grpc_status(call->http_status), "non-200 HTTP status",
+                            true);
             return;
         }
         if (!call->ct_ok) {
@@ -628,8 +627,7 @@ static int h2_header_cb(nghttp2_session *s, const nghttp2_frame *frame, const ui
     }
     int rv = call_on_header(call, name, namelen, value, valuelen);
     if (rv == LG_ERR_TOO_LARGE) {
-        call_finish_str(call, LG_GRPC_RESOURCE_EXHAUSTED, "response metadata over the limit",
-                        true);
+        call_finish_str(call, LG_GRPC_RESOURCE_EXHAUSTED, "response metadata over the limit", true);
     } else if (rv != LG_OK) {
         /* MALFORMED (bad base64) -> INTERNAL; NOMEM -> RESOURCE_EXHAUSTED. */
         call_finish_str(call, lg_err_grpc_status(rv), "bad response metadata", true);
@@ -723,8 +721,7 @@ static void call_requeue(lg_grpc_client_call *call)
     call_set_state(call, CALL_QUEUED);
 }
 
-static int h2_stream_close_cb(nghttp2_session *s, int32_t stream_id, uint32_t error_code,
-                              void *ud)
+static int h2_stream_close_cb(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *ud)
 {
     lg_grpc_client *c = ud;
     if (c->conn->open_streams > 0) {
@@ -756,9 +753,8 @@ static int h2_stream_close_cb(nghttp2_session *s, int32_t stream_id, uint32_t er
     return 0;
 }
 
-static ssize_t h2_data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
-                               size_t length, uint32_t *data_flags, nghttp2_data_source *src,
-                               void *ud)
+static ssize_t h2_data_read_cb(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
+                               uint32_t *data_flags, nghttp2_data_source *src, void *ud)
 {
     (void)src;
     (void)ud;
@@ -855,8 +851,8 @@ static void conn_close(lg_grpc_client *c, int code, const char *why)
         return;
     }
     struct lg_log_ctx ctx = {.conn = k->id};
-    lg_log(LG_LOG_INFO, &ctx, "conn_close", "target=%s:%u reason=%s", c->host,
-           (unsigned)c->port, why);
+    lg_log(LG_LOG_INFO, &ctx, "conn_close", "target=%s:%u reason=%s", c->host, (unsigned)c->port,
+           why);
     lg_grpc_client_call *call;
     while ((call = TAILQ_FIRST(&c->active)) != NULL) {
         /* The session goes away with the connection: no RST needed. */
@@ -881,8 +877,7 @@ static void conn_read_cb(struct bufferevent *bev, void *ud)
         ssize_t n = nghttp2_session_mem_recv(k->session, v.iov_base, v.iov_len);
         if (n < 0) {
             struct lg_log_ctx ctx = {.conn = k->id};
-            lg_log(LG_LOG_WARN, &ctx, "h2_recv_failed", "error=%s",
-                   nghttp2_strerror((int)n));
+            lg_log(LG_LOG_WARN, &ctx, "h2_recv_failed", "error=%s", nghttp2_strerror((int)n));
             conn_fail(c, LG_GRPC_INTERNAL, "HTTP/2 protocol error from the server");
             return;
         }
@@ -933,8 +928,8 @@ static void client_backoff_cb(evutil_socket_t fd, short what, void *ud)
 static void conn_dial_failed(lg_grpc_client *c, const char *why)
 {
     struct lg_log_ctx ctx = {.conn = c->conn ? c->conn->id : 0};
-    lg_log(LG_LOG_WARN, &ctx, "connect_failed", "target=%s:%u reason=%s backoff_ms=%u",
-           c->host, (unsigned)c->port, why, (unsigned)c->backoff_ms);
+    lg_log(LG_LOG_WARN, &ctx, "connect_failed", "target=%s:%u reason=%s backoff_ms=%u", c->host,
+           (unsigned)c->port, why, (unsigned)c->backoff_ms);
     struct client_conn *k = c->conn;
     c->conn = NULL;
     conn_free(k);
@@ -944,8 +939,8 @@ static void conn_dial_failed(lg_grpc_client *c, const char *why)
     }
     struct timeval tv = client_ms_to_tv(backoff_jittered(c->backoff_ms));
     evtimer_add(c->backoff_ev, &tv);
-    uint64_t next = (uint64_t)c->backoff_ms * LG_GRPC_CLIENT_BACKOFF_MULT_NUM /
-                    LG_GRPC_CLIENT_BACKOFF_MULT_DEN;
+    uint64_t next =
+        (uint64_t)c->backoff_ms * LG_GRPC_CLIENT_BACKOFF_MULT_NUM / LG_GRPC_CLIENT_BACKOFF_MULT_DEN;
     c->backoff_ms = next > c->opts.backoff_max_ms ? c->opts.backoff_max_ms : (uint32_t)next;
 }
 
@@ -1038,9 +1033,7 @@ static void conn_dial(lg_grpc_client *c)
     c->conn = k;
     /* Deferred callbacks: libevent may report a failed connect from inside
      * bufferevent_socket_connect_hostname, where freeing the bufferevent is not safe. */
-    k->bev = bufferevent_socket_new(c->base, -1,
-                                    BEV_OPT_CLOSE_ON_FREE |
-                                        BEV_OPT_DEFER_CALLBACKS);
+    k->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     k->connect_timer = evtimer_new(c->base, conn_connect_timeout_cb, c);
     if (!k->bev || !k->connect_timer) {
         conn_dial_failed(c, "out of memory");
@@ -1088,8 +1081,8 @@ static int call_submit(lg_grpc_client *c, lg_grpc_client_call *call)
         return LG_ERR_NOMEM;
     }
     h->call = call;
-    int32_t id = nghttp2_submit_request(c->conn->session, NULL, call->req_nv,
-                                        call->req_nv_count, &prd, h);
+    int32_t id =
+        nghttp2_submit_request(c->conn->session, NULL, call->req_nv, call->req_nv_count, &prd, h);
     if (id < 0) {
         lg_free(h);
         return id == NGHTTP2_ERR_NOMEM ? LG_ERR_NOMEM : LG_ERR_UNAVAILABLE;
@@ -1202,7 +1195,8 @@ static int md_is_valid(const struct lg_grpc_client_md *md)
     if (!lg_grpc_frame_is_valid_key(k, klen) || lg_grpc_frame_is_reserved_key(k, klen)) {
         return LG_ERR_INVALID;
     }
-    if (!lg_grpc_frame_is_bin_key(k, klen) && !lg_grpc_frame_is_valid_ascii_value(md->val, md->len)) {
+    if (!lg_grpc_frame_is_bin_key(k, klen) &&
+        !lg_grpc_frame_is_valid_ascii_value(md->val, md->len)) {
         return LG_ERR_INVALID;
     }
     return LG_OK;
@@ -1227,8 +1221,8 @@ static int call_build_headers(lg_grpc_client *c, lg_grpc_client_call *call, cons
     }
     size_t n = 0;
     nghttp2_nv *nv = call->req_nv;
-    nv[n++] = make_nv(":method", "POST", 4);
-    nv[n++] = make_nv(":scheme", "http", 4);
+    nv[n++] = make_nv(":method", "POST", strlen("POST"));
+    nv[n++] = make_nv(":scheme", "http", strlen("http"));
     nv[n++] = make_nv(":path", call->path, strlen(call->path));
     nv[n++] = make_nv(":authority", c->authority, strlen(c->authority));
     nv[n++] = make_nv("te", "trailers", strlen("trailers"));
@@ -1236,7 +1230,7 @@ static int call_build_headers(lg_grpc_client *c, lg_grpc_client_call *call, cons
     nv[n++] = make_nv("user-agent", c->user_agent, strlen(c->user_agent));
     nv[n++] = make_nv("grpc-accept-encoding", "identity,gzip", strlen("identity,gzip"));
     if (o->gzip) {
-        nv[n++] = make_nv("grpc-encoding", "gzip", 4);
+        nv[n++] = make_nv("grpc-encoding", "gzip", strlen("gzip"));
     }
     call->req_timeout_nv = SIZE_MAX;
     if (o->timeout_ms > 0) {
@@ -1384,7 +1378,8 @@ void lg_grpc_client_opts_default(struct lg_grpc_client_opts *opts)
 
 static int client_check_opts(const struct lg_grpc_client_opts *o)
 {
-    if (o->max_recv_msg_bytes == 0 || o->max_recv_msg_bytes > LG_GRPC_CLIENT_MAX_RECV_MSG_BYTES_HARD ||
+    if (o->max_recv_msg_bytes == 0 ||
+        o->max_recv_msg_bytes > LG_GRPC_CLIENT_MAX_RECV_MSG_BYTES_HARD ||
         o->max_queued_calls == 0 || o->max_queued_calls > LG_GRPC_CLIENT_MAX_QUEUED_CALLS ||
         o->connect_timeout_ms == 0 || o->backoff_initial_ms == 0 ||
         o->backoff_max_ms < o->backoff_initial_ms ||

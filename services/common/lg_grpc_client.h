@@ -15,9 +15,9 @@
  * Connection loss ends the calls on that connection with UNAVAILABLE; the next call dials
  * again. A dial fails when TCP connect fails, the peer closes or speaks something other than
  * HTTP/2 before its SETTINGS, or connect_timeout_ms passes; calls waiting for it end
- * UNAVAILABLE (gRPC's default fail-fast behaviour) and further dials back off exponentially. GOAWAY: streams the server did not
- * process are retried once on a new connection; the rest finish on the old one. PINGs are
- * acknowledged by nghttp2.
+ * UNAVAILABLE (gRPC's default fail-fast behaviour) and further dials back off exponentially.
+ * GOAWAY: streams the server did not process are retried once on a new connection; the rest finish
+ * on the old one. PINGs are acknowledged by nghttp2.
  *
  * Thread. Everything runs on the event_base given to lg_grpc_client_new; every function
  * must be called on that loop's thread, and every callback fires on it. The process must
@@ -61,18 +61,18 @@ typedef struct lg_grpc_client_call lg_grpc_client_call;
 
 /* Client options; fill with lg_grpc_client_opts_default, then change what you need. */
 struct lg_grpc_client_opts {
-    size_t max_recv_msg_bytes;     /* largest response message accepted, after
-                                      decompression; over it the call ends
-                                      RESOURCE_EXHAUSTED (default 4 MiB) */
-    uint32_t max_queued_calls;     /* calls waiting for a connection or a stream slot;
-                                      lg_grpc_client_start returns LG_ERR_EXHAUSTED past it */
-    uint32_t connect_timeout_ms;   /* a dial (TCP + HTTP/2 preface) that takes longer fails */
-    uint32_t backoff_initial_ms;   /* wait before redialing after the first failed dial */
-    uint32_t backoff_max_ms;       /* cap of the exponential backoff (x1.6 per failure) */
-    uint32_t stream_window_bytes;  /* SETTINGS_INITIAL_WINDOW_SIZE we announce (per stream) */
-    uint32_t conn_window_bytes;    /* connection-level receive window */
-    const char *authority;         /* :authority to send (copied); NULL = the target */
-    const char *user_agent;        /* user-agent prefix (copied); NULL = "llmgate-grpc" */
+    size_t max_recv_msg_bytes;    /* largest response message accepted, after
+                                     decompression; over it the call ends
+                                     RESOURCE_EXHAUSTED (default 4 MiB) */
+    uint32_t max_queued_calls;    /* calls waiting for a connection or a stream slot;
+                                     lg_grpc_client_start returns LG_ERR_EXHAUSTED past it */
+    uint32_t connect_timeout_ms;  /* a dial (TCP + HTTP/2 preface) that takes longer fails */
+    uint32_t backoff_initial_ms;  /* wait before redialing after the first failed dial */
+    uint32_t backoff_max_ms;      /* cap of the exponential backoff (x1.6 per failure) */
+    uint32_t stream_window_bytes; /* SETTINGS_INITIAL_WINDOW_SIZE we announce (per stream) */
+    uint32_t conn_window_bytes;   /* connection-level receive window */
+    const char *authority;        /* :authority to send (copied); NULL = the target */
+    const char *user_agent;       /* user-agent prefix (copied); NULL = "llmgate-grpc" */
 };
 
 /* How many response messages a call expects. */
@@ -91,23 +91,23 @@ struct lg_grpc_client_md {
 
 /* Per-call options. Zero-initialise, then set what you need. */
 struct lg_grpc_client_call_opts {
-    enum lg_grpc_client_kind kind;       /* unary or server-streaming */
-    int64_t timeout_ms;                  /* deadline from the start call; <= 0 = none */
-    const struct lg_grpc_client_md *md;  /* request metadata (copied); may be NULL */
-    size_t md_count;                     /* entries in |md| */
-    bool gzip;                           /* gzip-compress the request message */
+    enum lg_grpc_client_kind kind;      /* unary or server-streaming */
+    int64_t timeout_ms;                 /* deadline from the start call; <= 0 = none */
+    const struct lg_grpc_client_md *md; /* request metadata (copied); may be NULL */
+    size_t md_count;                    /* entries in |md| */
+    bool gzip;                          /* gzip-compress the request message */
 };
 
 /* The final status of a call, borrowed for the duration of on_close. */
 struct lg_grpc_client_status {
-    int code;                              /* enum lg_grpc_status */
-    const char *message;                   /* decoded grpc-message (UTF-8), or a local
-                                              reason; never NULL, may be "" */
-    size_t message_len;                    /* bytes of |message| */
+    int code;                                 /* enum lg_grpc_status */
+    const char *message;                      /* decoded grpc-message (UTF-8), or a local
+                                                 reason; never NULL, may be "" */
+    size_t message_len;                       /* bytes of |message| */
     const struct lg_grpc_client_md *trailers; /* trailing metadata (or the Trailers-Only
                                                  headers), without grpc-* and pseudo
                                                  headers; "-bin" values decoded */
-    size_t trailer_count;                  /* entries in |trailers| */
+    size_t trailer_count;                     /* entries in |trailers| */
 };
 
 /* The response headers arrived (not called for a Trailers-Only response). |md| holds the
@@ -116,8 +116,8 @@ typedef void (*lg_grpc_client_headers_cb)(lg_grpc_client_call *call,
                                           const struct lg_grpc_client_md *md, size_t count,
                                           void *user_data);
 /* One response message, decompressed, |len| bytes at |msg| (borrowed until return). */
-typedef void (*lg_grpc_client_message_cb)(lg_grpc_client_call *call, const uint8_t *msg,
-                                          size_t len, void *user_data);
+typedef void (*lg_grpc_client_message_cb)(lg_grpc_client_call *call, const uint8_t *msg, size_t len,
+                                          void *user_data);
 /* The call ended with |st|. Fires exactly once, on a later loop turn than any API call;
  * |call| is freed by the client when this returns. */
 typedef void (*lg_grpc_client_close_cb)(lg_grpc_client_call *call,

@@ -18,14 +18,36 @@
 #define FRAME_ZLIB_MEM_LEVEL 8
 /* grpc-timeout's longest value: 8 digits (PROTOCOL-HTTP2.md "TimeoutValue"). */
 #define FRAME_TIMEOUT_MAX_DIGITS 8
-#define FRAME_TIMEOUT_MAX_VALUE 99999999u
+#define FRAME_TIMEOUT_MAX_VALUE  99999999u
 /* grpc-status: an int has at most 10 decimal digits. */
+#define FRAME_DECIMAL_BASE 10
+/* The prefix's length field: 4 bytes, big-endian. */
+#define FRAME_LEN_BYTES     (LG_GRPC_FRAME_PREFIX_BYTES - 1)
+#define FRAME_BITS_PER_BYTE 8
+/* grpc-message may carry 0x20..0x7E as they are (PROTOCOL-HTTP2.md "Status-Message"); other
+ * bytes and '%' become "%XX": one '%' and two hex digits of 4 bits each. */
+#define FRAME_PRINTABLE_MIN    0x20
+#define FRAME_PRINTABLE_MAX    0x7E
+#define FRAME_PCT_ESCAPE_BYTES 3
+#define FRAME_HEX_BITS         4
+#define FRAME_HEX_MASK         ((1u << FRAME_HEX_BITS) - 1)
+/* base64 (RFC 4648 section 4): 6 bits per character, groups of 4 characters, at most two
+ * '=' of padding. */
+#define FRAME_B64_BITS          6
+#define FRAME_B64_MASK          ((1u << FRAME_B64_BITS) - 1)
+#define FRAME_B64_GROUP_CHARS   4
+#define FRAME_B64_MAX_PAD       2
 #define FRAME_STATUS_MAX_DIGITS 10
 
 _Static_assert(LG_GRPC_FRAME_TIMEOUT_STR_BYTES >= FRAME_TIMEOUT_MAX_DIGITS + 2,
                "grpc-timeout buffer holds 8 digits, a unit and a NUL");
 _Static_assert(LG_GRPC_FRAME_ZLIB_CHUNK_BYTES > 0 && LG_GRPC_FRAME_ZLIB_CHUNK_BYTES <= UINT_MAX,
                "zlib counts in uInt");
+
+static uint8_t frame_ascii_lower(uint8_t c)
+{
+    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c - 'A' + 'a') : c;
+}
 
 /* ---- encoder ------------------------------------------------------------------------- */
 
@@ -34,10 +56,9 @@ void lg_grpc_frame_write_prefix(uint8_t out[LG_GRPC_FRAME_PREFIX_BYTES], bool co
 {
     assert(len <= LG_GRPC_FRAME_MAX_PAYLOAD_BYTES);
     out[0] = compressed ? LG_GRPC_FRAME_FLAG_COMPRESSED : 0;
-    out[1] = (uint8_t)(len >> 24);
-    out[2] = (uint8_t)(len >> 16);
-    out[3] = (uint8_t)(len >> 8);
-    out[4] = (uint8_t)len;
+    for (size_t i = 0; i < FRAME_LEN_BYTES; i++) {
+        out[1 + i] = (uint8_t)(len >> (FRAME_BITS_PER_BYTE * (FRAME_LEN_BYTES - 1 - i)));
+    }
 }
 
 static int frame_append_whole(struct lg_buf *out, const uint8_t *payload, size_t len,
@@ -88,14 +109,14 @@ int lg_grpc_frame_encode(struct lg_buf *out, const uint8_t *msg, size_t len, boo
 struct lg_grpc_frame_reader {
     size_t max_message_bytes; /* receive limit, from the declared length */
     uint8_t hdr[LG_GRPC_FRAME_PREFIX_BYTES];
-    size_t hdr_len;      /* prefix bytes gathered, 0..5 */
-    bool have_hdr;       /* the prefix is complete: now reading |need| payload bytes */
-    bool compressed;     /* flag of the current message */
-    size_t need;         /* payload length of the current message */
-    struct lg_buf part;  /* payload gathered across feeds; max = max_message_bytes */
-    int err;             /* sticky error; LG_OK while usable */
-    bool finished;       /* lg_grpc_frame_reader_finish was called */
-    uint64_t count;      /* messages delivered */
+    size_t hdr_len;     /* prefix bytes gathered, 0..5 */
+    bool have_hdr;      /* the prefix is complete: now reading |need| payload bytes */
+    bool compressed;    /* flag of the current message */
+    size_t need;        /* payload length of the current message */
+    struct lg_buf part; /* payload gathered across feeds; max = max_message_bytes */
+    int err;            /* sticky error; LG_OK while usable */
+    bool finished;      /* lg_grpc_frame_reader_finish was called */
+    uint64_t count;     /* messages delivered */
 };
 
 int lg_grpc_frame_reader_new(lg_grpc_frame_reader **out, size_t max_message_bytes)
@@ -126,7 +147,10 @@ static int reader_take_prefix(lg_grpc_frame_reader *r, const uint8_t *h)
     if (h[0] & (uint8_t)~LG_GRPC_FRAME_FLAG_COMPRESSED) {
         return LG_ERR_MALFORMED;
     }
-    uint32_t len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+    uint32_t len = 0;
+    for (size_t i = 0; i < FRAME_LEN_BYTES; i++) {
+        len = len << FRAME_BITS_PER_BYTE | h[1 + i];
+    }
     if (len > r->max_message_bytes) {
         return LG_ERR_TOO_LARGE;
     }
@@ -419,20 +443,22 @@ int lg_grpc_frame_gunzip(const uint8_t *in, size_t len, struct lg_buf *out)
 /* ---- percent-encoding ---------------------------------------------------------------- */
 
 static const char frame_hex_upper[] = "0123456789ABCDEF";
+static const char frame_hex_lower[] = "0123456789abcdef";
 
 int lg_grpc_frame_percent_encode(const uint8_t *in, size_t len, struct lg_buf *out)
 {
     size_t run = 0; /* start of the pending run of bytes that pass unchanged */
     for (size_t i = 0; i < len; i++) {
         uint8_t c = in[i];
-        if (c >= 0x20 && c <= 0x7E && c != '%') {
+        if (c >= FRAME_PRINTABLE_MIN && c <= FRAME_PRINTABLE_MAX && c != '%') {
             continue;
         }
         int rv = lg_buf_append(out, in + run, i - run);
         if (rv != LG_OK) {
             return rv;
         }
-        char esc[3] = {'%', frame_hex_upper[c >> 4], frame_hex_upper[c & 0xF]};
+        char esc[FRAME_PCT_ESCAPE_BYTES] = {'%', frame_hex_upper[c >> FRAME_HEX_BITS],
+                                            frame_hex_upper[c & FRAME_HEX_MASK]};
         rv = lg_buf_append(out, esc, sizeof(esc));
         if (rv != LG_OK) {
             return rv;
@@ -442,18 +468,12 @@ int lg_grpc_frame_percent_encode(const uint8_t *in, size_t len, struct lg_buf *o
     return lg_buf_append(out, in + run, len - run);
 }
 
+/* Value of one hex digit (either case), or -1. */
 static int frame_hex_value(uint8_t c)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
+    const char *hit =
+        c ? memchr(frame_hex_lower, frame_ascii_lower(c), sizeof(frame_hex_lower) - 1) : NULL;
+    return hit ? (int)(hit - frame_hex_lower) : -1;
 }
 
 int lg_grpc_frame_percent_decode(const uint8_t *in, size_t len, struct lg_buf *out)
@@ -463,7 +483,7 @@ int lg_grpc_frame_percent_decode(const uint8_t *in, size_t len, struct lg_buf *o
     while (i < len) {
         int hi = -1;
         int lo = -1;
-        if (in[i] == '%' && len - i >= 3) {
+        if (in[i] == '%' && len - i >= FRAME_PCT_ESCAPE_BYTES) {
             hi = frame_hex_value(in[i + 1]);
             lo = frame_hex_value(in[i + 2]);
         }
@@ -475,11 +495,11 @@ int lg_grpc_frame_percent_decode(const uint8_t *in, size_t len, struct lg_buf *o
         if (rv != LG_OK) {
             return rv;
         }
-        rv = lg_buf_append_byte(out, (uint8_t)(hi << 4 | lo));
+        rv = lg_buf_append_byte(out, (uint8_t)(hi << FRAME_HEX_BITS | lo));
         if (rv != LG_OK) {
             return rv;
         }
-        i += 3;
+        i += FRAME_PCT_ESCAPE_BYTES;
         run = i;
     }
     return lg_buf_append(out, in + run, len - run);
@@ -492,12 +512,11 @@ static const char frame_b64_alphabet[] =
 
 int lg_grpc_frame_base64_encode(const uint8_t *in, size_t len, struct lg_buf *out)
 {
-    size_t full = len / 3;
-    size_t rest = len % 3;
-    size_t n = full * 4 + (rest ? rest + 1 : 0);
-    if (n / 4 < full) {
+    /* Unpadded: ceil(len * 8 / 6) characters. */
+    if (len > (SIZE_MAX - FRAME_B64_BITS) / FRAME_BITS_PER_BYTE) {
         return LG_ERR_TOO_LARGE;
     }
+    size_t n = (len * FRAME_BITS_PER_BYTE + FRAME_B64_BITS - 1) / FRAME_B64_BITS;
     if (n > out->max - out->len) {
         return LG_ERR_TOO_LARGE;
     }
@@ -506,44 +525,29 @@ int lg_grpc_frame_base64_encode(const uint8_t *in, size_t len, struct lg_buf *ou
         return LG_ERR_NOMEM;
     }
     size_t o = 0;
-    for (size_t i = 0; i < full * 3; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        w[o++] = (uint8_t)frame_b64_alphabet[v >> 18 & 0x3F];
-        w[o++] = (uint8_t)frame_b64_alphabet[v >> 12 & 0x3F];
-        w[o++] = (uint8_t)frame_b64_alphabet[v >> 6 & 0x3F];
-        w[o++] = (uint8_t)frame_b64_alphabet[v & 0x3F];
-    }
-    if (rest) {
-        const uint8_t *t = in + full * 3;
-        uint32_t v = (uint32_t)t[0] << 16 | (rest == 2 ? (uint32_t)t[1] << 8 : 0);
-        w[o++] = (uint8_t)frame_b64_alphabet[v >> 18 & 0x3F];
-        w[o++] = (uint8_t)frame_b64_alphabet[v >> 12 & 0x3F];
-        if (rest == 2) {
-            w[o++] = (uint8_t)frame_b64_alphabet[v >> 6 & 0x3F];
+    uint32_t acc = 0;  /* pending bits, the newest in the low end */
+    unsigned bits = 0; /* how many of them, < 6 between bytes */
+    for (size_t i = 0; i < len; i++) {
+        acc = acc << FRAME_BITS_PER_BYTE | in[i];
+        bits += FRAME_BITS_PER_BYTE;
+        while (bits >= FRAME_B64_BITS) {
+            bits -= FRAME_B64_BITS;
+            w[o++] = (uint8_t)frame_b64_alphabet[(acc >> bits) & FRAME_B64_MASK];
         }
     }
+    if (bits > 0) {
+        w[o++] = (uint8_t)frame_b64_alphabet[(acc << (FRAME_B64_BITS - bits)) & FRAME_B64_MASK];
+    }
+    assert(o == n);
     lg_buf_commit(out, o);
     return LG_OK;
 }
 
+/* Value of one base64 character, or -1. */
 static int frame_b64_value(uint8_t c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
+    const char *hit = c ? memchr(frame_b64_alphabet, c, sizeof(frame_b64_alphabet) - 1) : NULL;
+    return hit ? (int)(hit - frame_b64_alphabet) : -1;
 }
 
 int lg_grpc_frame_base64_decode(const uint8_t *in, size_t len, struct lg_buf *out)
@@ -553,14 +557,16 @@ int lg_grpc_frame_base64_decode(const uint8_t *in, size_t len, struct lg_buf *ou
     while (pad < len && in[len - 1 - pad] == '=') {
         pad++;
     }
-    if (pad > 2 || (pad > 0 && len % 4 != 0)) {
+    if (pad > FRAME_B64_MAX_PAD || (pad > 0 && len % FRAME_B64_GROUP_CHARS != 0)) {
         return LG_ERR_MALFORMED;
     }
     size_t n = len - pad;
-    if (n % 4 == 1) {
+    /* A last character carrying fewer than 8 bits (4n+1 characters) cannot end a value. */
+    if ((n % FRAME_B64_GROUP_CHARS) * FRAME_B64_BITS % FRAME_BITS_PER_BYTE >= FRAME_B64_BITS) {
         return LG_ERR_MALFORMED;
     }
-    size_t outn = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+    size_t outn = n / FRAME_BITS_PER_BYTE * FRAME_B64_BITS +
+                  n % FRAME_BITS_PER_BYTE * FRAME_B64_BITS / FRAME_BITS_PER_BYTE;
     if (outn > out->max - out->len) {
         return LG_ERR_TOO_LARGE;
     }
@@ -576,10 +582,10 @@ int lg_grpc_frame_base64_decode(const uint8_t *in, size_t len, struct lg_buf *ou
         if (v < 0) {
             return LG_ERR_MALFORMED; /* nothing committed: |out| unchanged */
         }
-        acc = (acc << 6 | (uint32_t)v) & 0xFFFFFFu;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
+        acc = acc << FRAME_B64_BITS | (uint32_t)v;
+        bits += FRAME_B64_BITS;
+        if (bits >= FRAME_BITS_PER_BYTE) {
+            bits -= FRAME_BITS_PER_BYTE;
             w[o++] = (uint8_t)(acc >> bits);
         }
     }
@@ -655,7 +661,7 @@ int lg_grpc_frame_timeout_parse(const uint8_t *in, size_t len, uint64_t *ns_out)
         if (in[i] < '0' || in[i] > '9') {
             return LG_ERR_INVALID;
         }
-        v = v * 10u + (uint64_t)(in[i] - '0');
+        v = v * FRAME_DECIMAL_BASE + (uint64_t)(in[i] - '0');
     }
     for (size_t u = 0; u < FRAME_UNIT_COUNT; u++) {
         if ((uint8_t)frame_units[u].letter == in[len - 1]) {
@@ -683,8 +689,8 @@ size_t lg_grpc_frame_timeout_format(uint64_t ns, char out[LG_GRPC_FRAME_TIMEOUT_
     char digits[FRAME_TIMEOUT_MAX_DIGITS];
     size_t nd = 0;
     do {
-        digits[nd++] = (char)('0' + v % 10u);
-        v /= 10u;
+        digits[nd++] = (char)('0' + v % FRAME_DECIMAL_BASE);
+        v /= FRAME_DECIMAL_BASE;
     } while (v > 0);
     size_t o = 0;
     while (nd > 0) {
@@ -704,8 +710,8 @@ bool lg_grpc_frame_is_valid_key(const uint8_t *key, size_t len)
     }
     for (size_t i = 0; i < len; i++) {
         uint8_t c = key[i];
-        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '.' ||
-                  c == '-';
+        bool ok =
+            (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '.' || c == '-';
         if (!ok) {
             return false;
         }
@@ -733,16 +739,11 @@ bool lg_grpc_frame_is_bin_key(const uint8_t *key, size_t len)
 bool lg_grpc_frame_is_valid_ascii_value(const uint8_t *val, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        if (val[i] < 0x20 || val[i] > 0x7E) {
+        if (val[i] < FRAME_PRINTABLE_MIN || val[i] > FRAME_PRINTABLE_MAX) {
             return false;
         }
     }
     return true;
-}
-
-static uint8_t frame_ascii_lower(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c - 'A' + 'a') : c;
 }
 
 bool lg_grpc_frame_is_grpc_content_type(const uint8_t *val, size_t len)
@@ -770,7 +771,7 @@ int lg_grpc_frame_status_parse(const uint8_t *in, size_t len, int *status_out)
         if (in[i] < '0' || in[i] > '9') {
             return LG_ERR_MALFORMED;
         }
-        v = v * 10 + (in[i] - '0');
+        v = v * FRAME_DECIMAL_BASE + (in[i] - '0');
     }
     if (v > INT_MAX) {
         return LG_ERR_MALFORMED;

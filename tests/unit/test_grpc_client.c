@@ -34,17 +34,17 @@
 #include "lg_log.h"
 #include "lg_test.h"
 
-#define FS_MAX_BODY 65536
-#define FS_MAX_CONNS 8
-#define FS_MAX_TRAILERS 4
-#define FS_BIG_MD_BYTES 20000
+#define FS_MAX_BODY      65536
+#define FS_MAX_CONNS     8
+#define FS_MAX_TRAILERS  4
+#define FS_BIG_MD_BYTES  20000
 #define FS_MAX_STREAM_ID 2000 /* client stream ids a test can reach */
-#define FS_WINDOW_BYTES (1 << 30)
+#define FS_WINDOW_BYTES  (1 << 30)
 /* A request larger than what loopback socket buffers hold, so a client whose server stops
  * reading ends up with a full output buffer. */
 #define TEST_HUGE_REQUEST_BYTES (64u * 1024u * 1024u)
-#define TEST_MAX_MSGS 8
-#define TEST_LOOP_GUARD 100000 /* loop turns before a test gives up waiting */
+#define TEST_MAX_MSGS           8
+#define TEST_LOOP_GUARD         100000 /* loop turns before a test gives up waiting */
 
 /* ---- the scripted server -------------------------------------------------------------- */
 
@@ -56,8 +56,8 @@ struct fs_stream {
     char path[128];
     uint8_t req[FS_MAX_BODY];
     size_t req_len;
-    bool hdr_gzip;   /* grpc-encoding: gzip */
-    bool hdr_te;     /* te: trailers */
+    bool hdr_gzip; /* grpc-encoding: gzip */
+    bool hdr_te;   /* te: trailers */
     bool hdr_timeout;
     char bin_md[64]; /* x-data-bin as received (base64) */
     uint8_t resp[FS_MAX_BODY];
@@ -80,11 +80,11 @@ struct fake {
     char target[64];
     struct fs_conn *conns[FS_MAX_CONNS];
     size_t nconns;
-    int requests;       /* complete requests seen */
-    int pings_acked;    /* PING ACKs received from the client */
-    int rst_cancel;     /* RST_STREAM(CANCEL) received */
-    int refused_done;   /* times "Refused" was refused */
-    int goaway_done;    /* times "GoAway" answered with GOAWAY */
+    int requests;     /* complete requests seen */
+    int pings_acked;  /* PING ACKs received from the client */
+    int rst_cancel;   /* RST_STREAM(CANCEL) received */
+    int refused_done; /* times "Refused" was refused */
+    int goaway_done;  /* times "GoAway" answered with GOAWAY */
     /* The last complete request. */
     char last_path[128];
     bool last_gzip_hdr;
@@ -96,12 +96,13 @@ struct fake {
     char last_bin[64];
 };
 
-#define NV(n, v)                                                                               \
-    {(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, sizeof(v) - 1,      \
-     NGHTTP2_NV_FLAG_NONE}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, sizeof(v) - 1,        \
+            NGHTTP2_NV_FLAG_NONE                                                                   \
+    }
 
-static ssize_t fs_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
-                          void *ud)
+static ssize_t fs_send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
 {
     (void)s;
     (void)flags;
@@ -212,9 +213,8 @@ static void fs_record(struct fake *f, struct fs_stream *st, struct lg_buf *plain
     f->last_timeout = st->hdr_timeout;
     memcpy(f->last_bin, st->bin_md, sizeof(f->last_bin));
     f->last_flag_compressed = st->req_len > 0 && (st->req[0] & LG_GRPC_FRAME_FLAG_COMPRESSED);
-    f->last_wire_len = st->req_len >= LG_GRPC_FRAME_PREFIX_BYTES
-                           ? st->req_len - LG_GRPC_FRAME_PREFIX_BYTES
-                           : 0;
+    f->last_wire_len =
+        st->req_len >= LG_GRPC_FRAME_PREFIX_BYTES ? st->req_len - LG_GRPC_FRAME_PREFIX_BYTES : 0;
     const uint8_t *payload = st->req + LG_GRPC_FRAME_PREFIX_BYTES;
     if (f->last_flag_compressed) {
         assert_int_equal(lg_grpc_frame_gunzip(payload, f->last_wire_len, plain), LG_OK);
@@ -245,16 +245,15 @@ static void fs_respond(nghttp2_session *s, struct fs_stream *st)
     } else if (path_is(st, "/t.S/Http503") || path_is(st, "/t.S/Http404")) {
         nghttp2_nv nv503[] = {NV(":status", "503")};
         nghttp2_nv nv404[] = {NV(":status", "404")};
-        nghttp2_submit_response(s, st->id, path_is(st, "/t.S/Http503") ? nv503 : nv404, 1,
-                                NULL);
+        nghttp2_submit_response(s, st->id, path_is(st, "/t.S/Http503") ? nv503 : nv404, 1, NULL);
     } else if (path_is(st, "/t.S/Refused") && f->refused_done == 0) {
         f->refused_done++;
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
     } else if (path_is(st, "/t.S/GoAway") && f->goaway_done == 0) {
         f->goaway_done++;
         /* Last processed stream below this one: the client may retry it elsewhere. */
-        nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, st->id > 2 ? st->id - 2 : 0,
-                              NGHTTP2_NO_ERROR, NULL, 0);
+        nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, st->id > 2 ? st->id - 2 : 0, NGHTTP2_NO_ERROR,
+                              NULL, 0);
     } else {
         nghttp2_nv hdrs[3] = {ok_hdrs[0], ok_hdrs[1], NV("x-hello", "world")};
         size_t nh = 3;
@@ -287,9 +286,9 @@ static void fs_respond(nghttp2_session *s, struct fs_stream *st)
                 fs_trailer(st, (nghttp2_nv)NV("x-t-bin", "!!!"));
             } else if (st->bin_md[0]) {
                 /* Echo x-data-bin as received (base64) under another name. */
-                fs_trailer(st, (nghttp2_nv){(uint8_t *)(uintptr_t) "x-echo-bin",
-                                            (uint8_t *)st->bin_md, 10, strlen(st->bin_md),
-                                            NGHTTP2_NV_FLAG_NONE});
+                fs_trailer(st,
+                           (nghttp2_nv){(uint8_t *)(uintptr_t) "x-echo-bin", (uint8_t *)st->bin_md,
+                                        10, strlen(st->bin_md), NGHTTP2_NV_FLAG_NONE});
             }
         }
         nghttp2_submit_response(s, st->id, hdrs, nh, &prd);
@@ -411,9 +410,9 @@ static void fake_start(struct fake *f, struct event_base *base)
     f->base = base;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    f->lis = evconnlistener_new_bind(base, fs_accept_cb, f,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
-                                     (struct sockaddr *)&sin, sizeof(sin));
+    f->lis =
+        evconnlistener_new_bind(base, fs_accept_cb, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                -1, (struct sockaddr *)&sin, sizeof(sin));
     assert_non_null(f->lis);
     struct sockaddr_in bound;
     socklen_t blen = sizeof(bound);
@@ -480,16 +479,14 @@ static void on_message(lg_grpc_client_call *call, const uint8_t *m, size_t len, 
     }
 }
 
-static void on_close(lg_grpc_client_call *call, const struct lg_grpc_client_status *st,
-                     void *ud)
+static void on_close(lg_grpc_client_call *call, const struct lg_grpc_client_status *st, void *ud)
 {
     (void)call;
     struct result *r = ud;
     assert_false(r->closed); /* exactly once */
     r->closed = true;
     r->code = st->code;
-    size_t n = st->message_len < sizeof(r->message) - 1 ? st->message_len
-                                                         : sizeof(r->message) - 1;
+    size_t n = st->message_len < sizeof(r->message) - 1 ? st->message_len : sizeof(r->message) - 1;
     memcpy(r->message, st->message, n);
     r->message[n] = 0;
     if (st->trailer_count > 0) {
@@ -524,9 +521,9 @@ static void wait_until(struct t *t, const int *counter, int value)
 static void call(struct t *t, const char *method, const struct lg_grpc_client_call_opts *o,
                  struct result *r)
 {
-    assert_int_equal(lg_grpc_client_start(t->c, method, (const uint8_t *)"ping", 4, o, &test_cbs,
-                                          r, NULL),
-                     LG_OK);
+    assert_int_equal(
+        lg_grpc_client_start(t->c, method, (const uint8_t *)"ping", 4, o, &test_cbs, r, NULL),
+        LG_OK);
     wait_closed(t, r);
 }
 
@@ -604,8 +601,7 @@ static void test_grpc_client_gzip_request_on_wire(void **state)
     struct lg_grpc_client_call_opts o = {.gzip = true};
     struct result r = {0};
     assert_int_equal(
-        lg_grpc_client_start(t->c, "/t.S/Echo", big, sizeof(big), &o, &test_cbs, &r, NULL),
-        LG_OK);
+        lg_grpc_client_start(t->c, "/t.S/Echo", big, sizeof(big), &o, &test_cbs, &r, NULL), LG_OK);
     wait_closed(t, &r);
     assert_int_equal(r.code, LG_GRPC_OK);
     assert_true(t->srv.last_gzip_hdr);
@@ -940,10 +936,9 @@ static void test_grpc_client_not_http2_peer(void **state)
     int accepts = 0;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct evconnlistener *lis =
-        evconnlistener_new_bind(t->base, h1_accept_cb, &accepts,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
-                                (struct sockaddr *)&sin, sizeof(sin));
+    struct evconnlistener *lis = evconnlistener_new_bind(t->base, h1_accept_cb, &accepts,
+                                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                                         -1, (struct sockaddr *)&sin, sizeof(sin));
     assert_non_null(lis);
     struct sockaddr_in bound;
     socklen_t blen = sizeof(bound);
@@ -989,13 +984,13 @@ static void test_grpc_client_nomem(void **state)
     }
     static const uint8_t bin[] = {1, 2, 3};
     struct lg_grpc_client_md md = {"x-data-bin", bin, sizeof(bin)};
-    struct lg_grpc_client_call_opts o = {.md = &md, .md_count = 1, .timeout_ms = 1000,
-                                         .gzip = true};
+    struct lg_grpc_client_call_opts o = {
+        .md = &md, .md_count = 1, .timeout_ms = 1000, .gzip = true};
     for (long n = 0;; n++) {
         struct result r = {0};
         lg_test_fail_after(n);
-        int rv = lg_grpc_client_start(t->c, "/t.S/Echo", (const uint8_t *)"ping", 4, &o,
-                                      &test_cbs, &r, NULL);
+        int rv = lg_grpc_client_start(t->c, "/t.S/Echo", (const uint8_t *)"ping", 4, &o, &test_cbs,
+                                      &r, NULL);
         lg_test_fail_after(-1);
         if (rv == LG_OK) {
             wait_closed(t, &r);

@@ -105,16 +105,15 @@ static void test_grpc_frame_encode_errors(void **state)
     struct lg_buf b;
     lg_buf_init(&b, 7);
     /* 5 + 3 > 7: refused and |b| unchanged. */
-    assert_int_equal(lg_grpc_frame_encode(&b, (const uint8_t *)"abc", 3, false),
-                     LG_ERR_TOO_LARGE);
+    assert_int_equal(lg_grpc_frame_encode(&b, (const uint8_t *)"abc", 3, false), LG_ERR_TOO_LARGE);
     assert_int_equal(b.len, 0);
     assert_int_equal(lg_grpc_frame_encode(&b, (const uint8_t *)"abc", 3, true), LG_ERR_TOO_LARGE);
     assert_int_equal(b.len, 0);
     /* Over the 32-bit length: checked before the bytes are touched. */
     uint8_t one = 0;
-    assert_int_equal(lg_grpc_frame_encode(&b, &one, (size_t)LG_GRPC_FRAME_MAX_PAYLOAD_BYTES + 1u,
-                                          false),
-                     LG_ERR_INVALID);
+    assert_int_equal(
+        lg_grpc_frame_encode(&b, &one, (size_t)LG_GRPC_FRAME_MAX_PAYLOAD_BYTES + 1u, false),
+        LG_ERR_INVALID);
     lg_buf_deinit(&b);
 
     lg_buf_init(&b, 64);
@@ -136,8 +135,8 @@ static void test_grpc_frame_encode_gzip_roundtrip(void **state)
     lg_buf_init(&b, 1 << 16);
     assert_int_equal(lg_grpc_frame_encode(&b, msg, sizeof(msg), true), LG_OK);
     assert_int_equal(b.data[0], LG_GRPC_FRAME_FLAG_COMPRESSED);
-    size_t zlen = (size_t)b.data[1] << 24 | (size_t)b.data[2] << 16 | (size_t)b.data[3] << 8 |
-                  b.data[4];
+    size_t zlen =
+        (size_t)b.data[1] << 24 | (size_t)b.data[2] << 16 | (size_t)b.data[3] << 8 | b.data[4];
     assert_int_equal(zlen + LG_GRPC_FRAME_PREFIX_BYTES, b.len);
     assert_true(zlen < sizeof(msg));
     struct lg_buf plain;
@@ -164,8 +163,8 @@ static void test_grpc_frame_reader_every_split(void **state)
             assert_int_equal(lg_grpc_frame_reader_feed(r, s.data, i, collect_cb, &c), LG_OK);
             assert_int_equal(lg_grpc_frame_reader_feed(r, s.data + i, j - i, collect_cb, &c),
                              LG_OK);
-            assert_int_equal(
-                lg_grpc_frame_reader_feed(r, s.data + j, s.len - j, collect_cb, &c), LG_OK);
+            assert_int_equal(lg_grpc_frame_reader_feed(r, s.data + j, s.len - j, collect_cb, &c),
+                             LG_OK);
             assert_int_equal(lg_grpc_frame_reader_finish(r), LG_OK);
             check_stream(&c);
             assert_int_equal(lg_grpc_frame_reader_count(r), 3);
@@ -224,8 +223,7 @@ static void test_grpc_frame_reader_too_large(void **state)
     assert_int_equal(lg_grpc_frame_reader_new(&r, LG_GRPC_FRAME_DEFAULT_MAX_MESSAGE_BYTES), LG_OK);
     const uint8_t huge[] = {0, 0xff, 0xff, 0xff, 0xff};
     assert_int_equal(lg_grpc_frame_reader_feed(r, huge, 3, collect_cb, &c), LG_OK);
-    assert_int_equal(lg_grpc_frame_reader_feed(r, huge + 3, 2, collect_cb, &c),
-                     LG_ERR_TOO_LARGE);
+    assert_int_equal(lg_grpc_frame_reader_feed(r, huge + 3, 2, collect_cb, &c), LG_ERR_TOO_LARGE);
     lg_grpc_frame_reader_free(r);
 }
 
@@ -266,8 +264,7 @@ static void test_grpc_frame_reader_callback_error(void **state)
     lg_grpc_frame_reader *r;
     assert_int_equal(lg_grpc_frame_reader_new(&r, 100), LG_OK);
     struct collected c = {.fail_at = 1};
-    assert_int_equal(lg_grpc_frame_reader_feed(r, s.data, s.len, collect_cb, &c),
-                     LG_ERR_CANCELLED);
+    assert_int_equal(lg_grpc_frame_reader_feed(r, s.data, s.len, collect_cb, &c), LG_ERR_CANCELLED);
     assert_int_equal(c.count, 1);
     assert_int_equal(lg_grpc_frame_reader_feed(r, s.data, s.len, collect_cb, &c), LG_ERR_STATE);
     assert_int_equal(lg_grpc_frame_reader_finish(r), LG_ERR_STATE);
@@ -453,8 +450,8 @@ static void test_grpc_frame_base64_vectors(void **state)
 static void test_grpc_frame_base64_bad(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"Z",     "Zm9vY",  "Zg=",  "Zg===", "Z===", "Zm9v====",
-                                      "Zm=v", "Zm9*",   "Zm9v\n", "Zg=a", "-_-_"};
+    static const char *const bad[] = {
+        "Z", "Zm9vY", "Zg=", "Zg===", "Z===", "Zm9v====", "Zm=v", "Zm9*", "Zm9v\n", "Zg=a", "-_-_"};
     struct lg_buf b;
     lg_buf_init(&b, 64);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -466,8 +463,7 @@ static void test_grpc_frame_base64_bad(void **state)
     lg_buf_deinit(&b);
     /* Caps and memory. */
     lg_buf_init(&b, 2);
-    assert_int_equal(lg_grpc_frame_base64_decode((const uint8_t *)"Zm9v", 4, &b),
-                     LG_ERR_TOO_LARGE);
+    assert_int_equal(lg_grpc_frame_base64_decode((const uint8_t *)"Zm9v", 4, &b), LG_ERR_TOO_LARGE);
     assert_int_equal(lg_grpc_frame_base64_encode((const uint8_t *)"foo", 3, &b), LG_ERR_TOO_LARGE);
     lg_test_fail_after(0);
     assert_int_equal(lg_grpc_frame_base64_decode((const uint8_t *)"Zg", 2, &b), LG_ERR_NOMEM);
@@ -503,22 +499,22 @@ static void test_grpc_frame_base64_list(void **state)
     lg_buf_init(&scratch, 64);
     const char in[] = "Zm9v, YmFy==,YmE=";
     struct bin_seen s = {.stop_at = -1};
-    assert_int_equal(lg_grpc_frame_bin_decode_list((const uint8_t *)in, sizeof(in) - 1, &scratch,
-                                                   bin_cb, &s),
-                     LG_ERR_MALFORMED); /* "YmFy==" has excess padding */
+    assert_int_equal(
+        lg_grpc_frame_bin_decode_list((const uint8_t *)in, sizeof(in) - 1, &scratch, bin_cb, &s),
+        LG_ERR_MALFORMED); /* "YmFy==" has excess padding */
     const char in2[] = "Zm9v, YmFy ,YmE=";
     s = (struct bin_seen){.stop_at = -1};
-    assert_int_equal(lg_grpc_frame_bin_decode_list((const uint8_t *)in2, sizeof(in2) - 1,
-                                                   &scratch, bin_cb, &s),
-                     LG_OK);
+    assert_int_equal(
+        lg_grpc_frame_bin_decode_list((const uint8_t *)in2, sizeof(in2) - 1, &scratch, bin_cb, &s),
+        LG_OK);
     assert_int_equal(s.count, 3);
     assert_string_equal(s.vals[0], "foo");
     assert_string_equal(s.vals[1], "bar");
     assert_string_equal(s.vals[2], "ba");
     s = (struct bin_seen){.stop_at = 1};
-    assert_int_equal(lg_grpc_frame_bin_decode_list((const uint8_t *)in2, sizeof(in2) - 1,
-                                                   &scratch, bin_cb, &s),
-                     LG_ERR_CANCELLED);
+    assert_int_equal(
+        lg_grpc_frame_bin_decode_list((const uint8_t *)in2, sizeof(in2) - 1, &scratch, bin_cb, &s),
+        LG_ERR_CANCELLED);
     assert_int_equal(s.count, 1);
     lg_buf_deinit(&scratch);
 }
@@ -551,8 +547,8 @@ static void test_grpc_frame_timeout_all_units(void **state)
     uint64_t ns = 0;
     assert_int_equal(lg_grpc_frame_timeout_parse((const uint8_t *)"99999999H", 9, &ns), LG_OK);
     assert_true(ns == UINT64_MAX);
-    static const char *const bad[] = {"",   "n",   "1",     "123456789n", "1s", "1h",
-                                      "-1S", "1 S", "1.5S", "S1",        "1SS"};
+    static const char *const bad[] = {"",    "n",   "1",    "123456789n", "1s", "1h",
+                                      "-1S", "1 S", "1.5S", "S1",         "1SS"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(lg_grpc_frame_timeout_parse((const uint8_t *)bad[i], strlen(bad[i]), &ns),
                          LG_ERR_INVALID);

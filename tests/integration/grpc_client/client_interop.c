@@ -29,10 +29,10 @@
 #include "lg_log.h"
 #include "lg_mem.h"
 
-#define MAX_MSGS 8
-#define MAX_TEXT 512
+#define MAX_MSGS         8
+#define MAX_TEXT         512
 #define CONCURRENT_CALLS 100
-#define QUEUED_CALLS 20
+#define QUEUED_CALLS     20
 #define PEER_MAX_STREAMS 4 /* run_case.py starts the server with this limit for "queue" */
 
 static const char special_msg[] =
@@ -85,8 +85,8 @@ struct call_ctx {
     struct result *r;
 };
 
-static void on_headers(lg_grpc_client_call *call, const struct lg_grpc_client_md *md,
-                       size_t count, void *ud)
+static void on_headers(lg_grpc_client_call *call, const struct lg_grpc_client_md *md, size_t count,
+                       void *ud)
 {
     (void)call;
     struct call_ctx *cc = ud;
@@ -126,8 +126,7 @@ static void on_message(lg_grpc_client_call *call, const uint8_t *msg, size_t len
     }
 }
 
-static void on_close(lg_grpc_client_call *call, const struct lg_grpc_client_status *st,
-                     void *ud)
+static void on_close(lg_grpc_client_call *call, const struct lg_grpc_client_status *st, void *ud)
 {
     struct call_ctx *cc = ud;
     struct result *r = cc->r;
@@ -207,8 +206,8 @@ static bool expect_code(struct driver *d, const char *what, const struct result 
         return false;
     }
     if (r->code != code) {
-        fail(d, "%s: status %d (%s) \"%s\", want %d", what, r->code,
-             lg_grpc_status_name(r->code), r->message, code);
+        fail(d, "%s: status %d (%s) \"%s\", want %d", what, r->code, lg_grpc_status_name(r->code),
+             r->message, code);
         return false;
     }
     return true;
@@ -360,9 +359,9 @@ static void case_server_streaming(struct driver *d)
         for (size_t i = 0; i < 4 && i < r.nmsgs; i++) {
             /* StreamingOutputCallResponse{payload{body: N}}: 1+len(1+len(N)+N) bytes. */
             Grpc__Testing__StreamingOutputCallResponse resp;
-    grpc__testing__streaming_output_call_response__init(&resp);
+            grpc__testing__streaming_output_call_response__init(&resp);
             Grpc__Testing__Payload p;
-    grpc__testing__payload__init(&p);
+            grpc__testing__payload__init(&p);
             p.body.len = (size_t)sizes[i];
             resp.payload = &p;
             size_t want = protobuf_c_message_get_packed_size(&resp.base);
@@ -611,8 +610,7 @@ static void case_reconnect(struct driver *d)
     uint8_t *sreq = streaming_request(sizes, intervals, 2, false, &slen);
     struct lg_grpc_client_call_opts so = {.kind = LG_GRPC_CLIENT_SERVER_STREAMING};
     struct result r2 = {0};
-    if (start(d, "/grpc.testing.TestService/StreamingOutputCall", sreq, slen, &so, &r2) ==
-        LG_OK) {
+    if (start(d, "/grpc.testing.TestService/StreamingOutputCall", sreq, slen, &so, &r2) == LG_OK) {
         /* Run until the first message is in, then have the server killed. */
         while (r2.nmsgs == 0 && !r2.closed) {
             event_base_loop(d->base, EVLOOP_ONCE);
