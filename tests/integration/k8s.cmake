@@ -22,3 +22,16 @@ set_tests_properties(integration.k8s.manifests integration.k8s.checker_selftest
                      PROPERTIES LABELS integration TIMEOUT 300)
 set_tests_properties(integration.k8s.kustomize_crosscheck integration.k8s.api_schemas
                      PROPERTIES SKIP_RETURN_CODE 77)
+
+# The rendered pods' configuration, run for real: llmgate-chat and llmgate-sse started as
+# local processes with the environment, ConfigMaps and Secrets the manifests give them must
+# start, get ready, serve (dev: a chat with the dev API key) and exit 0 on SIGTERM within
+# terminationGracePeriodSeconds.
+if(TARGET llmgate-chat AND TARGET llmgate-sse)
+  add_test(NAME integration.k8s.pods_run_configured
+           COMMAND ${LG_SYS_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/k8s/podsim.py
+                   --root ${PROJECT_SOURCE_DIR} --chat $<TARGET_FILE:llmgate-chat>
+                   --sse $<TARGET_FILE:llmgate-sse>)
+  set_tests_properties(integration.k8s.pods_run_configured
+                       PROPERTIES LABELS integration TIMEOUT 600)
+endif()

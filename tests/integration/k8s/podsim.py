@@ -1,0 +1,327 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""podsim: runs the containers of the rendered k8s overlays as local processes, with exactly
+the configuration the manifests give them, to prove the binaries accept it.
+
+  podsim.py --root DIR --chat BIN --sse BIN
+
+For each overlay, the chat StatefulSet's and the sse Deployment's container environment is
+resolved as the kubelet would (literal values, ConfigMap and Secret keys, downward API
+fields for pod 0), every ConfigMap/Secret volume is written to a scratch directory and the
+paths in the environment and in chat.json are moved under it; the spool claim becomes a
+scratch directory. Only what cannot exist on a laptop changes: listen addresses become
+127.0.0.1:0, LLMGATE_CHAT points at the chat process just started, ClickHouse at a closed
+local port, the web directory at the source tree. Secrets the prod overlay only references
+get stand-in values. Then, per overlay:
+
+  - both processes start and print their `listening` lines; /readyz answers 200 on each;
+  - /metrics on each parses with the Prometheus project's parser;
+  - dev only (its demo provider and committed dev key): a chat completion through the
+    adapter with the dev API key succeeds and a wrong key gets 401 (the keys file is used);
+  - SIGTERM: each process exits 0 within the pod's terminationGracePeriodSeconds.
+
+No sleeps-and-hope: every wait polls a condition until a deadline. Output ends with
+"N passed, N failed".
+"""
+import argparse
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kustomize_lite  # noqa: E402
+
+# Longest wait for a process to start or become ready (generous: ASan builds are slow).
+START_DEADLINE_S = 60
+DEV_API_KEY = "dev-key-not-secret"  # k8s/overlays/dev/secrets-dev.yaml
+# Stand-ins for the Secrets prod only references (the operator creates the real ones).
+PROD_SECRETS = {
+    "llmgate-sse-keys": {"keys.txt": "sha256:" + "0" * 64 + " nobody\n"},
+    "llmgate-sse-token": {"secret": "00" * 32},
+    "llmgate-clickhouse": {"url": "http://127.0.0.1:1", "user": "u", "password": "p"},
+    "llmgate-provider-keys": {"openai": "sk-stand-in"},
+}
+
+
+class Failure(Exception):
+    pass
+
+
+def find(objs, kind, name):
+    for o in objs:
+        if o["kind"] == kind and o["metadata"]["name"] == name:
+            return o
+    raise Failure(f"{kind}/{name} not rendered")
+
+
+def secret_data(objs, name):
+    for o in objs:
+        if o["kind"] == "Secret" and o["metadata"]["name"] == name:
+            return dict(o.get("stringData", {}))
+    if name in PROD_SECRETS:
+        return dict(PROD_SECRETS[name])
+    raise Failure(f"Secret {name} neither rendered nor stood in for")
+
+
+def resolve_env(objs, workload, container):
+    """The container's environment as the kubelet builds it, for ordinal 0."""
+    cms = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o["kind"] == "ConfigMap"}
+    fields = {"metadata.name": workload["metadata"]["name"] + "-0",
+              "metadata.labels['apps.kubernetes.io/pod-index']": "0"}
+    env = {}
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+            continue
+        src = e.get("valueFrom", {})
+        if "configMapKeyRef" in src:
+            r = src["configMapKeyRef"]
+            env[e["name"]] = cms[r["name"]][r["key"]]
+        elif "secretKeyRef" in src:
+            r = src["secretKeyRef"]
+            env[e["name"]] = secret_data(objs, r["name"])[r["key"]]
+        elif "fieldRef" in src:
+            env[e["name"]] = fields[src["fieldRef"]["fieldPath"]]
+        else:
+            raise Failure(f"env {e['name']}: unsupported source {src}")
+    return env
+
+
+def materialize_mounts(objs, workload, container, scratch):
+    """Writes every ConfigMap/Secret volume under |scratch|; returns {mountPath: local dir}."""
+    spec = workload["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
+    cms = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o["kind"] == "ConfigMap"}
+    out = {}
+    for m in container.get("volumeMounts", []):
+        local = os.path.join(scratch, m["mountPath"].lstrip("/"))
+        os.makedirs(local, exist_ok=True)
+        out[m["mountPath"]] = local
+        v = vols.get(m["name"])
+        if v is None and m["name"] in claims:
+            continue  # the spool claim: an empty scratch directory
+        if "configMap" in v:
+            data = cms[v["configMap"]["name"]]
+            items = v["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+            files = {i["path"]: data[i["key"]] for i in items}
+        elif "secret" in v:
+            files = secret_data(objs, v["secret"]["secretName"])
+        else:
+            continue  # emptyDir
+        for rel, text in files.items():
+            with open(os.path.join(local, rel), "w", encoding="utf-8") as f:
+                f.write(text)
+    return out
+
+
+def relocate(value, mounts):
+    for mp in sorted(mounts, key=len, reverse=True):
+        if value == mp or value.startswith(mp + "/"):
+            return mounts[mp] + value[len(mp):]
+    return value
+
+
+class Proc:
+    """A child process whose stdout lines we wait for; stderr goes to a log file."""
+
+    def __init__(self, name, argv, env, log_path):
+        self.name = name
+        self.log = open(log_path, "wb")
+        self.p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=self.log,
+                                  stdin=subprocess.DEVNULL)
+        self.lines = []
+
+    def wait_line(self, pattern, deadline_s):
+        end = time.monotonic() + deadline_s
+        rx = re.compile(pattern)
+        buf = b""
+        while time.monotonic() < end:
+            for line in self.lines:
+                m = rx.search(line)
+                if m:
+                    return m
+            if self.p.poll() is not None:
+                raise Failure(f"{self.name} exited {self.p.returncode} before '{pattern}'")
+            r, _, _ = select.select([self.p.stdout], [], [], 0.2)
+            if r:
+                chunk = os.read(self.p.stdout.fileno(), 4096)
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                self.lines += [d.decode(errors="replace") for d in done]
+        raise Failure(f"{self.name}: no '{pattern}' within {deadline_s}s")
+
+    def terminate(self, grace_s):
+        """SIGTERM, then the exit status within |grace_s| (None when it had to be killed)."""
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        try:
+            return self.p.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            return None
+        finally:
+            self.log.close()
+
+
+def http(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=START_DEADLINE_S) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def wait_ready(url):
+    end = time.monotonic() + START_DEADLINE_S
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = http("GET", url)[0]
+            if last == 200:
+                return
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)  # poll interval of a condition with a deadline, not a wait-and-hope
+    raise Failure(f"{url} not ready within {START_DEADLINE_S}s (last: {last})")
+
+
+def parse_metrics(text):
+    from prometheus_client.parser import text_string_to_metric_families
+    return [f.name for f in text_string_to_metric_families(text)]
+
+
+def base_env(env):
+    """The process environment: the container's, plus PATH and sanitizer settings only."""
+    out = {k: v for k, v in os.environ.items()
+           if k in ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+    out.update(env)
+    return out
+
+
+def run_overlay(root, overlay, chat_bin, sse_bin, results):
+    objs = kustomize_lite.build(os.path.join(root, "k8s", "overlays", overlay))
+    chat_w = find(objs, "StatefulSet", "llmgate-chat")
+    sse_w = find(objs, "Deployment", "llmgate-sse")
+    chat_c = chat_w["spec"]["template"]["spec"]["containers"][0]
+    sse_c = sse_w["spec"]["template"]["spec"]["containers"][0]
+    procs = []
+
+    def check(label, fn):
+        try:
+            fn()
+            results.append((f"{overlay}: {label}", None))
+        except Failure as e:
+            results.append((f"{overlay}: {label}", str(e)))
+            raise
+
+    with tempfile.TemporaryDirectory(prefix=f"podsim-{overlay}-") as scratch:
+        try:
+            # llmgate-chat
+            mounts = materialize_mounts(objs, chat_w, chat_c, os.path.join(scratch, "chat"))
+            env = {k: relocate(v, mounts) for k, v in resolve_env(objs, chat_w, chat_c).items()}
+            cfg = env["LLMGATE_CONFIG"]
+            with open(cfg, encoding="utf-8") as f:
+                chat_json = json.load(f)
+            for prov in chat_json.get("providers", []):  # api_key_file paths in chat.json
+                if "api_key_file" in prov:
+                    prov["api_key_file"] = relocate(prov["api_key_file"], mounts)
+            with open(cfg, "w", encoding="utf-8") as f:
+                json.dump(chat_json, f)
+            env.update(LLMGATE_LISTEN="127.0.0.1:0", LLMGATE_ADMIN_LISTEN="127.0.0.1:0",
+                       LLMGATE_CLICKHOUSE_URL="http://127.0.0.1:1")
+            chat = Proc("llmgate-chat", [chat_bin], base_env(env),
+                        os.path.join(scratch, "chat.log"))
+            procs.append((chat, chat_w))
+            grpc = admin = None
+
+            def start_chat():
+                nonlocal grpc, admin
+                grpc = chat.wait_line(r"^listening grpc (\S+)", START_DEADLINE_S).group(1)
+                admin = chat.wait_line(r"^listening admin (\S+)", START_DEADLINE_S).group(1)
+                wait_ready(f"http://{admin}/readyz")
+                names = parse_metrics(http("GET", f"http://{admin}/metrics")[1])
+                if not names:
+                    raise Failure("chat /metrics has no metric family")
+            check("llmgate-chat starts with the manifest's configuration, ready, /metrics "
+                  "parses", start_chat)
+
+            # llmgate-sse
+            mounts = materialize_mounts(objs, sse_w, sse_c, os.path.join(scratch, "sse"))
+            env = {k: relocate(v, mounts) for k, v in resolve_env(objs, sse_w, sse_c).items()}
+            env.update(LLMGATE_LISTEN="127.0.0.1:0", LLMGATE_CHAT=grpc,
+                       LLMGATE_WEB_DIR=os.path.join(root, "adapters", "sse", "web"))
+            sse = Proc("llmgate-sse", [sse_bin], base_env(env), os.path.join(scratch, "sse.log"))
+            procs.append((sse, sse_w))
+            edge = None
+
+            def start_sse():
+                nonlocal edge
+                edge = sse.wait_line(r"^listening \w+ (\S+)", START_DEADLINE_S).group(1)
+                wait_ready(f"http://{edge}/readyz")
+                parse_metrics(http("GET", f"http://{edge}/metrics")[1])
+            check("llmgate-sse starts with the manifest's configuration (keys file, token "
+                  "secret), ready once chat answers, /metrics parses", start_sse)
+
+            if overlay == "dev":
+                def chat_through_edge():
+                    body = json.dumps({"model": "demo", "stream": False, "max_tokens": 8,
+                                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+                    url = f"http://{edge}/v1/chat/completions"
+                    ct = {"Content-Type": "application/json"}
+                    st, txt = http("POST", url, body, dict(ct, Authorization=f"Bearer {DEV_API_KEY}"))
+                    if st != 200 or not json.loads(txt).get("choices"):
+                        raise Failure(f"completion with the dev key: {st} {txt[:200]}")
+                    st, _ = http("POST", url, body, dict(ct, Authorization="Bearer wrong-key"))
+                    if st != 401:
+                        raise Failure(f"a wrong key got {st}, want 401 (keys file not used?)")
+                check("dev key from the keys Secret completes a chat; a wrong key gets 401",
+                      chat_through_edge)
+        except Failure:
+            pass
+        finally:
+            # Stop the edge first, as a rollout would drain it before its upstream.
+            for p, w in reversed(procs):
+                grace = w["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+                rc = p.terminate(grace)
+                label = f"{overlay}: {p.name} exits 0 on SIGTERM within the grace period " \
+                        f"({grace}s)"
+                err = None if rc == 0 else (f"killed after {grace}s" if rc is None
+                                            else f"exit status {rc}")
+                if err:
+                    with open(p.log.name, "rb") as f:
+                        err += "; log tail: " + f.read()[-600:].decode(errors="replace")
+                results.append((label, err))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--chat", required=True)
+    ap.add_argument("--sse", required=True)
+    a = ap.parse_args()
+    results = []
+    for overlay in ("dev", "prod"):
+        run_overlay(a.root, overlay, a.chat, a.sse, results)
+    failed = 0
+    for label, err in results:
+        print(f"{'ok  ' if err is None else 'FAIL'} {label}")
+        if err:
+            failed += 1
+            print(f"       {err}")
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
