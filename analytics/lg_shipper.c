@@ -47,6 +47,7 @@ struct lg_shipper {
     pthread_t th;
     bool thread_started;
     bool stopped; /* lg_shipper_stop ran (controlling thread only) */
+    uint64_t cpu_ns_last; /* last reading of the thread's CPU clock (controlling thread) */
 
     /* Hot path and control flags. */
     atomic_bool closed;  /* enqueue refuses */
@@ -701,6 +702,13 @@ void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
     out->dead_letters = atomic_load(&s->dead_letters);
     out->landed_checks = atomic_load(&s->landed_checks);
     out->landed_on_check = atomic_load(&s->landed_on_check);
+    clockid_t cid;
+    struct timespec ts;
+    if (s->thread_started && !s->stopped && pthread_getcpuclockid(s->th, &cid) == 0 &&
+        clock_gettime(cid, &ts) == 0) {
+        s->cpu_ns_last = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    out->thread_cpu_ns = s->cpu_ns_last;
     struct lg_spool_stats ss;
     lg_spool_get_stats(s->sp, &ss);
     out->spool_bytes = ss.bytes;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lg_buf.h"
@@ -180,6 +181,8 @@ int main(int argc, char **argv)
     struct lg_buf line;
     lg_buf_init(&line, LG_RECORD_MAX_ROW_BYTES);
     int64_t accepted = 0, dropped = 0;
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int64_t i = d.first; i < d.first + d.count; i++) {
         struct lg_record *r = make(i);
         if (r == NULL) {
@@ -214,10 +217,18 @@ int main(int argc, char **argv)
     while (d.hold) {
         pause();
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     int drained = d.no_ship ? LG_OK : lg_shipper_drain(s, d.drain_ms);
-    lg_shipper_stop(s); /* final counts, drops at stop included */
+    clock_gettime(CLOCK_MONOTONIC, &t2);
     struct lg_shipper_stats st;
+    lg_shipper_get_stats(s, &st); /* thread CPU is read while the thread lives */
+    uint64_t cpu_ns = st.thread_cpu_ns;
+    lg_shipper_stop(s); /* final counts, drops at stop included */
     lg_shipper_get_stats(s, &st);
+    double spool_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double total_s = (double)(t2.tv_sec - t0.tv_sec) + (double)(t2.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("timing made_and_spooled_s=%.3f enqueue_to_drained_s=%.3f shipper_cpu_s=%.3f\n",
+           spool_s, total_s, (double)cpu_ns / 1e9);
     printf("stats accepted=%" PRIu64 " rows_shipped=%" PRIu64 " dead_letters=%" PRIu64
            " dropped=%" PRIu64 " retries=%" PRIu64 " landed_checks=%" PRIu64
            " landed_on_check=%" PRIu64 " overflowed=%" PRIu64 " batches=%" PRIu64

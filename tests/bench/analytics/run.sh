@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# tests/bench/analytics/run.sh BUILD_DIR SOURCE_DIR [full|smoke]
+#
+# Shipper benchmarks (issue 5), all figures printed, nothing asserted:
+#  1. enqueue cost, p50/p99/p99.9 ns with 1, 2, 8 producers (bench_enqueue), and the JSON
+#     row encoding rate;
+#  2. ClickHouse's own ingest of the same N rows, in the same run, on a private server:
+#     the encoded JSONEachRow file POSTed with curl in 100k-row batches, and the same rows
+#     as RowBinary (the format choice: server time and bytes of each);
+#  3. the shipper: N records enqueued -> all acknowledged by ClickHouse (rows/s, and the
+#     shipper thread's CPU as a share of one core over that time);
+#  4. spool replay after an outage: N records spooled with ClickHouse away, then
+#     `llmgate-analytics replay` (rows/s).
+# full: N = 1,000,000 (use an optimized build without sanitizers for real figures:
+#   cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release && cmake --build build-rel
+#   --target ship_driver bench_enqueue llmgate-analytics). smoke: N = 20,000 (ctest).
+set -euo pipefail
+BUILD=${1:?build dir}
+SRC=${2:?source dir}
+MODE=${3:-full}
+N=1000000; PER=2000000; CHUNK=100000
+if [ "$MODE" = smoke ]; then N=20000; PER=20000; CHUNK=5000; fi
+CHS=$SRC/tests/integration/clickhouse
+WORK=$(mktemp -d /tmp/lg-bench-analytics.XXXXXX)
+CH=$WORK/ch
+trap '"$CHS/stop.sh" "$CH" -9 >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+DRIVER=$BUILD/tests/ship_driver
+CLI=$BUILD/bin/llmgate-analytics
+now() { date +%s.%N; }
+rate() { /usr/bin/python3 -c "import sys; n,a,b=map(float,sys.argv[1:]); print('%.0f' % (n/(b-a)))" "$@"; }
+
+echo "== 1. enqueue cost"
+"$BUILD/tests/bench_enqueue" "$PER" "$WORK/enqspool"
+rm -rf "$WORK"/enqspool-*
+
+line=$("$CHS/start.sh" "$CH"); URL=${line#clickhouse }
+q() { curl -sS --fail-with-body "$URL/" --data-binary "$1"; }
+echo "== clickhouse $(q 'SELECT version()') at $URL, N=$N rows"
+reset_schema() {
+  for t in llm_requests_mv llm_request_bodies_mv llm_usage_daily_mv llm_requests \
+           llm_request_bodies llm_usage_daily llm_ingest schema_migrations bench_copy; do
+    q "DROP TABLE IF EXISTS $t"
+  done
+  "$CLI" migrate --clickhouse-url "$URL" >/dev/null
+}
+reset_schema
+
+echo "== generating $N rows (the same records the shipper will send)"
+"$DRIVER" --no-ship --spool-dir "$WORK/gen" --count "$N" --expect "$WORK/rows.jsonl" >/dev/null
+rm -rf "$WORK/gen"
+bytes=$(stat -c %s "$WORK/rows.jsonl")
+echo "rows.jsonl: $bytes bytes, $((bytes / N)) bytes/row"
+mkdir -p "$WORK/json"
+split -l "$CHUNK" -d -a 4 "$WORK/rows.jsonl" "$WORK/json/c"
+
+echo "== 2a. clickhouse ingest, JSONEachRow, curl, $CHUNK-row batches"
+t0=$(now)
+for f in "$WORK"/json/c*; do
+  curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20llm_ingest%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1" --data-binary @"$f"
+done
+t1=$(now)
+[ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "peer JSON rows mismatch"; exit 1; }
+PEER_JSON=$(rate "$N" "$t0" "$t1")
+echo "peer_json_rows_per_s=$PEER_JSON"
+
+echo "== 2b. clickhouse ingest, RowBinary, curl, $CHUNK-row batches"
+q "CREATE TABLE bench_copy AS llm_ingest ENGINE = MergeTree() ORDER BY request_id"
+for f in "$WORK"/json/c*; do
+  curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20bench_copy%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1" --data-binary @"$f"
+done
+mkdir -p "$WORK/rb"
+k=0
+while [ $((k * CHUNK)) -lt "$N" ]; do
+  q "SELECT * FROM bench_copy ORDER BY request_id LIMIT $((k * CHUNK)), $CHUNK FORMAT RowBinary" > "$WORK/rb/$(printf %04d $k)"
+  k=$((k + 1))
+done
+rbbytes=$(cat "$WORK"/rb/* | wc -c)
+echo "RowBinary: $rbbytes bytes, $((rbbytes / N)) bytes/row"
+reset_schema
+t0=$(now)
+for f in "$WORK"/rb/*; do
+  curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20llm_ingest%20FORMAT%20RowBinary" --data-binary @"$f"
+done
+t1=$(now)
+[ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "peer RowBinary rows mismatch"; exit 1; }
+PEER_RB=$(rate "$N" "$t0" "$t1")
+echo "peer_rowbinary_rows_per_s=$PEER_RB"
+rm -rf "$WORK/rb" "$WORK/json"
+
+echo "== 3. the shipper (JSONEachRow, gzip, default batching)"
+reset_schema
+"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/ship" --count "$N" --drain-ms 3600000 | tee "$WORK/ship.out"
+[ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "shipper rows mismatch"; exit 1; }
+total_s=$(sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p' "$WORK/ship.out")
+cpu_s=$(sed -n 's/.*shipper_cpu_s=\([0-9.]*\).*/\1/p' "$WORK/ship.out")
+SHIP=$(/usr/bin/python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$N" "$total_s")
+CPU=$(/usr/bin/python3 -c "import sys; print('%.1f' % (100 * float(sys.argv[1]) / float(sys.argv[2])))" "$cpu_s" "$total_s")
+rm -rf "$WORK/ship"
+
+echo "== 4. spool replay after an outage"
+reset_schema
+"$DRIVER" --no-ship --spool-dir "$WORK/outage" --count "$N" >/dev/null
+t0=$(now)
+"$CLI" replay --clickhouse-url "$URL" --spool-dir "$WORK/outage" --timeout-ms 3600000
+t1=$(now)
+[ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "replay rows mismatch"; exit 1; }
+REPLAY=$(rate "$N" "$t0" "$t1")
+
+echo
+echo "== summary ($MODE, N=$N, $(nproc) cores, clickhouse $(q 'SELECT version()'))"
+echo "clickhouse ingest JSONEachRow (curl, ${CHUNK}-row batches): $PEER_JSON rows/s"
+echo "clickhouse ingest RowBinary   (curl, ${CHUNK}-row batches): $PEER_RB rows/s"
+echo "shipper end to end (enqueue -> acknowledged):              $SHIP rows/s ($(/usr/bin/python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$SHIP" "$PEER_JSON")x the JSON peer), shipper thread CPU ${CPU}% of one core"
+echo "spool replay after outage:                                 $REPLAY rows/s"
