@@ -17,7 +17,8 @@ get stand-in values. Then, per overlay:
   - both processes start and print their `listening` lines; /readyz answers 200 on each;
   - /metrics on each parses with the Prometheus project's parser;
   - dev only (its demo provider and committed dev key): a chat completion through the
-    adapter with the dev API key succeeds and a wrong key gets 401 (the keys file is used);
+    adapter with the dev API key succeeds and a wrong key gets 401 (the keys file is used),
+    and counters on both /metrics pages moved;
   - SIGTERM: each process exits 0 within the pod's terminationGracePeriodSeconds.
 
 No sleeps-and-hope: every wait polls a condition until a deadline. Output ends with
@@ -201,6 +202,17 @@ def parse_metrics(text):
     return [f.name for f in text_string_to_metric_families(text)]
 
 
+def counter_total(url):
+    """Sum of every counter sample at |url| (names are the binaries' business; that some
+    counter moves after a request is the property checked)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    total = 0.0
+    for fam in text_string_to_metric_families(http("GET", url)[1]):
+        if fam.type == "counter":
+            total += sum(x.value for x in fam.samples if x.name.endswith("_total"))
+    return total
+
+
 def base_env(env):
     """The process environment: the container's, plus PATH and sanitizer settings only."""
     out = {k: v for k, v in os.environ.items()
@@ -275,6 +287,8 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
 
             if overlay == "dev":
                 def chat_through_edge():
+                    before = (counter_total(f"http://{admin}/metrics"),
+                              counter_total(f"http://{edge}/metrics"))
                     body = json.dumps({"model": "demo", "stream": False, "max_tokens": 8,
                                        "messages": [{"role": "user", "content": "hi"}]}).encode()
                     url = f"http://{edge}/v1/chat/completions"
@@ -285,7 +299,13 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
                     st, _ = http("POST", url, body, dict(ct, Authorization="Bearer wrong-key"))
                     if st != 401:
                         raise Failure(f"a wrong key got {st}, want 401 (keys file not used?)")
-                check("dev key from the keys Secret completes a chat; a wrong key gets 401",
+                    after = (counter_total(f"http://{admin}/metrics"),
+                             counter_total(f"http://{edge}/metrics"))
+                    if not (after[0] > before[0] and after[1] > before[1]):
+                        raise Failure(f"counters did not move: chat {before[0]}->{after[0]}, "
+                                      f"sse {before[1]}->{after[1]}")
+                check("dev key from the keys Secret completes a chat; a wrong key gets 401; "
+                      "counters on both /metrics moved",
                       chat_through_edge)
         except Failure:
             pass
