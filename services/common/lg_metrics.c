@@ -38,6 +38,7 @@ struct lg_metrics_series {
     _Atomic uint64_t counter;         /* counters */
     _Atomic int64_t gauge;            /* gauges without a callback */
     lg_metrics_scrape_cb cb;          /* gauges: set and read under the registry mutex */
+    lg_metrics_counter_scrape_cb counter_cb; /* counters read at scrape; set at registration */
     void *cb_user_data;               /* passed to cb */
     _Atomic uint64_t sum_bits;        /* histograms: bit pattern of the double sum */
     _Atomic uint64_t buckets[];       /* histograms: nbuckets + 1 (+Inf) NON-cumulative counts */
@@ -411,6 +412,28 @@ int lg_metrics_register_gauge_cb(lg_metrics *m, const char *name, const char *he
     return LG_OK;
 }
 
+int lg_metrics_register_counter_cb(lg_metrics *m, const char *name, const char *help,
+                                   lg_metrics_counter_scrape_cb cb, void *user_data,
+                                   lg_metrics_series **out)
+{
+    if (cb == NULL) {
+        return LG_ERR_INVALID;
+    }
+    lg_metrics_series *s;
+    int rc = metrics_register_simple(m, LG_METRICS_COUNTER, name, help, &s);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    pthread_mutex_lock(&m->mu);
+    s->counter_cb = cb;
+    s->cb_user_data = user_data;
+    pthread_mutex_unlock(&m->mu);
+    if (out != NULL) {
+        *out = s;
+    }
+    return LG_OK;
+}
+
 /* Linear search: a family holds at most LG_METRICS_MAX_SERIES_PER_FAMILY series and callers
  * resolve a tuple once and keep the handle, so a hash table would buy nothing measurable. */
 static struct lg_metrics_series *metrics_find_series(struct lg_metrics_family *f,
@@ -547,12 +570,25 @@ void lg_metrics_histogram_observe(lg_metrics_series *s, double v)
 
 /* ---- accessors ---- */
 
+/* A counter's value; the caller holds the registry mutex (counter_cb is guarded by it). */
+static uint64_t metrics_counter_value(const lg_metrics_series *s)
+{
+    if (s->counter_cb != NULL) {
+        return s->counter_cb(s->cb_user_data);
+    }
+    return atomic_load_explicit(&s->counter, memory_order_relaxed);
+}
+
 uint64_t lg_metrics_get_counter(const lg_metrics_series *s)
 {
     if (!metrics_is(s, LG_METRICS_COUNTER)) {
         return 0;
     }
-    return atomic_load_explicit(&s->counter, memory_order_relaxed);
+    lg_metrics *m = s->family->registry;
+    pthread_mutex_lock(&m->mu);
+    uint64_t v = metrics_counter_value(s);
+    pthread_mutex_unlock(&m->mu);
+    return v;
 }
 
 /* A gauge's value; the caller holds the registry mutex (cb is guarded by it). */
@@ -741,7 +777,7 @@ static int metrics_render_series(struct lg_buf *out, const struct lg_metrics_ser
     case LG_METRICS_COUNTER:
         rc = metrics_append_series_name(out, s, "", NULL);
         if (rc == LG_OK) {
-            rc = lg_buf_appendf(out, " %" PRIu64 "\n", lg_metrics_get_counter(s));
+            rc = lg_buf_appendf(out, " %" PRIu64 "\n", metrics_counter_value(s));
         }
         return rc;
     case LG_METRICS_GAUGE:

@@ -80,6 +80,10 @@ extern const size_t lg_metrics_latency_buckets_count;
  * lg_metrics_family_with_labels, lg_metrics_gauge_set_cb or lg_metrics_render. */
 typedef int64_t (*lg_metrics_scrape_cb)(void *user_data);
 
+/* Reads a counter kept elsewhere (e.g. a module's own statistics) at scrape time; the same
+ * rules as lg_metrics_scrape_cb. The value it returns must never decrease. */
+typedef uint64_t (*lg_metrics_counter_scrape_cb)(void *user_data);
+
 /* ---- lifecycle ---- */
 
 /* Creates an empty registry. Returns LG_OK or LG_ERR_NOMEM. |*out| is returned owned. */
@@ -101,6 +105,12 @@ int lg_metrics_register_counter(lg_metrics *m, const char *name, const char *hel
                                 lg_metrics_series **out);
 int lg_metrics_register_gauge(lg_metrics *m, const char *name, const char *help,
                               lg_metrics_series **out);
+/* A label-less counter whose value is |cb|(|user_data|) at each scrape, for statistics a
+ * module already counts itself (lg_shipper_get_stats, ...): no double bookkeeping on the
+ * hot path. |user_data| is borrowed until lg_metrics_free. |out| may be NULL. */
+int lg_metrics_register_counter_cb(lg_metrics *m, const char *name, const char *help,
+                                   lg_metrics_counter_scrape_cb cb, void *user_data,
+                                   lg_metrics_series **out);
 /* A label-less histogram with the default latency buckets (lg_metrics_latency_buckets_s),
  * for durations observed in seconds. */
 int lg_metrics_register_histogram(lg_metrics *m, const char *name, const char *help,
@@ -145,7 +155,8 @@ int lg_metrics_render(lg_metrics *m, struct lg_buf *out);
 
 /* ---- accessors (for tests and the admin server; no side effects) ---- */
 
-/* Current counter value; 0 for NULL or a non-counter. */
+/* Current counter value (calls the scrape callback when bound, under the registry mutex);
+ * 0 for NULL or a non-counter. */
 uint64_t lg_metrics_get_counter(const lg_metrics_series *s);
 /* Current gauge value (calls the scrape callback when bound, under the registry mutex, so
  * not from inside a scrape callback); 0 for NULL or a non-gauge. */

@@ -240,6 +240,37 @@ static void test_metrics_gauge_callback_at_scrape(void **state)
     lg_metrics_free(m);
 }
 
+static uint64_t scrape_shipped(void *ud)
+{
+    const uint64_t *rows = ud;
+    return *rows;
+}
+
+static void test_metrics_counter_callback_at_scrape(void **state)
+{
+    (void)state;
+    lg_metrics *m = registry_new();
+    uint64_t rows = 41;
+    lg_metrics_series *s;
+    assert_int_equal(lg_metrics_register_counter_cb(m, "llmgate_shipper_rows_shipped_total",
+                                                    "Rows acknowledged.", scrape_shipped,
+                                                    &rows, &s),
+                     LG_OK);
+    lg_metrics_counter_add(s, 1000); /* ignored: the callback is the source of truth */
+    rows = 42;
+    expect_render(m, "# HELP llmgate_shipper_rows_shipped_total Rows acknowledged.\n"
+                     "# TYPE llmgate_shipper_rows_shipped_total counter\n"
+                     "llmgate_shipper_rows_shipped_total 42\n");
+    assert_int_equal(lg_metrics_get_counter(s), 42);
+    assert_int_equal(lg_metrics_register_counter_cb(m, "x_total", "", NULL, NULL, NULL),
+                     LG_ERR_INVALID);
+    assert_int_equal(
+        lg_metrics_register_counter_cb(m, "llmgate_shipper_rows_shipped_total", "",
+                                       scrape_shipped, &rows, NULL),
+        LG_ERR_STATE);
+    lg_metrics_free(m);
+}
+
 static void test_metrics_cardinality_cap(void **state)
 {
     (void)state;
@@ -444,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_histogram_default_buckets, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_float_format, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_gauge_callback_at_scrape, setup, NULL),
+        cmocka_unit_test_setup_teardown(test_metrics_counter_callback_at_scrape, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_cardinality_cap, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_invalid_registrations, setup, NULL),
         cmocka_unit_test_setup_teardown(test_metrics_render_cap, setup, NULL),
