@@ -80,7 +80,8 @@ class Server:
             assert len(r.payload.body) == 7
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
+        """Stops the server with |sig| (None: it is already on its way out; just wait)."""
+        if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(STOP_TIMEOUT_S)
