@@ -44,7 +44,13 @@ struct lg_sse_call {
 
 struct lg_sse_chat {
     struct event_base *base;
-    lg_grpc_client *client;
+    char *addr;               /* owned copy of the target */
+    /* One lg_grpc_client is one HTTP/2 connection, and the chat server admits a bounded
+     * number of concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS, 100 by
+     * default); every open SSE stream holds one ResumeStream call. So calls spread over a
+     * pool of connections, opened on demand, each given at most LG_SSE_CHAT_CALLS_PER_CONN. */
+    lg_grpc_client *clients[LG_SSE_CHAT_MAX_CONNS];
+    size_t nclients;
     struct event *health_timer;
     bool ready;               /* last health check said SERVING */
     bool health_inflight;
@@ -252,6 +258,38 @@ static void on_call_close(lg_grpc_client_call *gc, const struct lg_grpc_client_s
     lg_free(call);
 }
 
+/* The first connection with room, a new one while the pool has room, else the least loaded
+ * (its calls then wait in the client's bounded queue). */
+static int chat_pick_client(lg_sse_chat *c, lg_grpc_client **out)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < c->nclients; i++) {
+        size_t n = lg_grpc_client_get_call_count(c->clients[i]);
+        if (n < LG_SSE_CHAT_CALLS_PER_CONN) {
+            *out = c->clients[i];
+            return LG_OK;
+        }
+        if (n < lg_grpc_client_get_call_count(c->clients[best])) {
+            best = i;
+        }
+    }
+    if (c->nclients < LG_SSE_CHAT_MAX_CONNS) {
+        struct lg_grpc_client_opts o;
+        lg_grpc_client_opts_default(&o);
+        o.user_agent = "llmgate-sse";
+        int rc = lg_grpc_client_new(&c->clients[c->nclients], c->base, c->addr, &o);
+        if (rc == LG_OK) {
+            *out = c->clients[c->nclients++];
+            return LG_OK;
+        }
+        if (c->nclients == 0) {
+            return rc;
+        }
+    }
+    *out = c->clients[best];
+    return LG_OK;
+}
+
 static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, const char *user,
                       const uint8_t *req, size_t len, int64_t timeout_ms, void *ud,
                       struct lg_sse_call **out)
@@ -275,7 +313,11 @@ static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, c
     cbs.on_message = kind == CK_STREAM   ? on_stream_message
                      : kind == CK_CANCEL ? on_cancel_message
                                          : on_health_message;
-    int rc = lg_grpc_client_start(c->client, method, req, len, &o, &cbs, call, &call->gc);
+    lg_grpc_client *client = NULL;
+    int rc = chat_pick_client(c, &client);
+    if (rc == LG_OK) {
+        rc = lg_grpc_client_start(client, method, req, len, &o, &cbs, call, &call->gc);
+    }
     if (rc != LG_OK) {
         lg_free(call);
         return rc == LG_ERR_EXHAUSTED ? LG_ERR_UNAVAILABLE : rc;
@@ -454,16 +496,21 @@ int lg_sse_chat_new(lg_sse_chat **out, struct event_base *base, const char *addr
         return LG_ERR_NOMEM;
     }
     c->base = base;
+    c->addr = lg_strdup(addr);
     lg_grpc_client_opts_default(&o);
     o.user_agent = "llmgate-sse";
-    int rc = lg_grpc_client_new(&c->client, base, addr, &o);
+    /* The first connection is made now so a bad target is refused at startup. */
+    int rc = c->addr == NULL ? LG_ERR_NOMEM : lg_grpc_client_new(&c->clients[0], base, addr, &o);
     if (rc != LG_OK) {
+        lg_free(c->addr);
         lg_free(c);
         return rc;
     }
+    c->nclients = 1;
     c->health_timer = event_new(base, -1, 0, on_health_timer, c);
     if (c->health_timer == NULL) {
-        lg_grpc_client_free(c->client);
+        lg_grpc_client_free(c->clients[0]);
+        lg_free(c->addr);
         lg_free(c);
         return LG_ERR_NOMEM;
     }
@@ -481,7 +528,10 @@ void lg_sse_chat_free(lg_sse_chat *c)
         call->aborted = true;
     }
     event_free(c->health_timer);
-    lg_grpc_client_free(c->client); /* on_close runs for every live call and frees it */
+    for (size_t i = 0; i < c->nclients; i++) {
+        lg_grpc_client_free(c->clients[i]); /* on_close runs for its live calls, freeing them */
+    }
+    lg_free(c->addr);
     lg_free(c);
 }
 

@@ -320,6 +320,13 @@
 #define LG_SSE_RPC_TIMEOUT_MS 10000
 /* Period of the health check of the chat service behind /readyz, in ms. */
 #define LG_SSE_HEALTH_PERIOD_MS 2000
+/* Calls the adapter puts on one HTTP/2 connection to the chat service before it opens the
+ * next: the chat server's default SETTINGS_MAX_CONCURRENT_STREAMS
+ * (LG_GRPC_SERVER_MAX_CONCURRENT_STREAMS), so open SSE streams never queue behind it. */
+#define LG_SSE_CHAT_CALLS_PER_CONN 100
+/* Connections to the chat service per adapter process; with the value above this carries
+ * 100 * 1024 concurrent streams. Past it calls queue in the least loaded connection. */
+#define LG_SSE_CHAT_MAX_CONNS 1024
 /* Hard cap on one non-streaming completion body we assemble for a client. */
 #define LG_SSE_MAX_COMPLETION_BYTES (4 * 1024 * 1024)
 /* One encoded SSE event (id, event, data lines); content deltas are far smaller. */

@@ -246,6 +246,28 @@ async function main() {
       assert.ok(err, r.body);
       assert.equal(JSON.parse(err.data).data.code, 'resume_expired');
     }],
+    ['250 concurrent streams (more than one HTTP/2 connection carries) all complete', async () => {
+      const N = 250;
+      const c = await startChat(['--demo-pace-ms', '20']);
+      const e = await startSse(c.addrs.grpc, ['--max-streams-per-user', '1000']);
+      const E = e.addrs.http;
+      const made = await Promise.all(Array.from({ length: N }, (_, i) =>
+        createStream(E, { prompt: `short ${i}` })));
+      const results = await Promise.all(made.map((s) => readEvents(E, s.events_url)));
+      await e.stop();
+      await c.stop();
+      results.forEach((r, i) => {
+        assert.equal(r.status, 200);
+        const evs = chatEvents(r.body, made[i].stream_id);
+        assert.equal(evs[0].event, 'start');
+        assert.equal(evs.at(-1).event, 'done');
+      });
+    }],
+    ['same-origin requests need no allow-list entry', async () => {
+      const r = await request(A, { method: 'POST', path: '/v1/chat/streams', headers: { ...ALICE, Origin: `http://${A}` }, body: { model: 'demo', messages: [{ role: 'user', content: 'x' }] } });
+      assert.equal(r.status, 201);
+      assert.equal(r.headers['access-control-allow-origin'], undefined);
+    }],
     ['metrics count events, resumes and refusals', async () => {
       const r = await request(A, { path: '/metrics' });
       assert.equal(r.status, 200);
