@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "lg_chat_service.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "lg_mem.h"
 #include "lg_metrics.h"
 #include "lg_record.h"
+#include "lg_usage.h"
 
 #define LG_LOG_MODULE "chat"
 #include "lg_log.h"
@@ -43,6 +45,10 @@
  * own deadline timer races the server's, so a RST_STREAM(CANCEL) a few ms early is the
  * same event as the server-side DEADLINE (grpc-timeout is sent rounded, after a delay). */
 #define CHAT_DEADLINE_SLACK_MS 100
+/* ListLogs page size when the request sets none. */
+#define CHAT_USAGE_DEFAULT_LIMIT 50u
+/* GetUsage without until_unix counts up to now plus a day (clock skew, time zones). */
+#define CHAT_USAGE_FUTURE_MS 86400000
 /* Longest reason text produced by validation and resolution. */
 #define CHAT_WHY_BYTES 256
 
@@ -54,6 +60,7 @@ enum chat_tag {
     CHAT_TAG_SERVICE = 1,
     CHAT_TAG_SUB = 2,
     CHAT_TAG_STREAM = 3,
+    CHAT_TAG_USAGE = 4,
 };
 
 enum stream_state {
@@ -118,6 +125,11 @@ struct lg_chat_service {
     lg_metrics_series *m_tokens;
     lg_metrics_series *m_records;
     lg_metrics_series *m_record_drops;
+    /* UsageService results come back on the lg_usage worker thread; they are queued here
+     * and handed to the loop by activating |usage_ev| (the base is thread-aware). */
+    pthread_mutex_t usage_lock;
+    struct usage_job *usage_ready; /* guarded by usage_lock */
+    struct event *usage_ev;
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -1083,15 +1095,281 @@ static void chat_complete_on_close(lg_grpc_call *call, enum lg_grpc_close_reason
 
 /* ---- UsageService ---------------------------------------------------------------------- */
 
+/* One ListLogs or GetUsage query in flight on the lg_usage worker. */
+struct usage_job {
+    enum chat_tag tag; /* CHAT_TAG_USAGE */
+    struct usage_job *next;
+    lg_chat_service *svc;
+    lg_grpc_call *call; /* NULL once the call ended (the answer is then dropped) */
+    bool is_report;
+    bool answered;      /* the worker's result arrived */
+    int rc;
+    struct lg_usage_logs logs;     /* owned */
+    struct lg_usage_report report; /* owned */
+    char *model;        /* ListLogs filters, applied to the returned page; NULL = any */
+    char *conversation_id;
+    int64_t since_ms, until_ms; /* 0 = unbounded */
+};
+
+static void usage_job_free(struct usage_job *j)
+{
+    lg_usage_logs_free(&j->logs);
+    lg_usage_report_free(&j->report);
+    lg_free(j->model);
+    lg_free(j->conversation_id);
+    lg_free(j);
+}
+
+/* Worker thread: queue the result for the loop. */
+static void usage_post(struct usage_job *j)
+{
+    lg_chat_service *svc = j->svc;
+    pthread_mutex_lock(&svc->usage_lock);
+    j->next = svc->usage_ready;
+    svc->usage_ready = j;
+    pthread_mutex_unlock(&svc->usage_lock);
+    event_active(svc->usage_ev, EV_READ, 0);
+}
+
+static void usage_on_logs(int rc, struct lg_usage_logs *logs, void *user_data)
+{
+    struct usage_job *j = user_data;
+    j->rc = rc;
+    j->logs = *logs; /* moved */
+    usage_post(j);
+}
+
+static void usage_on_report(int rc, struct lg_usage_report *report, void *user_data)
+{
+    struct usage_job *j = user_data;
+    j->rc = rc;
+    j->report = *report; /* moved */
+    usage_post(j);
+}
+
+static bool usage_keep(const struct usage_job *j, const struct lg_usage_log *g)
+{
+    return (j->model == NULL || (g->model != NULL && strcmp(j->model, g->model) == 0)) &&
+           (j->conversation_id == NULL ||
+            (g->conversation_id != NULL && strcmp(j->conversation_id, g->conversation_id) == 0)) &&
+           (j->since_ms == 0 || g->start_time_ms >= j->since_ms) &&
+           (j->until_ms == 0 || g->start_time_ms < j->until_ms);
+}
+
+static int usage_answer_logs(struct usage_job *j)
+{
+    size_t n = j->logs.count;
+    Llmgate__Chat__V1__LogRecord *recs = lg_calloc(n > 0 ? n : 1, sizeof(*recs));
+    Llmgate__Chat__V1__LogRecord **ptrs = lg_calloc(n > 0 ? n : 1, sizeof(*ptrs));
+    Llmgate__Chat__V1__Usage *usages = lg_calloc(n > 0 ? n : 1, sizeof(*usages));
+    int rc = recs != NULL && ptrs != NULL && usages != NULL ? LG_OK : LG_ERR_NOMEM;
+    size_t kept = 0;
+    for (size_t i = 0; rc == LG_OK && i < n; i++) {
+        const struct lg_usage_log *g = &j->logs.items[i];
+        if (!usage_keep(j, g)) {
+            continue;
+        }
+        Llmgate__Chat__V1__LogRecord *r = &recs[kept];
+        Llmgate__Chat__V1__Usage *u = &usages[kept];
+        llmgate__chat__v1__log_record__init(r);
+        llmgate__chat__v1__usage__init(u);
+        u->prompt_tokens = (uint32_t)g->prompt_tokens;
+        u->completion_tokens = (uint32_t)g->completion_tokens;
+        u->cached_tokens = (uint32_t)g->cached_tokens;
+        u->total_tokens = (uint32_t)g->total_tokens;
+        u->estimated_cost_nano_usd = (uint64_t)g->estimated_cost_nano_usd;
+        u->usage_estimated = g->usage_source != NULL && strcmp(g->usage_source, "estimated") == 0;
+        r->request_id = g->request_id;
+        r->stream_id = g->stream_id;
+        r->conversation_id = g->conversation_id;
+        r->agent_id = g->agent_id;
+        r->provider = g->provider;
+        r->model = g->model;
+        r->status = g->status;
+        r->finish_reason = g->finish_reason;
+        r->error_message = g->error_message;
+        r->usage = u;
+        r->start_unix_ms = g->start_time_ms;
+        r->duration_ms = (uint64_t)(g->duration_ms > 0 ? g->duration_ms : 0);
+        r->time_to_first_token_ms =
+            (uint64_t)(g->time_to_first_token_ms > 0 ? g->time_to_first_token_ms : 0);
+        ptrs[kept++] = r;
+    }
+    if (rc == LG_OK) {
+        Llmgate__Chat__V1__ListLogsResponse resp;
+        llmgate__chat__v1__list_logs_response__init(&resp);
+        resp.n_records = kept;
+        resp.records = ptrs;
+        rc = lg_grpc_call_send_pb(j->call, &resp.base);
+    }
+    lg_free(recs);
+    lg_free(ptrs);
+    lg_free(usages);
+    return rc;
+}
+
+static void usage_fill_row(Llmgate__Chat__V1__UsageRow *row, const struct lg_usage_bucket *b)
+{
+    llmgate__chat__v1__usage_row__init(row);
+    row->day = (char *)(uintptr_t)b->day;
+    row->model = b->model;
+    row->requests = b->requests;
+    row->prompt_tokens = (uint64_t)b->prompt_tokens;
+    row->completion_tokens = (uint64_t)b->completion_tokens;
+    row->cached_tokens = (uint64_t)b->cached_tokens;
+    row->total_tokens = (uint64_t)b->total_tokens;
+    row->cost_nano_usd = (uint64_t)b->cost_nano_usd;
+}
+
+static int usage_answer_report(struct usage_job *j)
+{
+    const struct lg_usage_report *rep = &j->report;
+    size_t n = rep->n_model_day;
+    Llmgate__Chat__V1__UsageRow *rows = lg_calloc(n > 0 ? n : 1, sizeof(*rows));
+    Llmgate__Chat__V1__UsageRow **ptrs = lg_calloc(n > 0 ? n : 1, sizeof(*ptrs));
+    int rc = rows != NULL && ptrs != NULL ? LG_OK : LG_ERR_NOMEM;
+    if (rc == LG_OK) {
+        for (size_t i = 0; i < n; i++) {
+            usage_fill_row(&rows[i], &rep->by_model_day[i]);
+            ptrs[i] = &rows[i];
+        }
+        Llmgate__Chat__V1__GetUsageResponse resp;
+        llmgate__chat__v1__get_usage_response__init(&resp);
+        resp.n_rows = n;
+        resp.rows = ptrs;
+        resp.requests = rep->total.requests;
+        resp.total_tokens = (uint64_t)rep->total.total_tokens;
+        resp.cost_nano_usd = (uint64_t)rep->total.cost_nano_usd;
+        rc = lg_grpc_call_send_pb(j->call, &resp.base);
+    }
+    lg_free(rows);
+    lg_free(ptrs);
+    return rc;
+}
+
+static void usage_answer(struct usage_job *j)
+{
+    lg_grpc_call *call = j->call;
+    j->answered = true;
+    if (call == NULL) {
+        usage_job_free(j); /* the caller left */
+        return;
+    }
+    lg_grpc_call_set_user_data(call, j->svc);
+    j->call = NULL;
+    int rc = j->rc;
+    if (rc == LG_OK) {
+        j->call = call;
+        rc = j->is_report ? usage_answer_report(j) : usage_answer_logs(j);
+        j->call = NULL;
+    }
+    if (rc == LG_OK) {
+        lg_grpc_call_finish(call, LG_GRPC_OK, NULL);
+    } else {
+        chat_finish(call, rc, rc == LG_ERR_INVALID ? "bad user id or time range"
+                                                   : "usage store unavailable");
+    }
+    usage_job_free(j);
+}
+
+static void usage_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_chat_service *svc = arg;
+    pthread_mutex_lock(&svc->usage_lock);
+    struct usage_job *list = svc->usage_ready;
+    svc->usage_ready = NULL;
+    pthread_mutex_unlock(&svc->usage_lock);
+    while (list != NULL) {
+        struct usage_job *next = list->next;
+        usage_answer(list);
+        list = next;
+    }
+}
+
+static char *usage_dup_nonempty(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? lg_strdup(s) : NULL;
+}
+
+/* Unpacks the request, checks identity, queues the query. On error the call is finished. */
+static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_t *msg,
+                         size_t len)
+{
+    ProtobufCAllocator alloc;
+    lg_arena_protobuf_allocator(lg_grpc_call_get_arena(j->call), &alloc);
+    Llmgate__Chat__V1__GetUsageRequest *gq = NULL;
+    Llmgate__Chat__V1__ListLogsRequest *lq = NULL;
+    if (j->is_report) {
+        gq = llmgate__chat__v1__get_usage_request__unpack(&alloc, len, msg);
+    } else {
+        lq = llmgate__chat__v1__list_logs_request__unpack(&alloc, len, msg);
+    }
+    int rc = gq != NULL || lq != NULL ? LG_OK : LG_ERR_INVALID;
+    const char *user = NULL;
+    if (rc == LG_OK) {
+        user = chat_identity(j->call, gq != NULL ? gq->user_id : lq->user_id, &rc);
+    }
+    if (user != NULL && gq != NULL) {
+        int64_t from = gq->since_unix > 0 ? gq->since_unix * 1000 : 0;
+        int64_t to = gq->until_unix > 0 ? gq->until_unix * 1000
+                                        : chat_now_wall_ms() + CHAT_USAGE_FUTURE_MS;
+        rc = lg_usage_get_usage(svc->opts.usage, user, from, to, usage_on_report, j);
+    } else if (user != NULL) {
+        j->model = usage_dup_nonempty(lq->model);
+        j->conversation_id = usage_dup_nonempty(lq->conversation_id);
+        j->since_ms = lq->since_unix > 0 ? lq->since_unix * 1000 : 0;
+        j->until_ms = lq->until_unix > 0 ? lq->until_unix * 1000 : 0;
+        uint32_t limit = lq->limit == 0 ? CHAT_USAGE_DEFAULT_LIMIT : lq->limit;
+        rc = lg_usage_list_logs(svc->opts.usage, user,
+                                limit < LG_USAGE_MAX_LIMIT ? limit : LG_USAGE_MAX_LIMIT, 0,
+                                usage_on_logs, j);
+    }
+    if (rc == LG_OK) {
+        lg_grpc_call_set_user_data(j->call, j);
+        return;
+    }
+    const char *why = rc == LG_ERR_PERMISSION        ? "user_id does not match x-user-id"
+                      : rc == LG_ERR_UNAUTHENTICATED ? "user_id or x-user-id is required"
+                      : rc == LG_ERR_INVALID         ? "bad request, user id or time range"
+                                                     : NULL;
+    chat_finish(j->call, rc, why);
+    usage_job_free(j);
+}
+
 static void chat_usage_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
                                   void *user_data)
 {
-    (void)msg;
-    (void)len;
-    (void)user_data;
-    lg_grpc_call_finish(call, LG_GRPC_UNIMPLEMENTED,
-                        "usage queries are not available yet in llmgate-chat; use "
-                        "llmgate-analytics usage/logs");
+    lg_chat_service *svc = user_data;
+    if (svc->opts.usage == NULL) {
+        lg_grpc_call_finish(call, LG_GRPC_UNIMPLEMENTED,
+                            "usage queries need ClickHouse: start llmgate-chat with "
+                            "--clickhouse-url");
+        return;
+    }
+    struct usage_job *j = lg_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        chat_finish(call, LG_ERR_NOMEM, NULL);
+        return;
+    }
+    j->tag = CHAT_TAG_USAGE;
+    j->svc = svc;
+    j->call = call;
+    j->is_report = strcmp(lg_grpc_call_get_method(call), USAGE_PATH_GET) == 0;
+    usage_submit(svc, j, msg, len);
+}
+
+/* The call ended: a job still waiting for the worker forgets it (freed when it answers). */
+static void chat_usage_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
+                                void *user_data)
+{
+    (void)call;
+    (void)reason;
+    if (*(const enum chat_tag *)user_data == CHAT_TAG_USAGE) {
+        struct usage_job *j = user_data;
+        j->call = NULL;
+    }
 }
 
 static void chat_noop_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
@@ -1198,7 +1476,7 @@ static int chat_register(lg_chat_service *svc)
     const struct lg_grpc_method_cbs cancel_cbs = {NULL, chat_cancel_on_message, NULL, NULL,
                                                   chat_noop_on_close};
     const struct lg_grpc_method_cbs usage_cbs = {NULL, chat_usage_on_message, NULL, NULL,
-                                                 chat_noop_on_close};
+                                                 chat_usage_on_close};
     const struct lg_grpc_method_cbs resume_cbs = {NULL, chat_resume_on_message, NULL,
                                                   chat_sub_on_writable, chat_sub_on_close};
     int rc = lg_grpc_server_register(svc->srv, CHAT_PATH_STREAM, LG_GRPC_SERVER_STREAMING,
@@ -1261,7 +1539,10 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
     svc->srv = srv;
     svc->opts = *opts;
     lg_buf_init(&svc->scratch, LG_CHAT_MAX_EVENT_BYTES);
-    int rc = lg_chat_registry_new(&svc->reg, LG_CHAT_MAX_STREAMS);
+    pthread_mutex_init(&svc->usage_lock, NULL);
+    svc->usage_ev = event_new(base, -1, 0, usage_on_ready, svc);
+    int rc = svc->usage_ev != NULL ? lg_chat_registry_new(&svc->reg, LG_CHAT_MAX_STREAMS)
+                                   : LG_ERR_NOMEM;
     if (rc != LG_OK) {
         goto out_free_svc;
     }
@@ -1302,6 +1583,12 @@ void lg_chat_service_free(lg_chat_service *svc)
     }
     lg_chat_registry_free(svc->reg);
     lg_buf_deinit(&svc->scratch);
+    /* lg_usage_free (called before this) has run every pending job's callback. */
+    usage_on_ready(-1, 0, svc);
+    if (svc->usage_ev != NULL) {
+        event_free(svc->usage_ev);
+    }
+    pthread_mutex_destroy(&svc->usage_lock);
     lg_free(svc);
 }
 

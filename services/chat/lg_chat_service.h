@@ -15,6 +15,9 @@
  * (differing ids: PERMISSION_DENIED; an empty user_id takes x-user-id). Resume and cancel
  * are owner-only (PERMISSION_DENIED), unknown or expired ids are NOT_FOUND.
  *
+ * UsageService (ListLogs, GetUsage) is answered from ClickHouse through lg_usage, for the
+ * caller's own user id only (same identity rule as above).
+ *
  * Billing: exactly one lg_record per upstream call (success, error, cancelled, timeout,
  * client gone), handed to the sink when the call ends.
  *
@@ -34,6 +37,7 @@ typedef struct lg_grpc_server lg_grpc_server;
 typedef struct lg_chat_config lg_chat_config;
 typedef struct lg_curlm lg_curlm;
 typedef struct lg_metrics lg_metrics;
+typedef struct lg_usage lg_usage;
 
 /* What the billing record keeps of prompt and answer texts (privacy setting). */
 enum lg_chat_body_mode {
@@ -47,6 +51,11 @@ struct lg_chat_service_opts {
     struct lg_record_sink *sink;  /* billing records; borrowed */
     lg_curlm *curlm;              /* for openai providers; may be NULL when there are none */
     lg_metrics *metrics;          /* may be NULL */
+    lg_usage *usage;              /* UsageService backend (ClickHouse); NULL answers
+                                     UNIMPLEMENTED. Its results arrive on its worker thread
+                                     and are handed to the loop with event_active, so the
+                                     event_base must be thread-aware
+                                     (evthread_use_pthreads before event_base_new). */
     uint32_t demo_pace_ms;        /* demo provider: pause between tokens */
     uint32_t grace_ms;            /* generation continues this long after the last reader */
     uint32_t retention_ms;        /* a finished stream stays resumable this long */
@@ -70,7 +79,8 @@ int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode,
 int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_server *srv,
                         const struct lg_chat_service_opts *opts);
 /* Stops every stream still generating (each writes its record, status cancelled) and frees
- * everything. Call after lg_grpc_server_free (no call may still point at a stream). */
+ * everything. Call after lg_grpc_server_free (no call may still point at a stream) and after
+ * lg_usage_free (no usage result may still be on its way). */
 void lg_chat_service_free(lg_chat_service *svc);
 
 /* Streams alive (generating, in grace or retained), for metrics and tests. */

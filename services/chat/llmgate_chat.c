@@ -15,8 +15,10 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "lg_admin.h"
+#include "lg_chclient.h"
 #include "lg_buf.h"
 #include "lg_cfg.h"
 #include "lg_chat_config.h"
@@ -32,10 +34,14 @@
 #include "lg_metrics.h"
 #include "lg_record.h"
 #include "lg_shipper.h"
+#include "lg_usage.h"
 
 #define LG_LOG_MODULE "main"
 #include "lg_log.h"
 
+/* UsageService queries to ClickHouse: whole request and connect timeouts. */
+#define CHAT_MAIN_USAGE_TIMEOUT_MS 10000
+#define CHAT_MAIN_USAGE_CONNECT_MS 2000
 /* Time the shipper gets at shutdown to land what is queued (the rest stays spooled). */
 #define CHAT_MAIN_DRAIN_RECORDS_MS 5000
 #define CHAT_MAIN_ADDR_BYTES 128
@@ -183,6 +189,7 @@ struct chat_parts {
     lg_metrics *metrics;
     lg_curlm *curlm;
     lg_chat_service *svc;
+    lg_usage *usage;
     lg_grpc_health *health;
     lg_grpc_reflection *reflection;
     lg_loop_signals *signals;
@@ -197,6 +204,7 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m,
     so.sink = &p->sink;
     so.curlm = p->curlm;
     so.metrics = p->metrics;
+    so.usage = p->usage;
     so.demo_pace_ms = (uint32_t)f->demo_pace_ms;
     so.grace_ms = (uint32_t)f->grace_ms;
     so.retention_ms = (uint32_t)f->retention_ms;
@@ -255,6 +263,7 @@ static void chat_main_teardown(struct chat_main *m, struct chat_parts *p)
     lg_grpc_server_free(m->srv); /* every call gets on_close before the service goes */
     lg_grpc_reflection_free(p->reflection);
     lg_grpc_health_free(p->health);
+    lg_usage_free(p->usage); /* pending queries are answered LG_ERR_CLOSED, then joined */
     lg_chat_service_free(p->svc); /* writes the records of streams still running */
     lg_curlm_free(p->curlm);
     if (p->shipper != NULL) {
@@ -296,6 +305,15 @@ int main(int argc, char **argv)
     int rc = chat_main_config(&f, &p.cfg);
     if (rc == LG_OK) {
         rc = chat_main_sink(&f, &p.shipper, &p.sink);
+    }
+    if (rc == LG_OK && f.clickhouse_url != NULL && f.clickhouse_url[0] != '\0') {
+        struct lg_chclient_opts ch = {f.clickhouse_url, NULL, NULL, CHAT_MAIN_USAGE_TIMEOUT_MS,
+                                      CHAT_MAIN_USAGE_CONNECT_MS};
+        rc = lg_usage_new(&p.usage, &ch);
+    }
+    if (rc == LG_OK) {
+        /* UsageService results arrive from lg_usage's worker thread (event_active). */
+        rc = evthread_use_pthreads() == 0 ? LG_OK : LG_ERR_INTERNAL;
     }
     if (rc == LG_OK) {
         m.base = event_base_new();

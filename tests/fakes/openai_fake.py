@@ -68,6 +68,10 @@ def chunk(cid, model, delta, finish=None, usage=False):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "openai-fake/1"
+    # Real upstreams send each SSE event at once; without TCP_NODELAY a small write waits for
+    # the ACK of the previous one (up to the peer's 40 ms delayed ACK on a kept-alive
+    # connection), which would be measured as gateway TTFT.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # quiet: tests read stdout
         pass
