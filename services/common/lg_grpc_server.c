@@ -625,12 +625,15 @@ static void call_kick(lg_grpc_call *call)
 
 static int call_queue_gzip(lg_grpc_call *call, const uint8_t *msg, size_t len)
 {
-    lg_buf_reset(&call->scratch);
-    int rc = lg_grpc_frame_encode(&call->scratch, msg, len, true);
-    if (rc == LG_OK && evbuffer_add(call->sendq, call->scratch.data, call->scratch.len) != 0) {
+    /* Room for the prefix plus deflate's worst case on incompressible input (zlib's
+     * deflateBound is about len + len/1000 + a few dozen bytes); len/8 + 64 covers it. */
+    struct lg_buf out;
+    lg_buf_init(&out, LG_GRPC_FRAME_PREFIX_BYTES + len + len / 8u + 64u);
+    int rc = lg_grpc_frame_encode(&out, msg, len, true);
+    if (rc == LG_OK && evbuffer_add(call->sendq, out.data, out.len) != 0) {
         rc = LG_ERR_NOMEM;
     }
-    lg_buf_reset(&call->scratch);
+    lg_buf_deinit(&out);
     return rc;
 }
 

@@ -240,6 +240,13 @@ class BadInput(unittest.TestCase):
         self.assertEqual(st["reset"], H2_NO_ERROR)
         c.close()
 
+    def test_undecodable_protobuf_is_internal(self):
+        c = H2Client(self.server)
+        sid = c.request(grpc_headers(UNARY), lpm(b"\xff\xff\xff\xff\xff"))
+        c.wait_done(sid)
+        self.assertEqual(c.status(sid), 13)
+        c.close()
+
     def test_zero_and_two_messages_on_unary_are_unimplemented(self):
         c = H2Client(self.server)
         sid0 = c.request(grpc_headers(UNARY))
