@@ -9,3 +9,16 @@ if(TARGET llmgate-chat)
             --workdir ${CMAKE_BINARY_DIR}/it-chat)
   set_tests_properties(integration.chat PROPERTIES LABELS integration TIMEOUT 300)
 endif()
+
+# Records through the ClickHouse shipper and back through UsageService (real ClickHouse on
+# free loopback ports, started by tests/integration/clickhouse/start.sh).
+if(TARGET llmgate-chat AND TARGET llmgate-analytics)
+  add_test(NAME integration.chat.clickhouse
+    COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/integration/chat/test_chat_clickhouse.py
+            --chat $<TARGET_FILE:llmgate-chat>
+            --analytics $<TARGET_FILE:llmgate-analytics>
+            --protos ${PROJECT_SOURCE_DIR}/protos
+            --ch-scripts ${PROJECT_SOURCE_DIR}/tests/integration/clickhouse
+            --workdir ${CMAKE_BINARY_DIR}/it-chat-clickhouse)
+  set_tests_properties(integration.chat.clickhouse PROPERTIES LABELS integration TIMEOUT 300)
+endif()

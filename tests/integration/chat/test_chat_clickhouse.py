@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""llmgate-chat with real ClickHouse: billing records go through the analytics shipper
+(--clickhouse-url, --spool-dir) and UsageService (ListLogs, GetUsage) reads them back.
+
+  test_chat_clickhouse.py --chat BIN --analytics BIN --protos DIR --workdir DIR --ch-scripts DIR
+ClickHouse is started on free loopback ports by tests/integration/clickhouse/start.sh.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unittest
+import uuid
+
+ARGS = None
+ENV = {}
+WAIT_S = 90.0
+
+
+def wait_for(cond, what, timeout=WAIT_S):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # the condition may fail until data lands
+            last = e
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for %s (last error: %r)" % (what, last))
+
+
+def setUpModule():
+    work = ARGS.workdir
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    gen = os.path.join(work, "gen")
+    os.makedirs(gen)
+    subprocess.check_call([sys.executable, "-m", "grpc_tools.protoc", "-I" + ARGS.protos,
+                           "--python_out=" + gen, "--grpc_python_out=" + gen,
+                           "llmgate/chat/v1/chat.proto"])
+    sys.path.insert(0, gen)
+    global grpc, pb, pbg
+    import grpc
+    from llmgate.chat.v1 import chat_pb2 as pb, chat_pb2_grpc as pbg
+    chdir = os.path.join(work, "ch")
+    out = subprocess.check_output([os.path.join(ARGS.ch_scripts, "start.sh"), chdir], text=True)
+    ENV["chdir"] = chdir
+    url = out.split()[-1]
+    ENV["url"] = url
+    subprocess.check_call([ARGS.analytics, "migrate", "--clickhouse-url", url],
+                          stdout=subprocess.DEVNULL)
+    log = open(os.path.join(work, "chat.log"), "wb")
+    p = subprocess.Popen([ARGS.chat, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                          "--clickhouse-url", url, "--spool-dir", os.path.join(work, "spool"),
+                          "--demo-pace-ms", "0"], stdout=subprocess.PIPE, stderr=log)
+    addr = {}
+    while set(["grpc", "admin"]) - set(addr):
+        line = p.stdout.readline().decode()
+        if not line:
+            raise AssertionError("llmgate-chat exited: %s" % p.wait())
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "listening":
+            addr[parts[1]] = parts[2]
+    ENV["chat"] = p
+    ENV["channel"] = grpc.insecure_channel(addr["grpc"])
+    ENV["chat_stub"] = pbg.ChatServiceStub(ENV["channel"])
+    ENV["usage_stub"] = pbg.UsageServiceStub(ENV["channel"])
+
+
+def tearDownModule():
+    code = None
+    if "chat" in ENV:
+        ENV["channel"].close()
+        ENV["chat"].send_signal(signal.SIGTERM)
+        code = ENV["chat"].wait(timeout=60)
+    if "chdir" in ENV:
+        subprocess.call([os.path.join(ARGS.ch_scripts, "stop.sh"), ENV["chdir"]])
+    assert code == 0, "llmgate-chat exited with %s" % code
+
+
+class UsageTest(unittest.TestCase):
+    def test_records_reach_clickhouse_and_usage_reads_them(self):
+        chat, usage = ENV["chat_stub"], ENV["usage_stub"]
+        u = "u-" + uuid.uuid4().hex[:12]
+        msgs = [pb.ChatMessage(role="user", content="Summarise the shipper design")]
+        events = []
+        for i in range(3):
+            evs = list(chat.StreamChat(pb.ChatRequest(user_id=u, model="demo", max_tokens=5 + i,
+                                                      conversation_id="conv-%d" % i,
+                                                      messages=msgs), timeout=30))
+            events.append(evs)
+        resp = chat.Complete(pb.ChatRequest(user_id=u, model="demo", max_tokens=4, messages=msgs),
+                             timeout=30)
+        want_cost = sum(e[-1].done.usage.estimated_cost_nano_usd for e in events) + \
+            resp.usage.estimated_cost_nano_usd
+        want_tokens = sum(e[-1].done.usage.total_tokens for e in events) + resp.usage.total_tokens
+
+        def four():
+            got = usage.ListLogs(pb.ListLogsRequest(user_id=u, limit=10), timeout=30)
+            return got if len(got.records) == 4 else None
+        got = wait_for(four, "4 records of %s in ClickHouse" % u)
+        by_stream = {r.stream_id: r for r in got.records}
+        for evs in events:
+            r = by_stream[evs[0].stream_id]
+            done = evs[-1].done
+            self.assertEqual(r.request_id, evs[0].start.request_id)
+            self.assertEqual(r.status, "success")
+            self.assertEqual(r.finish_reason, "length")
+            self.assertEqual(r.usage.completion_tokens, done.usage.completion_tokens)
+            self.assertEqual(r.usage.prompt_tokens, done.usage.prompt_tokens)
+            self.assertEqual(r.usage.estimated_cost_nano_usd, done.usage.estimated_cost_nano_usd)
+            self.assertEqual(r.model, "demo")
+        only = usage.ListLogs(pb.ListLogsRequest(user_id=u, conversation_id="conv-1"), timeout=30)
+        self.assertEqual([r.stream_id for r in only.records], [events[1][0].stream_id])
+
+        rep = usage.GetUsage(pb.GetUsageRequest(user_id=u), timeout=30)
+        self.assertEqual(rep.requests, 4)
+        self.assertEqual(rep.cost_nano_usd, want_cost)
+        self.assertEqual(rep.total_tokens, want_tokens)
+        self.assertEqual(len(rep.rows), 1)
+        self.assertEqual(rep.rows[0].model, "demo")
+        self.assertEqual(len(rep.rows[0].day), 10)
+
+        with self.assertRaises(grpc.RpcError) as cm:
+            usage.ListLogs(pb.ListLogsRequest(user_id=u), metadata=(("x-user-id", "mallory"),),
+                           timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        with self.assertRaises(grpc.RpcError) as cm:
+            usage.GetUsage(pb.GetUsageRequest(), timeout=30)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        none = usage.ListLogs(pb.ListLogsRequest(user_id="nobody-" + u), timeout=30)
+        self.assertEqual(len(none.records), 0)
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chat", required=True)
+    ap.add_argument("--analytics", required=True)
+    ap.add_argument("--protos", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--ch-scripts", required=True)
+    ARGS, rest = ap.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
