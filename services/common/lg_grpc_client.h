@@ -135,8 +135,9 @@ struct lg_grpc_client_call_cbs {
 /* Fills |opts| with the defaults from lg_limits.h. */
 void lg_grpc_client_opts_default(struct lg_grpc_client_opts *opts);
 
-/* Creates a client for |target| ("HOST:PORT", "[v6]:PORT"; a name is resolved with evdns)
- * on |base| (borrowed; must outlive the client). |opts| is copied; NULL means defaults.
+/* Creates a client for |target| ("HOST:PORT", "[v6]:PORT"; a name is resolved with evdns,
+ * from /etc/hosts or DNS, at each dial, and its first address is dialled; there is no
+ * fallback to further addresses) on |base| (borrowed; must outlive the client). |opts| is copied; NULL means defaults.
  * Nothing is dialled until the first call. Returns LG_OK and |*out| (returned owned, free
  * with lg_grpc_client_free), LG_ERR_INVALID (bad target or option) or LG_ERR_NOMEM. */
 int lg_grpc_client_new(lg_grpc_client **out, struct event_base *base, const char *target,

@@ -914,6 +914,40 @@ static void test_grpc_client_cancel_with_full_socket(void **state)
     t_end(t);
 }
 
+/* A host name goes through evdns (here answered from /etc/hosts). The client connects to
+ * the first address only, so the test runs where "localhost" resolves to 127.0.0.1 first. */
+static void test_grpc_client_hostname_target(void **state)
+{
+    (void)state;
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct evutil_addrinfo *ai = NULL;
+    bool v4_first = evutil_getaddrinfo("localhost", NULL, &hints, &ai) == 0 && ai &&
+                    ai->ai_family == AF_INET &&
+                    ((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr.s_addr ==
+                        htonl(INADDR_LOOPBACK);
+    if (ai) {
+        evutil_freeaddrinfo(ai);
+    }
+    if (!v4_first) {
+        skip();
+    }
+    struct t *t = t_begin();
+    const char *port = strrchr(t->srv.target, ':') + 1;
+    char target[64];
+    snprintf(target, sizeof(target), "localhost:%s", port);
+    lg_grpc_client *c2;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, target, NULL), LG_OK);
+    struct result r = {0};
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", (const uint8_t *)"hi", 2, NULL,
+                                          &test_cbs, &r, NULL),
+                     LG_OK);
+    wait_closed(t, &r);
+    assert_int_equal(r.code, LG_GRPC_OK);
+    assert_int_equal(lg_grpc_client_get_connect_count(c2), 1);
+    lg_grpc_client_free(c2);
+    t_end(t);
+}
+
 /* A peer that is not an HTTP/2 server: answers HTTP/1.1 and closes. */
 static void h1_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                          int salen, void *ud)
@@ -1022,6 +1056,7 @@ int main(void)
         cmocka_unit_test_setup(test_grpc_client_queue_limit, setup),
         cmocka_unit_test_setup(test_grpc_client_unavailable_then_backoff, setup),
         cmocka_unit_test_setup(test_grpc_client_cancel_with_full_socket, setup),
+        cmocka_unit_test_setup(test_grpc_client_hostname_target, setup),
         cmocka_unit_test_setup(test_grpc_client_not_http2_peer, setup),
         cmocka_unit_test_setup(test_grpc_client_nomem, setup),
     };
