@@ -58,7 +58,7 @@ def main() -> int:
                     sys.stderr.write(
                         f"\n\n[done: finish_reason={d.get('finish_reason')} "
                         f"prompt_tokens={u.get('prompt_tokens')} completion_tokens={u.get('completion_tokens')} "
-                        f"cost_nano_usd={u.get('estimated_cost_nano_usd')}]\n")
+                        f"cost_nano_usd={d.get('estimated_cost_nano_usd', u.get('estimated_cost_nano_usd'))}]\n")
                     print(stream_id)
                     return 0
                 elif kind == "error":
