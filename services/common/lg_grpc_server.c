@@ -1316,7 +1316,8 @@ static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t st
     if (!call->reader &&
         lg_grpc_frame_reader_new(&call->reader, call->conn->srv->opts.max_recv_msg_bytes) !=
             LG_OK) {
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
+        return 0;
     }
     int rc = lg_grpc_frame_reader_feed(call->reader, data, len, call_on_frame_msg, call);
     if (rc == LG_ERR_TOO_LARGE) {

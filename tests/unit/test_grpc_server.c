@@ -40,6 +40,7 @@ enum t_mode {
     T_ASYNC = 1,      /* finish from a timer on a later loop turn */
     T_HOLD = 2,       /* keep the call open (no answer) */
     T_FLOOD = 3,      /* send until LG_ERR_AGAIN, continue from on_writable */
+    T_API = 4,        /* exercise the call API's error codes, then finish */
 };
 
 struct t_fixture {
@@ -71,6 +72,7 @@ struct t_fixture {
     bool ended;
     char initial_md[64];
     struct evbuffer *body; /* request bytes not yet sent */
+    bool conn_closed;      /* the server closed the client's connection */
 };
 
 static int t_on_start(lg_grpc_call *call, void *user_data)
@@ -136,6 +138,34 @@ static void t_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, voi
     case T_FLOOD:
         t_flood(f, call);
         break;
+    case T_API: {
+        const uint8_t v[] = "v";
+        const uint8_t bad[] = "a\nb";
+        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "Upper", v, 1), LG_ERR_INVALID);
+        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "grpc-x", v, 1),
+                         LG_ERR_INVALID);
+        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "x-a", bad, 3), LG_ERR_INVALID);
+        /* -bin values are raw bytes: anything goes. */
+        assert_int_equal(lg_grpc_call_add_trailing_metadata(call, "x-a-bin", bad, 3), LG_OK);
+        assert_int_equal(lg_grpc_call_finish(call, 17, NULL), LG_ERR_INVALID);
+        assert_int_equal(lg_grpc_call_set_compress(call, true), LG_OK); /* no-op: no gzip */
+        assert_int_equal(lg_grpc_call_send(call, msg, len), LG_OK);
+        assert_int_equal(lg_grpc_call_set_compress(call, true), LG_ERR_STATE);
+        assert_int_equal(lg_grpc_call_get_remaining_ms(call), -1);
+        assert_int_equal(lg_grpc_call_get_deadline_ms(call), -1);
+        assert_string_equal(lg_grpc_call_get_method(call), T_PATH);
+        assert_true(strncmp(lg_grpc_call_get_peer(call), "127.0.0.1:", 10) == 0);
+        assert_int_equal(lg_grpc_call_get_stream_id(call), 1);
+        assert_false(lg_grpc_call_is_cancelled(call));
+        assert_ptr_equal(lg_grpc_call_get_server(call), f->srv);
+        assert_int_equal(lg_grpc_call_finish(call, LG_GRPC_NOT_FOUND, "gone \xe2\x98\xba"),
+                         LG_OK);
+        assert_int_equal(lg_grpc_call_add_trailing_metadata(call, "x-b", v, 1), LG_ERR_STATE);
+        assert_int_equal(lg_grpc_call_cancel(call), LG_OK);
+        assert_int_equal(lg_grpc_call_cancel(call), LG_ERR_CLOSED);
+        assert_int_equal(lg_grpc_call_send(call, msg, len), LG_ERR_CLOSED);
+        break;
+    }
     }
 }
 
@@ -239,8 +269,10 @@ static void c_on_read(struct bufferevent *bev, void *arg)
 static void c_on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    (void)what;
-    (void)arg;
+    struct t_fixture *f = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        f->conn_closed = true;
+    }
 }
 
 static void t_client_connect(struct t_fixture *f)
@@ -607,6 +639,56 @@ static void test_grpc_server_send_queue_backpressure(void **state)
     t_stop(f);
 }
 
+static void test_grpc_server_call_api_errors(void **state)
+{
+    struct t_fixture *f = *state;
+    t_start(f);
+    f->mode = T_API;
+    t_client_connect(f);
+    t_client_call(f, T_PATH, "x", NULL);
+    t_run_until_closes(f, 1);
+    assert_int_equal(f->messages, 1);
+    assert_int_equal(f->close_reasons[LG_GRPC_CLOSE_CANCELLED], 1);
+    t_stop(f);
+}
+
+/* Every allocation the server makes through lg_malloc fails in turn: the request fails (a
+ * reset, an error status or a closed connection), nothing leaks, nothing crashes, and the
+ * handler's close callback still comes exactly once for every call that started. */
+static void test_grpc_server_nomem_anywhere_fails_cleanly(void **state)
+{
+    struct t_fixture *f = *state;
+    for (long n = 0; n < 64; n++) {
+        memset(f->close_reasons, 0, sizeof(f->close_reasons));
+        f->starts = f->closes = f->messages = 0;
+        f->stream_closed = f->conn_closed = f->ended = false;
+        f->resp_status = -1;
+        t_start(f);
+        f->mode = T_ECHO;
+        t_client_connect(f);
+        t_client_call(f, T_PATH, "hello", NULL);
+        lg_test_fail_after(n);
+        bool done = false;
+        for (int i = 0; i < T_MAX_TURNS && !(done = f->stream_closed || f->conn_closed); i++) {
+            struct timeval tv = {0, 1000};
+            event_base_loopexit(f->base, &tv);
+            event_base_loop(f->base, EVLOOP_ONCE);
+        }
+        lg_test_fail_after(-1);
+        assert_true(done);
+        t_stop(f);
+        assert_int_equal(f->closes, f->starts);
+        /* Once the call started, a failed allocation is answered RESOURCE_EXHAUSTED. */
+        if (f->starts > 0 && f->resp_status != LG_GRPC_OK) {
+            assert_int_equal(f->resp_status, LG_GRPC_RESOURCE_EXHAUSTED);
+        }
+        if (f->resp_status == LG_GRPC_OK) {
+            break; /* past the last allocation of the request path */
+        }
+    }
+    assert_int_equal(f->resp_status, LG_GRPC_OK);
+}
+
 static void t_on_done(lg_grpc_server *srv, void *user_data)
 {
     (void)srv;
@@ -644,6 +726,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grpc_server_send_queue_backpressure, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_grpc_server_shutdown_without_connections, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_server_call_api_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_server_nomem_anywhere_fails_cleanly, setup,
                                         teardown),
     };
     return cmocka_run_group_tests_name("grpc_server", tests, NULL, NULL);
