@@ -32,7 +32,9 @@ typedef struct lg_grpc_health lg_grpc_health;
 
 /* Registers /grpc.health.v1.Health/Check and /Watch on |srv| and a shutdown hook that turns
  * every service NOT_SERVING. Returns LG_OK and |*out| (returned owned, free with
- * lg_grpc_health_free after the server), or an error from registration / LG_ERR_NOMEM. */
+ * lg_grpc_health_free after the server), or an error from registration / LG_ERR_NOMEM. A
+ * failure is a startup failure: methods already registered stay on |srv|, so free the server
+ * (registration cannot be undone). */
 int lg_grpc_health_new(lg_grpc_health **out, lg_grpc_server *srv);
 /* Frees |h| (after lg_grpc_server_free). Accepts NULL. */
 void lg_grpc_health_free(lg_grpc_health *h);

@@ -36,7 +36,8 @@ typedef struct lg_grpc_reflection lg_grpc_reflection;
 /* Indexes the FileDescriptorSet |fds| (|fds_len| bytes, borrowed) and registers
  * /grpc.reflection.v1.ServerReflection/ServerReflectionInfo and the v1alpha twin on |srv|.
  * Returns LG_OK and |*out| (returned owned; free with lg_grpc_reflection_free after the
- * server) or an error above. */
+ * server) or an error above; after a failure free the server too (a registration that
+ * succeeded cannot be undone). */
 int lg_grpc_reflection_new(lg_grpc_reflection **out, lg_grpc_server *srv, const uint8_t *fds,
                            size_t fds_len);
 /* Frees |r|. Accepts NULL. */

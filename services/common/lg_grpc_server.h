@@ -29,7 +29,7 @@
  * on_writable), LG_ERR_STATE (call already finished, or metadata after it was sent),
  * LG_ERR_CLOSED (the call has ended: cancelled, deadline, connection lost),
  * LG_ERR_TOO_LARGE (message or metadata over a limit), LG_ERR_IO (listen failed),
- * LG_ERR_NOT_FOUND / LG_ERR_EXHAUSTED (registration).
+ * LG_ERR_EXHAUSTED (too many methods, listeners or hooks).
  */
 #ifndef LG_GRPC_SERVER_H
 #define LG_GRPC_SERVER_H
@@ -144,9 +144,9 @@ int lg_grpc_server_register(lg_grpc_server *srv, const char *path, enum lg_grpc_
                             const struct lg_grpc_method_cbs *cbs, void *user_data);
 
 /* Listens on |hostport| ("127.0.0.1:0" picks a free port). The bound address is written to
- * |bound| (|boundlen| bytes, NUL-terminated, "HOST:PORT"). May be called more than once for
- * several addresses. Returns LG_OK, LG_ERR_INVALID (bad address) or LG_ERR_IO (bind/listen
- * failed; logged with errno). */
+ * |bound| (|boundlen| bytes, NUL-terminated, "HOST:PORT"). May be called up to four times for
+ * several addresses. Returns LG_OK, LG_ERR_INVALID (bad address), LG_ERR_IO (bind/listen
+ * failed; logged with errno), LG_ERR_EXHAUSTED (a fifth address) or LG_ERR_NOMEM. */
 int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound,
                           size_t boundlen);
 
