@@ -109,6 +109,8 @@ struct chat_stream {
     bool had_content;
     int64_t start_mono_ms;
     int64_t first_token_mono_ms; /* -1 before the first token */
+    int64_t in_us;               /* monotonic: request handling began */
+    int64_t pre_upstream_us;     /* time from in_us until the upstream call was handed off */
 };
 
 struct lg_chat_service {
@@ -125,6 +127,7 @@ struct lg_chat_service {
     lg_metrics_series *m_tokens;
     lg_metrics_series *m_records;
     lg_metrics_series *m_record_drops;
+    lg_metrics_series *m_overhead; /* gateway's own share of time to first token */
     /* UsageService results come back on the lg_usage worker thread; they are queued here
      * and handed to the loop by activating |usage_ev| (the base is thread-aware). */
     pthread_mutex_t usage_lock;
@@ -139,6 +142,13 @@ static int64_t chat_now_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t chat_now_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t chat_now_wall_ms(void)
@@ -604,8 +614,10 @@ static void chat_on_delta(const char *text, size_t len, void *user_data)
 {
     struct chat_stream *st = user_data;
     lg_chat_service *svc = st->svc;
+    int64_t first_in_us = -1;
     if (st->first_token_mono_ms < 0) {
         st->first_token_mono_ms = chat_now_mono_ms();
+        first_in_us = chat_now_mono_us();
     }
     st->deltas++;
     st->had_content = true;
@@ -632,6 +644,12 @@ static void chat_on_delta(const char *text, size_t len, void *user_data)
     chat_emit(st, &ev);
     if (copy != small) {
         lg_free(copy);
+    }
+    if (first_in_us >= 0 && st->prov->kind != LG_CHAT_PROVIDER_DEMO) {
+        /* The gateway's own share of TTFT: request in -> upstream call handed to curl, plus
+         * first upstream token in -> event queued on the client's call. */
+        int64_t us = st->pre_upstream_us + (chat_now_mono_us() - first_in_us);
+        lg_metrics_histogram_observe(svc->m_overhead, (double)us / 1e6);
     }
 }
 
@@ -764,6 +782,7 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
     st->model = model->name;
     st->first_token_mono_ms = -1;
     st->start_mono_ms = chat_now_mono_ms();
+    st->in_us = chat_now_mono_us();
     lg_buf_init(&st->response, LG_CHAT_MAX_RESPONSE_BYTES);
     st->next = svc->streams;
     if (svc->streams != NULL) {
@@ -792,6 +811,7 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
     }
     if (rc == LG_OK) {
         rc = chat_start_upcall(st, req, model);
+        st->pre_upstream_us = chat_now_mono_us() - st->in_us;
         if (rc != LG_OK) {
             /* The call was attempted: it still gets its record. */
             snprintf(why, why_len, "provider could not start: %s", lg_err_str(rc));
@@ -1518,6 +1538,19 @@ static void chat_register_metrics(lg_chat_service *svc)
                                       "Billing records handed to the sink", &svc->m_records);
     (void)lg_metrics_register_counter(m, "llmgate_chat_records_dropped_total",
                                       "Billing records the sink refused", &svc->m_record_drops);
+    /* Microsecond buckets: the gateway's share of TTFT is far below the default latency
+     * buckets (5 ms and up). */
+    static const double overhead_buckets[] = {25e-6, 50e-6, 100e-6, 200e-6, 500e-6,
+                                              1e-3,  2e-3,  5e-3,   10e-3};
+    const struct lg_metrics_desc d = {
+        LG_METRICS_HISTOGRAM, "llmgate_chat_gateway_ttft_overhead_seconds",
+        "Gateway's own share of time to first token on upstream calls (request in to "
+        "upstream hand-off, plus first upstream token to event queued)",
+        NULL, 0, overhead_buckets, sizeof(overhead_buckets) / sizeof(overhead_buckets[0])};
+    lg_metrics_family *f = NULL;
+    if (lg_metrics_register(m, &d, &f) == LG_OK) {
+        (void)lg_metrics_family_with_labels(f, NULL, &svc->m_overhead);
+    }
 }
 
 int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_server *srv,
