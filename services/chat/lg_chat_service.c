@@ -128,6 +128,7 @@ struct lg_chat_service {
     lg_metrics_series *m_records;
     lg_metrics_series *m_record_drops;
     lg_metrics_series *m_overhead; /* gateway's own share of time to first token */
+    lg_metrics_series *m_streams;  /* streams alive (gauge) */
     /* UsageService results come back on the lg_usage worker thread; they are queued here
      * and handed to the loop by activating |usage_ev| (the base is thread-aware). */
     pthread_mutex_t usage_lock;
@@ -468,6 +469,7 @@ static void chat_stream_free(struct chat_stream *st)
         st->next->prev = st->prev;
     }
     svc->n_streams--;
+    lg_metrics_gauge_add(svc->m_streams, -1);
     lg_chat_replay_free(st->replay);
     lg_record_free(st->rec);
     lg_buf_deinit(&st->response);
@@ -790,6 +792,7 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
     }
     svc->streams = st;
     svc->n_streams++;
+    lg_metrics_gauge_add(svc->m_streams, 1);
     st->user_id = lg_strdup(req->user_id);
     rc = st->user_id != NULL ? lg_chat_registry_new_id(st->request_id) : LG_ERR_NOMEM;
     if (rc == LG_OK && streaming) {
@@ -1070,8 +1073,7 @@ static void chat_unary_answer(struct chat_stream *st, int err, const char *messa
     chat_fill_usage(&u, usage, cost, reported);
     Llmgate__Chat__V1__ChatResponse resp = LLMGATE__CHAT__V1__CHAT_RESPONSE__INIT;
     resp.stream_id = st->id;
-    static char empty[] = "";
-    resp.content = st->response.data != NULL ? (char *)st->response.data : empty;
+    resp.content = st->response.data != NULL ? (char *)st->response.data : (char *)(uintptr_t)"";
     resp.finish_reason = (char *)(uintptr_t)(finish_reason != NULL ? finish_reason : "stop");
     resp.usage = &u;
     resp.model = (char *)(uintptr_t)st->model;
@@ -1534,6 +1536,9 @@ static void chat_register_metrics(lg_chat_service *svc)
                                       &svc->m_started);
     (void)lg_metrics_register_counter(m, "llmgate_chat_tokens_streamed_total",
                                       "Content deltas delivered by providers", &svc->m_tokens);
+    (void)lg_metrics_register_gauge(m, "llmgate_chat_streams",
+                                    "Streams alive: generating, in grace, or retained",
+                                    &svc->m_streams);
     (void)lg_metrics_register_counter(m, "llmgate_chat_records_total",
                                       "Billing records handed to the sink", &svc->m_records);
     (void)lg_metrics_register_counter(m, "llmgate_chat_records_dropped_total",

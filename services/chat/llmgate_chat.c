@@ -6,7 +6,6 @@
  * (--records-file). With no --config it serves the built-in demo provider (model "demo").
  * SIGTERM/SIGINT: graceful drain (GOAWAY, in-flight calls finish), records flushed.
  */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -293,7 +292,7 @@ int main(int argc, char **argv)
         return 2;
     }
     lg_log_init(level, -1);
-    signal(SIGPIPE, SIG_IGN);
+    lg_loop_ignore_sigpipe();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "llmgate-chat: curl_global_init failed\n");
         return 1;

@@ -93,6 +93,8 @@ static const char *const demo_stopwords[] = {
     "about", "after", "again", "their", "there", "these", "thing", "think", "those", "where",
     "which", "while", "would", "could", "should", "please", "really", "other", "being",
     "because", "explain", "tell", "what", "whats", "doing", "going", "make", "something",
+    "works", "work", "does", "using", "between", "within", "without", "every", "maybe",
+    "briefly", "quick", "quickly", "simple", "simply", "example", "difference", "understand",
 };
 
 static bool demo_is_stopword(const char *w, size_t n)

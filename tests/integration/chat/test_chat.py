@@ -123,8 +123,8 @@ def setUpModule():
         json.dump(cfg, f)
     env = dict(os.environ, LG_IT_FAKE_KEY=SECRET)
     for name, extra in (("a", ["--grace-ms", "30000"]),
-                        ("b", ["--grace-ms", "300", "--retention-ms", "1000",
-                               "--body-logging", "none"])):
+                        ("b", ["--grace-ms", "300", "--retention-ms", "2000",
+                               "--body-logging", "none", "--replay-max-events", "8"])):
         rec = os.path.join(work, "records-%s.jsonl" % name)
         if os.path.exists(rec):
             os.unlink(rec)
@@ -372,6 +372,26 @@ class GraceTest(unittest.TestCase):
             except grpc.RpcError as e:
                 return e.code() == grpc.StatusCode.NOT_FOUND
         wait_for(expired, "retention expiry")
+
+
+class ReplayBoundTest(unittest.TestCase):
+    def test_bounded_replay_keeps_the_newest_events(self):
+        b = ENV["b"]  # --replay-max-events 8
+        u = user()
+        evs = list(b.stub.StreamChat(pb.ChatRequest(user_id=u, model="demo", max_tokens=20,
+                                                    messages=msgs("Explain ring buffers")),
+                                     timeout=60))
+        self.assertEqual(len(evs), 22)  # start, 20 tokens, done: the live reader saw all
+        sid, last = evs[0].stream_id, evs[-1].seq
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(b.stub.ResumeStream(pb.ResumeRequest(stream_id=sid, after_seq=0),
+                                     metadata=md(u), timeout=10))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertIn("resume_expired", cm.exception.details())
+        tail = list(b.stub.ResumeStream(pb.ResumeRequest(stream_id=sid, after_seq=last - 8),
+                                        metadata=md(u), timeout=10))
+        self.assertEqual([e.seq for e in tail], list(range(last - 7, last + 1)))
+        self.assertEqual(tail[-1].SerializeToString(), evs[-1].SerializeToString())
 
 
 def fake_stats():
