@@ -129,7 +129,20 @@ struct srv_nv {
 
 enum srv_encoding { SRV_ENC_IDENTITY = 0, SRV_ENC_GZIP = 1, SRV_ENC_UNSUPPORTED = 2 };
 
+/* Life of a call, for the debug trace (curl's mstate): the detailed flags below carry the
+ * protocol facts, this says where the call is. Changed only by call_set_state. */
+enum srv_call_state {
+    SRV_CALL_HEADERS = 0,    /* request headers arriving */
+    SRV_CALL_STARTED = 1,    /* routed, on_start accepted it; nothing sent yet */
+    SRV_CALL_RESPONDING = 2, /* response headers submitted, messages may flow */
+    SRV_CALL_FINISHING = 3,  /* status set; trailers go out after the queued messages */
+    SRV_CALL_DONE = 4,       /* trailers written; waiting for the stream to close */
+    SRV_CALL_ABORTED = 5,    /* reset, deadline or runtime error: no more operations */
+    SRV_CALL_CLOSED = 6,     /* on_close delivered; about to be freed */
+};
+
 struct lg_grpc_call {
+    enum srv_call_state state;
     struct srv_conn *conn;
     lg_grpc_call *prev, *next;
     int32_t stream_id;
@@ -367,6 +380,25 @@ size_t lg_grpc_server_get_call_count(const lg_grpc_server *srv)
 
 static void call_on_deadline(evutil_socket_t fd, short what, void *arg);
 
+static const char *call_state_name(enum srv_call_state st)
+{
+    static const char *const names[] = {"HEADERS",  "STARTED", "RESPONDING", "FINISHING",
+                                        "DONE",     "ABORTED", "CLOSED"};
+    return (size_t)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+/* The one place a call changes state; traced old -> new at debug level. */
+static void call_set_state(lg_grpc_call *call, enum srv_call_state st)
+{
+    if (call->state == st) {
+        return;
+    }
+    struct lg_log_ctx ctx = {.conn = call->conn->id};
+    lg_log(LG_LOG_DEBUG, &ctx, "call_state", "stream=%d %s->%s", (int)call->stream_id,
+           call_state_name(call->state), call_state_name(st));
+    call->state = st;
+}
+
 static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
 {
     lg_arena *arena;
@@ -426,6 +458,7 @@ static void call_free(lg_grpc_call *call)
 static void call_end(lg_grpc_call *call, enum lg_grpc_close_reason reason)
 {
     call->ended = true;
+    call_set_state(call, SRV_CALL_CLOSED);
     if (call->started && call->method) {
         struct lg_log_ctx ctx = {.conn = call->conn->id};
         lg_log(LG_LOG_DEBUG, &ctx, "call_close", "stream=%d method=%s reason=%d",
@@ -526,6 +559,7 @@ static int call_submit_headers(lg_grpc_call *call)
         return rv == NGHTTP2_ERR_NOMEM ? LG_ERR_NOMEM : LG_ERR_STATE;
     }
     call->headers_sent = true;
+    call_set_state(call, SRV_CALL_RESPONDING);
     return LG_OK;
 }
 
@@ -847,6 +881,7 @@ static int call_submit_trailers_only(lg_grpc_call *call, int http_status, bool a
     }
     call->headers_sent = true;
     call->finished = true;
+    call_set_state(call, SRV_CALL_FINISHING);
     conn_schedule_flush(call->conn);
     return LG_OK;
 }
@@ -870,6 +905,7 @@ int lg_grpc_call_finish(lg_grpc_call *call, int status, const char *message)
         return call_submit_trailers_only(call, 200, false);
     }
     call->finished = true;
+    call_set_state(call, SRV_CALL_FINISHING);
     call_kick(call);
     return LG_OK;
 }
@@ -881,6 +917,7 @@ int lg_grpc_call_cancel(lg_grpc_call *call)
     }
     call->cancelled_by_server = true;
     call->ended = true;
+    call_set_state(call, SRV_CALL_ABORTED);
     nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
                               NGHTTP2_CANCEL);
     conn_schedule_flush(call->conn);
@@ -901,6 +938,7 @@ static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_statu
         nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
                                   NGHTTP2_INTERNAL_ERROR);
         call->ended = true;
+        call_set_state(call, SRV_CALL_ABORTED);
         return LG_OK;
     }
     call->trail_md = NULL;
@@ -913,12 +951,14 @@ static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_statu
         rc = call_submit_trailers_only(call, http_status, accept_encoding);
     } else {
         call->finished = true;
+        call_set_state(call, SRV_CALL_FINISHING);
         if (call->sendq) {
             evbuffer_drain(call->sendq, evbuffer_get_length(call->sendq));
         }
         call_kick(call);
     }
     call->ended = true; /* handler calls now get LG_ERR_CLOSED */
+    call_set_state(call, SRV_CALL_ABORTED);
     return rc;
 }
 
@@ -1192,16 +1232,24 @@ static void call_on_deadline(evutil_socket_t fd, short what, void *arg)
     if (call->ended) {
         return;
     }
-    struct lg_log_ctx ctx = {.conn = call->conn->id};
-    lg_log(LG_LOG_INFO, &ctx, "call_deadline", "stream=%d method=%s", (int)call->stream_id,
-           lg_grpc_call_get_method(call));
     call->deadline_hit = true;
-    call->ended = true;
-    /* The client's own deadline yields DEADLINE_EXCEEDED; the server cancels locally and
-     * resets the stream, which also drops whatever is still queued (PROTOCOL-HTTP2.md). */
-    nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_CANCEL);
-    conn_schedule_flush(call->conn);
+    if (call->finished) {
+        struct lg_log_ctx ctx = {.conn = call->conn->id};
+        lg_log(LG_LOG_INFO, &ctx, "call_deadline", "stream=%d method=%s", (int)call->stream_id,
+               lg_grpc_call_get_method(call));
+        /* The status is out or queued behind messages the client has not taken: give up on
+         * them and cancel the stream (PROTOCOL-HTTP2.md: the server cancels locally). */
+        nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_CANCEL);
+        call->ended = true;
+        call_set_state(call, SRV_CALL_ABORTED);
+        conn_schedule_flush(call->conn);
+        return;
+    }
+    /* As grpc core does: end the call with DEADLINE_EXCEEDED in the trailers (whatever is
+     * still queued is dropped), so the client sees the deadline status whichever side's
+     * timer fires first; RST_STREAM(NO_ERROR) follows if the client is still sending. */
+    call_submit_error(call, 200, LG_GRPC_DEADLINE_EXCEEDED, "deadline exceeded", false);
 }
 
 /* The request headers are complete: validate, route and start the call. */
@@ -1254,6 +1302,7 @@ static int call_on_request_headers(lg_grpc_call *call)
         }
     }
     call->started = true;
+    call_set_state(call, SRV_CALL_STARTED);
     return LG_OK;
 }
 
@@ -1432,6 +1481,9 @@ static int srv_on_frame_send(nghttp2_session *session, const nghttp2_frame *fram
         return 0;
     }
     call->trailers_sent = true;
+    if (call->state != SRV_CALL_ABORTED) {
+        call_set_state(call, SRV_CALL_DONE);
+    }
     if (!call->half_closed) {
         /* Early trailers: tell the client we want no more request data. */
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,

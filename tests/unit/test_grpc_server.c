@@ -580,7 +580,7 @@ static void test_grpc_server_deadline_closes_with_reason(void **state)
     t_run_until_closes(f, 1);
     t_run_until(f, &f->stream_closed);
     assert_int_equal(f->close_reasons[LG_GRPC_CLOSE_DEADLINE], 1);
-    assert_int_equal(f->rst_code, NGHTTP2_CANCEL);
+    assert_int_equal(f->resp_status, LG_GRPC_DEADLINE_EXCEEDED);
     t_stop(f);
 }
 
