@@ -142,6 +142,8 @@ struct client_conn {
     size_t open_streams;        /* streams submitted and not yet closed by nghttp2 */
     struct stream_list streams; /* their handles */
     struct event *connect_timer;
+    struct event *keepalive_timer; /* NULL when keepalive is off */
+    bool ping_outstanding;         /* a keepalive PING awaits its ACK */
 };
 
 struct lg_grpc_client {
@@ -170,6 +172,7 @@ struct lg_grpc_client {
 static void client_kick(lg_grpc_client *c);
 static void conn_close(lg_grpc_client *c, int code, const char *why);
 static void conn_fail(lg_grpc_client *c, int code, const char *why);
+static void conn_keepalive_arm(lg_grpc_client *c, uint32_t ms);
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -635,6 +638,15 @@ static int h2_header_cb(nghttp2_session *s, const nghttp2_frame *frame, const ui
     return 0;
 }
 
+/* (Re)starts the keepalive timer for |ms|; no-op when keepalive is off. */
+static void conn_keepalive_arm(lg_grpc_client *c, uint32_t ms)
+{
+    if (c->conn && c->conn->keepalive_timer) {
+        struct timeval tv = client_ms_to_tv(ms);
+        evtimer_add(c->conn->keepalive_timer, &tv);
+    }
+}
+
 static int h2_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
     lg_grpc_client *c = ud;
@@ -646,6 +658,12 @@ static int h2_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void
         }
         break;
     }
+    case NGHTTP2_PING:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && c->conn->ping_outstanding) {
+            c->conn->ping_outstanding = false;
+            conn_keepalive_arm(c, c->opts.keepalive_time_ms);
+        }
+        break;
     case NGHTTP2_GOAWAY: {
         struct lg_log_ctx ctx = {.conn = client_conn_id(c)};
         lg_log(LG_LOG_INFO, &ctx, "goaway", "last_stream=%d error=%u",
@@ -658,6 +676,7 @@ static int h2_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *frame, void
             struct client_conn *k = c->conn;
             k->ready = true;
             evtimer_del(k->connect_timer);
+            conn_keepalive_arm(c, c->opts.keepalive_time_ms);
             c->connect_count++;
             c->backoff_ms = c->opts.backoff_initial_ms;
             struct lg_log_ctx ctx = {.conn = k->id};
@@ -816,6 +835,9 @@ static void conn_free(struct client_conn *k)
     }
     if (k->connect_timer) {
         event_free(k->connect_timer);
+    }
+    if (k->keepalive_timer) {
+        event_free(k->keepalive_timer);
     }
     lg_free(k);
 }
@@ -1007,6 +1029,36 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *ud)
     }
 }
 
+/* Keepalive (grpc doc/keepalive.md, client side): while calls are open, a PING goes out
+ * keepalive_time_ms after the last ACK; no ACK within keepalive_timeout_ms means the peer
+ * or the path is gone (no RST will ever come), so the connection is failed and its calls
+ * end UNAVAILABLE. Idle connections send no PINGs: servers count those as abuse. */
+static void conn_keepalive_cb(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    lg_grpc_client *c = ud;
+    struct client_conn *k = c->conn;
+    if (!k || !k->ready) {
+        return;
+    }
+    if (k->ping_outstanding) {
+        conn_fail(c, LG_GRPC_UNAVAILABLE, "keepalive PING not acknowledged");
+        return;
+    }
+    if (TAILQ_EMPTY(&c->active)) {
+        conn_keepalive_arm(c, c->opts.keepalive_time_ms);
+        return;
+    }
+    if (nghttp2_submit_ping(k->session, NGHTTP2_FLAG_NONE, NULL) != 0) {
+        conn_fail(c, LG_GRPC_UNAVAILABLE, "out of memory sending a keepalive PING");
+        return;
+    }
+    k->ping_outstanding = true;
+    conn_keepalive_arm(c, c->opts.keepalive_timeout_ms);
+    client_kick(c); /* sends it */
+}
+
 static void conn_connect_timeout_cb(evutil_socket_t fd, short what, void *ud)
 {
     (void)fd;
@@ -1035,7 +1087,10 @@ static void conn_dial(lg_grpc_client *c)
      * bufferevent_socket_connect_hostname, where freeing the bufferevent is not safe. */
     k->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     k->connect_timer = evtimer_new(c->base, conn_connect_timeout_cb, c);
-    if (!k->bev || !k->connect_timer) {
+    if (c->opts.keepalive_time_ms > 0) {
+        k->keepalive_timer = evtimer_new(c->base, conn_keepalive_cb, c);
+    }
+    if (!k->bev || !k->connect_timer || (c->opts.keepalive_time_ms > 0 && !k->keepalive_timer)) {
         conn_dial_failed(c, "out of memory");
         return;
     }
@@ -1374,6 +1429,8 @@ void lg_grpc_client_opts_default(struct lg_grpc_client_opts *opts)
     opts->backoff_max_ms = LG_GRPC_CLIENT_BACKOFF_MAX_MS;
     opts->stream_window_bytes = LG_GRPC_CLIENT_STREAM_WINDOW_BYTES;
     opts->conn_window_bytes = LG_GRPC_CLIENT_CONN_WINDOW_BYTES;
+    opts->keepalive_time_ms = 0; /* off, as in grpc clients */
+    opts->keepalive_timeout_ms = LG_GRPC_CLIENT_KEEPALIVE_TIMEOUT_MS;
 }
 
 static int client_check_opts(const struct lg_grpc_client_opts *o)
@@ -1383,6 +1440,7 @@ static int client_check_opts(const struct lg_grpc_client_opts *o)
         o->max_queued_calls == 0 || o->max_queued_calls > LG_GRPC_CLIENT_MAX_QUEUED_CALLS ||
         o->connect_timeout_ms == 0 || o->backoff_initial_ms == 0 ||
         o->backoff_max_ms < o->backoff_initial_ms ||
+        (o->keepalive_time_ms > 0 && o->keepalive_timeout_ms == 0) ||
         o->stream_window_bytes > NGHTTP2_MAX_WINDOW_SIZE ||
         o->conn_window_bytes > NGHTTP2_MAX_WINDOW_SIZE) {
         return LG_ERR_INVALID;

@@ -17,7 +17,8 @@
  * HTTP/2 before its SETTINGS, or connect_timeout_ms passes; calls waiting for it end
  * UNAVAILABLE (gRPC's default fail-fast behaviour) and further dials back off exponentially.
  * GOAWAY: streams the server did not process are retried once on a new connection; the rest finish
- * on the old one. PINGs are acknowledged by nghttp2.
+ * on the old one. PINGs are acknowledged by nghttp2; optional keepalive PINGs
+ * (opts.keepalive_time_ms) detect a dead path while calls are open.
  *
  * Thread. Everything runs on the event_base given to lg_grpc_client_new; every function
  * must be called on that loop's thread, and every callback fires on it. The process must
@@ -61,18 +62,23 @@ typedef struct lg_grpc_client_call lg_grpc_client_call;
 
 /* Client options; fill with lg_grpc_client_opts_default, then change what you need. */
 struct lg_grpc_client_opts {
-    size_t max_recv_msg_bytes;    /* largest response message accepted, after
-                                     decompression; over it the call ends
-                                     RESOURCE_EXHAUSTED (default 4 MiB) */
-    uint32_t max_queued_calls;    /* calls waiting for a connection or a stream slot;
-                                     lg_grpc_client_start returns LG_ERR_EXHAUSTED past it */
-    uint32_t connect_timeout_ms;  /* a dial (TCP + HTTP/2 preface) that takes longer fails */
-    uint32_t backoff_initial_ms;  /* wait before redialing after the first failed dial */
-    uint32_t backoff_max_ms;      /* cap of the exponential backoff (x1.6 per failure) */
-    uint32_t stream_window_bytes; /* SETTINGS_INITIAL_WINDOW_SIZE we announce (per stream) */
-    uint32_t conn_window_bytes;   /* connection-level receive window */
-    const char *authority;        /* :authority to send (copied); NULL = the target */
-    const char *user_agent;       /* user-agent prefix (copied); NULL = "llmgate-grpc" */
+    size_t max_recv_msg_bytes;     /* largest response message accepted, after
+                                      decompression; over it the call ends
+                                      RESOURCE_EXHAUSTED (default 4 MiB) */
+    uint32_t max_queued_calls;     /* calls waiting for a connection or a stream slot;
+                                      lg_grpc_client_start returns LG_ERR_EXHAUSTED past it */
+    uint32_t connect_timeout_ms;   /* a dial (TCP + HTTP/2 preface) that takes longer fails */
+    uint32_t backoff_initial_ms;   /* wait before redialing after the first failed dial */
+    uint32_t backoff_max_ms;       /* cap of the exponential backoff (x1.6 per failure) */
+    uint32_t stream_window_bytes;  /* SETTINGS_INITIAL_WINDOW_SIZE we announce (per stream) */
+    uint32_t conn_window_bytes;    /* connection-level receive window */
+    uint32_t keepalive_time_ms;    /* while calls are open, PING the server this long after
+                                      the last ACK; 0 = off (the default). Servers refuse
+                                      pings that come too often (grpc: 5 min by default) */
+    uint32_t keepalive_timeout_ms; /* no PING ACK within this: the connection is failed and
+                                      its calls end UNAVAILABLE */
+    const char *authority;         /* :authority to send (copied); NULL = the target */
+    const char *user_agent;        /* user-agent prefix (copied); NULL = "llmgate-grpc" */
 };
 
 /* How many response messages a call expects. */
@@ -137,9 +143,9 @@ void lg_grpc_client_opts_default(struct lg_grpc_client_opts *opts);
 
 /* Creates a client for |target| ("HOST:PORT", "[v6]:PORT"; a name is resolved with evdns,
  * from /etc/hosts or DNS, at each dial, and its first address is dialled; there is no
- * fallback to further addresses) on |base| (borrowed; must outlive the client). |opts| is copied; NULL means defaults.
- * Nothing is dialled until the first call. Returns LG_OK and |*out| (returned owned, free
- * with lg_grpc_client_free), LG_ERR_INVALID (bad target or option) or LG_ERR_NOMEM. */
+ * fallback to further addresses) on |base| (borrowed; must outlive the client). |opts| is copied;
+ * NULL means defaults. Nothing is dialled until the first call. Returns LG_OK and |*out| (returned
+ * owned, free with lg_grpc_client_free), LG_ERR_INVALID (bad target or option) or LG_ERR_NOMEM. */
 int lg_grpc_client_new(lg_grpc_client **out, struct event_base *base, const char *target,
                        const struct lg_grpc_client_opts *opts);
 

@@ -94,6 +94,9 @@
 #define LG_GRPC_CLIENT_MAX_HEADER_LIST_BYTES (16u * 1024u)
 /* HPACK's per-field overhead in header list size accounting (RFC 7540 6.5.2). */
 #define LG_GRPC_CLIENT_HEADER_FIELD_OVERHEAD_BYTES 32u
+/* Keepalive: time to wait for a PING ACK before the connection counts as dead (grpc
+ * doc/keepalive.md KEEPALIVE_TIMEOUT default, 20 s). Keepalive itself is off by default. */
+#define LG_GRPC_CLIENT_KEEPALIVE_TIMEOUT_MS 20000u
 
 /* -- gRPC server (lg_grpc_server, lg_loop) -- */
 

@@ -82,6 +82,8 @@ struct fake {
     size_t nconns;
     int requests;     /* complete requests seen */
     int pings_acked;  /* PING ACKs received from the client */
+    int pings_recv;   /* PINGs (not ACKs) received from the client */
+    bool no_ping_ack; /* set before a connection: its PINGs are never acknowledged */
     int rst_cancel;   /* RST_STREAM(CANCEL) received */
     int refused_done; /* times "Refused" was refused */
     int goaway_done;  /* times "GoAway" answered with GOAWAY */
@@ -301,6 +303,8 @@ static int fs_frame_recv_cb(nghttp2_session *s, const nghttp2_frame *f, void *ud
     struct fs_conn *k = ud;
     if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
         k->srv->pings_acked++;
+    } else if (f->hd.type == NGHTTP2_PING) {
+        k->srv->pings_recv++;
     }
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
@@ -393,7 +397,13 @@ static void fs_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, fs_data_cb);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, fs_frame_recv_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, fs_stream_close_cb);
-    nghttp2_session_server_new(&k->s, cbs, k);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    if (f->no_ping_ack) {
+        nghttp2_option_set_no_auto_ping_ack(opt, 1);
+    }
+    nghttp2_session_server_new2(&k->s, cbs, k, opt);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     /* Large windows: flow control never holds the client back, only the socket does. */
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
@@ -921,10 +931,9 @@ static void test_grpc_client_hostname_target(void **state)
     (void)state;
     struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct evutil_addrinfo *ai = NULL;
-    bool v4_first = evutil_getaddrinfo("localhost", NULL, &hints, &ai) == 0 && ai &&
-                    ai->ai_family == AF_INET &&
-                    ((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr.s_addr ==
-                        htonl(INADDR_LOOPBACK);
+    bool v4_first =
+        evutil_getaddrinfo("localhost", NULL, &hints, &ai) == 0 && ai && ai->ai_family == AF_INET &&
+        ((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
     if (ai) {
         evutil_freeaddrinfo(ai);
     }
@@ -938,12 +947,62 @@ static void test_grpc_client_hostname_target(void **state)
     lg_grpc_client *c2;
     assert_int_equal(lg_grpc_client_new(&c2, t->base, target, NULL), LG_OK);
     struct result r = {0};
-    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", (const uint8_t *)"hi", 2, NULL,
-                                          &test_cbs, &r, NULL),
-                     LG_OK);
+    assert_int_equal(
+        lg_grpc_client_start(c2, "/t.S/Echo", (const uint8_t *)"hi", 2, NULL, &test_cbs, &r, NULL),
+        LG_OK);
     wait_closed(t, &r);
     assert_int_equal(r.code, LG_GRPC_OK);
     assert_int_equal(lg_grpc_client_get_connect_count(c2), 1);
+    lg_grpc_client_free(c2);
+    t_end(t);
+}
+
+static lg_grpc_client *keepalive_client(struct t *t, uint32_t time_ms, uint32_t timeout_ms)
+{
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.keepalive_time_ms = time_ms;
+    o.keepalive_timeout_ms = timeout_ms;
+    lg_grpc_client *c2;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, t->srv.target, &o), LG_OK);
+    return c2;
+}
+
+/* Keepalive PINGs go out while a call is open and, acknowledged, keep the call alive. */
+static void test_grpc_client_keepalive_pings(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    lg_grpc_client *c2 = keepalive_client(t, 10, 60000);
+    struct result r = {0};
+    lg_grpc_client_call *h = NULL;
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Hang", NULL, 0, NULL, &test_cbs, &r, &h),
+                     LG_OK);
+    wait_until(t, &t->srv.pings_recv, 3);
+    assert_false(r.closed);
+    assert_int_equal(lg_grpc_client_call_cancel(h), LG_OK);
+    wait_closed(t, &r);
+    assert_int_equal(r.code, LG_GRPC_CANCELLED);
+    assert_int_equal(lg_grpc_client_get_connect_count(c2), 1);
+    lg_grpc_client_free(c2);
+    t_end(t);
+}
+
+/* A server that stops answering PINGs (a dead path sends no RST): the call ends UNAVAILABLE
+ * instead of hanging forever. */
+static void test_grpc_client_keepalive_timeout(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    t->srv.no_ping_ack = true;
+    lg_grpc_client *c2 = keepalive_client(t, 10, 30);
+    struct result r = {0};
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Hang", NULL, 0, NULL, &test_cbs, &r, NULL),
+                     LG_OK);
+    wait_closed(t, &r);
+    assert_int_equal(r.code, LG_GRPC_UNAVAILABLE);
+    assert_true(t->srv.pings_recv >= 1);
+    assert_false(lg_grpc_client_is_connected(c2));
     lg_grpc_client_free(c2);
     t_end(t);
 }
@@ -1057,6 +1116,8 @@ int main(void)
         cmocka_unit_test_setup(test_grpc_client_unavailable_then_backoff, setup),
         cmocka_unit_test_setup(test_grpc_client_cancel_with_full_socket, setup),
         cmocka_unit_test_setup(test_grpc_client_hostname_target, setup),
+        cmocka_unit_test_setup(test_grpc_client_keepalive_pings, setup),
+        cmocka_unit_test_setup(test_grpc_client_keepalive_timeout, setup),
         cmocka_unit_test_setup(test_grpc_client_not_http2_peer, setup),
         cmocka_unit_test_setup(test_grpc_client_nomem, setup),
     };
