@@ -16,6 +16,9 @@ lg_unit_test(test_loop ${PROJECT_SOURCE_DIR}/tests/unit/test_loop.c lg_loop)
 # files plus grpc.health.v1 and grpc.reflection (always served), declared in <symbol>.h.
 # Generated into the build tree, never committed.
 find_program(LG_PROTOC protoc)
+if(NOT LG_PROTOC)
+  message(FATAL_ERROR "protoc not found (Debian protobuf-compiler): run scripts/install-deps")
+endif()
 set(LG_EMBED_SCRIPT ${CMAKE_BINARY_DIR}/lg_embed_bytes.cmake CACHE INTERNAL "")
 file(WRITE ${LG_EMBED_SCRIPT} [=[
 # cmake -DIN=file -DOUT=file.c -DHDR=file.h -DSYM=name -P lg_embed_bytes.cmake
@@ -51,6 +54,10 @@ endfunction()
 # ---- generated protobuf-c code ---------------------------------------------------------------
 lg_protoc_c(lg_grpc_std_proto ${PROJECT_SOURCE_DIR}/protos ${LG_GRPC_STD_PROTOS})
 find_file(LG_DESCRIPTOR_PROTO google/protobuf/descriptor.proto PATHS /usr/include /usr/local/include)
+if(NOT LG_DESCRIPTOR_PROTO)
+  message(FATAL_ERROR "google/protobuf/descriptor.proto not found (Debian libprotobuf-dev): "
+                      "run scripts/install-deps")
+endif()
 get_filename_component(LG_DESCRIPTOR_PROTO_ROOT ${LG_DESCRIPTOR_PROTO} DIRECTORY)
 get_filename_component(LG_DESCRIPTOR_PROTO_ROOT ${LG_DESCRIPTOR_PROTO_ROOT} DIRECTORY)
 get_filename_component(LG_DESCRIPTOR_PROTO_ROOT ${LG_DESCRIPTOR_PROTO_ROOT} DIRECTORY)
