@@ -19,6 +19,9 @@ get stand-in values. Then, per overlay:
   - dev only (its demo provider and committed dev key): a chat completion through the
     adapter with the dev API key succeeds and a wrong key gets 401 (the keys file is used),
     and counters on both /metrics pages moved;
+  - dev: SIGTERM on chat while a stream is open (read through the events_url and its
+    signed token, like EventSource): /readyz turns 503 at once, the stream still ends
+    with `done`;
   - SIGTERM: each process exits 0 within the pod's terminationGracePeriodSeconds.
 
 No sleeps-and-hope: every wait polls a condition until a deadline. Output ends with
@@ -32,7 +35,9 @@ import select
 import signal
 import subprocess
 import sys
+import http.client as http_client
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -140,6 +145,13 @@ class Proc:
         self.p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=self.log,
                                   stdin=subprocess.DEVNULL)
         self.lines = []
+        self.signaled = False
+
+    def sigterm(self):
+        """SIGTERM once, as the kubelet does (a second one is not part of the contract)."""
+        if not self.signaled and self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        self.signaled = True
 
     def wait_line(self, pattern, deadline_s):
         end = time.monotonic() + deadline_s
@@ -162,8 +174,7 @@ class Proc:
 
     def terminate(self, grace_s):
         """SIGTERM, then the exit status within |grace_s| (None when it had to be killed)."""
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
+        self.sigterm()
         try:
             return self.p.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
@@ -211,6 +222,43 @@ def counter_total(url):
         if fam.type == "counter":
             total += sum(x.value for x in fam.samples if x.name.endswith("_total"))
     return total
+
+
+class EventReader(threading.Thread):
+    """Reads an SSE response like EventSource (no Authorization: the events_url's signed
+    token authorizes it) and records the event types seen."""
+
+    def __init__(self, addr, path):
+        super().__init__(daemon=True)
+        self.addr, self.path = addr, path
+        self.events = []
+        self.error = None
+
+    def run(self):
+        host, port = self.addr.rsplit(":", 1)
+        try:
+            conn = http_client.HTTPConnection(host, int(port), timeout=START_DEADLINE_S)
+            conn.request("GET", self.path, headers={"Accept": "text/event-stream"})
+            resp = conn.getresponse()
+            if resp.status != 200:
+                self.error = f"events: HTTP {resp.status}"
+                return
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                if line.startswith(b"event: "):
+                    self.events.append(line[7:].strip().decode())
+                    if self.events[-1] in ("done", "error"):
+                        return
+        except OSError as e:
+            self.error = f"events: {e}"
+
+    def wait_for(self, event, deadline_s):
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and event not in self.events and self.is_alive():
+            time.sleep(0.05)  # poll a condition with a deadline
+        return event in self.events
 
 
 def base_env(env):
@@ -307,6 +355,33 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
                 check("dev key from the keys Secret completes a chat; a wrong key gets 401; "
                       "counters on both /metrics moved",
                       chat_through_edge)
+
+                def drain_finishes_stream():
+                    body = json.dumps({"model": "demo", "max_tokens": 400,
+                                       "messages": [{"role": "user", "content": "tell me"}]})
+                    st, txt = http("POST", f"http://{edge}/v1/chat/streams", body.encode(),
+                                   {"Content-Type": "application/json",
+                                    "Authorization": f"Bearer {DEV_API_KEY}"})
+                    if st != 201:
+                        raise Failure(f"POST /v1/chat/streams: {st} {txt[:200]}")
+                    reader = EventReader(edge, json.loads(txt)["events_url"])
+                    reader.start()
+                    if not reader.wait_for("content", START_DEADLINE_S):
+                        raise Failure(f"no content event ({reader.error}, {reader.events})")
+                    chat.sigterm()
+                    end = time.monotonic() + START_DEADLINE_S
+                    while http("GET", f"http://{admin}/readyz")[0] != 503:
+                        if time.monotonic() > end or reader.events[-1:] == ["done"]:
+                            raise Failure("chat /readyz did not turn 503 while draining")
+                        time.sleep(0.05)  # poll a condition with a deadline
+                    grace = chat_w["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+                    reader.join(grace)
+                    if reader.events[-1:] != ["done"]:
+                        raise Failure(f"stream cut by the drain: {reader.events[-3:]} "
+                                      f"({reader.error})")
+                check("SIGTERM on chat: readiness 503 at once, the open stream still ends "
+                      "with done (events_url token from the token Secret)",
+                      drain_finishes_stream)
         except Failure:
             pass
         finally:
