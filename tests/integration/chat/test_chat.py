@@ -124,7 +124,8 @@ def setUpModule():
     env = dict(os.environ, LG_IT_FAKE_KEY=SECRET)
     for name, extra in (("a", ["--grace-ms", "30000"]),
                         ("b", ["--grace-ms", "300", "--retention-ms", "2000",
-                               "--body-logging", "none", "--replay-max-events", "8"])):
+                               "--body-logging", "none", "--replay-max-events", "8"]),
+                        ("c", ["--body-logging", "truncated:16"])):
         rec = os.path.join(work, "records-%s.jsonl" % name)
         if os.path.exists(rec):
             os.unlink(rec)
@@ -141,7 +142,7 @@ def setUpModule():
 
 def tearDownModule():
     codes = {}
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         p = ENV.get(name)
         if p:
             p.channel.close()
@@ -153,7 +154,7 @@ def tearDownModule():
         # Under ASan a leak makes the exit status non-zero: a clean shutdown is part of the test.
         assert code == 0, "llmgate-chat %s exited with %s (see %s)" % (name, code,
                                                                      ENV[name].logfile)
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         with open(ENV[name].logfile, "rb") as f:
             assert SECRET.encode() not in f.read(), "API key leaked into logs"
         with open(ENV[name].records, "rb") as f:
@@ -374,6 +375,18 @@ class GraceTest(unittest.TestCase):
         wait_for(expired, "retention expiry")
 
 
+class BodyLoggingTest(unittest.TestCase):
+    def test_truncated_bodies(self):
+        c = ENV["c"]  # --body-logging truncated:16
+        u = user()
+        resp = c.stub.Complete(pb.ChatRequest(user_id=u, model="demo", max_tokens=30,
+                                              messages=msgs("Say something long")), timeout=30)
+        [r] = wait_record(c.records, user_id=u)
+        self.assertEqual(r["response_content"], resp.content.encode()[:16].decode())
+        self.assertEqual(len(r["request_messages"].encode()), 16)
+        self.assertEqual(r["completion_tokens"], 30)  # counts are not truncated
+
+
 class ReplayBoundTest(unittest.TestCase):
     def test_bounded_replay_keeps_the_newest_events(self):
         b = ENV["b"]  # --replay-max-events 8
@@ -499,6 +512,24 @@ class FakeUpstreamTest(unittest.TestCase):
         [r] = wait_record(ENV["a"].records, user_id=u)
         self.assertEqual(r["status"], "error")
         self.assertEqual(r["provider_config_id"], "down")
+
+    def test_cancel_aborts_the_upstream_transfer(self):
+        a = ENV["a"]
+        u = user()
+        it = a.stub.StreamChat(pb.ChatRequest(user_id=u, model="fake-trickle", messages=msgs("hi")),
+                               timeout=30)
+        first = next(it)
+        while kind(next(it)) != "content":
+            pass
+        resp = a.stub.CancelStream(pb.CancelRequest(stream_id=first.stream_id), metadata=md(u),
+                                   timeout=10)
+        self.assertTrue(resp.cancelled)
+        rest = list(it)
+        self.assertEqual(rest[-1].done.finish_reason, "cancelled")
+        [r] = wait_record(a.records, stream_id=first.stream_id)
+        self.assertEqual(r["status"], "cancelled")
+        self.assertEqual(r["usage_source"], "estimated")
+        self.assertLess(r["completion_tokens"], 6)
 
     def test_slow_trickle(self):
         self.check_ok("fake-trickle")
