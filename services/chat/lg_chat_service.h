@@ -75,7 +75,9 @@ void lg_chat_service_opts_default(struct lg_chat_service_opts *opts);
 int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode,
                                     size_t *max_bytes);
 
-/* Registers the services' methods on |srv| (before lg_grpc_server_listen). Returned owned. */
+/* Registers the services' methods on |srv| (before lg_grpc_server_listen). Returned owned.
+ * On an error after some methods were registered they stay registered, pointing at freed
+ * memory: the caller must then free |srv| without serving (startup fails anyway). */
 int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_server *srv,
                         const struct lg_chat_service_opts *opts);
 /* Stops every stream still generating (each writes its record, status cancelled) and frees
