@@ -6,7 +6,8 @@
  * Model: a registry (lg_metrics, passed explicitly, never global) holds families; a family
  * is one metric name with a fixed list of label names; a series is one family plus one
  * tuple of label values. Callers resolve a series once (lg_metrics_family_with_labels, or the
- * lg_metrics_register_counter/_gauge shortcuts for label-less metrics) and keep the handle;
+ * lg_metrics_register_counter/_gauge/_histogram shortcuts for label-less metrics) and keep
+ * the handle;
  * updates through a handle are lock-free atomics with no allocation, so the hot path and the
  * shipper thread can update the same series at any time.
  *
@@ -24,7 +25,8 @@
  * Threads: registration (lg_metrics_register*, lg_metrics_family_with_labels) and rendering
  * take the registry's mutex and may be called from any thread; updates (counter/gauge/
  * histogram functions) are atomic and may be called from any thread, never block and never
- * allocate. Gauge scrape callbacks run on the thread that calls lg_metrics_render.
+ * allocate. Scrape callbacks (gauges and counters read at scrape time) run on the thread
+ * that calls lg_metrics_render, or lg_metrics_get_gauge/_get_counter, under the mutex.
  *
  * Ownership: the registry owns every family and series; handles are borrowed and stay valid
  * until lg_metrics_free. Names, help texts, label names and label values are copied.
