@@ -167,6 +167,7 @@ struct lg_grpc_client {
     uint64_t connect_count;
     size_t max_open_streams;
     bool freeing;
+    unsigned in_callback; /* depth of user callbacks running: lg_grpc_client_free is refused */
 };
 
 static void client_kick(lg_grpc_client *c);
@@ -175,6 +176,17 @@ static void conn_fail(lg_grpc_client *c, int code, const char *why);
 static void conn_keepalive_arm(lg_grpc_client *c, uint32_t ms);
 
 /* ---- helpers --------------------------------------------------------------------------- */
+
+/* Brackets a user callback (lg_grpc_client_free from inside one is a caller bug). */
+static void c_enter(lg_grpc_client *c)
+{
+    c->in_callback++;
+}
+
+static void c_leave(lg_grpc_client *c)
+{
+    c->in_callback--;
+}
 
 static int64_t client_now_ms(void)
 {
@@ -524,7 +536,9 @@ static void call_on_header_block(lg_grpc_client_call *call, bool end_stream)
         }
         call->got_headers = true;
         if (call->cbs.on_headers) {
+            c_enter(call->client);
             call->cbs.on_headers(call, call->md, call->md_count, call->user_data);
+            c_leave(call->client);
         }
         return;
     }
@@ -571,7 +585,9 @@ static int call_on_message(const struct lg_grpc_frame_msg *m, void *ud)
         return LG_ERR_CANCELLED;
     }
     if (call->cbs.on_message) {
+        c_enter(call->client);
         call->cbs.on_message(call, p, len, call->user_data);
+        c_leave(call->client);
     }
     /* The callback may have cancelled the call: deliver nothing more. */
     return call->state == CALL_ACTIVE ? LG_OK : LG_ERR_CANCELLED;
@@ -1208,7 +1224,9 @@ static void client_kick_cb(evutil_socket_t fd, short what, void *ud)
             .trailers = call->has_trailers ? call->md : NULL,
             .trailer_count = call->has_trailers ? call->md_count : 0,
         };
+        c_enter(c);
         call->cbs.on_close(call, &st, call->user_data);
+        c_leave(c);
         c->call_count--;
         call_free(call);
     }
@@ -1528,6 +1546,9 @@ void lg_grpc_client_free(lg_grpc_client *c)
     if (!c) {
         return;
     }
+    /* Freeing the client from one of its own callbacks would free the call (and the stack of
+     * nghttp2 frames) that is still running: the contract forbids it. */
+    assert(c->in_callback == 0);
     lg_grpc_client_call *call;
     while ((call = TAILQ_FIRST(&c->pending)) != NULL) {
         call_finish_str(call, LG_GRPC_CANCELLED, "client shut down", false);
