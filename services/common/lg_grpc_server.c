@@ -110,6 +110,8 @@ struct srv_conn {
     int64_t last_client_ping_ms;
     uint32_t ping_strikes;
     size_t writable_waiters; /* calls that got LG_ERR_AGAIN and wait for on_writable */
+    size_t held_bytes;       /* request bytes held by all calls (partial messages, unary
+                                requests waiting for END_STREAM); <= CONN_RECV_HELD_BYTES */
     enum lg_grpc_close_reason close_reason; /* given to calls when the connection closes */
 };
 
@@ -163,6 +165,7 @@ struct lg_grpc_call {
     struct lg_buf unary_msg; /* the one request of a unary/server-streaming call */
     struct lg_buf scratch;   /* gunzip / gzip output */
     uint32_t nmsgs;
+    size_t held_bytes; /* this call's share of conn->held_bytes */
     /* response */
     struct evbuffer *sendq; /* framed messages not yet handed to nghttp2 */
     struct srv_nv *init_md, *trail_md;
@@ -442,6 +445,7 @@ static void call_free(lg_grpc_call *call)
         c->writable_waiters--;
     }
     c->srv->ncalls--;
+    c->held_bytes -= call->held_bytes;
     if (call->deadline_ev) {
         event_free(call->deadline_ev);
     }
@@ -1353,6 +1357,29 @@ static int call_on_frame_msg(const struct lg_grpc_frame_msg *msg, void *user_dat
     return LG_OK;
 }
 
+/* Recounts the request bytes |call| holds (a partial message in the reader, a unary request
+ * waiting for END_STREAM) into the connection total. Past LG_GRPC_SERVER_CONN_RECV_HELD_BYTES
+ * the call fails RESOURCE_EXHAUSTED and its buffers go: the per-message cap alone would let
+ * one connection hold max_concurrent_streams x max_recv_msg_bytes. */
+static void call_account_held(lg_grpc_call *call)
+{
+    struct srv_conn *c = call->conn;
+    size_t now = (call->reader ? lg_grpc_frame_reader_pending_len(call->reader) : 0) +
+                 call->unary_msg.len;
+    c->held_bytes = c->held_bytes - call->held_bytes + now;
+    call->held_bytes = now;
+    if (c->held_bytes <= LG_GRPC_SERVER_CONN_RECV_HELD_BYTES || call->finished) {
+        return;
+    }
+    call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
+                      "connection receive buffer limit exceeded", false);
+    lg_grpc_frame_reader_free(call->reader);
+    call->reader = NULL;
+    lg_buf_deinit(&call->unary_msg);
+    c->held_bytes -= call->held_bytes;
+    call->held_bytes = 0;
+}
+
 static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
                              const uint8_t *data, size_t len, void *user_data)
 {
@@ -1369,6 +1396,7 @@ static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t st
         return 0;
     }
     int rc = lg_grpc_frame_reader_feed(call->reader, data, len, call_on_frame_msg, call);
+    call_account_held(call);
     if (rc == LG_ERR_TOO_LARGE) {
         call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
                           "received message larger than max", false);

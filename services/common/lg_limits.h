@@ -143,6 +143,11 @@
 /* Connections served at once; more are accepted and closed at once (file descriptors and
  * per-connection buffers are the cost). */
 #define LG_GRPC_SERVER_MAX_CONNECTIONS 10000
+/* Request bytes one connection may hold at once across its calls (partial messages being
+ * reassembled, unary requests waiting for END_STREAM). A call whose data would pass it fails
+ * RESOURCE_EXHAUSTED: without it one connection could pin max_concurrent_streams x
+ * max_recv_msg_bytes (400 MiB). 64 MiB still lets 16 calls upload 4 MiB messages at once. */
+#define LG_GRPC_SERVER_CONN_RECV_HELD_BYTES (64u * 1024u * 1024u)
 /* Listen backlog. */
 #define LG_GRPC_SERVER_LISTEN_BACKLOG 1024
 /* Keepalive (grpc doc/keepalive.md server defaults): PING after 2 h idle, close if no ack in

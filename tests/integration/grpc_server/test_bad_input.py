@@ -3,6 +3,7 @@
 case gets the protocol's answer, and the server keeps serving other connections (proved with a
 real grpcio call after each case)."""
 import gzip
+import select
 import socket
 import struct
 import time
@@ -227,6 +228,47 @@ class BadInput(unittest.TestCase):
         # Early trailers: the server resets the half-open stream with NO_ERROR afterwards.
         c.pump(lambda: st["reset"] is not None, 10)
         self.assertEqual(st["reset"], H2_NO_ERROR)
+        c.close()
+
+    def test_connection_receive_buffer_is_bounded(self):
+        # 17 streams each hold an almost complete 4 000 000-byte message (68 MB > 64 MiB):
+        # the connection refuses to hold more and fails a call RESOURCE_EXHAUSTED.
+        c = H2Client(self.server)
+        n, size = 17, 4000000
+        sids = [c.request(grpc_headers(UNARY), struct.pack(">BI", 0, size), end=False)
+                for _ in range(n)]
+        left = {sid: size - 10 for sid in sids}
+        chunk = b"\0" * 16384
+        deadline = time.monotonic() + 120
+        while left and time.monotonic() < deadline:
+            progressed = False
+            for sid in list(left):
+                st = c.streams[sid]
+                if st["ended"] or st["reset"] is not None:
+                    del left[sid]
+                    continue
+                win = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+                k = min(win, left[sid], len(chunk))
+                if k > 0:
+                    c.conn.send_data(sid, chunk[:k])
+                    left[sid] -= k
+                    progressed = True
+                    if left[sid] == 0:
+                        del left[sid]
+            c.flush()
+            # Take in what the server sent (WINDOW_UPDATEs, answers) without blocking long.
+            while select.select([c.sock], [], [], 0 if progressed else 0.05)[0]:
+                data = c.sock.recv(65536)
+                if not data:
+                    left = {}
+                    break
+                for ev in c.conn.receive_data(data):
+                    c.on_event(ev)
+                c.flush()
+        c.pump(lambda: any(c.status(sid) == 8 for sid in sids), 30)
+        failed = [sid for sid in sids if c.status(sid) == 8]
+        self.assertGreaterEqual(len(failed), 1)
+        self.assertIn("receive buffer limit", c.streams[failed[0]]["headers"]["grpc-message"])
         c.close()
 
     def test_unknown_method_trailers_only_then_rst_no_error(self):
