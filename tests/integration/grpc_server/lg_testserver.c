@@ -2,7 +2,7 @@
 /*
  * lg-grpc-testserver: grpc.testing.TestService on lg_grpc_server, for interop tests with
  * real gRPC clients and for benchmarks. Registers EmptyCall, UnaryCall, StreamingOutputCall,
- * FullDuplexCall, grpc.health.v1.Health and grpc.reflection (v1 and
+ * StreamingInputCall, FullDuplexCall, grpc.health.v1.Health and grpc.reflection (v1 and
  * v1alpha), plus a test-only method /llmgate.testing.Stats/Get that answers a JSON document of
  * runtime counters (send-queue high mark, LG_ERR_AGAIN count, close reasons), so tests can
  * observe backpressure and cancellation from outside.
@@ -301,6 +301,56 @@ static void ts_stream_on_close(lg_grpc_call *call, enum lg_grpc_close_reason rea
     lg_free(st);
 }
 
+/* ---- StreamingInputCall ----------------------------------------------------------------- */
+
+/* The running total of a client-streaming call lives in its arena (freed with the call). */
+static int ts_input_on_start(lg_grpc_call *call, void *user_data)
+{
+    (void)user_data;
+    size_t *total = lg_arena_alloc(lg_grpc_call_get_arena(call), sizeof(*total));
+    if (!total) {
+        return LG_ERR_NOMEM;
+    }
+    *total = 0;
+    lg_grpc_call_set_user_data(call, total);
+    return LG_OK;
+}
+
+static void ts_input_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
+                                void *user_data)
+{
+    size_t *total = user_data;
+    ProtobufCAllocator a;
+    lg_arena_protobuf_allocator(lg_grpc_call_get_arena(call), &a);
+    Grpc__Testing__StreamingInputCallRequest *req =
+        grpc__testing__streaming_input_call_request__unpack(&a, len, msg);
+    if (!req) {
+        lg_grpc_call_finish(call, LG_GRPC_INTERNAL, "cannot parse StreamingInputCallRequest");
+        return;
+    }
+    *total += req->payload ? req->payload->body.len : 0;
+}
+
+static void ts_input_on_half_close(lg_grpc_call *call, void *user_data)
+{
+    size_t *total = user_data;
+    Grpc__Testing__StreamingInputCallResponse resp;
+    grpc__testing__streaming_input_call_response__init(&resp);
+    resp.aggregated_payload_size = (int32_t)*total;
+    if (lg_grpc_call_send_pb(call, &resp.base) == LG_OK) {
+        lg_grpc_call_finish(call, LG_GRPC_OK, NULL);
+    }
+}
+
+static void ts_input_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
+                              void *user_data)
+{
+    /* Not counted in the stats: user_data is the call's total, not the app. */
+    (void)call;
+    (void)reason;
+    (void)user_data;
+}
+
 /* ---- test-only stats -------------------------------------------------------------------- */
 
 static void ts_stats_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
@@ -363,6 +413,9 @@ static int ts_register(struct ts_app *app)
                                                      ts_stream_on_writable, ts_stream_on_close};
     static const struct lg_grpc_method_cbs stats = {NULL, ts_stats_on_message, NULL, NULL,
                                                     ts_on_close_count};
+    static const struct lg_grpc_method_cbs input = {ts_input_on_start, ts_input_on_message,
+                                                    ts_input_on_half_close, NULL,
+                                                    ts_input_on_close};
     int rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/EmptyCall",
                                      LG_GRPC_UNARY, &empty, app);
     if (rc == LG_OK) {
@@ -376,6 +429,10 @@ static int ts_register(struct ts_app *app)
     if (rc == LG_OK) {
         rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/FullDuplexCall",
                                      LG_GRPC_BIDI_STREAMING, &stream, app);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/StreamingInputCall",
+                                     LG_GRPC_CLIENT_STREAMING, &input, app);
     }
     if (rc == LG_OK) {
         rc = lg_grpc_server_register(app->srv, "/llmgate.testing.Stats/Get", LG_GRPC_UNARY,

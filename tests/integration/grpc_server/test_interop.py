@@ -119,6 +119,16 @@ class Interop(unittest.TestCase):
             q.put(1)
         self.assertEqual(got, sizes)
 
+    def test_client_streaming(self):
+        sizes = [27182, 8, 1828, 45904]
+        reqs = (messages_pb2.StreamingInputCallRequest(
+            payload=messages_pb2.Payload(body=b"\0" * n)) for n in sizes)
+        r = self.stub.StreamingInputCall(reqs, timeout=10)
+        self.assertEqual(r.aggregated_payload_size, 74922)
+
+    def test_empty_stream(self):
+        self.assertEqual(list(self.stub.FullDuplexCall(iter([]), timeout=10)), [])
+
     def test_deadline_exceeded(self):
         before = self.server.stats()
         # The server sleeps 5 s before its first response; the client gives it 200 ms.
