@@ -15,13 +15,15 @@ local port, the web directory at the source tree. Secrets the prod overlay only 
 get stand-in values. Then, per overlay:
 
   - both processes start and print their `listening` lines; /readyz answers 200 on each;
+  - the chat StatefulSet's native gRPC probes (their port and service name, as the kubelet
+    would send them: grpc.health.v1.Health/Check) answer SERVING;
   - /metrics on each parses with the Prometheus project's parser;
   - dev only (its demo provider and committed dev key): a chat completion through the
     adapter with the dev API key succeeds and a wrong key gets 401 (the keys file is used),
     and counters on both /metrics pages moved;
   - dev: SIGTERM on chat while a stream is open (read through the events_url and its
-    signed token, like EventSource): /readyz turns 503 at once, the stream still ends
-    with `done`;
+    signed token, like EventSource): /readyz turns 503 and the gRPC readiness probe stops
+    answering SERVING at once, and the stream still ends with `done`;
   - SIGTERM: each process exits 0 within the pod's terminationGracePeriodSeconds.
 
 No sleeps-and-hope: every wait polls a condition until a deadline. Output ends with
@@ -261,6 +263,35 @@ class EventReader(threading.Thread):
         return event in self.events
 
 
+class HealthProbe:
+    """What the kubelet's native gRPC probe does: grpc.health.v1.Health/Check (stubs
+    generated from protos/grpc/health/v1/health.proto with grpc_tools into a scratch dir)."""
+
+    def __init__(self, root, scratch):
+        from grpc_tools import protoc
+        out = os.path.join(scratch, "health_stubs")
+        os.makedirs(out, exist_ok=True)
+        # Generated as top-level modules: a grpc.health package would clash with grpcio's.
+        inc = os.path.join(root, "protos", "grpc", "health", "v1")
+        if protoc.main(["protoc", f"-I{inc}", f"--python_out={out}",
+                        f"--grpc_python_out={out}", os.path.join(inc, "health.proto")]) != 0:
+            raise Failure("protoc failed on grpc/health/v1/health.proto")
+        sys.path.insert(0, out)
+        import health_pb2  # noqa: E402
+        import health_pb2_grpc  # noqa: E402
+        self.pb2, self.grpc_pb2 = health_pb2, health_pb2_grpc
+
+    def status(self, addr, service):
+        import grpc
+        with grpc.insecure_channel(addr) as ch:
+            stub = self.grpc_pb2.HealthStub(ch)
+            try:
+                r = stub.Check(self.pb2.HealthCheckRequest(service=service), timeout=5)
+            except grpc.RpcError as e:
+                return e.code().name
+            return self.pb2.HealthCheckResponse.ServingStatus.Name(r.status)
+
+
 def base_env(env):
     """The process environment: the container's, plus PATH and sanitizer settings only."""
     out = {k: v for k, v in os.environ.items()
@@ -290,6 +321,7 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
             # llmgate-chat
             mounts = materialize_mounts(objs, chat_w, chat_c, os.path.join(scratch, "chat"))
             env = {k: relocate(v, mounts) for k, v in resolve_env(objs, chat_w, chat_c).items()}
+            manifest_listen = env["LLMGATE_LISTEN"]
             cfg = env["LLMGATE_CONFIG"]
             with open(cfg, encoding="utf-8") as f:
                 chat_json = json.load(f)
@@ -315,6 +347,19 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
                     raise Failure("chat /metrics has no metric family")
             check("llmgate-chat starts with the manifest's configuration, ready, /metrics "
                   "parses", start_chat)
+            probe = HealthProbe(root, scratch)
+
+            def grpc_probes():
+                for kind in ("readinessProbe", "livenessProbe"):
+                    g = chat_c[kind]["grpc"]
+                    if not manifest_listen.endswith(f":{g['port']}"):
+                        raise Failure(f"{kind} port {g['port']} is not the port of "
+                                      f"LLMGATE_LISTEN {manifest_listen}")
+                    got = probe.status(grpc, g.get("service", ""))
+                    if got != "SERVING":
+                        raise Failure(f"{kind} (service {g.get('service', '')!r}): {got}")
+            check("the manifest's native gRPC probes (port, service) answer SERVING",
+                  grpc_probes)
 
             # llmgate-sse
             mounts = materialize_mounts(objs, sse_w, sse_c, os.path.join(scratch, "sse"))
@@ -374,13 +419,19 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
                         if time.monotonic() > end or reader.events[-1:] == ["done"]:
                             raise Failure("chat /readyz did not turn 503 while draining")
                         time.sleep(0.05)  # poll a condition with a deadline
+                    service = chat_c["readinessProbe"]["grpc"].get("service", "")
+                    while probe.status(grpc, service) == "SERVING":
+                        if time.monotonic() > end or reader.events[-1:] == ["done"]:
+                            raise Failure("the gRPC readiness probe still SERVING while draining")
+                        time.sleep(0.05)  # poll a condition with a deadline
                     grace = chat_w["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
                     reader.join(grace)
                     if reader.events[-1:] != ["done"]:
                         raise Failure(f"stream cut by the drain: {reader.events[-3:]} "
                                       f"({reader.error})")
-                check("SIGTERM on chat: readiness 503 at once, the open stream still ends "
-                      "with done (events_url token from the token Secret)",
+                check("SIGTERM on chat: /readyz 503 and the gRPC readiness probe not SERVING "
+                      "at once, the open stream still ends with done (events_url token from "
+                      "the token Secret)",
                       drain_finishes_stream)
         except Failure:
             pass
