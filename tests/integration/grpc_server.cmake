@@ -40,3 +40,9 @@ foreach(t interop bad_input health_reflection slow_reader shutdown)
       ENVIRONMENT "LG_TESTSERVER=$<TARGET_FILE:lg-grpc-testserver>;LG_PYGEN=${lg_ts_pygen};PYTHONDONTWRITEBYTECODE=1")
   endif()
 endforeach()
+
+# Unit tests of health and reflection (reflection indexes the test server's descriptor set,
+# which is defined in this file).
+lg_unit_test(test_grpc_health ${PROJECT_SOURCE_DIR}/tests/unit/test_grpc_health.c lg_grpc_server)
+lg_unit_test(test_grpc_reflection ${PROJECT_SOURCE_DIR}/tests/unit/test_grpc_reflection.c
+             lg_grpc_server lg_testserver_fds)
