@@ -16,7 +16,8 @@ get stand-in values. Then, per overlay:
 
   - both processes start and print their `listening` lines; /readyz answers 200 on each;
   - the chat StatefulSet's native gRPC probes (their port and service name, as the kubelet
-    would send them: grpc.health.v1.Health/Check) answer SERVING;
+    would send them: grpc.health.v1.Health/Check) answer SERVING, and the sse Deployment's
+    HTTP probes (port, path) answer 200;
   - /metrics on each parses with the Prometheus project's parser;
   - dev only (its demo provider and committed dev key): a chat completion through the
     adapter with the dev API key succeeds and a wrong key gets 401 (the keys file is used),
@@ -364,6 +365,7 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
             # llmgate-sse
             mounts = materialize_mounts(objs, sse_w, sse_c, os.path.join(scratch, "sse"))
             env = {k: relocate(v, mounts) for k, v in resolve_env(objs, sse_w, sse_c).items()}
+            sse_listen = env["LLMGATE_LISTEN"]
             env.update(LLMGATE_LISTEN="127.0.0.1:0", LLMGATE_CHAT=grpc,
                        LLMGATE_WEB_DIR=os.path.join(root, "adapters", "sse", "web"))
             sse = Proc("llmgate-sse", [sse_bin], base_env(env), os.path.join(scratch, "sse.log"))
@@ -377,6 +379,19 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
                 parse_metrics(http("GET", f"http://{edge}/metrics")[1])
             check("llmgate-sse starts with the manifest's configuration (keys file, token "
                   "secret), ready once chat answers, /metrics parses", start_sse)
+
+            def http_probes():
+                ports = {p["name"]: p["containerPort"] for p in sse_c["ports"]}
+                for kind in ("readinessProbe", "livenessProbe"):
+                    g = sse_c[kind]["httpGet"]
+                    port = ports.get(g["port"], g["port"])
+                    if not sse_listen.endswith(f":{port}"):
+                        raise Failure(f"{kind} port {g['port']} is not LLMGATE_LISTEN's port")
+                    st = http("GET", f"http://{edge}{g['path']}")[0]
+                    if st != 200:
+                        raise Failure(f"{kind} GET {g['path']}: {st}")
+            check("the manifest's HTTP probes (port, path) answer 200 on llmgate-sse",
+                  http_probes)
 
             if overlay == "dev":
                 def chat_through_edge():
