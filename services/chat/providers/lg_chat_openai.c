@@ -227,6 +227,25 @@ int lg_chat_openai_parse_chunk(struct lg_slice data, struct lg_chat_openai_chunk
     return LG_OK;
 }
 
+/* Drops a UTF-8 sequence cut in half at the end of |s| (after a %.200s of upstream text):
+ * the message goes into a protobuf string, which must be valid UTF-8. */
+static void openai_utf8_trim(char *s)
+{
+    size_t n = strlen(s);
+    size_t i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0u) == 0x80u) {
+        i--;
+    }
+    if (i == 0 || ((unsigned char)s[i - 1] & 0x80u) == 0) {
+        return; /* ends in ASCII (or only continuation bytes: left to the peer to reject) */
+    }
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0u ? 4 : lead >= 0xE0u ? 3 : lead >= 0xC0u ? 2 : 1;
+    if (n - (i - 1) < need) {
+        s[i - 1] = '\0';
+    }
+}
+
 /* ---- the upcall ------------------------------------------------------------------------ */
 
 static void openai_attempt_reset(struct openai_upcall *o)
@@ -309,6 +328,7 @@ static int openai_on_sse_event(struct lg_slice event, struct lg_slice data, void
     if (c.error_message != NULL) {
         o->fail_err = LG_ERR_UPSTREAM;
         snprintf(o->fail_msg, sizeof(o->fail_msg), "upstream error: %.200s", c.error_message);
+        openai_utf8_trim(o->fail_msg);
         lg_chat_openai_chunk_deinit(&c);
         return LG_ERR_UPSTREAM;
     }
@@ -464,6 +484,7 @@ static void openai_error_message(struct openai_upcall *o, char *out, size_t outl
     const char *m = json_string_value(json_object_get(json_object_get(root, "error"), "message"));
     if (m != NULL) {
         snprintf(out, outlen, "upstream answered HTTP %ld: %.200s", o->http_status, m);
+        openai_utf8_trim(out);
     }
     json_decref(root);
 }
