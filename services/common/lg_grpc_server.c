@@ -275,6 +275,11 @@ int lg_grpc_server_new(lg_grpc_server **out, struct event_base *base,
     if (!base || srv_check_opts(&o) != LG_OK) {
         return LG_ERR_INVALID;
     }
+    /* A write to a connection the peer has closed must fail with EPIPE, not kill the process
+     * (evbuffer_write uses writev, which has no MSG_NOSIGNAL). */
+    if (lg_loop_ignore_sigpipe() != LG_OK) {
+        return LG_ERR_IO;
+    }
     lg_grpc_server *srv = lg_calloc(1, sizeof(*srv));
     if (!srv) {
         return LG_ERR_NOMEM;
@@ -1905,29 +1910,24 @@ static int conn_init_h2(struct srv_conn *c)
     return LG_OK;
 }
 
-static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, void *user_data)
+/* Sets up a connection on |fd| (non-blocking, connected). Returns LG_OK (|fd| is owned by
+ * the connection), LG_ERR_UNAVAILABLE (shutting down or at the connection limit) or
+ * LG_ERR_NOMEM; on error |fd| is still the caller's. */
+static int conn_adopt(lg_grpc_server *srv, int fd, const char *peer)
 {
-    (void)peer_len;
-    lg_grpc_server *srv = user_data;
     if (srv->shutting_down || srv->nconns >= srv->opts.max_connections) {
         lg_log(LG_LOG_WARN, NULL, "conn_refused", "conns=%zu shutting_down=%d", srv->nconns,
                (int)srv->shutting_down);
-        evutil_closesocket(fd);
-        return;
+        return LG_ERR_UNAVAILABLE;
     }
     struct srv_conn *c = lg_calloc(1, sizeof(*c));
     if (!c) {
-        evutil_closesocket(fd);
-        return;
+        return LG_ERR_NOMEM;
     }
     c->srv = srv;
     c->id = srv->next_conn_id++;
     c->last_activity_ms = lg_loop_now_ms();
-    if (lg_loop_format_addr(peer, c->peer, sizeof(c->peer)) != LG_OK) {
-        snprintf(c->peer, sizeof(c->peer), "unknown");
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "unknown");
     c->fd = fd;
     c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
     c->wev = event_new(srv->base, fd, EV_WRITE, conn_on_write, c);
@@ -1957,7 +1957,7 @@ static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, voi
     lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_open", "peer=%s", c->peer);
     /* Our SETTINGS (the server connection preface) go out with the first answer to the
      * client's preface, so that an HTTP/1.x client gets a plain HTTP/1.1 answer instead. */
-    return;
+    return LG_OK;
 
 out_free_conn:
     lg_log(LG_LOG_WARN, NULL, "conn_setup_failed", "peer=%s", c->peer);
@@ -1982,8 +1982,31 @@ out_free_conn:
     if (c->out) {
         evbuffer_free(c->out);
     }
-    evutil_closesocket(fd);
     lg_free(c);
+    return LG_ERR_NOMEM;
+}
+
+static void srv_on_accept(int fd, const struct sockaddr *peer, int peer_len, void *user_data)
+{
+    (void)peer_len;
+    lg_grpc_server *srv = user_data;
+    char name[SRV_PEER_BYTES];
+    if (lg_loop_format_addr(peer, name, sizeof(name)) != LG_OK) {
+        snprintf(name, sizeof(name), "unknown");
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (conn_adopt(srv, fd, name) != LG_OK) {
+        evutil_closesocket(fd);
+    }
+}
+
+int lg_grpc_server_adopt_fd(lg_grpc_server *srv, int fd, const char *peer)
+{
+    if (fd < 0 || evutil_make_socket_nonblocking(fd) != 0) {
+        return LG_ERR_INVALID;
+    }
+    return conn_adopt(srv, fd, peer);
 }
 
 int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound,

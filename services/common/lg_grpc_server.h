@@ -127,8 +127,10 @@ typedef void (*lg_grpc_server_done_cb)(lg_grpc_server *srv, void *user_data);
 void lg_grpc_server_opts_default(struct lg_grpc_server_opts *opts);
 
 /* Creates a server on |base| (borrowed; must outlive the server). |opts| is copied; NULL
- * means defaults. Returns LG_OK and the server in |*out| (returned owned, free with
- * lg_grpc_server_free), LG_ERR_INVALID (an option above its hard maximum) or LG_ERR_NOMEM. */
+ * means defaults. Sets SIGPIPE to ignored for the process (socket writes report EPIPE).
+ * Returns LG_OK and the server in |*out| (returned owned, free with lg_grpc_server_free),
+ * LG_ERR_INVALID (an option above its hard maximum), LG_ERR_IO (sigaction failed) or
+ * LG_ERR_NOMEM. */
 int lg_grpc_server_new(lg_grpc_server **out, struct event_base *base,
                        const struct lg_grpc_server_opts *opts);
 
@@ -149,6 +151,13 @@ int lg_grpc_server_register(lg_grpc_server *srv, const char *path, enum lg_grpc_
  * failed; logged with errno), LG_ERR_EXHAUSTED (a fifth address) or LG_ERR_NOMEM. */
 int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound,
                           size_t boundlen);
+
+/* Serves the connected stream socket |fd| as if a listener had accepted it (socket
+ * activation, in-process tests and fuzzing). |fd| is made non-blocking; |peer| (may be NULL)
+ * names it in logs and lg_grpc_call_get_peer. Returns LG_OK (|fd| is taken: the server closes
+ * it), LG_ERR_INVALID (bad fd), LG_ERR_UNAVAILABLE (shutting down or at max_connections) or
+ * LG_ERR_NOMEM; on error |fd| stays the caller's. */
+int lg_grpc_server_adopt_fd(lg_grpc_server *srv, int fd, const char *peer);
 
 /* Adds a hook run when a shutdown begins (at most LG_GRPC_MAX_SHUTDOWN_HOOKS). Returns
  * LG_OK or LG_ERR_EXHAUSTED. */
