@@ -109,6 +109,8 @@ struct lg_grpc_client_call {
     bool unknown_encoding;        /* grpc-encoding other than identity/gzip */
     uint64_t msgs;                /* response messages delivered */
     uint64_t compressed_msgs;     /* of which had the compressed flag */
+    bool paused;                  /* lg_grpc_client_call_set_paused(true) */
+    size_t unconsumed;            /* bytes received while paused, not yet credited back */
     /* Final status (valid in CALL_DONE). */
     int code;
     const char *message; /* arena or a string literal */
@@ -713,19 +715,26 @@ static int h2_data_chunk_cb(nghttp2_session *s, uint8_t flags, int32_t stream_id
     (void)flags;
     (void)ud;
     lg_grpc_client_call *call = stream_call(s, stream_id);
-    if (!call) {
-        return 0;
-    }
-    if (!call->got_headers) {
+    if (call && !call->got_headers) {
         call_finish_str(call, LG_GRPC_INTERNAL, "DATA before response headers", true);
-        return 0;
+    } else if (call) {
+        int rv = lg_grpc_frame_reader_feed(call->reader, data, len, call_on_message, call);
+        if (rv != LG_OK && call->state == CALL_ACTIVE) {
+            call_finish_str(call, lg_err_grpc_status(rv),
+                            rv == LG_ERR_TOO_LARGE ? "response message over the receive limit"
+                                                   : "malformed response message",
+                            true);
+        }
     }
-    int rv = lg_grpc_frame_reader_feed(call->reader, data, len, call_on_message, call);
-    if (rv != LG_OK && call->state == CALL_ACTIVE) {
-        call_finish_str(call, lg_err_grpc_status(rv),
-                        rv == LG_ERR_TOO_LARGE ? "response message over the receive limit"
-                                               : "malformed response message",
-                        true);
+    /* Flow control (automatic window updates are off): the bytes were handed out, so the
+     * connection window is credited at once; the stream window only while the call is not
+     * paused, so a paused call holds back just its own server. Errors only mean the stream
+     * is already gone. */
+    if (call && call->state == CALL_ACTIVE && call->paused) {
+        call->unconsumed += len;
+        (void)nghttp2_session_consume_connection(s, len);
+    } else {
+        (void)nghttp2_session_consume(s, stream_id, len);
     }
     return 0;
 }
@@ -752,6 +761,7 @@ static void call_requeue(lg_grpc_client_call *call)
     call->stream_id = 0;
     call->stream = NULL;
     call->req_off = 0;
+    call->unconsumed = 0;
     call->retried = true;
     call_set_state(call, CALL_QUEUED);
 }
@@ -823,7 +833,15 @@ static int client_session_new(lg_grpc_client *c, nghttp2_session **out)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_frame_recv_cb);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_data_chunk_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_stream_close_cb);
-    int rv = nghttp2_session_client_new(out, cbs, c);
+    nghttp2_option *opt;
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        return LG_ERR_NOMEM;
+    }
+    /* Window updates follow what callers took (see h2_data_chunk_cb), not what arrived. */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    int rv = nghttp2_session_client_new2(out, cbs, c, opt);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     return rv == 0 ? LG_OK : LG_ERR_NOMEM;
 }
@@ -1432,6 +1450,22 @@ int lg_grpc_client_call_cancel(lg_grpc_client_call *call)
         return LG_ERR_STATE;
     }
     call_finish_str(call, LG_GRPC_CANCELLED, "cancelled by the client", true);
+    return LG_OK;
+}
+
+int lg_grpc_client_call_set_paused(lg_grpc_client_call *call, bool paused)
+{
+    if (call->state == CALL_DONE) {
+        return LG_ERR_STATE;
+    }
+    call->paused = paused;
+    lg_grpc_client *c = call->client;
+    if (!paused && call->unconsumed > 0 && call->state == CALL_ACTIVE && c->conn &&
+        c->conn->session) {
+        (void)nghttp2_session_consume_stream(c->conn->session, call->stream_id, call->unconsumed);
+        call->unconsumed = 0;
+        client_kick(c); /* sends the WINDOW_UPDATE */
+    }
     return LG_OK;
 }
 

@@ -173,6 +173,15 @@ int lg_grpc_client_start(lg_grpc_client *c, const char *method, const uint8_t *r
  * LG_ERR_STATE when the call has already ended (its on_close is pending). */
 int lg_grpc_client_call_cancel(lg_grpc_client_call *call);
 
+/* Receive backpressure for one call. While |paused|, bytes the server sends on this call
+ * are no longer credited back to it (no stream WINDOW_UPDATE), so the server stops after at
+ * most opts.stream_window_bytes more; other calls on the connection are not held back.
+ * Messages that arrive meanwhile are still delivered. Resuming credits what arrived and
+ * lets the server continue. Use it to stop a fast server from outrunning a slow consumer
+ * (e.g. an SSE client): pause past your output high watermark, resume on drain. May be
+ * called from the call's callbacks. Returns LG_OK, or LG_ERR_STATE once the call has ended. */
+int lg_grpc_client_call_set_paused(lg_grpc_client_call *call, bool paused);
+
 /* ---- accessors (no side effects) ------------------------------------------------------- */
 
 /* Response messages received by |call| with the compressed flag set (tests, metrics). */

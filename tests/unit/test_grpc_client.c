@@ -34,12 +34,15 @@
 #include "lg_log.h"
 #include "lg_test.h"
 
-#define FS_MAX_BODY      65536
-#define FS_MAX_CONNS     8
-#define FS_MAX_TRAILERS  4
-#define FS_BIG_MD_BYTES  20000
-#define FS_MAX_STREAM_ID 2000 /* client stream ids a test can reach */
-#define FS_WINDOW_BYTES  (1 << 30)
+#define FS_MAX_BODY       65536
+#define FS_MAX_CONNS      8
+#define FS_MAX_TRAILERS   4
+#define FS_BIG_MD_BYTES   20000
+#define FS_MAX_STREAM_ID  2000 /* client stream ids a test can reach */
+#define FS_WINDOW_BYTES   (1 << 30)
+#define FS_BIG_MSG_BYTES  1000 /* "Big64": 64 messages of 1000 bytes (64320 framed) */
+#define FS_BIG_MSG_COUNT  64
+#define TEST_SMALL_WINDOW 16384 /* 16 whole framed Big64 messages fit, not 17 */
 /* A request larger than what loopback socket buffers hold, so a client whose server stops
  * reading ends up with a full output buffer. */
 #define TEST_HUGE_REQUEST_BYTES (64u * 1024u * 1024u)
@@ -273,6 +276,11 @@ static void fs_respond(nghttp2_session *s, struct fs_stream *st)
         } else if (path_is(st, "/t.S/Trunc")) {
             fs_add_msg(st, false, "abcdefghij", 10);
             st->resp_len -= 7; /* the prefix says 10, only 3 follow */
+        } else if (path_is(st, "/t.S/Big64")) {
+            static const uint8_t kb[FS_BIG_MSG_BYTES] = {0};
+            for (int i = 0; i < FS_BIG_MSG_COUNT; i++) {
+                fs_add_msg(st, false, kb, sizeof(kb));
+            }
         } else if (path_is(st, "/t.S/TwoMsgs") || path_is(st, "/t.S/Stream3")) {
             fs_add_msg(st, false, "one", 3);
             fs_add_msg(st, false, "two", 3);
@@ -957,6 +965,58 @@ static void test_grpc_client_hostname_target(void **state)
     t_end(t);
 }
 
+/* The server's send window for client stream |id| (-1 while the server has no such stream). */
+static int32_t fs_remote_window(struct fake *f, int32_t id)
+{
+    return f->nconns > 0 ? nghttp2_session_get_stream_remote_window_size(f->conns[0]->s, id) : -1;
+}
+
+/* A paused call stops crediting its stream window: the server stalls after the window and
+ * only that call's 16 whole messages arrive; resuming lets the rest through. */
+static void test_grpc_client_pause_resume(void **state)
+{
+    (void)state;
+    struct t *t = t_begin();
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.stream_window_bytes = TEST_SMALL_WINDOW;
+    lg_grpc_client *c2;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, t->srv.target, &o), LG_OK);
+    struct lg_grpc_client_call_opts co = {.kind = LG_GRPC_CLIENT_SERVER_STREAMING};
+    struct result r = {0};
+    lg_grpc_client_call *h = NULL;
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Big64", NULL, 0, &co, &test_cbs, &r, &h),
+                     LG_OK);
+    assert_int_equal(lg_grpc_client_call_set_paused(h, true), LG_OK);
+    for (int i = 0; i < TEST_LOOP_GUARD; i++) {
+        int32_t id = lg_grpc_client_call_get_stream_id(h);
+        if (id > 0 && fs_remote_window(&t->srv, id) == 0 && r.nmsgs >= 16) {
+            break;
+        }
+        event_base_loop(t->base, EVLOOP_ONCE);
+    }
+    /* Two round trips of other calls on the same connection: they are not held back, and
+     * any WINDOW_UPDATE the client had sent would by now have brought more Big64 data (the
+     * server writes it before the second answer). */
+    for (int i = 0; i < 2; i++) {
+        struct result r2 = {0};
+        assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", (const uint8_t *)"x", 1, NULL,
+                                              &test_cbs, &r2, NULL),
+                         LG_OK);
+        wait_closed(t, &r2);
+        assert_int_equal(r2.code, LG_GRPC_OK);
+    }
+    assert_int_equal(fs_remote_window(&t->srv, lg_grpc_client_call_get_stream_id(h)), 0);
+    assert_int_equal(r.nmsgs, TEST_SMALL_WINDOW / (FS_BIG_MSG_BYTES + LG_GRPC_FRAME_PREFIX_BYTES));
+    assert_false(r.closed);
+    assert_int_equal(lg_grpc_client_call_set_paused(h, false), LG_OK);
+    wait_closed(t, &r);
+    assert_int_equal(r.code, LG_GRPC_OK);
+    assert_int_equal(r.nmsgs, FS_BIG_MSG_COUNT);
+    lg_grpc_client_free(c2);
+    t_end(t);
+}
+
 static lg_grpc_client *keepalive_client(struct t *t, uint32_t time_ms, uint32_t timeout_ms)
 {
     struct lg_grpc_client_opts o;
@@ -1116,6 +1176,7 @@ int main(void)
         cmocka_unit_test_setup(test_grpc_client_unavailable_then_backoff, setup),
         cmocka_unit_test_setup(test_grpc_client_cancel_with_full_socket, setup),
         cmocka_unit_test_setup(test_grpc_client_hostname_target, setup),
+        cmocka_unit_test_setup(test_grpc_client_pause_resume, setup),
         cmocka_unit_test_setup(test_grpc_client_keepalive_pings, setup),
         cmocka_unit_test_setup(test_grpc_client_keepalive_timeout, setup),
         cmocka_unit_test_setup(test_grpc_client_not_http2_peer, setup),
