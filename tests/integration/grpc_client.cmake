@@ -34,6 +34,7 @@ add_custom_target(lg_grpc_client_pystubs ALL DEPENDS ${lg_gc_pygen}/stamp)
 add_dependencies(lg-grpc-client-interop lg_grpc_client_pystubs)
 
 set(lg_gc_cases empty_unary large_unary server_streaming special_status_message
+    status_after_messages
     unimplemented_method unimplemented_service custom_metadata deadline_exceeded
     cancel_after_first_response concurrent_streams queue_beyond_max_streams gzip
     receive_limit reconnect)

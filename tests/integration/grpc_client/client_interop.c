@@ -395,6 +395,37 @@ static void case_special_status_message(struct driver *d)
     lg_free(req);
 }
 
+/* Two messages, then a non-OK status in the trailers: the messages are delivered and the
+ * status is the server's (interop status_code_and_message, streaming form). */
+static void case_status_after_messages(struct driver *d)
+{
+    static const int32_t sizes[] = {7, 8};
+    size_t len;
+    uint8_t *base = streaming_request(sizes, NULL, 2, false, &len);
+    Grpc__Testing__StreamingOutputCallRequest *req =
+        grpc__testing__streaming_output_call_request__unpack(NULL, len, base);
+    Grpc__Testing__EchoStatus st;
+    grpc__testing__echo_status__init(&st);
+    st.code = LG_GRPC_INVALID_ARGUMENT;
+    st.message = (char *)(uintptr_t) "test status message";
+    req->response_status = &st;
+    size_t len2;
+    uint8_t *packed = pack(&req->base, &len2);
+    req->response_status = NULL;
+    grpc__testing__streaming_output_call_request__free_unpacked(req, NULL);
+    struct lg_grpc_client_call_opts o = {.kind = LG_GRPC_CLIENT_SERVER_STREAMING};
+    struct result r = {0};
+    run_one(d, "/grpc.testing.TestService/StreamingOutputCall", packed, len2, &o, &r);
+    if (expect_code(d, "status_after_messages", &r, LG_GRPC_INVALID_ARGUMENT)) {
+        if (r.nmsgs != 2 || strcmp(r.message, "test status message") != 0) {
+            fail(d, "status_after_messages: %zu messages, message \"%s\"", r.nmsgs, r.message);
+        }
+    }
+    result_free(&r);
+    lg_free(packed);
+    lg_free(base);
+}
+
 static void case_unimplemented(struct driver *d, const char *method, const char *what)
 {
     struct result r = {0};
@@ -655,6 +686,8 @@ static int run_case(struct driver *d, const char *name)
         case_server_streaming(d);
     } else if (strcmp(name, "special_status_message") == 0) {
         case_special_status_message(d);
+    } else if (strcmp(name, "status_after_messages") == 0) {
+        case_status_after_messages(d);
     } else if (strcmp(name, "unimplemented_method") == 0) {
         case_unimplemented(d, "/grpc.testing.TestService/UnimplementedCall", name);
     } else if (strcmp(name, "unimplemented_service") == 0) {
