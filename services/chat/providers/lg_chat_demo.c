@@ -95,6 +95,7 @@ static const char *const demo_stopwords[] = {
     "because", "explain", "tell", "what", "whats", "doing", "going", "make", "something",
     "works", "work", "does", "using", "between", "within", "without", "every", "maybe",
     "briefly", "quick", "quickly", "simple", "simply", "example", "difference", "understand",
+    "write", "create", "program", "script", "implement", "build",
 };
 
 static bool demo_is_stopword(const char *w, size_t n)
@@ -247,6 +248,108 @@ static const char *const demo_closers[] = {
     "\n\nThat is the overview; ask a follow-up question and I will expand on it.",
 };
 
+static const char demo_joke[] =
+    "Here is one from the gateway's own world: a TCP packet walks into a bar and says "
+    "\"I'd like a beer.\" The bartender says \"You'd like a beer?\" and the packet says "
+    "\"Yes, I'd like a beer.\" (It never trusts that anything arrived until it is "
+    "acknowledged.) Want another one, maybe about HTTP/2 flow control?";
+
+/* Case-insensitive substring search in |s| (|len| bytes) for NUL-terminated |needle|. */
+static bool demo_contains(const char *s, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (strncasecmp(s + i, needle, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A short code sketch for a coding question, in the language the question names. */
+struct demo_lang {
+    const char *marker; /* substring that names the language */
+    const char *fence;  /* markdown fence tag */
+    const char *body;   /* %1 is replaced by the first key word */
+};
+
+static const struct demo_lang demo_langs[] = {
+    {"python", "python",
+     "def %1(items):\n    \"\"\"Start small: make it work, then make it fast.\"\"\"\n"
+     "    result = []\n    for item in items:\n        result.append(item)\n"
+     "    return result\n"},
+    {" go", "go",
+     "func %1(items []string) []string {\n\tout := make([]string, 0, len(items))\n"
+     "\tout = append(out, items...)\n\treturn out\n}\n"},
+    {"javascript", "javascript",
+     "function %1(items) {\n  // Start small: make it work, then make it fast.\n"
+     "  return items.map((item) => item);\n}\n"},
+    {" c?", "c",
+     "/* Start small: make it work, then make it fast. */\n"
+     "static int %1(const int *items, size_t n)\n{\n    int sum = 0;\n"
+     "    for (size_t i = 0; i < n; i++) {\n        sum += items[i];\n    }\n"
+     "    return sum;\n}\n"},
+    {" in c", "c",
+     "/* Start small: make it work, then make it fast. */\n"
+     "static int %1(const int *items, size_t n)\n{\n    int sum = 0;\n"
+     "    for (size_t i = 0; i < n; i++) {\n        sum += items[i];\n    }\n"
+     "    return sum;\n}\n"},
+};
+
+static const struct demo_lang *demo_find_lang(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof(demo_langs) / sizeof(demo_langs[0]); i++) {
+        if (demo_contains(s, len, demo_langs[i].marker)) {
+            return &demo_langs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Appends a fenced code block for |lang| with the first key word as identifier. */
+static int demo_append_code(struct lg_buf *out, const struct demo_lang *lang,
+                            const struct demo_words *w)
+{
+    int rc = lg_buf_appendf(out, "\n\nA minimal sketch to start from:\n\n```%s\n", lang->fence);
+    for (const char *p = lang->body; rc == LG_OK && *p != '\0'; p++) {
+        if (p[0] == '%' && p[1] == '1') {
+            p++;
+            if (w->n_kw == 0) {
+                rc = lg_buf_append_str(out, "solve");
+                continue;
+            }
+            for (size_t k = 0; rc == LG_OK && k < w->kw_len[0]; k++) {
+                char c = (char)tolower((unsigned char)w->kw[0][k]);
+                rc = lg_buf_append_byte(out, (uint8_t)(c == '-' ? '_' : c));
+            }
+            continue;
+        }
+        rc = lg_buf_append_byte(out, (uint8_t)*p);
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(out, "```");
+    }
+    return rc;
+}
+
+/* "What is X" / "Who was Y": the demo knows no facts, and says so. */
+static bool demo_is_fact_question(const char *s, size_t len)
+{
+    static const char *const starts[] = {"what is ", "what's ", "who is ", "who was ",
+                                         "when did ", "when was ", "where is ", "how many "};
+    while (len > 0 && isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+        size_t n = strlen(starts[i]);
+        if (len >= n && strncasecmp(s, starts[i], n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static const char demo_greeting[] =
     "Hello! I am the llmgate demo model. I run inside the gateway itself, so I answer "
     "offline and instantly, streaming my reply token by token like a hosted model would. "
@@ -292,11 +395,21 @@ int lg_chat_demo_compose(const struct lg_chat_request *req, struct lg_buf *out)
     if (m == NULL || demo_is_greeting(m->content, m->content_len)) {
         return lg_buf_append_str(out, demo_greeting);
     }
+    if (demo_contains(m->content, m->content_len, "joke")) {
+        return lg_buf_append_str(out, demo_joke);
+    }
     struct demo_words w;
     demo_find_keywords(m->content, m->content_len, &w);
     uint64_t h = demo_hash(m->content, m->content_len);
     size_t nop = sizeof(demo_openers) / sizeof(demo_openers[0]);
-    int rc = demo_append_template(out, demo_openers[h % nop], &w, m);
+    int rc = LG_OK;
+    if (demo_is_fact_question(m->content, m->content_len)) {
+        rc = demo_append_template(out, "I am the offline demo model, so I cannot look up facts "
+                                       "about %T, but I can show how an answer would stream.",
+                                  &w, m);
+    } else {
+        rc = demo_append_template(out, demo_openers[h % nop], &w, m);
+    }
     size_t nbody = sizeof(demo_body) / sizeof(demo_body[0]);
     size_t used = 0;
     /* Walk the body sentences from a prompt-dependent start; keep those whose key words
@@ -316,6 +429,10 @@ int lg_chat_demo_compose(const struct lg_chat_request *req, struct lg_buf *out)
         rc = lg_buf_append_str(out, " The answer depends on a few details you have not "
                                     "mentioned yet: what you are building, for whom, and what "
                                     "\"good\" looks like for you.");
+    }
+    const struct demo_lang *lang = demo_find_lang(m->content, m->content_len);
+    if (rc == LG_OK && lang != NULL) {
+        rc = demo_append_code(out, lang, &w);
     }
     size_t ncl = sizeof(demo_closers) / sizeof(demo_closers[0]);
     if (rc == LG_OK) {
