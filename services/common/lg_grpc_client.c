@@ -82,6 +82,7 @@ struct lg_grpc_client_call {
     int32_t stream_id;            /* 0 until submitted */
     struct client_stream *stream; /* nghttp2's handle while ACTIVE, else NULL */
     bool retried;                 /* already retried once after REFUSED_STREAM / GOAWAY */
+    bool wait_for_ready;          /* stays queued through failed dials (until its deadline) */
     char *path;                   /* arena */
     nghttp2_nv *req_nv;           /* request headers, arena; values live in the arena */
     size_t req_nv_count;
@@ -989,9 +990,13 @@ static void conn_dial_failed(lg_grpc_client *c, const char *why)
     struct client_conn *k = c->conn;
     c->conn = NULL;
     conn_free(k);
-    lg_grpc_client_call *call;
-    while ((call = TAILQ_FIRST(&c->pending)) != NULL) {
-        call_finish_str(call, LG_GRPC_UNAVAILABLE, "failed to connect to the server", false);
+    lg_grpc_client_call *call = TAILQ_FIRST(&c->pending);
+    while (call) {
+        lg_grpc_client_call *next = TAILQ_NEXT(call, link);
+        if (!call->wait_for_ready) {
+            call_finish_str(call, LG_GRPC_UNAVAILABLE, "failed to connect to the server", false);
+        }
+        call = next;
     }
     struct timeval tv = client_ms_to_tv(backoff_jittered(c->backoff_ms));
     evtimer_add(c->backoff_ev, &tv);
@@ -1368,6 +1373,7 @@ static int call_new(lg_grpc_client *c, const char *method, const uint8_t *req, s
     }
     call->client = c;
     call->kind = o->kind;
+    call->wait_for_ready = o->wait_for_ready;
     call->deadline_ms = -1;
     lg_buf_init(&call->req, (size_t)LG_GRPC_FRAME_MAX_PAYLOAD_BYTES + LG_GRPC_FRAME_PREFIX_BYTES);
     lg_buf_init(&call->inflated, c->opts.max_recv_msg_bytes);

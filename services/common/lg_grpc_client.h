@@ -15,7 +15,8 @@
  * Connection loss ends the calls on that connection with UNAVAILABLE; the next call dials
  * again. A dial fails when TCP connect fails, the peer closes or speaks something other than
  * HTTP/2 before its SETTINGS, or connect_timeout_ms passes; calls waiting for it end
- * UNAVAILABLE (gRPC's default fail-fast behaviour) and further dials back off exponentially.
+ * UNAVAILABLE (gRPC's default fail-fast behaviour; calls started with wait_for_ready keep
+ * waiting instead) and further dials back off exponentially.
  * GOAWAY: streams the server did not process are retried once on a new connection; the rest finish
  * on the old one. PINGs are acknowledged by nghttp2; optional keepalive PINGs
  * (opts.keepalive_time_ms) detect a dead path while calls are open.
@@ -102,6 +103,9 @@ struct lg_grpc_client_call_opts {
     const struct lg_grpc_client_md *md; /* request metadata (copied); may be NULL */
     size_t md_count;                    /* entries in |md| */
     bool gzip;                          /* gzip-compress the request message */
+    bool wait_for_ready; /* gRPC wait-for-ready: instead of failing with UNAVAILABLE when
+                            a dial fails, wait for later dials (with backoff) until the
+                            deadline; set a timeout_ms with it */
 };
 
 /* The final status of a call, borrowed for the duration of on_close. */

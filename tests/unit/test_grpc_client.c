@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -422,11 +423,12 @@ static void fs_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
     nghttp2_session_send(k->s);
 }
 
-static void fake_start(struct fake *f, struct event_base *base)
+/* Starts the scripted server on 127.0.0.1:|port| (0 = a free port). */
+static void fake_start_port(struct fake *f, struct event_base *base, uint16_t port)
 {
     memset(f, 0, sizeof(*f));
     f->base = base;
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     f->lis =
         evconnlistener_new_bind(base, fs_accept_cb, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
@@ -436,6 +438,11 @@ static void fake_start(struct fake *f, struct event_base *base)
     socklen_t blen = sizeof(bound);
     getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&bound, &blen);
     snprintf(f->target, sizeof(f->target), "127.0.0.1:%u", (unsigned)ntohs(bound.sin_port));
+}
+
+static void fake_start(struct fake *f, struct event_base *base)
+{
+    fake_start_port(f, base, 0);
 }
 
 static void fake_stop(struct fake *f)
@@ -1067,6 +1074,56 @@ static void test_grpc_client_keepalive_timeout(void **state)
     t_end(t);
 }
 
+/* wait_for_ready: a call waits through failed dials (a fail-fast call next to it ends
+ * UNAVAILABLE), ends DEADLINE_EXCEEDED if its deadline comes first, and succeeds once the
+ * server comes up. */
+static void test_grpc_client_wait_for_ready(void **state)
+{
+    (void)state;
+    struct t tt = {.base = event_base_new()};
+    struct t *t = &tt;
+    struct fake srv;
+    fake_start(&srv, t->base);
+    char target[64];
+    memcpy(target, srv.target, sizeof(target));
+    uint16_t port = (uint16_t)strtoul(strrchr(target, ':') + 1, NULL, 10);
+    fake_stop(&srv); /* nobody listens there now */
+    struct lg_grpc_client_opts o;
+    lg_grpc_client_opts_default(&o);
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 20;
+    lg_grpc_client *c2;
+    assert_int_equal(lg_grpc_client_new(&c2, t->base, target, &o), LG_OK);
+
+    struct lg_grpc_client_call_opts wfr_deadline = {.wait_for_ready = true, .timeout_ms = 50};
+    struct result r0 = {0};
+    assert_int_equal(
+        lg_grpc_client_start(c2, "/t.S/Echo", NULL, 0, &wfr_deadline, &test_cbs, &r0, NULL), LG_OK);
+    wait_closed(t, &r0);
+    assert_int_equal(r0.code, LG_GRPC_DEADLINE_EXCEEDED);
+
+    struct lg_grpc_client_call_opts wfr = {.wait_for_ready = true};
+    struct result ra = {0};
+    struct result rb = {0};
+    assert_int_equal(
+        lg_grpc_client_start(c2, "/t.S/Echo", (const uint8_t *)"w", 1, &wfr, &test_cbs, &ra, NULL),
+        LG_OK);
+    assert_int_equal(lg_grpc_client_start(c2, "/t.S/Echo", NULL, 0, NULL, &test_cbs, &rb, NULL),
+                     LG_OK);
+    wait_closed(t, &rb); /* a dial failed ... */
+    assert_int_equal(rb.code, LG_GRPC_UNAVAILABLE);
+    assert_false(ra.closed); /* ... and the wait-for-ready call is still waiting */
+    fake_start_port(&srv, t->base, port);
+    wait_closed(t, &ra);
+    assert_int_equal(ra.code, LG_GRPC_OK);
+    assert_int_equal(ra.nmsgs, 1);
+    assert_int_equal(lg_grpc_client_get_connect_count(c2), 1);
+    lg_grpc_client_free(c2);
+    event_base_loop(t->base, EVLOOP_NONBLOCK);
+    fake_stop(&srv);
+    event_base_free(t->base);
+}
+
 /* A peer that is not an HTTP/2 server: answers HTTP/1.1 and closes. */
 static void h1_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                          int salen, void *ud)
@@ -1179,6 +1236,7 @@ int main(void)
         cmocka_unit_test_setup(test_grpc_client_pause_resume, setup),
         cmocka_unit_test_setup(test_grpc_client_keepalive_pings, setup),
         cmocka_unit_test_setup(test_grpc_client_keepalive_timeout, setup),
+        cmocka_unit_test_setup(test_grpc_client_wait_for_ready, setup),
         cmocka_unit_test_setup(test_grpc_client_not_http2_peer, setup),
         cmocka_unit_test_setup(test_grpc_client_nomem, setup),
     };
