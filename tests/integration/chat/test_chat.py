@@ -125,13 +125,16 @@ def setUpModule():
     for name, extra in (("a", ["--grace-ms", "30000"]),
                         ("b", ["--grace-ms", "300", "--retention-ms", "2000",
                                "--body-logging", "none", "--replay-max-events", "8"]),
-                        ("c", ["--body-logging", "truncated:16"])):
+                        ("c", [])):
         rec = os.path.join(work, "records-%s.jsonl" % name)
         if os.path.exists(rec):
             os.unlink(rec)
+        penv = dict(env)
+        if name == "c":
+            penv["LLMGATE_BODY_LOGGING"] = "truncated:16"  # flags also read LLMGATE_<FLAG>
         p = Proc([ARGS.chat, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
                   "--config", cfg_path, "--records-file", rec, "--demo-pace-ms", "20",
-                  "--log-level", "info"] + extra, ["grpc", "admin"], env=env,
+                  "--log-level", "info"] + extra, ["grpc", "admin"], env=penv,
                  log=os.path.join(work, "chat-%s.log" % name))
         p.records = rec
         p.logfile = os.path.join(work, "chat-%s.log" % name)
@@ -377,7 +380,7 @@ class GraceTest(unittest.TestCase):
 
 class BodyLoggingTest(unittest.TestCase):
     def test_truncated_bodies(self):
-        c = ENV["c"]  # --body-logging truncated:16
+        c = ENV["c"]  # LLMGATE_BODY_LOGGING=truncated:16
         u = user()
         resp = c.stub.Complete(pb.ChatRequest(user_id=u, model="demo", max_tokens=30,
                                               messages=msgs("Say something long")), timeout=30)
