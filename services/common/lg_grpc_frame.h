@@ -20,8 +20,9 @@
  * thread. Memory goes through lg_malloc (zlib's state too).
  *
  * Ownership: output is appended to a caller-owned struct lg_buf, whose max is the cap (an
- * append past it fails with LG_ERR_TOO_LARGE). On any error the buffer may hold a partial
- * append: callers discard it (lg_buf_reset). Input pointers are borrowed for the call.
+ * append past it fails with LG_ERR_TOO_LARGE). On an error, lg_grpc_frame_encode and the
+ * base64 functions leave the buffer as it was; the others may leave a partial append, which
+ * callers discard (lg_buf_reset). Input pointers are borrowed for the call.
  * Message slices handed to a reader callback are borrowed until the callback returns.
  *
  * Errors (each function lists the ones it returns):
@@ -31,8 +32,10 @@
  *   LG_ERR_MALFORMED  peer bytes that break the format: a reserved flag bit, bad base64,
  *                     corrupt gzip data, a truncated message at end-of-stream, a bad
  *                     grpc-status value
- *   LG_ERR_STATE      a reader used after it failed (errors are sticky) or after finish
+ *   LG_ERR_STATE      a reader used after a callback refused a message, or after finish
  *   LG_ERR_NOMEM      out of memory
+ *   LG_ERR_INTERNAL   zlib refused its own fixed parameters (a broken invariant; not
+ *                     reachable from input)
  *   Any other negative value returned by a reader callback is passed through unchanged.
  */
 #ifndef LG_GRPC_FRAME_H
