@@ -42,6 +42,8 @@ void lg_batch_reset(lg_batch *b);
  * when the batch already holds max_rows rows or the row would pass max_bytes (and the batch
  * is not empty), LG_ERR_INVALID (empty row or a row not starting with '{'), LG_ERR_NOMEM. */
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms);
+/* True when the batch holds max_rows rows or max_bytes bytes. */
+bool lg_batch_is_full(const lg_batch *b);
 /* True when the batch should be sent now: full, or non-empty and max_age_ms old. */
 bool lg_batch_is_due(const lg_batch *b, int64_t now_ms);
 /* Milliseconds until the batch becomes due by age (0 if due or empty: nothing to wait for

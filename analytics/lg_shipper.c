@@ -70,7 +70,11 @@ struct lg_shipper {
     CURL *easy;
     struct curl_slist *hdrs;
     struct lg_buf resp, urlbuf, sql, row, dl;
-    lg_batch *batch;
+    lg_batch *batch;             /* the batch being sent (or collected when none is) */
+    lg_batch *next;              /* prepared while |batch| is in flight: double buffering
+                                    keeps ClickHouse busy while we read, hash and gzip */
+    struct lg_spool_pos next_end;/* spool position after |next|'s last row */
+    bool next_sealed;
     enum ship_phase phase;
     bool sealed;                 /* batch content is fixed (sent or about to be) */
     bool need_check;             /* ask ClickHouse before (re)sending */
@@ -210,7 +214,7 @@ static void drain_ring(lg_shipper *s)
 
 /* ---- batches ------------------------------------------------------------------------ */
 
-static void fill_batch(lg_shipper *s, int64_t now)
+static void fill_batch(lg_shipper *s, lg_batch *b, struct lg_spool_pos *end, int64_t now)
 {
     s->spool_at_end = false;
     for (;;) {
@@ -228,7 +232,7 @@ static void fill_batch(lg_shipper *s, int64_t now)
             lg_log(LG_LOG_ERROR, NULL, "spool_read_failed", "err=%s", lg_err_name(rc));
             return;
         }
-        rc = lg_batch_add(s->batch, s->row.data, s->row.len, now);
+        rc = lg_batch_add(b, s->row.data, s->row.len, now);
         if (rc == LG_ERR_EXHAUSTED) {
             s->rd = before; /* re-read it for the next batch */
             return;
@@ -236,7 +240,7 @@ static void fill_batch(lg_shipper *s, int64_t now)
         if (rc != LG_OK) {
             dead_letter(s, "", 0, "row is not a JSON object", s->row.data, s->row.len);
         }
-        s->batch_end = s->rd;
+        *end = s->rd;
     }
 }
 
@@ -464,15 +468,38 @@ static void on_done(lg_shipper *s, CURLcode cc, int64_t now)
     s->phase = PHASE_IDLE;
 }
 
+/* While |batch| is sealed and in flight, fill |next| from the spool and, once full, seal
+ * (hash + gzip) it, so the CPU work overlaps ClickHouse's. Not during a startup check: the
+ * rows after the acknowledged position may be the batch being checked. */
+static void prepare_next(lg_shipper *s, int64_t now)
+{
+    if (s->startup_check || !s->sealed || s->next_sealed) {
+        return;
+    }
+    fill_batch(s, s->next, &s->next_end, now);
+    if (lg_batch_count(s->next) > 0 && lg_batch_is_full(s->next)) {
+        s->next_sealed = lg_batch_seal(s->next, s->gzip) == LG_OK;
+    }
+}
+
+/* Makes the prepared batch the current one (the current one is empty: just acknowledged). */
+static void promote_next(lg_shipper *s)
+{
+    lg_batch *t = s->batch;
+    s->batch = s->next;
+    s->next = t;
+    s->batch_end = s->next_end;
+    s->sealed = s->next_sealed;
+    s->next_sealed = false;
+}
+
 static void step_ship(lg_shipper *s, int64_t now, bool draining)
 {
-    if (s->phase == PHASE_BACKOFF) {
-        if (now < s->backoff_until) {
-            return;
-        }
+    if (s->phase == PHASE_BACKOFF && now >= s->backoff_until) {
         s->phase = PHASE_IDLE;
     }
     if (s->phase != PHASE_IDLE) {
+        prepare_next(s, now);
         return;
     }
     if (s->need_check) {
@@ -487,7 +514,15 @@ static void step_ship(lg_shipper *s, int64_t now, bool draining)
         start_insert(s, now);
         return;
     }
-    fill_batch(s, now);
+    if (lg_batch_count(s->batch) == 0 && lg_batch_count(s->next) > 0) {
+        promote_next(s);
+        if (s->sealed) {
+            save_state(s, true);
+            start_insert(s, now);
+            return;
+        }
+    }
+    fill_batch(s, s->batch, &s->batch_end, now);
     if (lg_batch_count(s->batch) > 0 && (draining || lg_batch_is_due(s->batch, now))) {
         seal_and_send(s, now);
     }
@@ -512,6 +547,7 @@ static void handle_control(lg_shipper *s, int64_t now, bool *draining)
     }
     bool idle = lg_queue_count(s->q) == 0 && s->held == NULL && s->phase == PHASE_IDLE &&
                 !s->sealed && !s->need_check && lg_batch_count(s->batch) == 0 &&
+                lg_batch_count(s->next) == 0 &&
                 lg_spool_at_end(s->sp, s->rd);
     pthread_mutex_lock(&s->mu);
     if (sync_pending && rc == LG_OK) {
@@ -530,7 +566,7 @@ static int64_t poll_timeout(lg_shipper *s, int64_t now)
     if (s->phase == PHASE_BACKOFF && s->backoff_until - now < t) {
         t = s->backoff_until - now;
     }
-    int64_t due = lg_batch_ms_until_due(s->batch, now);
+    int64_t due = lg_batch_ms_until_due(lg_batch_count(s->batch) > 0 ? s->batch : s->next, now);
     if (s->phase == PHASE_IDLE && due < t) {
         t = due;
     }
@@ -770,6 +806,9 @@ static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
         o->batch_bytes > 0 ? o->batch_bytes : LG_SHIPPER_DEFAULT_BATCH_BYTES,
         o->batch_age_ms > 0 ? o->batch_age_ms : LG_SHIPPER_DEFAULT_BATCH_AGE_MS};
     rc = lg_batch_new(&s->batch, &bl);
+    if (rc == LG_OK) {
+        rc = lg_batch_new(&s->next, &bl);
+    }
     if (rc != LG_OK) {
         return rc;
     }
@@ -788,6 +827,7 @@ static void free_resources(lg_shipper *s)
     }
     curl_slist_free_all(s->hdrs);
     lg_batch_free(s->batch);
+    lg_batch_free(s->next);
     lg_spool_close(s->sp);
     lg_queue_free(s->q);
     if (s->dl_fd >= 0) {

@@ -1,9 +1,13 @@
 -- 0003: daily rollup of requests, tokens and cost per user, model and provider.
 -- SummingMergeTree adds up rows with the same key on merge; readers still GROUP BY the key
 -- (sum()) because merges are eventual. The view sums each inserted block, so a batch that
--- was inserted twice would count twice here: the shipper's batch_id check prevents that,
--- and the exact figures for invoices come from llm_requests deduplicated by request_id
--- (queries/cost_per_user_per_day.sql); this table serves dashboards.
+-- was inserted twice would count twice here: the shipper's batch_id check prevents that.
+-- Not exact in one case: ClickHouse killed in the middle of an INSERT can have written the
+-- block to llm_requests but not yet here (views are filled one after the other, not
+-- atomically); the batch_id check then rightly does not resend it, and this table is short
+-- by that batch (seen in it_outage.sh). Invoices therefore come from llm_requests
+-- deduplicated by request_id (queries/cost_per_user_per_day.sql); this table serves
+-- dashboards.
 CREATE TABLE IF NOT EXISTS llm_usage_daily
 (
     day Date,

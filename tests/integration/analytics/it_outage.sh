@@ -29,7 +29,12 @@ cat "$WORK/driver.out"
 grep -q "drained=1" "$WORK/driver.out" || fail "not drained"
 expect_eq "rows" "$(q 'SELECT count() FROM llm_requests')" "$N"
 expect_eq "distinct request ids" "$(q 'SELECT uniqExact(request_id) FROM llm_requests')" "$N"
-expect_eq "rollup requests" "$(q 'SELECT sum(requests) FROM llm_usage_daily')" "$N"
+# The daily rollup view is exact unless the kill fell between ClickHouse writing a block to
+# llm_requests and to the rollup (views are not atomic; see schema/0003): then it is short
+# by at most that one batch, never over (no batch is sent twice).
+rollup=$(q 'SELECT sum(requests) FROM llm_usage_daily')
+echo "rollup requests: $rollup of $N"
+[ "$rollup" -le "$N" ] && [ "$rollup" -ge $((N - 2000)) ] || fail "rollup $rollup outside [$((N - 2000)), $N]"
 grep -q "retries=0 " "$WORK/driver.out" && fail "no retries recorded"
 # Whether the kill cut an insert mid-flight depends on timing (it usually does); the
 # deterministic test of that case is it_ambiguous.sh. Counts above must hold either way.
