@@ -464,6 +464,21 @@ static void timer_arm(struct stream *st, int64_t ms)
     event_add(st->timer, &tv);
 }
 
+/* Fixes the kernel send buffer of an event stream's socket. Linux grows an autotuned send
+ * buffer to tcp_wmem[2] (4 MiB) toward a client that stops reading, which would hide a slow
+ * client from the outbuf bound for megabytes; a fixed size keeps the per-client total at
+ * about 2 * LG_SSE_SNDBUF_BYTES (the kernel doubles it) + --outbuf-bytes. */
+static void stream_fix_sndbuf(struct stream *st)
+{
+    int v = LG_SSE_SNDBUF_BYTES;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(st->c->evcon);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)) != 0) {
+        int e = errno;
+        lg_log(LG_LOG_DEBUG, NULL, "sndbuf_failed", "errno=%d", e);
+    }
+}
+
 /* Sends 200 with the event-stream headers and the preamble (a comment that makes proxies and
  * browsers see the response at once, then `retry:` for SK_EVENTS). */
 static int stream_open(struct stream *st)
@@ -475,6 +490,7 @@ static int stream_open(struct stream *st)
     evhttp_add_header(oh, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(st->req, 200, "OK");
     st->headers_sent = true;
+    stream_fix_sndbuf(st);
     lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
     int rc = lg_sse_enc_comment(&b, "llmgate");
     if (rc == LG_OK && st->kind == SK_EVENTS) {

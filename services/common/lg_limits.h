@@ -307,6 +307,9 @@
  * can resume with Last-Event-ID), so a slow reader costs bounded memory and is never
  * silently skipped over. */
 #define LG_SSE_OUTBUF_HIGH_BYTES (256 * 1024)
+/* Kernel send buffer of an event stream's socket (SO_SNDBUF, fixed: no autotuning), so a
+ * client that stops reading is noticed by the outbuf bound after kilobytes, not megabytes. */
+#define LG_SSE_SNDBUF_BYTES (32 * 1024)
 /* Default heartbeat period in ms (--heartbeat-ms): below the 60 s idle cut of common
  * proxies, and what the WHATWG spec suggests (about 15 s). */
 #define LG_SSE_HEARTBEAT_DEFAULT_MS 15000

@@ -2,6 +2,7 @@
 // event format, resume without gap or duplicate (header, query, second replica), 204,
 // resume_expired, heartbeats, identity and every refusal as a JSON 4xx.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import {
   startChat, startSse, keysFile, request, parseSse, chatEvents, textOf, createStream,
   readEvents, until, run, killAll,
@@ -11,6 +12,16 @@ const KEYS = { 'sk-alice': 'alice', 'sk-bob': 'bob' };
 const ALICE = { Authorization: 'Bearer sk-alice' };
 const BOB = { Authorization: 'Bearer sk-bob' };
 const ORIGIN = 'http://allowed.example';
+// Connects with SO_RCVBUF fixed small (set before connect: no window autotuning), sends the
+// request and then never reads, until it is killed.
+const SLOW_READER = `
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.sendall(('GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' % sys.argv[3]).encode())
+sys.stdin.read()
+`;
 
 async function main() {
   const keys = keysFile(KEYS);
@@ -262,6 +273,25 @@ async function main() {
         assert.equal(evs[0].event, 'start');
         assert.equal(evs.at(-1).event, 'done');
       });
+    }],
+    ['a client that stops reading is cut off at the output bound (memory stays bounded)', async () => {
+      // Heartbeats every millisecond on an idle stream fill the client's path quickly; the
+      // client never reads, so the adapter's queue reaches --outbuf-bytes and it disconnects.
+      const c = await startChat(['--demo-pace-ms', '10000']);
+      const e = await startSse(c.addrs.grpc, ['--heartbeat-ms', '1', '--outbuf-bytes', '4096']);
+      const E = e.addrs.http;
+      const st = await createStream(E, { prompt: 'slow reader' });
+      // A reader with a tiny, fixed receive buffer (no autotuning) that never reads.
+      const [host, port] = E.split(':');
+      const reader = spawn('/usr/bin/python3', ['-c', SLOW_READER, host, port, st.events_url],
+        { stdio: ['pipe', 'ignore', 'inherit'] });
+      const metric = async (n) => Number(((await request(E, { path: '/metrics' })).body
+        .match(new RegExp(`^${n} (\\d+)`, 'm')) || [])[1]);
+      await until(async () => (await metric('llmgate_sse_slow_clients_total')) >= 1, 'slow client cut off', 60000);
+      await until(async () => (await metric('llmgate_sse_streams_open')) === 0, 'stream released');
+      reader.kill('SIGKILL');
+      await e.stop();
+      await c.stop();
     }],
     ['same-origin requests need no allow-list entry', async () => {
       const r = await request(A, { method: 'POST', path: '/v1/chat/streams', headers: { ...ALICE, Origin: `http://${A}` }, body: { model: 'demo', messages: [{ role: 'user', content: 'x' }] } });
