@@ -60,7 +60,7 @@ struct stream {
     bool done_seen;              /* a DONE event was relayed */
     bool counted;                /* holds one of the user's stream slots */
     uint64_t events;             /* events relayed */
-    char user[LG_SSE_MAX_USER_ID_BYTES + 1];          /* "" = capability access */
+    char user[LG_SSE_MAX_USER_ID_BYTES + 1];          /* the caller (x-user-id) */
     char stream_id[LG_SSE_MAX_STREAM_ID_BYTES + 1];   /* known once the first event came */
     struct lg_buf text;          /* SK_OAI_FULL: the assembled answer */
     struct lg_sse_done done;     /* SK_OAI_*: outcome and usage */
@@ -311,9 +311,6 @@ static bool cors_apply(lg_sse_http *h, struct evhttp_request *req)
 
 static int slot_take(lg_sse_http *h, struct stream *st)
 {
-    if (st->user[0] == 0) {
-        return LG_OK; /* capability access: bounded by the connection limits only */
-    }
     struct user_slot *u = lg_sse_table_get(h->users, st->user);
     if (u == NULL) {
         u = lg_calloc(1, sizeof(*u));
@@ -955,7 +952,9 @@ static int auth_bearer(lg_sse_http *h, struct evhttp_request *req, char *user, s
     return LG_OK;
 }
 
-/* GET /events: Bearer, else ?token=, else the stream id itself in capability mode. */
+/* GET /events: Bearer, else ?token=. (A stream-id-as-capability mode is not offered: the
+ * chat service resumes a stream for its owner only, and the stateless adapter cannot know
+ * the owner from the id alone.) */
 static int auth_events(lg_sse_http *h, struct evhttp_request *req, const char *query,
                        const char *sid, char *user, size_t userlen)
 {
@@ -965,18 +964,14 @@ static int auth_events(lg_sse_http *h, struct evhttp_request *req, const char *q
         return auth_bearer(h, req, user, userlen);
     }
     int rc = lg_sse_query_get(query, "token", tok, sizeof(tok));
-    if (rc == LG_OK) {
-        rc = lg_sse_token_verify(h->secret, tok, sid, (int64_t)time(NULL), user, userlen);
-        if (rc == LG_ERR_EXPIRED || rc == LG_ERR_INVALID) {
-            rc = LG_ERR_UNAUTHENTICATED;
-        }
-        return rc;
+    if (rc != LG_OK) {
+        return LG_ERR_UNAUTHENTICATED;
     }
-    if (h->o.stream_id_capability) {
-        user[0] = 0;
-        return LG_OK;
+    rc = lg_sse_token_verify(h->secret, tok, sid, (int64_t)time(NULL), user, userlen);
+    if (rc == LG_ERR_EXPIRED || rc == LG_ERR_INVALID) {
+        rc = LG_ERR_UNAUTHENTICATED;
     }
-    return LG_ERR_UNAUTHENTICATED;
+    return rc;
 }
 
 /* ---- handlers --------------------------------------------------------------------------------- */
@@ -1376,7 +1371,8 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
         return bev;
     }
     bufferevent_incref(bev);
-    struct timeval tv = {LG_SSE_HEADER_TIMEOUT_MS / 1000, (LG_SSE_HEADER_TIMEOUT_MS % 1000) * 1000};
+    struct timeval tv = {(time_t)(h->o.header_timeout_ms / 1000),
+                         (suseconds_t)((h->o.header_timeout_ms % 1000) * 1000)};
     event_add(g->timer, &tv);
     return bev;
 }
@@ -1447,7 +1443,8 @@ static int check_opts(const struct lg_sse_http_opts *o)
         o->heartbeat_ms < 1 || o->max_body_bytes < 1 ||
         o->max_body_bytes > LG_SSE_MAX_BODY_BYTES || o->max_header_bytes < 1 ||
         o->max_header_bytes > LG_SSE_MAX_HEADER_BYTES || o->idle_timeout_ms < 1 ||
-        o->idle_timeout_ms > LG_SSE_IDLE_TIMEOUT_MS_MAX || o->max_streams_per_user < 1 ||
+        o->idle_timeout_ms > LG_SSE_IDLE_TIMEOUT_MS_MAX || o->header_timeout_ms < 1 ||
+        o->header_timeout_ms > LG_SSE_IDLE_TIMEOUT_MS_MAX || o->max_streams_per_user < 1 ||
         o->max_streams_per_user > LG_SSE_MAX_STREAMS_PER_USER_MAX ||
         o->max_requests_per_conn < 1 || o->max_requests_per_conn > LG_SSE_MAX_REQUESTS_PER_CONN ||
         o->outbuf_bytes < 1 || o->outbuf_bytes > LG_SSE_OUTBUF_HIGH_BYTES) {

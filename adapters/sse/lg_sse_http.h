@@ -13,8 +13,8 @@
  *   GET  /healthz, /readyz, /metrics      lg_admin (embedded)
  *
  * Identity: Authorization: Bearer <key> through the keys file; GET /events also accepts
- * ?token=<signed token> (EventSource sends no headers), or the stream id alone when the
- * capability mode is on. Without keys the edge is open: every caller is "anonymous".
+ * ?token=<signed token> (EventSource sends no headers). Without keys the edge is open:
+ * every caller is "anonymous".
  * Every refusal this module makes is a 4xx/5xx with a JSON error body (OpenAI error objects
  * on /v1/chat/completions). Transport-level refusals made inside libevent before a handler
  * runs (request line or headers over the cap, body over the cap) use libevent's own body.
@@ -53,10 +53,11 @@ struct lg_sse_http_opts {
     int64_t max_body_bytes;        /* <= LG_SSE_MAX_BODY_BYTES */
     int64_t max_header_bytes;      /* <= LG_SSE_MAX_HEADER_BYTES */
     int64_t idle_timeout_ms;       /* keep-alive idle and read timeout */
+    int64_t header_timeout_ms;     /* a new connection's first request must be complete by
+                                      then, however slowly its bytes arrive (slowloris) */
     int64_t max_streams_per_user;  /* concurrent event streams per user */
     int64_t max_requests_per_conn; /* keep-alive requests before close */
     int64_t outbuf_bytes;          /* queued bytes per client before it is cut off */
-    bool stream_id_capability;     /* the stream id alone authorizes GET /events */
     const char *cors_origins;      /* comma-separated allow-list; NULL = no CORS */
     const uint8_t *token_secret;   /* LG_SSE_AUTH_SECRET_BYTES (copied) */
     const struct lg_sse_http_file *files; /* demo page files */

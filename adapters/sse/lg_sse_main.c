@@ -66,10 +66,10 @@ struct main_cfg {
     int64_t max_body_bytes;
     int64_t max_header_bytes;
     int64_t idle_timeout_ms;
+    int64_t header_timeout_ms;
     int64_t max_streams_per_user;
     int64_t max_requests_per_conn;
     int64_t outbuf_bytes;
-    bool stream_id_capability;
 };
 
 struct main_ctx {
@@ -170,14 +170,14 @@ static int parse_args(struct main_cfg *c, int argc, char **argv)
          LG_SSE_MAX_HEADER_BYTES, "largest request line plus headers"},
         {"idle-timeout-ms", LG_CFG_INT, &c->idle_timeout_ms, "30000", 1,
          LG_SSE_IDLE_TIMEOUT_MS_MAX, "idle keep-alive and read timeout (ms)"},
+        {"header-timeout-ms", LG_CFG_INT, &c->header_timeout_ms, "10000", 1,
+         LG_SSE_IDLE_TIMEOUT_MS_MAX, "a new connection's first request must arrive within (ms)"},
         {"max-streams-per-user", LG_CFG_INT, &c->max_streams_per_user, "32", 1,
          LG_SSE_MAX_STREAMS_PER_USER_MAX, "concurrent event streams per user (429 beyond)"},
         {"max-requests-per-conn", LG_CFG_INT, &c->max_requests_per_conn, "1000", 1,
          LG_SSE_MAX_REQUESTS_PER_CONN, "requests per keep-alive connection"},
         {"outbuf-bytes", LG_CFG_INT, &c->outbuf_bytes, "262144", 1, LG_SSE_OUTBUF_HIGH_BYTES,
          "bytes queued to one client before it is disconnected (it can resume)"},
-        {"stream-id-capability", LG_CFG_BOOL, &c->stream_id_capability, "false", 0, 0,
-         "the unguessable stream id alone authorizes GET /events"},
         {"cors-origins", LG_CFG_STRING, &c->cors_origins, NULL, 0, 0,
          "comma-separated CORS allow-list of origins"},
         {"token-secret", LG_CFG_STRING, &c->token_secret, NULL, 0, 0,
@@ -292,10 +292,10 @@ int main(int argc, char **argv)
         .max_body_bytes = cfg.max_body_bytes,
         .max_header_bytes = cfg.max_header_bytes,
         .idle_timeout_ms = cfg.idle_timeout_ms,
+        .header_timeout_ms = cfg.header_timeout_ms,
         .max_streams_per_user = cfg.max_streams_per_user,
         .max_requests_per_conn = cfg.max_requests_per_conn,
         .outbuf_bytes = cfg.outbuf_bytes,
-        .stream_id_capability = cfg.stream_id_capability,
         .cors_origins = cfg.cors_origins,
         .token_secret = secret,
         .files = files,

@@ -10,7 +10,7 @@ if(LG_NODE AND TARGET llmgate-sse AND TARGET llmgate-chat)
     LLMGATE_SSE_BIN=$<TARGET_FILE:llmgate-sse>
     LLMGATE_CHAT_BIN=$<TARGET_FILE:llmgate-chat>
     LLMGATE_SSE_ARTIFACTS=${CMAKE_BINARY_DIR}/artifacts/sse)
-  foreach(t sse_http openai browser)
+  foreach(t sse_http conn openai browser)
     if(EXISTS ${LG_SSE_IT_DIR}/${t}.test.mjs)
       add_test(NAME integration.sse.${t} COMMAND ${LG_NODE} ${LG_SSE_IT_DIR}/${t}.test.mjs
                WORKING_DIRECTORY ${LG_SSE_IT_DIR})
