@@ -208,7 +208,23 @@ static uint64_t xorshift(uint64_t *st)
     return x;
 }
 
-int main(void)
+/* Writes the seeds to |dir| (one file each), as a starting corpus for the libFuzzer target. */
+static int write_seeds(const char *dir, const struct fuzz_seed *seeds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/seed%zu", dir, i);
+        FILE *fp = fopen(path, "wb");
+        if (!fp || fwrite(seeds[i].buf, 1, seeds[i].len, fp) != seeds[i].len) {
+            fprintf(stderr, "cannot write %s\n", path);
+            return 1;
+        }
+        fclose(fp);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     static struct fuzz_seed seeds[6];
     seed_request(&seeds[0], "/f.S/U", NULL, NULL, 0, 1);
@@ -217,6 +233,9 @@ int main(void)
     seed_request(&seeds[3], "/f.S/Nope", "x-a-bin", "AAEC", 0, 1);
     seed_add(&seeds[4], "GET / HTTP/1.1\r\nHost: f\r\n\r\n", 27);
     seed_request(&seeds[5], "/f.S/B", "content-type", "text/plain", 0, 4);
+    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) {
+        return write_seeds(argv[2], seeds, sizeof(seeds) / sizeof(seeds[0]));
+    }
     for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
         (void)LLVMFuzzerTestOneInput(seeds[i].buf, seeds[i].len);
     }
