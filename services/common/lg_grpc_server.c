@@ -28,8 +28,6 @@
 #define SRV_PREFACE_LEN (sizeof(SRV_PREFACE) - 1)
 /* HTTP/2 frame header length (RFC 9113 section 4.1). */
 #define SRV_FRAME_HEADER_BYTES 9
-/* Last stream id of the first GOAWAY of a graceful shutdown (grpc proposal A9). */
-#define SRV_GOAWAY_ALL_STREAMS INT32_MAX
 /* "HOST:PORT" of an IPv6 peer. */
 #define SRV_PEER_BYTES 64
 /* grpc-status or :status as text (an int formats in at most 11 bytes plus NUL). */
@@ -39,10 +37,11 @@
 /* Method table slots: a power of two at least twice the method maximum (open addressing). */
 #define SRV_METHOD_SLOTS 512u
 _Static_assert(SRV_METHOD_SLOTS >= 2u * LG_GRPC_SERVER_MAX_METHODS, "method table too small");
-/* Scratch output of one compressed or decompressed message beyond the receive cap. */
+/* The answer to an HTTP/1.x request on the h2c port (RFC 9110 15.6.6: the server does not
+ * support the major version of HTTP used in the request). */
 #define SRV_HTTP1_REPLY                                                                        \
     "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\n"                 \
-    "Connection: close\r\nContent-Length: 42\r\n\r\nthis port speaks HTTP/2 (h2c) and gRPC only"
+    "Connection: close\r\nContent-Length: 43\r\n\r\nthis port speaks HTTP/2 (h2c) and gRPC only"
 
 /* Log context of a connection (a compound literal without top-level commas, so it can be a
  * macro argument). */
@@ -2073,6 +2072,7 @@ void lg_grpc_server_shutdown(lg_grpc_server *srv, uint32_t drain_ms, lg_grpc_ser
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
         c->close_reason = LG_GRPC_CLOSE_SHUTDOWN;
         c->shutdown_notice_sent = true;
+        /* GOAWAY with last-stream-id 2^31-1 (grpc proposal A9): no new streams, please. */
         nghttp2_submit_shutdown_notice(c->h2);
         /* The PING's ack tells us the client has seen the notice: then the real GOAWAY. */
         nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);

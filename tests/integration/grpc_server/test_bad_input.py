@@ -162,6 +162,8 @@ class BadInput(unittest.TestCase):
         data = recv_until_closed(s)
         s.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 505 "), data[:100])
+        head, body = data.split(b"\r\n\r\n", 1)
+        self.assertIn(b"Content-Length: %d" % len(body), head)
 
     def test_connection_closed_midway_through_preface(self):
         s = raw_connect(self.server)
