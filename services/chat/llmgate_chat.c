@@ -45,6 +45,12 @@
 #define CHAT_MAIN_DRAIN_RECORDS_MS 5000
 #define CHAT_MAIN_ADDR_BYTES 128
 
+/* Flag defaults come from lg_limits.h as text, so --help cannot drift from the limits. */
+#define CHAT_MAIN_STR2(x) #x
+#define CHAT_MAIN_STR(x) CHAT_MAIN_STR2(x)
+#define CHAT_MAIN_REPLAY_BYTES_DEFAULT "1048576"
+_Static_assert(LG_CHAT_REPLAY_MAX_BYTES == 1048576u, "keep the --replay-max-bytes default in sync");
+
 struct chat_flags {
     const char *listen;
     const char *admin_listen;
@@ -110,15 +116,19 @@ static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
          "what records keep of prompts and answers: full | truncated:N | none"},
         {"log-level", LG_CFG_STRING, &f->log_level, "info", 0, 0,
          "debug | info | warn | error | off"},
-        {"demo-pace-ms", LG_CFG_INT, &f->demo_pace_ms, "25", 0, LG_CHAT_DEMO_PACE_MS_MAX,
+        {"demo-pace-ms", LG_CFG_INT, &f->demo_pace_ms,
+         CHAT_MAIN_STR(LG_CHAT_DEMO_PACE_MS_DEFAULT), 0, LG_CHAT_DEMO_PACE_MS_MAX,
          "demo provider: pause between tokens (0 = as fast as possible)"},
-        {"grace-ms", LG_CFG_INT, &f->grace_ms, "30000", 0, LG_CHAT_GRACE_MS_MAX,
+        {"grace-ms", LG_CFG_INT, &f->grace_ms, CHAT_MAIN_STR(LG_CHAT_GRACE_MS_DEFAULT), 0, LG_CHAT_GRACE_MS_MAX,
          "generation continues this long after the last client left"},
-        {"retention-ms", LG_CFG_INT, &f->retention_ms, "300000", 0, LG_CHAT_RETENTION_MS_MAX,
+        {"retention-ms", LG_CFG_INT, &f->retention_ms,
+         CHAT_MAIN_STR(LG_CHAT_RETENTION_MS_DEFAULT), 0, LG_CHAT_RETENTION_MS_MAX,
          "a finished stream stays resumable this long"},
-        {"replay-max-events", LG_CFG_INT, &f->replay_max_events, "4096", 1,
+        {"replay-max-events", LG_CFG_INT, &f->replay_max_events,
+         CHAT_MAIN_STR(LG_CHAT_REPLAY_MAX_EVENTS), 1,
          LG_CHAT_REPLAY_MAX_EVENTS, "events kept per stream for ResumeStream"},
-        {"replay-max-bytes", LG_CFG_INT, &f->replay_max_bytes, "1048576", 1024,
+        {"replay-max-bytes", LG_CFG_INT, &f->replay_max_bytes,
+         CHAT_MAIN_REPLAY_BYTES_DEFAULT, 1024,
          LG_CHAT_REPLAY_MAX_BYTES, "bytes kept per stream for ResumeStream"},
         {"drain-ms", LG_CFG_INT, &f->drain_ms, "10000", 0, 600000,
          "on SIGTERM, time in-flight calls get to finish"},
