@@ -84,6 +84,8 @@ struct chat_sub {
 struct chat_stream {
     enum chat_tag tag;               /* CHAT_TAG_STREAM */
     struct chat_stream *prev, *next; /* every stream of the service */
+    struct chat_stream *fin_prev, *fin_next; /* finished registered streams, oldest first */
+    bool in_fin;                     /* linked in the finished list */
     lg_chat_service *svc;
     char id[LG_CHAT_REGISTRY_ID_LEN + 1];
     char request_id[LG_CHAT_REGISTRY_ID_LEN + 1];
@@ -121,6 +123,10 @@ struct lg_chat_service {
     lg_chat_registry *reg;
     struct chat_stream *streams;
     size_t n_streams;
+    /* Finished, still-registered streams in the order they finished: when the registry is
+     * full, the oldest of them is evicted to make room (retention is a cache; a generating
+     * stream is never evicted). */
+    struct chat_stream *fin_head, *fin_tail;
     struct event *sweep;
     struct lg_buf scratch; /* one serialized event at a time */
     lg_metrics_series *m_started;
@@ -454,9 +460,42 @@ static void chat_sub_pump(struct chat_sub *sub)
     }
 }
 
+static void chat_fin_unlink(lg_chat_service *svc, struct chat_stream *st)
+{
+    if (!st->in_fin) {
+        return;
+    }
+    if (st->fin_prev != NULL) {
+        st->fin_prev->fin_next = st->fin_next;
+    } else {
+        svc->fin_head = st->fin_next;
+    }
+    if (st->fin_next != NULL) {
+        st->fin_next->fin_prev = st->fin_prev;
+    } else {
+        svc->fin_tail = st->fin_prev;
+    }
+    st->fin_prev = st->fin_next = NULL;
+    st->in_fin = false;
+}
+
+static void chat_fin_append(lg_chat_service *svc, struct chat_stream *st)
+{
+    st->fin_prev = svc->fin_tail;
+    st->fin_next = NULL;
+    if (svc->fin_tail != NULL) {
+        svc->fin_tail->fin_next = st;
+    } else {
+        svc->fin_head = st;
+    }
+    svc->fin_tail = st;
+    st->in_fin = true;
+}
+
 static void chat_stream_free(struct chat_stream *st)
 {
     lg_chat_service *svc = st->svc;
+    chat_fin_unlink(svc, st);
     while (st->subs != NULL) {
         chat_stream_detach(st, st->subs);
     }
@@ -593,6 +632,7 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us,
     if (st->registered) {
         lg_chat_registry_set_deadline(svc->reg, st->id,
                                       (uint64_t)chat_now_mono_ms() + svc->opts.retention_ms);
+        chat_fin_append(svc, st);
     } else {
         st->dead = true; /* Complete: nothing to keep; freed on a later loop turn */
     }
@@ -762,6 +802,23 @@ static int chat_start_upcall(struct chat_stream *st, const struct lg_chat_reques
                                 &st->up);
 }
 
+/* Frees the oldest finished stream that nobody reads, to make room in a full registry.
+ * Returns false when every slot holds a generating (or read) stream. */
+static bool chat_evict_oldest_finished(lg_chat_service *svc)
+{
+    for (struct chat_stream *st = svc->fin_head; st != NULL; st = st->fin_next) {
+        if (st->n_subs == 0) {
+            struct lg_log_ctx ctx = chat_ctx(st);
+            lg_log(LG_LOG_DEBUG, &ctx, "evict", "registry full: retained stream dropped early");
+            lg_chat_registry_remove(svc->reg, st->id);
+            st->registered = false;
+            chat_stream_free(st);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Creates a stream for a validated request (registered when |streaming|). On error nothing
  * is left behind and |why| may hold a reason. */
 static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *req,
@@ -800,6 +857,9 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
                                 svc->opts.replay_max_bytes);
         if (rc == LG_OK) {
             rc = lg_chat_registry_add(svc->reg, req->user_id, st, st->id);
+            if (rc == LG_ERR_EXHAUSTED && chat_evict_oldest_finished(svc)) {
+                rc = lg_chat_registry_add(svc->reg, req->user_id, st, st->id);
+            }
             st->registered = rc == LG_OK;
         }
     } else if (rc == LG_OK) {
@@ -1453,6 +1513,7 @@ void lg_chat_service_opts_default(struct lg_chat_service_opts *opts)
     opts->body_max_bytes = LG_CHAT_BODY_TRUNCATE_DEFAULT_BYTES;
     opts->replay_max_events = LG_CHAT_REPLAY_MAX_EVENTS;
     opts->replay_max_bytes = LG_CHAT_REPLAY_MAX_BYTES;
+    opts->max_streams = LG_CHAT_MAX_STREAMS;
 }
 
 int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode,
@@ -1565,7 +1626,8 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
         opts->replay_max_events > LG_CHAT_REPLAY_MAX_EVENTS ||
         opts->replay_max_bytes > LG_CHAT_REPLAY_MAX_BYTES ||
         opts->grace_ms > LG_CHAT_GRACE_MS_MAX || opts->retention_ms > LG_CHAT_RETENTION_MS_MAX ||
-        opts->demo_pace_ms > LG_CHAT_DEMO_PACE_MS_MAX) {
+        opts->demo_pace_ms > LG_CHAT_DEMO_PACE_MS_MAX || opts->max_streams == 0 ||
+        opts->max_streams > LG_CHAT_MAX_STREAMS) {
         return LG_ERR_INVALID;
     }
     lg_chat_service *svc = lg_calloc(1, sizeof(*svc));
@@ -1579,7 +1641,7 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
     lg_buf_init(&svc->scratch, LG_CHAT_MAX_EVENT_BYTES);
     pthread_mutex_init(&svc->usage_lock, NULL);
     svc->usage_ev = event_new(base, -1, 0, usage_on_ready, svc);
-    int rc = svc->usage_ev != NULL ? lg_chat_registry_new(&svc->reg, LG_CHAT_MAX_STREAMS)
+    int rc = svc->usage_ev != NULL ? lg_chat_registry_new(&svc->reg, opts->max_streams)
                                    : LG_ERR_NOMEM;
     if (rc != LG_OK) {
         goto out_free_svc;

@@ -63,6 +63,9 @@ struct lg_chat_service_opts {
     size_t body_max_bytes;        /* for LG_CHAT_BODY_TRUNCATED */
     size_t replay_max_events;     /* per stream; <= LG_CHAT_REPLAY_MAX_EVENTS */
     size_t replay_max_bytes;      /* per stream; <= LG_CHAT_REPLAY_MAX_BYTES */
+    size_t max_streams;           /* registered streams; <= LG_CHAT_MAX_STREAMS. When full,
+                                     the oldest finished stream is evicted; with only
+                                     generating streams a new one gets RESOURCE_EXHAUSTED */
 };
 
 typedef struct lg_chat_service lg_chat_service;

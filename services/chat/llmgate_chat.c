@@ -66,6 +66,7 @@ struct chat_flags {
     int64_t replay_max_events;
     int64_t replay_max_bytes;
     int64_t drain_ms;
+    int64_t max_streams;
 };
 
 struct chat_main {
@@ -132,6 +133,9 @@ static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
          LG_CHAT_REPLAY_MAX_BYTES, "bytes kept per stream for ResumeStream"},
         {"drain-ms", LG_CFG_INT, &f->drain_ms, "10000", 0, 600000,
          "on SIGTERM, time in-flight calls get to finish"},
+        {"max-streams", LG_CFG_INT, &f->max_streams, CHAT_MAIN_STR(LG_CHAT_MAX_STREAMS), 1,
+         LG_CHAT_MAX_STREAMS,
+         "streams kept at once (generating or resumable); the oldest finished go first"},
     };
     char err[256];
     int rc = lg_cfg_parse(opts, sizeof(opts) / sizeof(opts[0]), argc, argv, NULL, 0, NULL, err,
@@ -219,6 +223,7 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m,
     so.retention_ms = (uint32_t)f->retention_ms;
     so.replay_max_events = (size_t)f->replay_max_events;
     so.replay_max_bytes = (size_t)f->replay_max_bytes;
+    so.max_streams = (size_t)f->max_streams;
     if (lg_chat_service_parse_body_mode(f->body_logging, &so.body_mode, &so.body_max_bytes) !=
         LG_OK) {
         fprintf(stderr, "llmgate-chat: --body-logging must be full, none or truncated:N\n");

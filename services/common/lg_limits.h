@@ -203,8 +203,10 @@
  * ("resume_expired"). 4096 events covers a long answer at one token per event. */
 #define LG_CHAT_REPLAY_MAX_EVENTS 4096
 #define LG_CHAT_REPLAY_MAX_BYTES (1024u * 1024u)
-/* Streams alive at once (generating, in grace, or retained). New streams beyond this get
- * RESOURCE_EXHAUSTED: it bounds the replay memory to MAX_STREAMS * REPLAY_MAX_BYTES worst case. */
+/* Streams alive at once (generating, in grace, or retained): it bounds the replay memory to
+ * MAX_STREAMS * REPLAY_MAX_BYTES worst case. When full, the oldest finished stream is
+ * evicted (retention is a cache); only when every slot holds a generating stream does a new
+ * stream get RESOURCE_EXHAUSTED. */
 #define LG_CHAT_MAX_STREAMS 10000
 /* Resumers attached to one stream at a time; more get RESOURCE_EXHAUSTED. */
 #define LG_CHAT_MAX_SUBSCRIBERS 16

@@ -125,7 +125,7 @@ def setUpModule():
     for name, extra in (("a", ["--grace-ms", "30000"]),
                         ("b", ["--grace-ms", "300", "--retention-ms", "2000",
                                "--body-logging", "none", "--replay-max-events", "8"]),
-                        ("c", [])):
+                        ("c", ["--max-streams", "3"])):
         rec = os.path.join(work, "records-%s.jsonl" % name)
         if os.path.exists(rec):
             os.unlink(rec)
@@ -388,6 +388,32 @@ class BodyLoggingTest(unittest.TestCase):
         self.assertEqual(r["response_content"], resp.content.encode()[:16].decode())
         self.assertEqual(len(r["request_messages"].encode()), 16)
         self.assertEqual(r["completion_tokens"], 30)  # counts are not truncated
+
+
+class StreamCapTest(unittest.TestCase):
+    def test_full_registry_evicts_finished_streams_never_generating_ones(self):
+        c = ENV["c"]  # --max-streams 3
+        u = user()
+        req = pb.ChatRequest(user_id=u, model="demo", messages=msgs("Explain eviction policies"))
+        its = [c.stub.StreamChat(req, timeout=60) for _ in range(3)]
+        sids = [next(it).stream_id for it in its]
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(c.stub.StreamChat(req, timeout=60))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        for sid, it in zip(sids, its):
+            c.stub.CancelStream(pb.CancelRequest(stream_id=sid), metadata=md(u), timeout=10)
+            self.assertEqual(list(it)[-1].done.finish_reason, "cancelled")
+        # All three slots hold finished streams now: a new stream evicts the oldest.
+        evs = list(c.stub.StreamChat(pb.ChatRequest(user_id=u, model="demo", max_tokens=2,
+                                                    messages=msgs("hi there")), timeout=60))
+        self.assertEqual(kind(evs[-1]), "done")
+        with self.assertRaises(grpc.RpcError) as cm:
+            list(c.stub.ResumeStream(pb.ResumeRequest(stream_id=sids[0]), metadata=md(u),
+                                     timeout=10))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        last = list(c.stub.ResumeStream(pb.ResumeRequest(stream_id=sids[2]), metadata=md(u),
+                                        timeout=10))
+        self.assertEqual(last[-1].done.finish_reason, "cancelled")
 
 
 class ReplayBoundTest(unittest.TestCase):
