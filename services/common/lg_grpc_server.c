@@ -164,6 +164,8 @@ struct lg_grpc_call {
     struct lg_buf unary_msg; /* the one request of a unary/server-streaming call */
     struct lg_buf scratch;   /* gunzip / gzip output */
     uint32_t nmsgs;
+    bool unary_compressed;  /* the unary request arrived compressed */
+    bool msg_compressed;    /* the message being delivered arrived compressed */
     size_t held_bytes; /* this call's share of conn->held_bytes */
     /* response */
     struct evbuffer *sendq; /* framed messages not yet handed to nghttp2 */
@@ -1043,6 +1045,11 @@ bool lg_grpc_call_accepts_gzip(const lg_grpc_call *call)
     return call->accepts_gzip;
 }
 
+bool lg_grpc_call_is_request_compressed(const lg_grpc_call *call)
+{
+    return call->msg_compressed;
+}
+
 size_t lg_grpc_call_get_queued_bytes(const lg_grpc_call *call)
 {
     return call->sendq ? evbuffer_get_length(call->sendq) : 0;
@@ -1355,8 +1362,10 @@ static int call_on_frame_msg(const struct lg_grpc_frame_msg *msg, void *user_dat
         if (len && lg_buf_append(&call->unary_msg, p, len) != LG_OK) {
             return LG_ERR_NOMEM;
         }
+        call->unary_compressed = msg->compressed;
         return LG_OK;
     }
+    call->msg_compressed = msg->compressed;
     call->method->cbs.on_message(call, p, len, call->user_data);
     return LG_OK;
 }
@@ -1432,6 +1441,7 @@ static void call_on_half_close(lg_grpc_call *call)
             return;
         }
         const uint8_t *p = call->unary_msg.data ? call->unary_msg.data : (const uint8_t *)"";
+        call->msg_compressed = call->unary_compressed;
         call->method->cbs.on_message(call, p, call->unary_msg.len, call->user_data);
         return;
     }

@@ -3,7 +3,8 @@
  * lg_grpc_server: a gRPC server (h2c, prior knowledge) on nghttp2 and libevent.
  *
  * Purpose. Accepts HTTP/2 connections on HOST:PORT, validates gRPC requests (POST,
- * content-type application/grpc[+proto] else HTTP 415, te: trailers), routes them by :path
+ * content-type application/grpc[+proto] else HTTP 415, te: trailers: nghttp2 resets a stream
+ * with any other te value; a missing te is tolerated, as grpc-go does), routes them by :path
  * to registered methods, reassembles length-prefixed messages (gzip or identity), and sends
  * responses: initial metadata, messages, trailers with grpc-status and percent-encoded
  * grpc-message (Trailers-Only when nothing was sent). Deadlines (grpc-timeout), client
@@ -254,6 +255,9 @@ int32_t lg_grpc_call_get_stream_id(const lg_grpc_call *call);
 bool lg_grpc_call_is_cancelled(const lg_grpc_call *call);
 /* True when the client's grpc-accept-encoding lists gzip. */
 bool lg_grpc_call_accepts_gzip(const lg_grpc_call *call);
+/* True when the request message being delivered (or last delivered) to on_message arrived
+ * compressed on the wire (the runtime decompressed it). */
+bool lg_grpc_call_is_request_compressed(const lg_grpc_call *call);
 /* Bytes queued by lg_grpc_call_send and not yet handed to the socket (tests, metrics). */
 size_t lg_grpc_call_get_queued_bytes(const lg_grpc_call *call);
 

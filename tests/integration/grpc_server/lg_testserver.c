@@ -148,6 +148,13 @@ static void ts_unary_on_message(lg_grpc_call *call, const uint8_t *msg, size_t l
         lg_grpc_call_finish(call, LG_GRPC_INTERNAL, "cannot parse SimpleRequest");
         return;
     }
+    /* Interop "client_compressed_unary": a request that expects compression must have
+     * arrived compressed; the probe without it gets INVALID_ARGUMENT. */
+    if (req->expect_compressed && req->expect_compressed->value &&
+        !lg_grpc_call_is_request_compressed(call)) {
+        lg_grpc_call_finish(call, LG_GRPC_INVALID_ARGUMENT, "expected a compressed request");
+        return;
+    }
     if (req->response_status && req->response_status->code != 0) {
         lg_grpc_call_finish(call, req->response_status->code, req->response_status->message);
         return;

@@ -178,6 +178,24 @@ class BadInput(unittest.TestCase):
         self.assertEqual(c.status(sid), 13)
         c.close()
 
+    def test_te_other_than_trailers_is_reset(self):
+        c = H2Client(self.server)
+        headers = [h for h in grpc_headers(UNARY) if h[0] != "te"] + [("te", "gzip")]
+        sid = c.request(headers,
+                        lpm(messages_pb2.SimpleRequest(response_size=1).SerializeToString()))
+        st = c.wait_done(sid)
+        self.assertEqual(st["reset"], H2_PROTOCOL_ERROR)
+        c.close()
+
+    def test_missing_te_is_tolerated(self):
+        c = H2Client(self.server)
+        headers = [h for h in grpc_headers(UNARY) if h[0] != "te"]
+        sid = c.request(headers,
+                        lpm(messages_pb2.SimpleRequest(response_size=3).SerializeToString()))
+        c.wait_done(sid)
+        self.assertEqual(c.status(sid), 0)
+        c.close()
+
     def test_get_is_refused(self):
         c = H2Client(self.server)
         sid = c.request(grpc_headers(UNARY, method="GET"))

@@ -212,6 +212,11 @@ class Interop(unittest.TestCase):
         req = messages_pb2.SimpleRequest(response_size=314159,
                                          payload=messages_pb2.Payload(body=b"\0" * 271828))
         req.expect_compressed.value = True
+        # Probe: uncompressed while the server expects compression -> INVALID_ARGUMENT.
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.stub.UnaryCall(req, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Compressed: the server saw the compressed flag and gunzipped the request.
         r = self.stub.UnaryCall(req, timeout=10, compression=grpc.Compression.Gzip)
         self.assertEqual(len(r.payload.body), 314159)
 
