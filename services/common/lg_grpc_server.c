@@ -171,7 +171,8 @@ struct lg_grpc_call {
     struct evbuffer *sendq; /* framed messages not yet handed to nghttp2 */
     struct srv_nv *init_md, *trail_md;
     size_t resp_md_bytes;
-    bool compress;
+    bool compress;           /* compress the next messages */
+    bool compress_announced; /* the response headers carried grpc-encoding: gzip */
     bool started, headers_sent, finished, trailers_sent, half_closed, deferred;
     bool ended;          /* reset, lost or failed: no more operations */
     bool want_writable;  /* the handler got LG_ERR_AGAIN */
@@ -559,6 +560,7 @@ static int call_submit_headers(lg_grpc_call *call)
     nva[n++] = ae;
     if (call->compress) {
         nva[n++] = ge;
+        call->compress_announced = true;
     }
     srv_nv_append(nva, &n, call->init_md);
     nghttp2_data_provider prd;
@@ -755,10 +757,16 @@ int lg_grpc_call_set_compress(lg_grpc_call *call, bool on)
     if (!call_is_open(call)) {
         return LG_ERR_CLOSED;
     }
-    if (call->headers_sent) {
+    if (!call->headers_sent) {
+        call->compress = on && call->accepts_gzip;
+        return LG_OK;
+    }
+    /* After the headers, messages may switch between gzip and identity only when the
+     * headers announced grpc-encoding: gzip. */
+    if (on && !call->compress_announced && call->accepts_gzip) {
         return LG_ERR_STATE;
     }
-    call->compress = on && call->accepts_gzip;
+    call->compress = on && call->compress_announced;
     return LG_OK;
 }
 

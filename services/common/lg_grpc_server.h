@@ -195,9 +195,10 @@ int lg_grpc_call_send(lg_grpc_call *call, const uint8_t *msg, size_t len);
 int lg_grpc_call_send_pb(lg_grpc_call *call, const struct ProtobufCMessage *m);
 
 /* Asks that response messages from now on be gzip-compressed, when the client's
- * grpc-accept-encoding allows gzip (otherwise this is a no-op returning LG_OK). Must come
- * before the first send (the grpc-encoding header goes with the initial metadata); later it
- * returns LG_ERR_STATE. |on| false sends later messages uncompressed. */
+ * grpc-accept-encoding allows gzip (otherwise this is a no-op returning LG_OK). Turn it on
+ * before the first send: the grpc-encoding header goes with the initial metadata. After
+ * that, a call whose headers announced gzip may switch each message between gzip (|on|) and
+ * identity; turning it on for a call whose headers did not returns LG_ERR_STATE. */
 int lg_grpc_call_set_compress(lg_grpc_call *call, bool on);
 
 /* Adds one initial-metadata entry (sent with the response headers, which go out with the

@@ -199,6 +199,8 @@ static void ts_stream_pump(struct ts_stream *st)
             return;
         }
         resp.payload = &payload;
+        /* Interop "server_compressed_streaming": compression chosen per message. */
+        lg_grpc_call_set_compress(st->call, rp->compressed && rp->compressed->value);
         int rc = lg_grpc_call_send_pb(st->call, &resp.base);
         ts_note_send(st->app, st->call, rc);
         if (rc == LG_ERR_AGAIN) {
@@ -265,6 +267,13 @@ static void ts_stream_on_message(lg_grpc_call *call, const uint8_t *msg, size_t 
     }
     st->req = req;
     st->next = 0;
+    /* Announce gzip in the headers when any response of this request wants it. */
+    for (size_t i = 0; i < req->n_response_parameters; i++) {
+        if (req->response_parameters[i]->compressed &&
+            req->response_parameters[i]->compressed->value) {
+            lg_grpc_call_set_compress(call, true);
+        }
+    }
     /* StreamingOutputCall's one request arrives after the half-close. */
     if (lg_grpc_call_get_method(call)[strlen("/grpc.testing.TestService/")] == 'S') {
         st->half_closed = true;

@@ -351,6 +351,29 @@ class BadInput(unittest.TestCase):
         self.assertEqual(len(r.payload.body), 50000)
         c.close()
 
+    def test_server_compressed_streaming_per_message(self):
+        c = H2Client(self.server)
+        req = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=31415, compressed=messages_pb2.BoolValue(value=True)),
+            messages_pb2.ResponseParameters(size=92653, compressed=messages_pb2.BoolValue(value=False))])
+        sid = c.request(grpc_headers(STREAM, extra=[("grpc-accept-encoding", "gzip")]),
+                        lpm(req.SerializeToString()))
+        st = c.wait_done(sid)
+        self.assertEqual(c.status(sid), 0)
+        self.assertEqual(st["headers"].get("grpc-encoding"), "gzip")
+        data, sizes, flags = st["data"], [], []
+        while data:
+            flag, n = struct.unpack(">BI", data[:5])
+            body = data[5:5 + n]
+            data = data[5 + n:]
+            flags.append(flag)
+            if flag:
+                body = gzip.decompress(body)
+            sizes.append(len(messages_pb2.StreamingOutputCallResponse.FromString(body).payload.body))
+        self.assertEqual(flags, [1, 0])
+        self.assertEqual(sizes, [31415, 92653])
+        c.close()
+
     def test_server_deadline_all_units(self):
         before = self.server.stats()
         c = H2Client(self.server)

@@ -226,6 +226,15 @@ class Interop(unittest.TestCase):
         r = self.stub.UnaryCall(req, timeout=10)
         self.assertEqual(r.payload.body, b"\0" * 314159)
 
+    def test_server_compressed_streaming(self):
+        req = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=31415,
+                                            compressed=messages_pb2.BoolValue(value=True)),
+            messages_pb2.ResponseParameters(size=92653,
+                                            compressed=messages_pb2.BoolValue(value=False))])
+        got = [len(r.payload.body) for r in self.stub.StreamingOutputCall(req, timeout=10)]
+        self.assertEqual(got, [31415, 92653])
+
     def test_gzip_both_ways_on_a_gzip_channel(self):
         with self.server.channel(compression=grpc.Compression.Gzip) as ch:
             stub = self.server.stub(ch)
