@@ -135,6 +135,7 @@ struct lg_chat_service {
     lg_metrics_series *m_record_drops;
     lg_metrics_series *m_overhead; /* gateway's own share of time to first token */
     lg_metrics_series *m_streams;  /* streams alive (gauge) */
+    lg_metrics_family *m_calls;    /* upstream calls by provider config and status */
     /* UsageService results come back on the lg_usage worker thread; they are queued here
      * and handed to the loop by activating |usage_ev| (the base is thread-aware). */
     pthread_mutex_t usage_lock;
@@ -350,6 +351,21 @@ static void chat_record_finish(struct chat_stream *st, enum lg_record_status sta
         return;
     }
     lg_metrics_counter_inc(svc->m_records);
+}
+
+/* Counts the call under {provider=<config id>, status=<record status>}. Provider ids come
+ * from the config (at most LG_CHAT_MAX_PROVIDERS), so the label set stays small. */
+static void chat_count_call(lg_chat_service *svc, const struct chat_stream *st,
+                            enum lg_record_status status)
+{
+    if (svc->m_calls == NULL) {
+        return;
+    }
+    const char *values[] = {st->prov->id, lg_record_status_name(status)};
+    lg_metrics_series *series = NULL;
+    if (lg_metrics_family_with_labels(svc->m_calls, values, &series) == LG_OK) {
+        lg_metrics_counter_inc(series);
+    }
 }
 
 /* ---- events ---------------------------------------------------------------------------- */
@@ -599,6 +615,7 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us,
     int64_t duration = chat_now_mono_ms() - st->start_mono_ms;
     chat_record_finish(st, chat_status_for(err), finish_reason, err == LG_OK ? NULL : message,
                        &usage, reported, cost, priced);
+    chat_count_call(svc, st, chat_status_for(err));
     st->state = STREAM_FINISHED;
     st->final_err = by_us ? LG_OK : err;
     st->final_message = st->final_err == LG_OK ? NULL : chat_public_message(err);
@@ -1617,6 +1634,12 @@ static void chat_register_metrics(lg_chat_service *svc)
     if (lg_metrics_register(m, &d, &f) == LG_OK) {
         (void)lg_metrics_family_with_labels(f, NULL, &svc->m_overhead);
     }
+    static const char *const call_labels[] = {"provider", "status"};
+    const struct lg_metrics_desc calls = {
+        LG_METRICS_COUNTER, "llmgate_chat_calls_total",
+        "Upstream calls by provider config id and billing-record status", call_labels, 2, NULL,
+        0};
+    (void)lg_metrics_register(m, &calls, &svc->m_calls);
 }
 
 int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_server *srv,

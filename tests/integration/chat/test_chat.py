@@ -572,6 +572,18 @@ class FakeUpstreamTest(unittest.TestCase):
         self.assertEqual(r["estimated_cost_nano_usd"], 0)
         self.assertEqual(r["completion_tokens"], 6)
 
+    def test_admin_metrics_and_health(self):
+        import urllib.request
+        self.check_ok("fake-normal")
+        admin = ENV["a"].addr["admin"]
+        with urllib.request.urlopen("http://%s/healthz" % admin) as f:
+            self.assertEqual(f.status, 200)
+        with urllib.request.urlopen("http://%s/metrics" % admin) as f:
+            text = f.read().decode()
+        self.assertIn('llmgate_chat_calls_total{provider="fake",status="success"}', text)
+        self.assertIn("llmgate_chat_gateway_ttft_overhead_seconds_count", text)
+        self.assertIn("llmgate_chat_streams ", text)
+
     def test_complete_through_fake(self):
         u = user()
         resp = ENV["a"].stub.Complete(pb.ChatRequest(user_id=u, model="fake-normal",
