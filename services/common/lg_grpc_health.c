@@ -45,8 +45,7 @@ static ptrdiff_t health_index(const lg_grpc_health *h, const char *name)
     return -1;
 }
 
-enum lg_grpc_health_status lg_grpc_health_get_status(const lg_grpc_health *h,
-                                                     const char *service)
+enum lg_grpc_health_status lg_grpc_health_get_status(const lg_grpc_health *h, const char *service)
 {
     ptrdiff_t i = health_index(h, service ? service : "");
     return i >= 0 ? h->services[i].status : LG_GRPC_HEALTH_SERVICE_UNKNOWN;
@@ -109,8 +108,8 @@ void lg_grpc_health_set_all(lg_grpc_health *h, enum lg_grpc_health_status status
     }
 }
 
-static Grpc__Health__V1__HealthCheckRequest *health_unpack(lg_grpc_call *call,
-                                                           const uint8_t *msg, size_t len)
+static Grpc__Health__V1__HealthCheckRequest *health_unpack(lg_grpc_call *call, const uint8_t *msg,
+                                                           size_t len)
 {
     ProtobufCAllocator a;
     lg_arena_protobuf_allocator(lg_grpc_call_get_arena(call), &a);
@@ -218,9 +217,8 @@ int lg_grpc_health_new(lg_grpc_health **out, lg_grpc_server *srv)
 {
     static const struct lg_grpc_method_cbs check = {NULL, health_check_on_message, NULL, NULL,
                                                     health_check_on_close};
-    static const struct lg_grpc_method_cbs watch = {health_watch_on_start,
-                                                    health_watch_on_message, NULL,
-                                                    health_watch_on_writable,
+    static const struct lg_grpc_method_cbs watch = {health_watch_on_start, health_watch_on_message,
+                                                    NULL, health_watch_on_writable,
                                                     health_watch_on_close};
     lg_grpc_health *h = lg_calloc(1, sizeof(*h));
     if (!h) {
@@ -229,12 +227,11 @@ int lg_grpc_health_new(lg_grpc_health **out, lg_grpc_server *srv)
     h->srv = srv;
     int rc = lg_grpc_health_set_status(h, "", LG_GRPC_HEALTH_SERVING);
     if (rc == LG_OK) {
-        rc = lg_grpc_server_register(srv, "/grpc.health.v1.Health/Check", LG_GRPC_UNARY, &check,
-                                     h);
+        rc = lg_grpc_server_register(srv, "/grpc.health.v1.Health/Check", LG_GRPC_UNARY, &check, h);
     }
     if (rc == LG_OK) {
-        rc = lg_grpc_server_register(srv, "/grpc.health.v1.Health/Watch",
-                                     LG_GRPC_SERVER_STREAMING, &watch, h);
+        rc = lg_grpc_server_register(srv, "/grpc.health.v1.Health/Watch", LG_GRPC_SERVER_STREAMING,
+                                     &watch, h);
     }
     if (rc == LG_OK) {
         rc = lg_grpc_server_add_shutdown_hook(srv, health_on_shutdown, h);

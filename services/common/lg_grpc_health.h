@@ -48,7 +48,6 @@ int lg_grpc_health_set_status(lg_grpc_health *h, const char *service,
 void lg_grpc_health_set_all(lg_grpc_health *h, enum lg_grpc_health_status status);
 
 /* Status of |service|, or LG_GRPC_HEALTH_SERVICE_UNKNOWN when it was never set. */
-enum lg_grpc_health_status lg_grpc_health_get_status(const lg_grpc_health *h,
-                                                     const char *service);
+enum lg_grpc_health_status lg_grpc_health_get_status(const lg_grpc_health *h, const char *service);
 
 #endif /* LG_GRPC_HEALTH_H */

@@ -18,11 +18,16 @@
 #define REFL_FDS_FILE_TAG ((1u << 3) | 2u)
 /* A varint is at most 10 bytes (protobuf encoding spec). */
 #define REFL_VARINT_MAX_BYTES 10
+/* The two longest generated enum names, shortened. */
+#define REFL_REQ_ALL_EXTENSION_NUMBERS                                                             \
+    GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE
+#define REFL_RESP_ALL_EXTENSION_NUMBERS                                                            \
+    GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE
 /* Longest error message we send. */
 #define REFL_ERROR_MSG_BYTES 512
 
 struct refl_file {
-    const char *name;       /* points into the unpacked set */
+    const char *name;        /* points into the unpacked set */
     ProtobufCBinaryData raw; /* the exact FileDescriptorProto bytes inside |fds| (borrowed) */
     const Google__Protobuf__FileDescriptorProto *fd;
 };
@@ -93,8 +98,8 @@ static int refl_slice_files(lg_grpc_reflection *r, const uint8_t *fds, size_t le
     return i == r->nfiles ? LG_OK : LG_ERR_MALFORMED;
 }
 
-static int refl_add_symbol(lg_grpc_reflection *r, const char *prefix, const char *name,
-                           size_t file, bool is_message, char **full_out)
+static int refl_add_symbol(lg_grpc_reflection *r, const char *prefix, const char *name, size_t file,
+                           bool is_message, char **full_out)
 {
     if (r->nsymbols >= LG_GRPC_REFLECTION_MAX_SYMBOLS) {
         return LG_ERR_TOO_LARGE;
@@ -222,7 +227,8 @@ static int refl_answer_services(const lg_grpc_reflection *r, lg_arena *arena,
                                 Grpc__Reflection__V1__ServerReflectionResponse *resp)
 {
     Grpc__Reflection__V1__ListServiceResponse *ls = lg_arena_alloc(arena, sizeof(*ls));
-    Grpc__Reflection__V1__ServiceResponse **v = lg_arena_alloc(arena, (r->nservices + 1) * sizeof(*v));
+    Grpc__Reflection__V1__ServiceResponse **v =
+        lg_arena_alloc(arena, (r->nservices + 1) * sizeof(*v));
     if (!ls || !v) {
         return LG_ERR_NOMEM;
     }
@@ -297,7 +303,7 @@ static int refl_answer(const lg_grpc_reflection *r, lg_arena *arena,
         }
         return refl_answer_files(r, arena, s->file, resp);
     }
-    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE: {
+    case REFL_REQ_ALL_EXTENSION_NUMBERS: {
         const struct refl_symbol *s = refl_find_symbol(r, req->all_extension_numbers_of_type);
         if (!s || !s->is_message) {
             return refl_answer_error(arena, "type", req->all_extension_numbers_of_type, resp);
@@ -308,24 +314,21 @@ static int refl_answer(const lg_grpc_reflection *r, lg_arena *arena,
         }
         grpc__reflection__v1__extension_number_response__init(en);
         en->base_type_name = s->name;
-        resp->message_response_case =
-            GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
+        resp->message_response_case = REFL_RESP_ALL_EXTENSION_NUMBERS;
         resp->all_extension_numbers_response = en;
         return LG_OK;
     }
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
-        return refl_answer_error(arena, "extension",
-                                 req->file_containing_extension
-                                     ? req->file_containing_extension->containing_type
-                                     : "",
-                                 resp);
+        return refl_answer_error(
+            arena, "extension",
+            req->file_containing_extension ? req->file_containing_extension->containing_type : "",
+            resp);
     default:
         return refl_answer_error(arena, "request kind", "", resp);
     }
 }
 
-static void refl_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
-                            void *user_data)
+static void refl_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, void *user_data)
 {
     const lg_grpc_reflection *r = user_data;
     lg_arena *arena = lg_grpc_call_get_arena(call);
@@ -360,8 +363,7 @@ static void refl_on_half_close(lg_grpc_call *call, void *user_data)
     lg_grpc_call_finish(call, LG_GRPC_OK, NULL);
 }
 
-static void refl_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
-                          void *user_data)
+static void refl_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason, void *user_data)
 {
     (void)call;
     (void)reason;
@@ -397,8 +399,8 @@ static int refl_index(lg_grpc_reflection *r, const uint8_t *fds, size_t fds_len)
 int lg_grpc_reflection_new(lg_grpc_reflection **out, lg_grpc_server *srv, const uint8_t *fds,
                            size_t fds_len)
 {
-    static const struct lg_grpc_method_cbs cbs = {NULL, refl_on_message, refl_on_half_close,
-                                                  NULL, refl_on_close};
+    static const struct lg_grpc_method_cbs cbs = {NULL, refl_on_message, refl_on_half_close, NULL,
+                                                  refl_on_close};
     lg_grpc_reflection *r = lg_calloc(1, sizeof(*r));
     if (!r) {
         return LG_ERR_NOMEM;

@@ -24,7 +24,7 @@
 #include "lg_mem.h"
 
 /* HTTP/2 client connection preface (RFC 9113 section 3.4). */
-#define SRV_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define SRV_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define SRV_PREFACE_LEN (sizeof(SRV_PREFACE) - 1)
 /* HTTP/2 frame header length (RFC 9113 section 4.1). */
 #define SRV_FRAME_HEADER_BYTES 9
@@ -32,15 +32,13 @@
 #define SRV_PEER_BYTES 64
 /* grpc-status or :status as text (an int formats in at most 11 bytes plus NUL). */
 #define SRV_STATUS_TEXT_BYTES 12
-/* Listen addresses one server may have. */
-#define SRV_MAX_LISTENERS 4
 /* Method table slots: a power of two at least twice the method maximum (open addressing). */
 #define SRV_METHOD_SLOTS 512u
 _Static_assert(SRV_METHOD_SLOTS >= 2u * LG_GRPC_SERVER_MAX_METHODS, "method table too small");
 /* The answer to an HTTP/1.x request on the h2c port (RFC 9110 15.6.6: the server does not
  * support the major version of HTTP used in the request). */
-#define SRV_HTTP1_REPLY                                                                        \
-    "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\n"                 \
+#define SRV_HTTP1_REPLY                                                                            \
+    "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\n"                      \
     "Connection: close\r\nContent-Length: 43\r\n\r\nthis port speaks HTTP/2 (h2c) and gRPC only"
 
 /* Log context of a connection (a compound literal without top-level commas, so it can be a
@@ -69,7 +67,7 @@ struct lg_grpc_server {
     nghttp2_option *h2opt;
     struct srv_method methods[SRV_METHOD_SLOTS];
     size_t nmethods;
-    lg_loop_listener *listeners[SRV_MAX_LISTENERS];
+    lg_loop_listener *listeners[LG_GRPC_SERVER_MAX_LISTENERS];
     size_t nlisteners;
     struct srv_conn *conns; /* doubly linked list of open connections */
     size_t nconns;
@@ -78,8 +76,8 @@ struct lg_grpc_server {
     struct srv_hook hooks[LG_GRPC_MAX_SHUTDOWN_HOOKS];
     size_t nhooks;
     bool shutting_down;
-    struct event *drain_ev;          /* drain deadline of a graceful shutdown */
-    struct event *done_ev;           /* fires the done callback outside connection code */
+    struct event *drain_ev; /* drain deadline of a graceful shutdown */
+    struct event *done_ev;  /* fires the done callback outside connection code */
     lg_grpc_server_done_cb done_cb;
     void *done_ud;
 };
@@ -100,7 +98,7 @@ struct srv_conn {
     lg_grpc_call *calls; /* live calls on this connection */
     bool preface_checked;
     bool flush_pending;
-    bool closing;          /* conn_close under way: calls see LG_ERR_CLOSED */
+    bool closing;           /* conn_close under way: calls see LG_ERR_CLOSED */
     bool close_after_write; /* output drains, then the connection closes */
     bool shutdown_notice_sent;
     bool final_goaway_sent;
@@ -164,9 +162,9 @@ struct lg_grpc_call {
     struct lg_buf unary_msg; /* the one request of a unary/server-streaming call */
     struct lg_buf scratch;   /* gunzip / gzip output */
     uint32_t nmsgs;
-    bool unary_compressed;  /* the unary request arrived compressed */
-    bool msg_compressed;    /* the message being delivered arrived compressed */
-    size_t held_bytes; /* this call's share of conn->held_bytes */
+    bool unary_compressed; /* the unary request arrived compressed */
+    bool msg_compressed;   /* the message being delivered arrived compressed */
+    size_t held_bytes;     /* this call's share of conn->held_bytes */
     /* response */
     struct evbuffer *sendq; /* framed messages not yet handed to nghttp2 */
     struct srv_nv *init_md, *trail_md;
@@ -186,8 +184,8 @@ struct lg_grpc_call {
 
 static void conn_close(struct srv_conn *c);
 static void conn_schedule_flush(struct srv_conn *c);
-static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_status,
-                             const char *msg, bool accept_encoding);
+static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_status, const char *msg,
+                             bool accept_encoding);
 
 /* ---- method table ----------------------------------------------------------------------- */
 
@@ -392,8 +390,8 @@ static void call_on_deadline(evutil_socket_t fd, short what, void *arg);
 
 static const char *call_state_name(enum srv_call_state st)
 {
-    static const char *const names[] = {"HEADERS",  "STARTED", "RESPONDING", "FINISHING",
-                                        "DONE",     "ABORTED", "CLOSED"};
+    static const char *const names[] = {"HEADERS", "STARTED", "RESPONDING", "FINISHING",
+                                        "DONE",    "ABORTED", "CLOSED"};
     return (size_t)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
@@ -508,9 +506,11 @@ static enum lg_grpc_close_reason call_reason(const lg_grpc_call *call, uint32_t 
 
 /* ---- calls: response side -------------------------------------------------------------- */
 
-#define SRV_NV(n, v)                                                                           \
-    {(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, sizeof(v) - 1,        \
-     NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+#define SRV_NV(n, v)                                                                               \
+    {                                                                                              \
+        (uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, sizeof(v) - 1,        \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
 
 static nghttp2_nv srv_nv_str(const char *name, const char *value)
 {
@@ -546,8 +546,8 @@ static ssize_t call_data_read(nghttp2_session *session, int32_t stream_id, uint8
 static int call_submit_headers(lg_grpc_call *call)
 {
     size_t n = 0;
-    nghttp2_nv *nva =
-        lg_arena_alloc(call->arena, sizeof(*nva) * (SRV_RESP_FIXED_NV + srv_nv_count(call->init_md)));
+    nghttp2_nv *nva = lg_arena_alloc(
+        call->arena, sizeof(*nva) * (SRV_RESP_FIXED_NV + srv_nv_count(call->init_md)));
     if (!nva) {
         return LG_ERR_NOMEM;
     }
@@ -698,8 +698,7 @@ int lg_grpc_call_send(lg_grpc_call *call, const uint8_t *msg, size_t len)
         uint8_t prefix[LG_GRPC_FRAME_PREFIX_BYTES];
         lg_grpc_frame_write_prefix(prefix, false, len);
         struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(call->sendq, (ev_ssize_t)(sizeof(prefix) + len), &v, 1) !=
-            1) {
+        if (evbuffer_reserve_space(call->sendq, (ev_ssize_t)(sizeof(prefix) + len), &v, 1) != 1) {
             return LG_ERR_NOMEM;
         }
         memcpy(v.iov_base, prefix, sizeof(prefix));
@@ -737,8 +736,8 @@ int lg_grpc_call_send_pb(lg_grpc_call *call, const struct ProtobufCMessage *m)
         lg_free(tmp);
     } else {
         struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(call->sendq, (ev_ssize_t)(LG_GRPC_FRAME_PREFIX_BYTES + len),
-                                   &v, 1) != 1) {
+        if (evbuffer_reserve_space(call->sendq, (ev_ssize_t)(LG_GRPC_FRAME_PREFIX_BYTES + len), &v,
+                                   1) != 1) {
             return LG_ERR_NOMEM;
         }
         lg_grpc_frame_write_prefix(v.iov_base, false, len);
@@ -872,9 +871,8 @@ static int call_set_status(lg_grpc_call *call, int status, const char *message)
 /* Trailers-Only response: one HEADERS frame with END_STREAM. */
 static int call_submit_trailers_only(lg_grpc_call *call, int http_status, bool accept_encoding)
 {
-    nghttp2_nv *nva = lg_arena_alloc(call->arena,
-                                     sizeof(*nva) * (5 + srv_nv_count(call->init_md) +
-                                                     srv_nv_count(call->trail_md)));
+    nghttp2_nv *nva = lg_arena_alloc(call->arena, sizeof(*nva) * (5 + srv_nv_count(call->init_md) +
+                                                                  srv_nv_count(call->trail_md)));
     if (!nva) {
         return LG_ERR_NOMEM;
     }
@@ -936,16 +934,15 @@ int lg_grpc_call_cancel(lg_grpc_call *call)
     call->cancelled_by_server = true;
     call->ended = true;
     call_set_state(call, SRV_CALL_ABORTED);
-    nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_CANCEL);
+    nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_CANCEL);
     conn_schedule_flush(call->conn);
     return LG_OK;
 }
 
 /* Ends a call from the runtime with an error status (Trailers-Only when nothing was sent).
  * The handler, if started, learns it through on_close(LG_GRPC_CLOSE_ERROR). */
-static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_status,
-                             const char *msg, bool accept_encoding)
+static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_status, const char *msg,
+                             bool accept_encoding)
 {
     struct lg_log_ctx ctx = {.conn = call->conn->id};
     lg_log(LG_LOG_INFO, &ctx, "call_error", "stream=%d path=%s http=%d grpc_status=%d msg=%s",
@@ -982,8 +979,7 @@ static int call_submit_error(lg_grpc_call *call, int http_status, int grpc_statu
 
 /* ---- calls: accessors ------------------------------------------------------------------- */
 
-const uint8_t *lg_grpc_call_get_metadata(const lg_grpc_call *call, const char *key,
-                                         size_t *len_out)
+const uint8_t *lg_grpc_call_get_metadata(const lg_grpc_call *call, const char *key, size_t *len_out)
 {
     for (const struct srv_md *m = call->md_head; m; m = m->next) {
         if (strcmp(m->key, key) == 0) {
@@ -1136,8 +1132,7 @@ static int call_store_md(lg_grpc_call *call, const char *key, const uint8_t *val
 static int call_on_bin_value(struct lg_slice value, void *user_data)
 {
     struct srv_bin_ctx *bc = user_data;
-    return call_store_md(bc->call, bc->key, value.ptr ? value.ptr : (const uint8_t *)"",
-                         value.len);
+    return call_store_md(bc->call, bc->key, value.ptr ? value.ptr : (const uint8_t *)"", value.len);
 }
 
 static int call_on_metadata(lg_grpc_call *call, const uint8_t *name, size_t namelen,
@@ -1169,9 +1164,9 @@ static int call_on_metadata(lg_grpc_call *call, const uint8_t *name, size_t name
     return LG_OK;
 }
 
-static int srv_on_header(nghttp2_session *session, const nghttp2_frame *frame,
-                         const uint8_t *name, size_t namelen, const uint8_t *value,
-                         size_t valuelen, uint8_t flags, void *user_data)
+static int srv_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                         size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                         void *user_data)
 {
     (void)flags;
     (void)user_data;
@@ -1287,12 +1282,11 @@ static int call_on_request_headers(lg_grpc_call *call)
         return call_submit_error(call, 405, LG_GRPC_INTERNAL, "gRPC requires POST", false);
     }
     if (!call->ct_ok) {
-        return call_submit_error(call, 415, LG_GRPC_INTERNAL,
-                                 "invalid gRPC request content-type", false);
+        return call_submit_error(call, 415, LG_GRPC_INTERNAL, "invalid gRPC request content-type",
+                                 false);
     }
     if (call->md_bad || call->timeout_bad) {
-        return call_submit_error(call, 200, LG_GRPC_INTERNAL, "malformed request metadata",
-                                 false);
+        return call_submit_error(call, 200, LG_GRPC_INTERNAL, "malformed request metadata", false);
     }
     const struct srv_method *m =
         call->path ? srv_find_method(srv, call->path, strlen(call->path)) : NULL;
@@ -1302,8 +1296,8 @@ static int call_on_request_headers(lg_grpc_call *call)
         return call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED, msg, false);
     }
     if (call->req_enc == SRV_ENC_UNSUPPORTED) {
-        return call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED,
-                                 "unsupported grpc-encoding", true);
+        return call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED, "unsupported grpc-encoding",
+                                 true);
     }
     call->method = m;
     call->user_data = m->user_data;
@@ -1348,8 +1342,7 @@ static int call_on_frame_msg(const struct lg_grpc_frame_msg *msg, void *user_dat
         int rc = lg_grpc_frame_gunzip(p, len, &call->scratch);
         if (rc == LG_ERR_TOO_LARGE) {
             return call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
-                                     "decompressed message larger than the receive limit",
-                                     false);
+                                     "decompressed message larger than the receive limit", false);
         }
         if (rc != LG_OK) {
             return call_submit_error(call, 200, LG_GRPC_INTERNAL, "failed to decompress message",
@@ -1363,8 +1356,7 @@ static int call_on_frame_msg(const struct lg_grpc_frame_msg *msg, void *user_dat
     if (kind == LG_GRPC_UNARY || kind == LG_GRPC_SERVER_STREAMING) {
         if (call->nmsgs > 1) {
             return call_submit_error(call, 200, LG_GRPC_UNIMPLEMENTED,
-                                     "more than one request message for a unary request",
-                                     false);
+                                     "more than one request message for a unary request", false);
         }
         lg_buf_reset(&call->unary_msg);
         if (len && lg_buf_append(&call->unary_msg, p, len) != LG_OK) {
@@ -1385,8 +1377,8 @@ static int call_on_frame_msg(const struct lg_grpc_frame_msg *msg, void *user_dat
 static void call_account_held(lg_grpc_call *call)
 {
     struct srv_conn *c = call->conn;
-    size_t now = (call->reader ? lg_grpc_frame_reader_pending_len(call->reader) : 0) +
-                 call->unary_msg.len;
+    size_t now =
+        (call->reader ? lg_grpc_frame_reader_pending_len(call->reader) : 0) + call->unary_msg.len;
     c->held_bytes = c->held_bytes - call->held_bytes + now;
     call->held_bytes = now;
     if (c->held_bytes <= LG_GRPC_SERVER_CONN_RECV_HELD_BYTES || call->finished) {
@@ -1410,17 +1402,16 @@ static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t st
     if (!call || !call->started || call->ended || call->finished) {
         return 0;
     }
-    if (!call->reader &&
-        lg_grpc_frame_reader_new(&call->reader, call->conn->srv->opts.max_recv_msg_bytes) !=
-            LG_OK) {
+    if (!call->reader && lg_grpc_frame_reader_new(
+                             &call->reader, call->conn->srv->opts.max_recv_msg_bytes) != LG_OK) {
         call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
         return 0;
     }
     int rc = lg_grpc_frame_reader_feed(call->reader, data, len, call_on_frame_msg, call);
     call_account_held(call);
     if (rc == LG_ERR_TOO_LARGE) {
-        call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
-                          "received message larger than max", false);
+        call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED, "received message larger than max",
+                          false);
     } else if (rc == LG_ERR_MALFORMED) {
         call_submit_error(call, 200, LG_GRPC_INTERNAL, "malformed message frame", false);
     } else if (rc == LG_ERR_NOMEM) {
@@ -1437,8 +1428,8 @@ static void call_on_half_close(lg_grpc_call *call)
         return;
     }
     if (call->reader && lg_grpc_frame_reader_finish(call->reader) != LG_OK) {
-        call_submit_error(call, 200, LG_GRPC_INTERNAL,
-                          "request stream ended inside a message", false);
+        call_submit_error(call, 200, LG_GRPC_INTERNAL, "request stream ended inside a message",
+                          false);
         return;
     }
     enum lg_grpc_method_kind kind = call->method->kind;
@@ -1469,20 +1460,18 @@ static void conn_on_client_ping(struct srv_conn *c)
         c->ping_strikes++;
         if (c->ping_strikes > srv->opts.max_ping_strikes) {
             static const char reason[] = "too_many_pings";
-            lg_log(LG_LOG_WARN, SRV_CTX(c), "ping_flood",
-                   "peer=%s strikes=%u", c->peer, c->ping_strikes);
-            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(c->h2),
-                                  NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)reason,
-                                  sizeof(reason) - 1);
+            lg_log(LG_LOG_WARN, SRV_CTX(c), "ping_flood", "peer=%s strikes=%u", c->peer,
+                   c->ping_strikes);
+            nghttp2_submit_goaway(
+                c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2),
+                NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)reason, sizeof(reason) - 1);
             c->close_after_write = true;
         }
     }
     c->last_client_ping_ms = now;
 }
 
-static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
-                             void *user_data)
+static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct srv_conn *c = user_data;
     switch (frame->hd.type) {
@@ -1519,8 +1508,7 @@ static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *fram
     return 0;
 }
 
-static int srv_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
-                             void *user_data)
+static int srv_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     (void)user_data;
     if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
@@ -1644,8 +1632,7 @@ static void conn_notify_writable(struct srv_conn *c)
     lg_grpc_call *call = c->calls;
     while (call && c->writable_waiters > 0) {
         lg_grpc_call *next = call->next;
-        if (call->want_writable && !call->ended &&
-            evbuffer_get_length(call->sendq) <= low) {
+        if (call->want_writable && !call->ended && evbuffer_get_length(call->sendq) <= low) {
             call->want_writable = false;
             c->writable_waiters--;
             if (call->method->cbs.on_writable) {
@@ -1801,8 +1788,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         if (n < 0 && srv_is_retriable(err)) {
             return;
         }
-        lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_eof", "peer=%s errno=%d", c->peer,
-               n < 0 ? err : 0);
+        lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_eof", "peer=%s errno=%d", c->peer, n < 0 ? err : 0);
         c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
         conn_close(c);
         return;
@@ -1842,8 +1828,7 @@ static void conn_on_keepalive(evutil_socket_t fd, short what, void *arg)
     struct srv_conn *c = arg;
     int64_t now = lg_loop_now_ms();
     if (c->ping_outstanding) {
-        lg_log(LG_LOG_INFO, SRV_CTX(c), "keepalive_timeout",
-               "peer=%s", c->peer);
+        lg_log(LG_LOG_INFO, SRV_CTX(c), "keepalive_timeout", "peer=%s", c->peer);
         c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
         conn_close(c);
         return;
@@ -1875,8 +1860,8 @@ static void conn_close(struct srv_conn *c)
     for (const lg_grpc_call *call = c->calls; call; call = call->next) {
         ncalls++;
     }
-    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_close", "peer=%s calls=%zu reason=%d", c->peer,
-           ncalls, (int)c->close_reason);
+    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_close", "peer=%s calls=%zu reason=%d", c->peer, ncalls,
+           (int)c->close_reason);
     while (c->calls) {
         lg_grpc_call *call = c->calls;
         nghttp2_session_set_stream_user_data(c->h2, call->stream_id, NULL);
@@ -1918,8 +1903,7 @@ static int conn_init_h2(struct srv_conn *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o->initial_stream_window_bytes},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, o->max_header_list_bytes},
     };
-    if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) !=
-            0 ||
+    if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0 ||
         nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
                                               (int32_t)o->initial_conn_window_bytes) != 0) {
         return LG_ERR_NOMEM;
@@ -2026,15 +2010,14 @@ int lg_grpc_server_adopt_fd(lg_grpc_server *srv, int fd, const char *peer)
     return conn_adopt(srv, fd, peer);
 }
 
-int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound,
-                          size_t boundlen)
+int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound, size_t boundlen)
 {
-    if (srv->nlisteners >= SRV_MAX_LISTENERS) {
+    if (srv->nlisteners >= LG_GRPC_SERVER_MAX_LISTENERS) {
         return LG_ERR_EXHAUSTED;
     }
     lg_loop_listener *l;
-    int rc = lg_loop_listen(&l, srv->base, hostport, LG_GRPC_SERVER_LISTEN_BACKLOG,
-                            srv_on_accept, srv, bound, boundlen);
+    int rc = lg_loop_listen(&l, srv->base, hostport, LG_GRPC_SERVER_LISTEN_BACKLOG, srv_on_accept,
+                            srv, bound, boundlen);
     if (rc != LG_OK) {
         return rc;
     }
@@ -2047,9 +2030,8 @@ int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound
 static void conn_send_final_goaway(struct srv_conn *c)
 {
     c->final_goaway_sent = true;
-    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
-                          NULL, 0);
+    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2),
+                          NGHTTP2_NO_ERROR, NULL, 0);
     conn_schedule_flush(c);
 }
 
@@ -2058,8 +2040,7 @@ static void srv_on_drain_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lg_grpc_server *srv = arg;
-    lg_log(LG_LOG_INFO, NULL, "drain_deadline", "conns=%zu calls=%zu", srv->nconns,
-           srv->ncalls);
+    lg_log(LG_LOG_INFO, NULL, "drain_deadline", "conns=%zu calls=%zu", srv->nconns, srv->ncalls);
     while (srv->conns) {
         srv->conns->close_reason = LG_GRPC_CLOSE_SHUTDOWN;
         conn_close(srv->conns);
@@ -2075,8 +2056,7 @@ void lg_grpc_server_shutdown(lg_grpc_server *srv, uint32_t drain_ms, lg_grpc_ser
     srv->shutting_down = true;
     srv->done_cb = done;
     srv->done_ud = user_data;
-    lg_log(LG_LOG_INFO, NULL, "shutdown_begin", "conns=%zu calls=%zu", srv->nconns,
-           srv->ncalls);
+    lg_log(LG_LOG_INFO, NULL, "shutdown_begin", "conns=%zu calls=%zu", srv->nconns, srv->ncalls);
     for (size_t i = 0; i < srv->nhooks; i++) {
         srv->hooks[i].cb(srv, srv->hooks[i].user_data);
     }

@@ -49,21 +49,32 @@ typedef struct lg_grpc_call lg_grpc_call;
 /* Options; fill with lg_grpc_server_opts_default, then change what you need. A value may
  * only tighten the compiled hard maximum in lg_limits.h (checked by lg_grpc_server_new). */
 struct lg_grpc_server_opts {
-    size_t max_recv_msg_bytes;        /* largest request message (decompressed) accepted; over
-                                         it the call ends RESOURCE_EXHAUSTED (default 4 MiB) */
-    uint32_t max_concurrent_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
-    uint32_t max_header_list_bytes;   /* SETTINGS_MAX_HEADER_LIST_SIZE; a request over it gets
-                                         RESOURCE_EXHAUSTED (Trailers-Only), never a handler */
-    uint32_t initial_stream_window_bytes; /* SETTINGS_INITIAL_WINDOW_SIZE (per stream) */
-    uint32_t initial_conn_window_bytes;   /* connection receive window */
-    size_t call_send_queue_bytes;     /* per-call send queue bound: lg_grpc_call_send returns
-                                         LG_ERR_AGAIN once this many bytes wait unsent */
-    uint32_t max_connections;         /* accepted connections beyond this are closed at once */
-    uint32_t keepalive_time_ms;       /* idle time before the server PINGs a client; 0 = off */
-    uint32_t keepalive_timeout_ms;    /* no PING ack within this: connection closed */
-    uint32_t min_ping_interval_ms;    /* client PINGs more often than this count as strikes */
-    uint32_t max_ping_strikes;        /* strikes before GOAWAY(ENHANCE_YOUR_CALM) */
-    uint32_t drain_ms;                /* graceful shutdown: time in-flight calls get to finish */
+    /* Largest request message (decompressed) accepted; over it the call ends
+     * RESOURCE_EXHAUSTED (default 4 MiB). */
+    size_t max_recv_msg_bytes;
+    /* SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+    uint32_t max_concurrent_streams;
+    /* SETTINGS_MAX_HEADER_LIST_SIZE; a request over it gets RESOURCE_EXHAUSTED
+     * (Trailers-Only) and never reaches a handler. */
+    uint32_t max_header_list_bytes;
+    /* SETTINGS_INITIAL_WINDOW_SIZE (per stream) and the connection receive window. */
+    uint32_t initial_stream_window_bytes;
+    uint32_t initial_conn_window_bytes;
+    /* Per-call send queue bound: lg_grpc_call_send returns LG_ERR_AGAIN once this many bytes
+     * wait unsent. */
+    size_t call_send_queue_bytes;
+    /* Accepted connections beyond this are closed at once. */
+    uint32_t max_connections;
+    /* Idle time before the server PINGs a client (0 = off); no PING ack within
+     * keepalive_timeout_ms closes the connection. */
+    uint32_t keepalive_time_ms;
+    uint32_t keepalive_timeout_ms;
+    /* Client PINGs closer than min_ping_interval_ms (without calls) are strikes; more than
+     * max_ping_strikes get GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). */
+    uint32_t min_ping_interval_ms;
+    uint32_t max_ping_strikes;
+    /* Graceful shutdown: time in-flight calls get to finish. */
+    uint32_t drain_ms;
 };
 
 /* How a method streams (decides how request messages are delivered, see on_message). */
@@ -147,11 +158,11 @@ int lg_grpc_server_register(lg_grpc_server *srv, const char *path, enum lg_grpc_
                             const struct lg_grpc_method_cbs *cbs, void *user_data);
 
 /* Listens on |hostport| ("127.0.0.1:0" picks a free port). The bound address is written to
- * |bound| (|boundlen| bytes, NUL-terminated, "HOST:PORT"). May be called up to four times for
- * several addresses. Returns LG_OK, LG_ERR_INVALID (bad address), LG_ERR_IO (bind/listen
- * failed; logged with errno), LG_ERR_EXHAUSTED (a fifth address) or LG_ERR_NOMEM. */
-int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound,
-                          size_t boundlen);
+ * |bound| (|boundlen| bytes, NUL-terminated, "HOST:PORT"). May be called up to
+ * LG_GRPC_SERVER_MAX_LISTENERS times for several addresses. Returns LG_OK, LG_ERR_INVALID
+ * (bad address), LG_ERR_IO (bind/listen failed; logged with errno), LG_ERR_EXHAUSTED (more
+ * addresses than that) or LG_ERR_NOMEM. */
+int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound, size_t boundlen);
 
 /* Serves the connected stream socket |fd| as if a listener had accepted it (socket
  * activation, in-process tests and fuzzing). |fd| is made non-blocking; |peer| (may be NULL)

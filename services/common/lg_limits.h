@@ -148,6 +148,9 @@
  * RESOURCE_EXHAUSTED: without it one connection could pin max_concurrent_streams x
  * max_recv_msg_bytes (400 MiB). 64 MiB still lets 16 calls upload 4 MiB messages at once. */
 #define LG_GRPC_SERVER_CONN_RECV_HELD_BYTES (64u * 1024u * 1024u)
+/* Listen addresses one server may have (e.g. an IPv4 and an IPv6 address); a fifth
+ * lg_grpc_server_listen returns LG_ERR_EXHAUSTED. */
+#define LG_GRPC_SERVER_MAX_LISTENERS 4
 /* Listen backlog. */
 #define LG_GRPC_SERVER_LISTEN_BACKLOG 1024
 /* Keepalive (grpc doc/keepalive.md server defaults): PING after 2 h idle, close if no ack in

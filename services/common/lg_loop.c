@@ -107,8 +107,7 @@ static int loop_resolve(const char *hostport, struct sockaddr_storage *ss, sockl
     /* Startup only: a listen address is resolved once, before the loop runs. */
     int rc = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
     if (rc != 0 || !res) {
-        lg_log(LG_LOG_ERROR, NULL, "resolve_failed", "addr=%s err=%s", hostport,
-               gai_strerror(rc));
+        lg_log(LG_LOG_ERROR, NULL, "resolve_failed", "addr=%s err=%s", hostport, gai_strerror(rc));
         return LG_ERR_INVALID;
     }
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -118,8 +117,7 @@ static int loop_resolve(const char *hostport, struct sockaddr_storage *ss, sockl
 }
 
 int lg_loop_listen(lg_loop_listener **out, struct event_base *base, const char *hostport,
-                   int backlog, lg_loop_accept_cb cb, void *user_data, char *bound,
-                   size_t boundlen)
+                   int backlog, lg_loop_accept_cb cb, void *user_data, char *bound, size_t boundlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
@@ -133,10 +131,9 @@ int lg_loop_listen(lg_loop_listener **out, struct event_base *base, const char *
     }
     l->cb = cb;
     l->user_data = user_data;
-    l->ev = evconnlistener_new_bind(base, loop_on_accept, l,
-                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                        LEV_OPT_CLOSE_ON_EXEC,
-                                    backlog, (struct sockaddr *)&ss, (int)sslen);
+    l->ev = evconnlistener_new_bind(
+        base, loop_on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        backlog, (struct sockaddr *)&ss, (int)sslen);
     if (!l->ev) {
         int err = errno;
         lg_log(LG_LOG_ERROR, NULL, "listen_failed", "addr=%s errno=%d %s", hostport, err,

@@ -28,11 +28,11 @@
 #include "lg_log.h"
 
 /* Loop turns per input before the connection must have ended. */
-#define FUZZ_MAX_TURNS 2000
+#define FUZZ_MAX_TURNS        2000
 #define FUZZ_SMOKE_ITERATIONS 3000
-#define FUZZ_SMOKE_MAX_LEN 4096
-#define FUZZ_SMOKE_SEED 0x2545F4914F6CDD1Du
-#define FUZZ_READ_BYTES 65536
+#define FUZZ_SMOKE_MAX_LEN    4096
+#define FUZZ_SMOKE_SEED       0x2545F4914F6CDD1Du
+#define FUZZ_READ_BYTES       65536
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -150,9 +150,9 @@ static void seed_add(struct fuzz_seed *s, const void *p, size_t n)
 static void seed_frame(struct fuzz_seed *s, uint8_t type, uint8_t flags, uint32_t sid,
                        const uint8_t *payload, size_t n)
 {
-    uint8_t hd[9] = {(uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n, type, flags,
-                     (uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8),
-                     (uint8_t)sid};
+    uint8_t hd[9] = {
+        (uint8_t)(n >> 16),   (uint8_t)(n >> 8),    (uint8_t)n,          type,        flags,
+        (uint8_t)(sid >> 24), (uint8_t)(sid >> 16), (uint8_t)(sid >> 8), (uint8_t)sid};
     seed_add(s, hd, sizeof(hd));
     seed_add(s, payload, n);
 }

@@ -51,8 +51,7 @@ static void test_grpc_health_status_table(void **state)
     assert_int_equal(lg_grpc_health_get_status(h, "a.B"), LG_GRPC_HEALTH_NOT_SERVING);
     assert_int_equal(lg_grpc_health_set_status(h, "a.B", LG_GRPC_HEALTH_SERVICE_UNKNOWN),
                      LG_ERR_INVALID);
-    assert_int_equal(lg_grpc_health_set_status(h, NULL, LG_GRPC_HEALTH_SERVING),
-                     LG_ERR_INVALID);
+    assert_int_equal(lg_grpc_health_set_status(h, NULL, LG_GRPC_HEALTH_SERVING), LG_ERR_INVALID);
     lg_grpc_health_set_all(h, LG_GRPC_HEALTH_SERVING);
     assert_int_equal(lg_grpc_health_get_status(h, "a.B"), LG_GRPC_HEALTH_SERVING);
     /* The table is bounded. */

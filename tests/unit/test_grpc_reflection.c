@@ -60,8 +60,7 @@ static void test_grpc_reflection_rejects_garbage(void **state)
     lg_grpc_reflection *r = NULL;
     static const uint8_t garbage[] = {0x0a, 0x7f, 0x01};
     assert_int_equal(lg_grpc_server_new(&srv, f->base, NULL), LG_OK);
-    assert_int_equal(lg_grpc_reflection_new(&r, srv, garbage, sizeof(garbage)),
-                     LG_ERR_MALFORMED);
+    assert_int_equal(lg_grpc_reflection_new(&r, srv, garbage, sizeof(garbage)), LG_ERR_MALFORMED);
     assert_null(r);
     lg_grpc_server_free(srv);
 }
@@ -83,8 +82,7 @@ static void test_grpc_reflection_nomem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_grpc_reflection_indexes_embedded_set, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_reflection_indexes_embedded_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpc_reflection_rejects_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpc_reflection_nomem, setup, teardown),
     };

@@ -28,19 +28,19 @@
 #include "lg_test.h"
 
 /* Poll budget for one condition: loop turns, each bounded by a short timeout. */
-#define T_MAX_TURNS 20000
-#define T_PATH "/t.Svc/M"
+#define T_MAX_TURNS   20000
+#define T_PATH        "/t.Svc/M"
 #define T_STREAM_PATH "/t.Svc/S"
-#define T_ADDR_BYTES 64
+#define T_ADDR_BYTES  64
 
 /* ---- handler side ---------------------------------------------------------------------- */
 
 enum t_mode {
-    T_ECHO = 0,       /* send the request back and finish OK at once */
-    T_ASYNC = 1,      /* finish from a timer on a later loop turn */
-    T_HOLD = 2,       /* keep the call open (no answer) */
-    T_FLOOD = 3,      /* send until LG_ERR_AGAIN, continue from on_writable */
-    T_API = 4,        /* exercise the call API's error codes, then finish */
+    T_ECHO = 0,  /* send the request back and finish OK at once */
+    T_ASYNC = 1, /* finish from a timer on a later loop turn */
+    T_HOLD = 2,  /* keep the call open (no answer) */
+    T_FLOOD = 3, /* send until LG_ERR_AGAIN, continue from on_writable */
+    T_API = 4,   /* exercise the call API's error codes, then finish */
 };
 
 struct t_fixture {
@@ -116,13 +116,11 @@ static void t_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, voi
     f->messages++;
     switch (f->mode) {
     case T_ECHO:
-        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "x-echo", (const uint8_t *)"v",
-                                                           1),
+        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "x-echo", (const uint8_t *)"v", 1),
                          LG_OK);
         assert_int_equal(lg_grpc_call_send(call, msg, len), LG_OK);
         /* Initial metadata can no longer change once the headers are submitted. */
-        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "x-late",
-                                                           (const uint8_t *)"v", 1),
+        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "x-late", (const uint8_t *)"v", 1),
                          LG_ERR_STATE);
         assert_int_equal(lg_grpc_call_finish(call, LG_GRPC_OK, NULL), LG_OK);
         assert_int_equal(lg_grpc_call_finish(call, LG_GRPC_OK, NULL), LG_ERR_STATE);
@@ -142,8 +140,7 @@ static void t_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, voi
         const uint8_t v[] = "v";
         const uint8_t bad[] = "a\nb";
         assert_int_equal(lg_grpc_call_add_initial_metadata(call, "Upper", v, 1), LG_ERR_INVALID);
-        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "grpc-x", v, 1),
-                         LG_ERR_INVALID);
+        assert_int_equal(lg_grpc_call_add_initial_metadata(call, "grpc-x", v, 1), LG_ERR_INVALID);
         assert_int_equal(lg_grpc_call_add_initial_metadata(call, "x-a", bad, 3), LG_ERR_INVALID);
         /* -bin values are raw bytes: anything goes. */
         assert_int_equal(lg_grpc_call_add_trailing_metadata(call, "x-a-bin", bad, 3), LG_OK);
@@ -161,8 +158,7 @@ static void t_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, voi
         assert_int_equal(lg_grpc_call_get_stream_id(call), 1);
         assert_false(lg_grpc_call_is_cancelled(call));
         assert_ptr_equal(lg_grpc_call_get_server(call), f->srv);
-        assert_int_equal(lg_grpc_call_finish(call, LG_GRPC_NOT_FOUND, "gone \xe2\x98\xba"),
-                         LG_OK);
+        assert_int_equal(lg_grpc_call_finish(call, LG_GRPC_NOT_FOUND, "gone \xe2\x98\xba"), LG_OK);
         assert_int_equal(lg_grpc_call_add_trailing_metadata(call, "x-b", v, 1), LG_ERR_STATE);
         assert_int_equal(lg_grpc_call_cancel(call), LG_OK);
         assert_int_equal(lg_grpc_call_cancel(call), LG_ERR_CLOSED);
@@ -305,8 +301,7 @@ static void t_client_connect(struct t_fixture *f)
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sin.sin_port = htons((uint16_t)strtol(strrchr(f->addr, ':') + 1, NULL, 10));
-    assert_int_equal(bufferevent_socket_connect(f->cbev, (struct sockaddr *)&sin, sizeof(sin)),
-                     0);
+    assert_int_equal(bufferevent_socket_connect(f->cbev, (struct sockaddr *)&sin, sizeof(sin)), 0);
 }
 
 static ssize_t c_read_body(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t length,
@@ -330,8 +325,8 @@ static void t_client_call(struct t_fixture *f, const char *path, const char *msg
 {
     nghttp2_nv nva[8];
     size_t n = 0;
-#define T_NV(k, v)                                                                             \
-    nva[n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), strlen(k),   \
+#define T_NV(k, v)                                                                                 \
+    nva[n++] = (nghttp2_nv){(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), strlen(k),       \
                             strlen(v), NGHTTP2_NV_FLAG_NONE}
     T_NV(":method", "POST");
     T_NV(":scheme", "http");
@@ -393,14 +388,12 @@ static void t_start(struct t_fixture *f)
     f->resp_status = -1;
     f->body = evbuffer_new();
     assert_int_equal(lg_grpc_server_new(&f->srv, f->base, NULL), LG_OK);
-    static const struct lg_grpc_method_cbs cbs = {t_on_start, t_on_message, NULL,
-                                                  t_on_writable, t_on_close};
+    static const struct lg_grpc_method_cbs cbs = {t_on_start, t_on_message, NULL, t_on_writable,
+                                                  t_on_close};
     assert_int_equal(lg_grpc_server_register(f->srv, T_PATH, LG_GRPC_UNARY, &cbs, f), LG_OK);
     assert_int_equal(
-        lg_grpc_server_register(f->srv, T_STREAM_PATH, LG_GRPC_SERVER_STREAMING, &cbs, f),
-        LG_OK);
-    assert_int_equal(lg_grpc_server_listen(f->srv, "127.0.0.1:0", f->addr, sizeof(f->addr)),
-                     LG_OK);
+        lg_grpc_server_register(f->srv, T_STREAM_PATH, LG_GRPC_SERVER_STREAMING, &cbs, f), LG_OK);
+    assert_int_equal(lg_grpc_server_listen(f->srv, "127.0.0.1:0", f->addr, sizeof(f->addr)), LG_OK);
 }
 
 static void t_stop(struct t_fixture *f)
@@ -467,8 +460,7 @@ static void test_grpc_server_register_errors(void **state)
                      LG_ERR_INVALID);
     assert_int_equal(lg_grpc_server_register(f->srv, "/a.B/C", LG_GRPC_UNARY, &no_close, f),
                      LG_ERR_INVALID);
-    assert_int_equal(lg_grpc_server_register(f->srv, T_PATH, LG_GRPC_UNARY, &cbs, f),
-                     LG_ERR_STATE);
+    assert_int_equal(lg_grpc_server_register(f->srv, T_PATH, LG_GRPC_UNARY, &cbs, f), LG_ERR_STATE);
     char path[32];
     int rc = LG_OK;
     for (int i = 0; i < LG_GRPC_SERVER_MAX_METHODS + 1 && rc == LG_OK; i++) {
@@ -721,13 +713,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grpc_server_async_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpc_server_unknown_method_trailers_only, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_grpc_server_client_reset_closes_once, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_server_client_reset_closes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpc_server_deadline_closes_with_reason, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_grpc_server_free_with_live_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_grpc_server_send_queue_backpressure, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_server_send_queue_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpc_server_shutdown_without_connections, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_grpc_server_call_api_errors, setup, teardown),

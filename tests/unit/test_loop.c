@@ -59,9 +59,8 @@ static void test_loop_listen_port_zero_reports_bound_address(void **state)
     struct loop_fixture *f = *state;
     lg_loop_listener *l = NULL;
     char bound[64];
-    assert_int_equal(lg_loop_listen(&l, f->base, "127.0.0.1:0", 16, on_accept, f, bound,
-                                    sizeof(bound)),
-                     LG_OK);
+    assert_int_equal(
+        lg_loop_listen(&l, f->base, "127.0.0.1:0", 16, on_accept, f, bound, sizeof(bound)), LG_OK);
     assert_true(strncmp(bound, "127.0.0.1:", 10) == 0);
     assert_true(strcmp(bound, "127.0.0.1:0") != 0);
     /* Connect to the reported port: the accept callback proves the address is real. */
@@ -97,8 +96,7 @@ static void test_loop_listen_busy_port_is_io_error(void **state)
     lg_loop_listener *a = NULL, *b = NULL;
     char bound[64];
     assert_int_equal(
-        lg_loop_listen(&a, f->base, "127.0.0.1:0", 16, on_accept, f, bound, sizeof(bound)),
-        LG_OK);
+        lg_loop_listen(&a, f->base, "127.0.0.1:0", 16, on_accept, f, bound, sizeof(bound)), LG_OK);
     /* SO_REUSEADDR does not allow two listeners on one port. */
     assert_int_equal(lg_loop_listen(&b, f->base, bound, 16, on_accept, f, NULL, 0), LG_ERR_IO);
     lg_loop_listener_free(a);

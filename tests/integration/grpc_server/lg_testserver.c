@@ -63,12 +63,12 @@ struct ts_app {
 struct ts_stream {
     struct ts_app *app;
     lg_grpc_call *call;
-    struct event *timer; /* paces responses with interval_us */
+    struct event *timer;                            /* paces responses with interval_us */
     Grpc__Testing__StreamingOutputCallRequest *req; /* in the call arena */
-    size_t next;         /* next response_parameters index */
-    bool half_closed;    /* client finished sending (FullDuplexCall) */
-    bool waiting;        /* a send returned LG_ERR_AGAIN: resume from on_writable */
-    int status;          /* final status to send after the last response */
+    size_t next;                                    /* next response_parameters index */
+    bool half_closed;                               /* client finished sending (FullDuplexCall) */
+    bool waiting; /* a send returned LG_ERR_AGAIN: resume from on_writable */
+    int status;   /* final status to send after the last response */
     const char *status_msg;
 };
 
@@ -92,8 +92,7 @@ static int ts_on_start(lg_grpc_call *call, void *user_data)
     return LG_OK;
 }
 
-static void ts_on_close_count(lg_grpc_call *call, enum lg_grpc_close_reason reason,
-                              void *user_data)
+static void ts_on_close_count(lg_grpc_call *call, enum lg_grpc_close_reason reason, void *user_data)
 {
     (void)call;
     struct ts_app *app = user_data;
@@ -117,8 +116,7 @@ static void ts_note_send(struct ts_app *app, lg_grpc_call *call, int rc)
 
 /* ---- EmptyCall, UnaryCall --------------------------------------------------------------- */
 
-static void ts_empty_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
-                                void *user_data)
+static void ts_empty_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, void *user_data)
 {
     (void)msg;
     (void)len;
@@ -137,8 +135,7 @@ static bool ts_payload(struct ts_app *app, int32_t size, Grpc__Testing__Payload 
     return true;
 }
 
-static void ts_unary_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
-                                void *user_data)
+static void ts_unary_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, void *user_data)
 {
     struct ts_app *app = user_data;
     ProtobufCAllocator a;
@@ -332,8 +329,7 @@ static int ts_input_on_start(lg_grpc_call *call, void *user_data)
     return LG_OK;
 }
 
-static void ts_input_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
-                                void *user_data)
+static void ts_input_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, void *user_data)
 {
     size_t *total = user_data;
     ProtobufCAllocator a;
@@ -358,8 +354,7 @@ static void ts_input_on_half_close(lg_grpc_call *call, void *user_data)
     }
 }
 
-static void ts_input_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
-                              void *user_data)
+static void ts_input_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason, void *user_data)
 {
     /* Not counted in the stats: user_data is the call's total, not the app. */
     (void)call;
@@ -369,24 +364,23 @@ static void ts_input_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reas
 
 /* ---- test-only stats -------------------------------------------------------------------- */
 
-static void ts_stats_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len,
-                                void *user_data)
+static void ts_stats_on_message(lg_grpc_call *call, const uint8_t *msg, size_t len, void *user_data)
 {
     (void)msg;
     (void)len;
     struct ts_app *app = user_data;
     char doc[TS_STATS_BYTES];
     const struct ts_stats *s = &app->stats;
-    int n = snprintf(doc, sizeof(doc),
-                     "{\"max_queued_bytes\":%zu,\"again\":%" PRIu64 ",\"writable\":%" PRIu64
-                     ",\"messages_sent\":%" PRIu64 ",\"closed_finished\":%" PRIu64
-                     ",\"closed_cancelled\":%" PRIu64 ",\"closed_deadline\":%" PRIu64
-                     ",\"closed_conn_lost\":%" PRIu64 ",\"closed_shutdown\":%" PRIu64
-                     ",\"closed_error\":%" PRIu64 ",\"calls\":%zu,\"conns\":%zu}",
-                     s->max_queued_bytes, s->again, s->writable, s->messages_sent, s->closes[0],
-                     s->closes[1], s->closes[2], s->closes[3], s->closes[4], s->closes[5],
-                     lg_grpc_server_get_call_count(app->srv),
-                     lg_grpc_server_get_conn_count(app->srv));
+    int n =
+        snprintf(doc, sizeof(doc),
+                 "{\"max_queued_bytes\":%zu,\"again\":%" PRIu64 ",\"writable\":%" PRIu64
+                 ",\"messages_sent\":%" PRIu64 ",\"closed_finished\":%" PRIu64
+                 ",\"closed_cancelled\":%" PRIu64 ",\"closed_deadline\":%" PRIu64
+                 ",\"closed_conn_lost\":%" PRIu64 ",\"closed_shutdown\":%" PRIu64
+                 ",\"closed_error\":%" PRIu64 ",\"calls\":%zu,\"conns\":%zu}",
+                 s->max_queued_bytes, s->again, s->writable, s->messages_sent, s->closes[0],
+                 s->closes[1], s->closes[2], s->closes[3], s->closes[4], s->closes[5],
+                 lg_grpc_server_get_call_count(app->srv), lg_grpc_server_get_conn_count(app->srv));
     if (n < 0 || (size_t)n >= sizeof(doc)) {
         lg_grpc_call_finish(call, LG_GRPC_INTERNAL, "stats too long");
         return;
@@ -420,23 +414,22 @@ static void ts_on_signal(int signo, void *user_data)
 
 static int ts_register(struct ts_app *app)
 {
-    static const struct lg_grpc_method_cbs empty = {ts_on_start, ts_empty_on_message, NULL,
-                                                    NULL, ts_on_close_count};
-    static const struct lg_grpc_method_cbs unary = {ts_on_start, ts_unary_on_message, NULL,
-                                                    NULL, ts_on_close_count};
+    static const struct lg_grpc_method_cbs empty = {ts_on_start, ts_empty_on_message, NULL, NULL,
+                                                    ts_on_close_count};
+    static const struct lg_grpc_method_cbs unary = {ts_on_start, ts_unary_on_message, NULL, NULL,
+                                                    ts_on_close_count};
     static const struct lg_grpc_method_cbs stream = {ts_stream_on_start, ts_stream_on_message,
-                                                     ts_stream_on_half_close,
-                                                     ts_stream_on_writable, ts_stream_on_close};
+                                                     ts_stream_on_half_close, ts_stream_on_writable,
+                                                     ts_stream_on_close};
     static const struct lg_grpc_method_cbs stats = {NULL, ts_stats_on_message, NULL, NULL,
                                                     ts_on_close_count};
-    static const struct lg_grpc_method_cbs input = {ts_input_on_start, ts_input_on_message,
-                                                    ts_input_on_half_close, NULL,
-                                                    ts_input_on_close};
-    int rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/EmptyCall",
-                                     LG_GRPC_UNARY, &empty, app);
+    static const struct lg_grpc_method_cbs input = {
+        ts_input_on_start, ts_input_on_message, ts_input_on_half_close, NULL, ts_input_on_close};
+    int rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/EmptyCall", LG_GRPC_UNARY,
+                                     &empty, app);
     if (rc == LG_OK) {
-        rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/UnaryCall",
-                                     LG_GRPC_UNARY, &unary, app);
+        rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/UnaryCall", LG_GRPC_UNARY,
+                                     &unary, app);
     }
     if (rc == LG_OK) {
         rc = lg_grpc_server_register(app->srv, "/grpc.testing.TestService/StreamingOutputCall",
@@ -451,8 +444,8 @@ static int ts_register(struct ts_app *app)
                                      LG_GRPC_CLIENT_STREAMING, &input, app);
     }
     if (rc == LG_OK) {
-        rc = lg_grpc_server_register(app->srv, "/llmgate.testing.Stats/Get", LG_GRPC_UNARY,
-                                     &stats, app);
+        rc = lg_grpc_server_register(app->srv, "/llmgate.testing.Stats/Get", LG_GRPC_UNARY, &stats,
+                                     app);
     }
     return rc;
 }
@@ -524,13 +517,14 @@ int main(int argc, char **argv)
     }
     if (lg_grpc_server_new(&app.srv, app.base, &so) != LG_OK ||
         lg_grpc_health_new(&app.health, app.srv) != LG_OK ||
-        lg_grpc_reflection_new(&app.refl, app.srv, lg_testserver_fds, lg_testserver_fds_len) != LG_OK || ts_register(&app) != LG_OK ||
+        lg_grpc_reflection_new(&app.refl, app.srv, lg_testserver_fds, lg_testserver_fds_len) !=
+            LG_OK ||
+        ts_register(&app) != LG_OK ||
         lg_loop_signals_new(&app.sigs, app.base, ts_on_signal, &app) != LG_OK) {
         fprintf(stderr, "startup failed\n");
         goto out_free_server;
     }
-    lg_grpc_health_set_status(app.health, "grpc.testing.TestService",
-                              LG_GRPC_HEALTH_SERVING);
+    lg_grpc_health_set_status(app.health, "grpc.testing.TestService", LG_GRPC_HEALTH_SERVING);
     char bound[TS_ADDR_BYTES];
     if (lg_grpc_server_listen(app.srv, listen, bound, sizeof(bound)) != LG_OK) {
         fprintf(stderr, "cannot listen on %s\n", listen);
