@@ -98,6 +98,7 @@ struct srv_conn {
     lg_grpc_call *calls; /* live calls on this connection */
     bool preface_checked;
     bool flush_pending;
+    bool in_read; /* conn_on_read is feeding nghttp2; it flushes at its end */
     bool closing;           /* conn_close under way: calls see LG_ERR_CLOSED */
     bool close_after_write; /* output drains, then the connection closes */
     bool shutdown_notice_sent;
@@ -1619,7 +1620,8 @@ static void conn_on_flush_ev(evutil_socket_t fd, short what, void *arg)
 
 static void conn_schedule_flush(struct srv_conn *c)
 {
-    if (!c->flush_pending && !c->closing) {
+    /* Inside conn_on_read the flush follows the input anyway: no extra event. */
+    if (!c->flush_pending && !c->closing && !c->in_read) {
         c->flush_pending = true;
         event_active(c->flush_ev, 0, 0);
     }
@@ -1797,7 +1799,9 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     if (!c->preface_checked && conn_check_preface(c)) {
         return;
     }
+    c->in_read = true;
     conn_feed(c);
+    c->in_read = false;
     conn_flush(c);
 }
 
