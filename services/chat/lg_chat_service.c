@@ -534,6 +534,16 @@ static void chat_stream_free(struct chat_stream *st)
 
 /* ---- ending a stream ------------------------------------------------------------------- */
 
+/* The one place a stream changes state (STYLE.md: traced old -> new at debug). */
+static void chat_stream_set_state(struct chat_stream *st, enum stream_state next)
+{
+    static const char *const names[] = {"generating", "finished"};
+    struct lg_log_ctx ctx = chat_ctx(st);
+    lg_log(LG_LOG_DEBUG, &ctx, "stream_state", "%s -> %s subs=%zu seq=%llu", names[st->state],
+           names[next], st->n_subs, (unsigned long long)st->last_seq);
+    st->state = next;
+}
+
 static void chat_unary_answer(struct chat_stream *st, int err, const char *message,
                               const char *finish_reason, const struct lg_chat_usage *usage,
                               uint64_t cost, bool reported);
@@ -616,7 +626,7 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us,
     chat_record_finish(st, chat_status_for(err), finish_reason, err == LG_OK ? NULL : message,
                        &usage, reported, cost, priced);
     chat_count_call(svc, st, chat_status_for(err));
-    st->state = STREAM_FINISHED;
+    chat_stream_set_state(st, STREAM_FINISHED);
     st->final_err = by_us ? LG_OK : err;
     st->final_message = st->final_err == LG_OK ? NULL : chat_public_message(err);
 

@@ -240,6 +240,15 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m,
         rc = lg_grpc_health_new(&p->health, m->srv);
     }
     if (rc == LG_OK) {
+        rc = lg_grpc_health_set_status(p->health, "llmgate.chat.v1.ChatService",
+                                       LG_GRPC_HEALTH_SERVING);
+    }
+    if (rc == LG_OK) {
+        rc = lg_grpc_health_set_status(p->health, "llmgate.chat.v1.UsageService",
+                                       p->usage != NULL ? LG_GRPC_HEALTH_SERVING
+                                                        : LG_GRPC_HEALTH_NOT_SERVING);
+    }
+    if (rc == LG_OK) {
         rc = lg_grpc_reflection_new(&p->reflection, m->srv, lg_chat_fds, lg_chat_fds_len);
     }
     return rc;

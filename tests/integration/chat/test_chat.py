@@ -97,6 +97,15 @@ def setUpModule():
     subprocess.check_call([sys.executable, "-m", "grpc_tools.protoc", "-I" + ARGS.protos,
                            "--python_out=" + gen, "--grpc_python_out=" + gen,
                            "llmgate/chat/v1/chat.proto"])
+    # grpc.health.v1 stubs under another Python package name: "grpc" is grpcio itself.
+    hdir = os.path.join(gen, "lghealth")
+    os.makedirs(hdir, exist_ok=True)
+    with open(os.path.join(ARGS.protos, "grpc/health/v1/health.proto")) as f_in, \
+            open(os.path.join(hdir, "health.proto"), "w") as f_out:
+        f_out.write(f_in.read())
+    subprocess.check_call([sys.executable, "-m", "grpc_tools.protoc", "-I" + gen,
+                           "--python_out=" + gen, "--grpc_python_out=" + gen,
+                           "lghealth/health.proto"])
     sys.path.insert(0, gen)
     import grpc as g
     from llmgate.chat.v1 import chat_pb2, chat_pb2_grpc
@@ -571,6 +580,22 @@ class FakeUpstreamTest(unittest.TestCase):
         self.assertEqual(r["price_missing"], 1)
         self.assertEqual(r["estimated_cost_nano_usd"], 0)
         self.assertEqual(r["completion_tokens"], 6)
+
+    def test_grpc_health(self):
+        from lghealth import health_pb2, health_pb2_grpc
+        h = health_pb2_grpc.HealthStub(ENV["a"].channel)
+        S = health_pb2.HealthCheckResponse
+        self.assertEqual(h.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status,
+                         S.SERVING)
+        self.assertEqual(h.Check(health_pb2.HealthCheckRequest(
+            service="llmgate.chat.v1.ChatService"), timeout=10).status, S.SERVING)
+        # No ClickHouse on this instance: UsageService is not serving, and says so.
+        self.assertEqual(h.Check(health_pb2.HealthCheckRequest(
+            service="llmgate.chat.v1.UsageService"), timeout=10).status, S.NOT_SERVING)
+        usage = pbg.UsageServiceStub(ENV["a"].channel)
+        with self.assertRaises(grpc.RpcError) as cm:
+            usage.ListLogs(pb.ListLogsRequest(user_id="x"), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
 
     def test_admin_metrics_and_health(self):
         import urllib.request
