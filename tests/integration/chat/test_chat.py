@@ -115,7 +115,7 @@ def setUpModule():
     ENV["fake"] = fake
     fake_models = ["fake-normal", "fake-crlf", "fake-nousage", "fake-429", "fake-429ms",
                    "fake-500", "fake-500-once", "fake-500-after", "fake-cut", "fake-malformed",
-                   "fake-400", "fake-hang", "fake-trickle"]
+                   "fake-400", "fake-hang", "fake-trickle", "fake-long-100000"]
     priced = [{"name": m, "input_usd_per_mtok": 2.5, "cached_input_usd_per_mtok": 1.25,
                "output_usd_per_mtok": 10} for m in fake_models]
     cfg = {"providers": [
@@ -423,6 +423,28 @@ class StreamCapTest(unittest.TestCase):
         last = list(c.stub.ResumeStream(pb.ResumeRequest(stream_id=sids[2]), metadata=md(u),
                                         timeout=10))
         self.assertEqual(last[-1].done.finish_reason, "cancelled")
+
+
+class SlowReaderTest(unittest.TestCase):
+    def test_stalled_reader_costs_bounded_memory(self):
+        """A reader that stops reading never stalls generation (the record is written while it
+        sleeps) and never makes the gateway buffer without bound: once it reads again and
+        has fallen behind the replay buffer, its call ends RESOURCE_EXHAUSTED."""
+        b = ENV["b"]  # --replay-max-events 8
+        u = user()
+        it = b.stub.StreamChat(pb.ChatRequest(user_id=u, model="fake-long-100000",
+                                              messages=msgs("hi")), timeout=120)
+        first = next(it)
+        [r] = wait_record(b.records, stream_id=first.stream_id)  # while nobody reads
+        self.assertEqual(r["status"], "success")
+        self.assertEqual(r["completion_tokens"], 100000)
+        n = 1
+        with self.assertRaises(grpc.RpcError) as cm:
+            for _ in it:
+                n += 1
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("fell behind", cm.exception.details())
+        self.assertLess(n, 100000)
 
 
 class ReplayBoundTest(unittest.TestCase):
