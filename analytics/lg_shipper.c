@@ -751,6 +751,43 @@ void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
     out->corrupt_records = ss.corrupt_records;
 }
 
+int lg_shipper_format_metrics(lg_shipper *s, struct lg_buf *out)
+{
+    struct lg_shipper_stats st;
+    lg_shipper_get_stats(s, &st);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } m[] = {
+        {"accepted_total", "counter", "Billing records accepted by enqueue.", st.accepted},
+        {"overflowed_total", "counter", "Records spooled by the caller (ring full).",
+         st.overflowed},
+        {"dropped_total", "counter", "Records lost: ring and spool full (the only loss).",
+         st.dropped},
+        {"rows_shipped_total", "counter", "Rows acknowledged by ClickHouse.", st.rows_shipped},
+        {"batches_total", "counter", "Inserts acknowledged by ClickHouse.", st.batches},
+        {"retries_total", "counter", "Failed attempts that were retried.", st.retries},
+        {"dead_letters_total", "counter", "Rows moved to the dead-letter file.",
+         st.dead_letters},
+        {"landed_checks_total", "counter", "batch_id checks before a resend.",
+         st.landed_checks},
+        {"landed_on_check_total", "counter", "Batches found landed by a check (not resent).",
+         st.landed_on_check},
+        {"spool_corrupt_records_total", "counter", "Spool records skipped for a bad CRC.",
+         st.corrupt_records},
+        {"spool_bytes", "gauge", "Bytes in the spool (segments and buffer).", st.spool_bytes},
+        {"queue_depth", "gauge", "Records waiting in the hot-path ring.", st.queue_depth},
+    };
+    int rc = LG_OK;
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]) && rc == LG_OK; i++) {
+        rc = lg_buf_appendf(out,
+                            "# HELP llmgate_shipper_%s %s\n# TYPE llmgate_shipper_%s %s\n"
+                            "llmgate_shipper_%s %" PRIu64 "\n",
+                            m[i].name, m[i].help, m[i].name, m[i].type, m[i].name, m[i].v);
+    }
+    return rc;
+}
+
 static char *dup_or_null(const char *p, bool *ok)
 {
     if (p == NULL) {

@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct lg_buf;
 struct lg_record;
 struct lg_record_sink;
 
@@ -109,5 +110,9 @@ int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms);
 int lg_shipper_drain(lg_shipper *s, int64_t timeout_ms);
 
 void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out);
+
+/* Appends the stats in Prometheus text format (llmgate_shipper_* counters and gauges, with
+ * HELP/TYPE lines) to |out|, for the owning binary's /metrics. LG_OK or the lg_buf error. */
+int lg_shipper_format_metrics(lg_shipper *s, struct lg_buf *out);
 
 #endif /* LG_SHIPPER_H */

@@ -32,7 +32,8 @@
 
 struct cli {
     const char *url, *ch_user, *ch_key, *user, *from, *to, *spool_dir, *log_level;
-    int64_t keep_months, limit, page, timeout_ms;
+    int64_t keep_months, limit, page, timeout_ms, batch_rows, batch_bytes;
+    bool no_gzip;
     struct lg_chclient_opts ch;
 };
 
@@ -154,6 +155,9 @@ static int cmd_replay(struct cli *c)
     o.user = c->ch_user;
     o.key = c->ch_key;
     o.spool_dir = c->spool_dir;
+    o.batch_rows = (size_t)c->batch_rows;
+    o.batch_bytes = (size_t)c->batch_bytes;
+    o.no_gzip = c->no_gzip;
     lg_shipper *s = NULL;
     int rc = lg_shipper_new(&s, &o);
     if (rc != LG_OK) {
@@ -194,6 +198,11 @@ int main(int argc, char **argv)
         {"spool-dir", LG_CFG_STRING, &c.spool_dir, NULL, 0, 0, "spool to replay (replay)"},
         {"timeout-ms", LG_CFG_INT, &c.timeout_ms, "600000", 1, INT64_C(86400000),
          "give up replaying after this long (replay)"},
+        {"batch-rows", LG_CFG_INT, &c.batch_rows, "0", 0, INT64_C(1000000),
+         "rows per insert, 0 = built-in default (replay)"},
+        {"batch-bytes", LG_CFG_INT, &c.batch_bytes, "0", 0, INT64_C(1) << 30,
+         "raw bytes per insert, 0 = built-in default (replay)"},
+        {"no-gzip", LG_CFG_BOOL, &c.no_gzip, "false", 0, 0, "send uncompressed (replay)"},
         {"log-level", LG_CFG_STRING, &c.log_level, "warn", 0, 0, "debug|info|warn|error"},
     };
     size_t nopts = sizeof(opts) / sizeof(opts[0]);

@@ -89,7 +89,7 @@ rm -rf "$WORK/rb" "$WORK/json"
 
 echo "== 3. the shipper (JSONEachRow, gzip, default batching)"
 reset_schema
-"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/ship" --count "$N" --drain-ms 3600000 | tee "$WORK/ship.out"
+"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/ship" --count "$N" --drain-ms 3600000 --spool-max-bytes 8000000000 | tee "$WORK/ship.out"
 [ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "shipper rows mismatch"; exit 1; }
 total_s=$(sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p' "$WORK/ship.out")
 cpu_s=$(sed -n 's/.*shipper_cpu_s=\([0-9.]*\).*/\1/p' "$WORK/ship.out")
@@ -99,7 +99,7 @@ rm -rf "$WORK/ship"
 
 echo "== 4. spool replay after an outage"
 reset_schema
-"$DRIVER" --no-ship --spool-dir "$WORK/outage" --count "$N" >/dev/null
+"$DRIVER" --no-ship --spool-dir "$WORK/outage" --count "$N" --spool-max-bytes 8000000000 >/dev/null
 t0=$(now)
 "$CLI" replay --clickhouse-url "$URL" --spool-dir "$WORK/outage" --timeout-ms 3600000
 t1=$(now)

@@ -9,9 +9,12 @@
  * --expect FILE writes each record as the JSON line it should become (lg_record_encode_json)
  * so the test can compare every field with what ClickHouse holds. --inject-bad-row puts one
  * malformed row straight into the spool first (a row ClickHouse must reject). --hold keeps
- * shipping forever after "spooled" (for kill -9 tests).
+ * shipping after "spooled" until SIGTERM, then drains like a service's SIGTERM hook
+ * (prints "sigterm", drains within LG_SHIPPER_DRAIN_DEADLINE_MS, stats, exits).
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,7 +34,7 @@
 struct drv {
     const char *url, *spool_dir, *expect, *log_level;
     int64_t count, first, batch_rows, batch_age_ms, spool_max, queue_cap, drain_ms, seg_bytes;
-    bool hold, inject_bad, no_ship;
+    bool hold, inject_bad, no_ship, metrics;
 };
 
 static int set(char **f, const char *s)
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
         {"hold", LG_CFG_BOOL, &d.hold, "false", 0, 0, "ship forever after spooling"},
         {"inject-bad-row", LG_CFG_BOOL, &d.inject_bad, "false", 0, 0, "add a malformed row"},
         {"no-ship", LG_CFG_BOOL, &d.no_ship, "false", 0, 0, "spool only"},
+        {"metrics", LG_CFG_BOOL, &d.metrics, "false", 0, 0, "print Prometheus metrics"},
         {"log-level", LG_CFG_STRING, &d.log_level, "warn", 0, 0, "log level"},
     };
     char err[256];
@@ -159,6 +163,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "ship_driver: cannot inject\n");
         return 1;
     }
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, NULL);
     struct lg_shipper_opts o;
     memset(&o, 0, sizeof(o));
     o.clickhouse_url = d.url;
@@ -214,8 +222,15 @@ int main(int argc, char **argv)
     }
     printf(rc == LG_OK ? "spooled\n" : "spool_full\n");
     fflush(stdout);
-    while (d.hold) {
-        pause();
+    if (d.hold) {
+        /* Ship until SIGTERM, then run the drain hook as a service would: ship within
+         * the deadline, spool the rest, exit 0. SIGTERM is blocked in every thread (mask
+         * set before the shipper started) and taken here with sigwait. */
+        int sig = 0;
+        sigwait(&term, &sig);
+        printf("sigterm\n");
+        fflush(stdout);
+        d.drain_ms = LG_SHIPPER_DRAIN_DEADLINE_MS;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     int drained = d.no_ship ? LG_OK : lg_shipper_drain(s, d.drain_ms);
@@ -225,6 +240,12 @@ int main(int argc, char **argv)
     uint64_t cpu_ns = st.thread_cpu_ns;
     lg_shipper_stop(s); /* final counts, drops at stop included */
     lg_shipper_get_stats(s, &st);
+    struct lg_buf metrics;
+    lg_buf_init(&metrics, 1 << 16);
+    if (lg_shipper_format_metrics(s, &metrics) == LG_OK && d.metrics) {
+        fwrite(metrics.data, 1, metrics.len, stdout);
+    }
+    lg_buf_deinit(&metrics);
     double spool_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     double total_s = (double)(t2.tv_sec - t0.tv_sec) + (double)(t2.tv_nsec - t0.tv_nsec) / 1e9;
     printf("timing made_and_spooled_s=%.3f enqueue_to_drained_s=%.3f shipper_cpu_s=%.3f\n",
