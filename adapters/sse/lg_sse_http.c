@@ -1439,7 +1439,7 @@ static int register_metrics(lg_sse_http *h, lg_metrics *m)
 
 static int check_opts(const struct lg_sse_http_opts *o)
 {
-    if (o->listen == NULL || o->chat == NULL || o->token_secret == NULL ||
+    if ((o->listen == NULL && o->listen_fd < 0) || o->chat == NULL || o->token_secret == NULL ||
         o->heartbeat_ms < 1 || o->max_body_bytes < 1 ||
         o->max_body_bytes > LG_SSE_MAX_BODY_BYTES || o->max_header_bytes < 1 ||
         o->max_header_bytes > LG_SSE_MAX_HEADER_BYTES || o->idle_timeout_ms < 1 ||
@@ -1485,10 +1485,17 @@ static int http_bind(lg_sse_http *h, char *bound, size_t boundlen)
     uint16_t port;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    if (lg_cfg_split_hostport(h->o.listen, host, sizeof(host), &port) != LG_OK) {
-        return LG_ERR_INVALID;
+    struct evhttp_bound_socket *bs;
+    if (h->o.listen_fd >= 0) {
+        /* A socket bound by the caller (SO_REUSEPORT workers); evhttp owns it from here. */
+        evutil_make_socket_nonblocking(h->o.listen_fd);
+        bs = evhttp_accept_socket_with_handle(h->http, h->o.listen_fd);
+    } else {
+        if (lg_cfg_split_hostport(h->o.listen, host, sizeof(host), &port) != LG_OK) {
+            return LG_ERR_INVALID;
+        }
+        bs = evhttp_bind_socket_with_handle(h->http, host, port);
     }
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(h->http, host, port);
     if (bs == NULL) {
         return LG_ERR_IO;
     }

@@ -48,7 +48,8 @@ struct lg_sse_http_file {
 };
 
 struct lg_sse_http_opts {
-    const char *listen;            /* "HOST:PORT"; port 0 picks one */
+    const char *listen;            /* "HOST:PORT"; port 0 picks one (when listen_fd < 0) */
+    int listen_fd;                 /* a listening socket to serve instead (taken), or -1 */
     int64_t heartbeat_ms;          /* heartbeat period of open event streams */
     int64_t max_body_bytes;        /* <= LG_SSE_MAX_BODY_BYTES */
     int64_t max_header_bytes;      /* <= LG_SSE_MAX_HEADER_BYTES */

@@ -12,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -39,6 +43,10 @@
 
 /* Largest file of the demo page loaded at startup. */
 #define MAIN_MAX_WEB_FILE_BYTES (1024 * 1024)
+/* Most worker processes --workers accepts. */
+#define MAIN_MAX_WORKERS 64
+/* listen(2) backlog of worker sockets. */
+#define MAIN_LISTEN_BACKLOG 4096
 /* Room for "HOST:PORT" of the bound listener. */
 #define MAIN_ADDR_BYTES 128
 /* The demo page: URL path, file name in --web-dir, content type. */
@@ -70,6 +78,7 @@ struct main_cfg {
     int64_t max_streams_per_user;
     int64_t max_requests_per_conn;
     int64_t outbuf_bytes;
+    int64_t workers;
 };
 
 struct main_ctx {
@@ -77,6 +86,8 @@ struct main_ctx {
     lg_sse_http *http;
     lg_sse_chat *chat;
     const char *keys_path;
+    const pid_t *children; /* worker processes this leader forked (signals are forwarded) */
+    size_t nchildren;
 };
 
 static int read_file(const char *dir, const char *name, uint8_t **out, size_t *len)
@@ -127,6 +138,9 @@ out_close:
 static void on_signal(int signo, void *ud)
 {
     struct main_ctx *m = ud;
+    for (size_t i = 0; i < m->nchildren; i++) {
+        kill(m->children[i], signo);
+    }
     if (signo != SIGHUP) {
         lg_log(LG_LOG_INFO, NULL, "shutdown", "signal=%d", signo);
         event_base_loopexit(m->base, NULL);
@@ -184,6 +198,8 @@ static int parse_args(struct main_cfg *c, int argc, char **argv)
          "secret for events tokens, shared by replicas (64 hex or a passphrase); unset = random"},
         {"web-dir", LG_CFG_STRING, &c->web_dir, LG_SSE_WEB_DIR, 0, 0,
          "directory of the demo page (index.html, app.js, style.css)"},
+        {"workers", LG_CFG_INT, &c->workers, "1", 1, MAIN_MAX_WORKERS,
+         "processes serving the port together (SO_REUSEPORT), e.g. one per core"},
         {"log-level", LG_CFG_STRING, &c->log_level, "info", 0, 0, "debug|info|warn|error|off"},
     };
     size_t n = sizeof(opts) / sizeof(opts[0]);
@@ -228,13 +244,123 @@ static int load_web(const char *dir, struct lg_sse_http_file *files, uint8_t **b
     return LG_OK;
 }
 
+/* Binds a SO_REUSEPORT listening socket to |cfg->listen| (its port replaced by |port| when not
+ * 0). Startup only (getaddrinfo may block). Returns the fd or -1. */
+static int bind_reuseport(const char *listen_addr, uint16_t port, uint16_t *port_out)
+{
+    char host[256];
+    char portstr[16];
+    uint16_t p;
+    struct addrinfo hints = {0};
+    struct addrinfo *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int one = 1;
+    if (lg_cfg_split_hostport(listen_addr, host, sizeof(host), &p) != LG_OK) {
+        return -1;
+    }
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)(port != 0 ? port : p));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host, portstr, &hints, &ai) != 0 || ai == NULL) {
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, MAIN_LISTEN_BACKLOG) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static int run(const struct main_cfg *cfg, const uint8_t *secret, int listen_fd,
+               const pid_t *children, size_t nchildren, bool leader);
+
+/* --workers N: N sockets on one port (SO_REUSEPORT: the kernel spreads connections), one
+ * process each; this process is worker 0 and the leader (prints the listening line, forwards
+ * signals, reaps the others). Each worker is a full, independent adapter. */
+static int run_workers(const struct main_cfg *cfg, const uint8_t *secret)
+{
+    int fds[MAIN_MAX_WORKERS];
+    pid_t pids[MAIN_MAX_WORKERS];
+    size_t n = (size_t)cfg->workers;
+    size_t nkids = 0;
+    uint16_t port = 0;
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = bind_reuseport(cfg->listen, port, &port);
+        if (fds[i] < 0) {
+            fprintf(stderr, "llmgate-sse: --listen %s: cannot bind worker socket\n", cfg->listen);
+            return 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the leader */
+            for (size_t j = 0; j < n; j++) {
+                if (j != i) {
+                    close(fds[j]);
+                }
+            }
+            exit(run(cfg, secret, fds[i], NULL, 0, false));
+        }
+        if (pid > 0) {
+            pids[nkids++] = pid;
+        }
+        close(fds[i]);
+    }
+    int status = run(cfg, secret, fds[0], pids, nkids, true);
+    for (size_t i = 0; i < nkids; i++) {
+        int ws = 0;
+        if (status != 0) {
+            kill(pids[i], SIGTERM); /* after a clean stop the signal was already forwarded */
+        }
+        if (waitpid(pids[i], &ws, 0) > 0 && (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) {
+            status = 1;
+        }
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     struct main_cfg cfg = {0};
+    uint8_t secret[LG_SSE_AUTH_SECRET_BYTES];
+    int prc = parse_args(&cfg, argc, argv);
+    if (prc != 0) {
+        return prc > 0 ? 0 : 2;
+    }
+    /* One secret for every worker: a token made by one must verify in the others. */
+    if (lg_sse_auth_secret(cfg.token_secret, secret) != LG_OK) {
+        return 1;
+    }
+    if (cfg.token_secret == NULL || cfg.token_secret[0] == 0) {
+        lg_log(LG_LOG_WARN, NULL, "token_secret_random",
+               "no --token-secret: events tokens work on this replica only");
+    }
+    if (cfg.workers > 1) {
+        return run_workers(&cfg, secret);
+    }
+    return run(&cfg, secret, -1, NULL, 0, true);
+}
+
+static int run(const struct main_cfg *cfg_in, const uint8_t *secret, int listen_fd,
+               const pid_t *children, size_t nchildren, bool leader)
+{
+    struct main_cfg cfg = *cfg_in;
     struct main_ctx m = {0};
     struct lg_sse_http_file files[MAIN_NWEB];
     uint8_t *bufs[MAIN_NWEB] = {0};
-    uint8_t secret[LG_SSE_AUTH_SECRET_BYTES];
     lg_metrics *metrics = NULL;
     lg_admin *admin = NULL;
     lg_loop_signals *sigs = NULL;
@@ -242,20 +368,11 @@ int main(int argc, char **argv)
     char bound[MAIN_ADDR_BYTES];
     int status = 1;
 
-    int prc = parse_args(&cfg, argc, argv);
-    if (prc != 0) {
-        return prc > 0 ? 0 : 2;
-    }
+    m.children = children;
+    m.nchildren = nchildren;
     lg_sse_json_use_lg_alloc();
     if (lg_loop_ignore_sigpipe() != LG_OK || (m.base = event_base_new()) == NULL) {
         return 1;
-    }
-    if (lg_sse_auth_secret(cfg.token_secret, secret) != LG_OK) {
-        goto out;
-    }
-    if (cfg.token_secret == NULL || cfg.token_secret[0] == 0) {
-        lg_log(LG_LOG_WARN, NULL, "token_secret_random",
-               "no --token-secret: events tokens work on this replica only");
     }
     if (cfg.keys != NULL && cfg.keys[0] != 0) {
         size_t line = 0;
@@ -288,6 +405,7 @@ int main(int argc, char **argv)
     }
     struct lg_sse_http_opts ho = {
         .listen = cfg.listen,
+        .listen_fd = listen_fd,
         .heartbeat_ms = cfg.heartbeat_ms,
         .max_body_bytes = cfg.max_body_bytes,
         .max_header_bytes = cfg.max_header_bytes,
@@ -314,8 +432,10 @@ int main(int argc, char **argv)
     if (lg_loop_signals_new(&sigs, m.base, on_signal, &m) != LG_OK) {
         goto out;
     }
-    printf("listening http %s\n", bound);
-    fflush(stdout);
+    if (leader) {
+        printf("listening http %s\n", bound);
+        fflush(stdout);
+    }
     lg_log(LG_LOG_INFO, NULL, "listening", "http=%s chat=%s heartbeat_ms=%" PRId64, bound,
            cfg.chat, cfg.heartbeat_ms);
     event_base_dispatch(m.base);

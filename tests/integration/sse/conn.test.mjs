@@ -104,6 +104,18 @@ async function main() {
       const r = await readEvents(O, s.events_url);
       assert.equal(chatEvents(r.body, s.stream_id).at(-1).event, 'done');
     }],
+    ['--workers 2: processes share the port; tokens from one verify in the other', async () => {
+      // No --token-secret: the leader makes one random secret before forking the workers.
+      const w = await startSse(chat.addrs.grpc, ['--workers', '2', '--keys', keysFile({ 'sk-w': 'w' })]);
+      const W = w.addrs.http;
+      for (let i = 0; i < 20; i++) {
+        const s = await createStream(W, { key: 'sk-w', prompt: `worker ${i}` });
+        const r = await readEvents(W, s.events_url); // a new connection: either worker
+        assert.equal(r.status, 200, r.body);
+        assert.equal(chatEvents(r.body, s.stream_id).at(-1).event, 'done');
+      }
+      await w.stop(); // the leader forwards SIGTERM and reaps the worker: exit 0 overall
+    }],
     ['tokens and keys never reach the logs', async () => {
       const s = await createStream(A, { key: 'sk-two' });
       const token = s.events_url.split('token=')[1];
