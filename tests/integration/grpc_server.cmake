@@ -46,3 +46,28 @@ endforeach()
 lg_unit_test(test_grpc_health ${PROJECT_SOURCE_DIR}/tests/unit/test_grpc_health.c lg_grpc_server)
 lg_unit_test(test_grpc_reflection ${PROJECT_SOURCE_DIR}/tests/unit/test_grpc_reflection.c
              lg_grpc_server lg_testserver_fds)
+
+# The grpc C++ client (grpc core's chttp2 transport) against lg-grpc-testserver. Uses the C++
+# TestService stubs of tests/bench/bench.cmake, so it is built when that peer is built.
+if(TARGET lg_bench_testproto_cpp)
+  add_executable(grpc-cpp-interop-client ${CMAKE_CURRENT_LIST_DIR}/grpc_server/grpc_cpp_client.cc)
+  target_link_libraries(grpc-cpp-interop-client PRIVATE lg_bench_testproto_cpp Threads::Threads)
+  target_compile_options(grpc-cpp-interop-client PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+                         $<$<BOOL:${LLMGATE_WERROR}>:-Werror>)
+  # libgrpc is not instrumented: the client is built without sanitizers (the server under
+  # test keeps them).
+  get_target_property(lg_ts_cxx_opts grpc-cpp-interop-client COMPILE_OPTIONS)
+  list(FILTER lg_ts_cxx_opts EXCLUDE REGEX "sanitize")
+  set_target_properties(grpc-cpp-interop-client PROPERTIES COMPILE_OPTIONS "${lg_ts_cxx_opts}")
+  get_target_property(lg_ts_cxx_lopts grpc-cpp-interop-client LINK_OPTIONS)
+  if(lg_ts_cxx_lopts)
+    list(FILTER lg_ts_cxx_lopts EXCLUDE REGEX "sanitize")
+    set_target_properties(grpc-cpp-interop-client PROPERTIES LINK_OPTIONS "${lg_ts_cxx_lopts}")
+  endif()
+  add_test(NAME integration.grpc_server.cpp_client
+           COMMAND /usr/bin/python3 -m unittest -v test_cpp_client
+           WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/grpc_server)
+  set_tests_properties(integration.grpc_server.cpp_client PROPERTIES
+    LABELS integration TIMEOUT 300
+    ENVIRONMENT "LG_TESTSERVER=$<TARGET_FILE:lg-grpc-testserver>;LG_PYGEN=${lg_ts_pygen};LG_CPP_CLIENT=$<TARGET_FILE:grpc-cpp-interop-client>;PYTHONDONTWRITEBYTECODE=1")
+endif()
