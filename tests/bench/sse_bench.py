@@ -14,7 +14,9 @@ stream, several 127.x source addresses).
          its whole answer; events/s = all events / time until every stream ended.
 
 Usage: /usr/bin/python3 tests/bench/sse_bench.py --bin-dir build-rel/bin --load build-rel/tests/sse_load
-       [--idle-streams 10000] [--drain-streams 1000] [--smoke]
+       [--idle-streams 10000] [--drain-streams 1000] [--workers 1] [--fanout 1] [--smoke]
+  50k: --idle-streams 50000 --workers 4 --fanout 16 (a chat process holds at most 10000
+  streams, so 16 readers share each chat stream; a process here holds at most ~20000 fds)
 """
 import argparse
 import http.client
@@ -73,23 +75,53 @@ def create(addr, n, prompt):
     return urls
 
 
+# One process may hold about 20000 open files here (a hard limit): split the load.
+LOAD_PER_PROCESS = 16000
+
+
 def run_load(load, addr, urls, mode):
-    p = subprocess.Popen([load, "--target", addr, "--mode", mode, "--src-ips", "16"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    p.stdin.write("\n".join(urls) + "\n\n")
-    p.stdin.flush()
-    line = p.stdout.readline()
-    kind, _, js = line.partition(" ")
-    return p, json.loads(js)
+    procs = []
+    for i in range(0, len(urls), LOAD_PER_PROCESS):
+        p = subprocess.Popen([load, "--target", addr, "--mode", mode, "--src-ips", "16"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        p.stdin.write("\n".join(urls[i:i + LOAD_PER_PROCESS]) + "\n\n")
+        p.stdin.flush()
+        procs.append(p)
+    total = {}
+    for p in procs:
+        kind, _, js = p.stdout.readline().partition(" ")
+        for k, v in json.loads(js).items():
+            total[k] = max(total.get(k, 0), v) if k == "seconds" else total.get(k, 0) + v
+    if total.get("seconds"):
+        total["events_per_s"] = total["events"] / total["seconds"]
+    return procs, total
 
 
-def stack(bins, pace, heartbeat_ms):
+def release(procs):
+    for p in procs:
+        p.stdin.close()
+    for p in procs:
+        p.wait()
+
+
+def workers_of(pid):
+    """The adapter's processes: the leader and the workers it forked."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return pids
+
+
+def stack(bins, pace, heartbeat_ms, workers=1):
     chat, ca = start([f"{bins}/llmgate-chat", "--listen", "127.0.0.1:0", "--admin-listen",
                       "127.0.0.1:0", "--records-file", "/dev/null", "--log-level", "error",
                       "--demo-pace-ms", str(pace)], "grpc")
     sse, sa = start([f"{bins}/llmgate-sse", "--listen", "127.0.0.1:0", "--chat", ca["grpc"],
                      "--heartbeat-ms", str(heartbeat_ms), "--max-streams-per-user", "1000000",
-                     "--log-level", "error"], "http")
+                     "--workers", str(workers), "--log-level", "error"], "http")
     return chat, sse, sa["http"]
 
 
@@ -103,19 +135,24 @@ def stop(*ps):
             p.kill()
 
 
-def idle(bins, load, n):
-    chat, sse, addr = stack(bins, 10000, 1000)
+def idle(bins, load, n, workers, fanout):
+    """n idle streams over n/fanout chat streams (each chat stream read by fanout clients,
+    within the chat service's subscriber cap), served by |workers| adapter processes."""
+    chat, sse, addr = stack(bins, 10000, 1000, workers)
     try:
-        urls = create(addr, n, "hold this stream open please")
-        base = rss_kb(sse.pid)
-        lp, res = run_load(load, addr, urls, "idle")
-        held = rss_kb(sse.pid)
-        lp.stdin.close()
-        lp.wait()
+        per_chat = max(1, fanout)
+        urls = create(addr, (n + per_chat - 1) // per_chat, "hold this stream open please")
+        urls = [u for u in urls for _ in range(per_chat)][:n]
+        pids = workers_of(sse.pid)
+        base = sum(rss_kb(p) for p in pids)
+        lps, res = run_load(load, addr, urls, "idle")
+        held = sum(rss_kb(p) for p in pids)
+        release(lps)
         per = (held - base) * 1024 / max(1, res["headers"])
-        print(f"idle: {res['headers']}/{n} streams open, adapter RSS {base} -> {held} KiB, "
-              f"{per:.0f} B/stream ({per / 1024:.2f} KiB), failed {res['failed']}")
-        return {"streams": n, "open": res["headers"], "rss_base_kib": base,
+        print(f"idle: {res['headers']}/{n} streams open on {workers} adapter process(es), "
+              f"RSS {base} -> {held} KiB, {per:.0f} B/stream ({per / 1024:.2f} KiB), "
+              f"failed {res['failed']}")
+        return {"streams": n, "workers": workers, "open": res["headers"], "rss_base_kib": base,
                 "rss_held_kib": held, "bytes_per_stream": round(per)}
     finally:
         stop(sse, chat)
@@ -125,8 +162,8 @@ def drain(bins, load, n):
     chat, sse, addr = stack(bins, 0, 15000)
     try:
         urls = create(addr, n, "Explain how a gateway relays events to many readers at once.")
-        lp, res = run_load(load, addr, urls, "drain")
-        lp.wait()
+        lps, res = run_load(load, addr, urls, "drain")
+        release(lps)
         print(f"drain: {n} streams, {res['events']} events in {res['seconds']:.2f} s = "
               f"{res['events_per_s']:.0f} events/s")
         return res
@@ -140,11 +177,14 @@ def main():
     ap.add_argument("--load", required=True)
     ap.add_argument("--idle-streams", type=int, default=10000)
     ap.add_argument("--drain-streams", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=1, help="adapter processes for --idle")
+    ap.add_argument("--fanout", type=int, default=1,
+                    help="readers per chat stream for --idle (<= 16, the chat subscriber cap)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (ctest)")
     a = ap.parse_args()
     if a.smoke:
         a.idle_streams, a.drain_streams = 50, 20
-    out = {"idle": idle(a.bin_dir, a.load, a.idle_streams),
+    out = {"idle": idle(a.bin_dir, a.load, a.idle_streams, a.workers, a.fanout),
            "drain": drain(a.bin_dir, a.load, a.drain_streams)}
     print(json.dumps(out))
 
