@@ -89,6 +89,19 @@ def msgs(text):
 
 
 def setUpModule():
+    try:
+        start_all()
+    except BaseException:
+        # unittest skips tearDownModule when setUpModule fails: stop what did start.
+        for name in ("a", "b", "c"):
+            if name in ENV:
+                ENV[name].p.kill()
+        if "fake" in ENV:
+            ENV["fake"].p.kill()
+        raise
+
+
+def start_all():
     global pb, pbg, grpc
     work = ARGS.workdir
     os.makedirs(work, exist_ok=True)

@@ -36,6 +36,18 @@ def wait_for(cond, what, timeout=WAIT_S):
 
 
 def setUpModule():
+    try:
+        start_all()
+    except BaseException:
+        # unittest skips tearDownModule when setUpModule fails: stop what did start.
+        if "chat" in ENV:
+            ENV["chat"].kill()
+        if "chdir" in ENV:
+            subprocess.call([os.path.join(ARGS.ch_scripts, "stop.sh"), ENV["chdir"]])
+        raise
+
+
+def start_all():
     work = ARGS.workdir
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
