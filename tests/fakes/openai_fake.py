@@ -20,6 +20,7 @@ fake serves every test case at once:
   fake-400           400 invalid_request_error (not retried)
   fake-hang          reads the request, never answers (first-byte timeout)
   fake-trickle       normal, with 150 ms between chunks
+  fake-cumulative    usage on every chunk, cumulative (vLLM continuous usage stats)
   fake-long-N        N content chunks "tok0 tok1 ..." (benchmarks), usage, [DONE]
 
 GET /_stats answers JSON {"requests": {model: count}, "last_body": {...}} so tests can check
@@ -206,6 +207,20 @@ class Handler(BaseHTTPRequestHandler):
         elif model == "fake-hang":
             time.sleep(30)
             self.close_connection = True
+        elif model == "fake-cumulative":
+            cid = "chatcmpl-fake"
+            self.start_stream()
+            for i, w in enumerate(WORDS):
+                c = chunk(cid, model, {"content": w})
+                c["usage"] = {"prompt_tokens": 11, "completion_tokens": i + 1,
+                              "total_tokens": 12 + i}
+                self.event(c)
+            last = chunk(cid, model, {}, finish="stop")
+            last["usage"] = {"prompt_tokens": 11, "completion_tokens": len(WORDS),
+                             "total_tokens": 11 + len(WORDS)}
+            self.event(last)
+            self.event("[DONE]")
+            self.end_stream()
         elif model == "fake-trickle":
             self.normal(model, pause=0.15)
         elif model.startswith("fake-long-"):

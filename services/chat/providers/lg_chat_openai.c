@@ -337,6 +337,9 @@ static int openai_on_sse_event(struct lg_slice event, struct lg_slice data, void
         snprintf(o->finish_reason, sizeof(o->finish_reason), "%s", c.finish_reason);
     }
     if (c.has_usage) {
+        /* The last report wins. Some servers (vLLM's continuous usage stats) send cumulative
+         * usage on every chunk: adding them up would overcount (Langfuse #8808). A final
+         * chunk may carry both text and usage (LiteLLM #36168): both are kept. */
         o->has_usage = true;
         o->usage = c.usage;
     }

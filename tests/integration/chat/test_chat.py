@@ -128,7 +128,8 @@ def start_all():
     ENV["fake"] = fake
     fake_models = ["fake-normal", "fake-crlf", "fake-nousage", "fake-429", "fake-429ms",
                    "fake-500", "fake-500-once", "fake-500-after", "fake-cut", "fake-malformed",
-                   "fake-400", "fake-hang", "fake-trickle", "fake-long-100000"]
+                   "fake-400", "fake-hang", "fake-trickle", "fake-long-100000",
+                   "fake-cumulative"]
     priced = [{"name": m, "input_usd_per_mtok": 2.5, "cached_input_usd_per_mtok": 1.25,
                "output_usd_per_mtok": 10} for m in fake_models]
     cfg = {"providers": [
@@ -605,6 +606,15 @@ class FakeUpstreamTest(unittest.TestCase):
         self.assertEqual(r["status"], "cancelled")
         self.assertEqual(r["usage_source"], "estimated")
         self.assertLess(r["completion_tokens"], 6)
+
+    def test_cumulative_usage_is_not_summed(self):
+        u = user()
+        evs = self.stream("fake-cumulative", u)
+        self.assertEqual(evs[-1].done.usage.completion_tokens, 6)
+        self.assertEqual(evs[-1].done.usage.prompt_tokens, 11)
+        [r] = wait_record(ENV["a"].records, user_id=u)
+        self.assertEqual((r["prompt_tokens"], r["completion_tokens"]), (11, 6))
+        self.assertEqual(r["usage_source"], "reported")
 
     def test_slow_trickle(self):
         self.check_ok("fake-trickle")
