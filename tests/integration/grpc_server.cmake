@@ -71,3 +71,26 @@ if(TARGET lg_bench_testproto_cpp)
     LABELS integration TIMEOUT 300
     ENVIRONMENT "LG_TESTSERVER=$<TARGET_FILE:lg-grpc-testserver>;LG_PYGEN=${lg_ts_pygen};LG_CPP_CLIENT=$<TARGET_FILE:grpc-cpp-interop-client>;PYTHONDONTWRITEBYTECODE=1")
 endif()
+
+# The grpc-go client (Debian golang-google-grpc-dev, GOPATH mode, no network) against
+# lg-grpc-testserver. Skipped when Go is not installed (scripts/install-deps installs it).
+find_program(LG_GO go)
+if(LG_GO AND EXISTS /usr/share/gocode/src/google.golang.org/grpc)
+  set(lg_go_client ${CMAKE_BINARY_DIR}/bin/grpc-go-interop-client)
+  add_custom_command(OUTPUT ${lg_go_client}
+    COMMAND ${CMAKE_COMMAND} -E env GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS=
+            GOCACHE=${CMAKE_BINARY_DIR}/go-cache
+            ${LG_GO} build -o ${lg_go_client}
+            ${CMAKE_CURRENT_LIST_DIR}/grpc_server/grpc_go_client.go
+    DEPENDS ${CMAKE_CURRENT_LIST_DIR}/grpc_server/grpc_go_client.go
+    COMMENT "go build grpc-go-interop-client")
+  add_custom_target(grpc_go_interop_client ALL DEPENDS ${lg_go_client})
+  add_test(NAME integration.grpc_server.go_client
+           COMMAND /usr/bin/python3 -m unittest -v test_go_client
+           WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/grpc_server)
+  set_tests_properties(integration.grpc_server.go_client PROPERTIES
+    LABELS integration TIMEOUT 300
+    ENVIRONMENT "LG_TESTSERVER=$<TARGET_FILE:lg-grpc-testserver>;LG_PYGEN=${lg_ts_pygen};LG_GO_CLIENT=${lg_go_client};PYTHONDONTWRITEBYTECODE=1")
+else()
+  message(STATUS "grpc_server: go or golang-google-grpc-dev missing; go_client test skipped")
+endif()
