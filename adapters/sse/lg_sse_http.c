@@ -47,6 +47,13 @@ enum stream_kind {
 
 struct conn;
 
+/* What only the OpenAI endpoint needs, kept out of every SSE stream's memory. */
+struct oai_part {
+    char finish[32];                               /* copy of done.finish_reason */
+    char model[129];                               /* model echoed in objects */
+    char oai_id[LG_SSE_MAX_STREAM_ID_BYTES + 16];  /* "chatcmpl-<stream id>" */
+};
+
 /* One request that waits on the chat service (at most one per connection: evhttp serves a
  * connection's requests one after the other). */
 struct stream {
@@ -64,9 +71,7 @@ struct stream {
     char stream_id[LG_SSE_MAX_STREAM_ID_BYTES + 1];   /* known once the first event came */
     struct lg_buf text;          /* SK_OAI_FULL: the assembled answer */
     struct lg_sse_done done;     /* SK_OAI_*: outcome and usage */
-    char finish[32];             /* copy of done.finish_reason */
-    char model[129];             /* SK_OAI_*: model echoed in objects */
-    char oai_id[LG_SSE_MAX_STREAM_ID_BYTES + 16]; /* "chatcmpl-<stream id>" */
+    struct oai_part *oai;        /* SK_OAI_*: owned; NULL for the other kinds */
     int64_t created;             /* unix seconds of the request */
     bool include_usage;          /* SK_OAI_STREAM: stream_options.include_usage */
 };
@@ -407,6 +412,7 @@ static void stream_free(struct stream *st)
     }
     slot_release(h, st);
     lg_buf_deinit(&st->text);
+    lg_free(st->oai);
     lg_free(st);
 }
 
@@ -423,10 +429,20 @@ static struct evhttp_request *stream_detach(struct stream *st)
     return req;
 }
 
-/* Closes the client connection on a later loop turn (a slow client, a broken stream). */
+static void on_kill(evutil_socket_t fd, short what, void *arg);
+
+/* Closes the client connection on a later loop turn (a slow client, a broken stream). The
+ * event is made on first use: most connections never need it. Without memory for it the
+ * connection is left to the client or the timeouts (nothing more is written to it). */
 static void conn_kill_later(struct conn *c)
 {
-    if (c != NULL && c->kill != NULL) {
+    if (c == NULL) {
+        return;
+    }
+    if (c->kill == NULL) {
+        c->kill = event_new(c->h->base, -1, 0, on_kill, c);
+    }
+    if (c->kill != NULL) {
         event_active(c->kill, 0, 0);
     }
 }
@@ -488,6 +504,9 @@ static int stream_open(struct stream *st)
     evhttp_send_reply_start(st->req, 200, "OK");
     st->headers_sent = true;
     stream_fix_sndbuf(st);
+    /* The request headers were used up (auth, resume point, CORS); a browser sends a
+     * kilobyte or more of them, which an idle stream would otherwise keep for hours. */
+    evhttp_clear_headers(evhttp_request_get_input_headers(st->req));
     lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
     int rc = lg_sse_enc_comment(&b, "llmgate");
     if (rc == LG_OK && st->kind == SK_EVENTS) {
@@ -722,30 +741,30 @@ static void on_plain_end(int rc, const char *msg, void *ud)
 
 static void oai_ctx(const struct stream *st, struct lg_sse_oai_ctx *c)
 {
-    c->id = st->oai_id;
-    c->model = st->model;
+    c->id = st->oai->oai_id;
+    c->model = st->oai->model;
     c->created = st->created;
 }
 
 static void oai_note_event(struct stream *st, const struct lg_sse_chat_event *ev)
 {
-    if (st->oai_id[0] == 0) {
-        snprintf(st->oai_id, sizeof(st->oai_id), "chatcmpl-%.64s", ev->stream_id);
+    if (st->oai->oai_id[0] == 0) {
+        snprintf(st->oai->oai_id, sizeof(st->oai->oai_id), "chatcmpl-%.64s", ev->stream_id);
     }
     if (ev->type == LG_SSE_TYPE_START && ev->model != NULL && ev->model[0] != 0) {
         size_t n = strlen(ev->model);
-        n = n < sizeof(st->model) - 1 ? n : sizeof(st->model) - 1;
-        memcpy(st->model, ev->model, n);
-        st->model[n] = 0;
+        n = n < sizeof(st->oai->model) - 1 ? n : sizeof(st->oai->model) - 1;
+        memcpy(st->oai->model, ev->model, n);
+        st->oai->model[n] = 0;
     }
     if (ev->type == LG_SSE_TYPE_DONE) {
         st->done = ev->done;
         const char *fr = ev->done.finish_reason != NULL ? ev->done.finish_reason : "stop";
         size_t n = strlen(fr);
-        n = n < sizeof(st->finish) - 1 ? n : sizeof(st->finish) - 1;
-        memcpy(st->finish, fr, n);
-        st->finish[n] = 0;
-        st->done.finish_reason = st->finish;
+        n = n < sizeof(st->oai->finish) - 1 ? n : sizeof(st->oai->finish) - 1;
+        memcpy(st->oai->finish, fr, n);
+        st->oai->finish[n] = 0;
+        st->done.finish_reason = st->oai->finish;
         st->done_seen = true;
     }
 }
@@ -764,7 +783,7 @@ static int oai_stream_piece(struct stream *st, const struct lg_sse_chat_event *e
         rc = lg_sse_json_oai_chunk_text(b, &c, ev->text, ev->text_len);
         break;
     case LG_SSE_TYPE_DONE:
-        rc = lg_sse_json_oai_chunk_finish(b, &c, st->finish);
+        rc = lg_sse_json_oai_chunk_finish(b, &c, st->oai->finish);
         if (rc == LG_OK && st->include_usage) {
             rc = lg_sse_json_oai_chunk_usage(b, &c, &st->done);
         }
@@ -1041,12 +1060,16 @@ static void handle_start(lg_sse_http *h, struct conn *c, struct evhttp_request *
                                           : "out of memory");
         goto out_free_arena;
     }
-    snprintf(st->model, sizeof(st->model), "%s", r.model);
     st->include_usage = r.include_usage;
-    if (kind == SK_OAI_STREAM &&
-        (st->timer = event_new(h->base, -1, 0, on_timer, st)) == NULL) {
+    if (openai && (st->oai = lg_calloc(1, sizeof(*st->oai))) == NULL) {
+        rc = LG_ERR_NOMEM;
+    } else if (kind == SK_OAI_STREAM &&
+               (st->timer = event_new(h->base, -1, 0, on_timer, st)) == NULL) {
         rc = LG_ERR_NOMEM;
     } else {
+        if (openai) {
+            snprintf(st->oai->model, sizeof(st->oai->model), "%s", r.model);
+        }
         rc = lg_sse_chat_start(h->o.chat, user, &r, openai ? on_oai_event : on_create_event,
                                openai ? on_oai_end : on_plain_end, st, &st->call);
     }
@@ -1306,11 +1329,7 @@ static struct conn *conn_get(lg_sse_http *h, struct evhttp_connection *evcon)
     c->h = h;
     c->evcon = evcon;
     c->id = ++h->next_conn_id;
-    c->kill = event_new(h->base, -1, 0, on_kill, c);
-    if (c->kill == NULL || lg_sse_table_put(h->conns, evcon, c) != LG_OK) {
-        if (c->kill != NULL) {
-            event_free(c->kill);
-        }
+    if (lg_sse_table_put(h->conns, evcon, c) != LG_OK) {
         lg_free(c);
         return NULL;
     }
