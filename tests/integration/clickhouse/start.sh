@@ -15,7 +15,8 @@
 #   stop.sh DIR      SIGTERM, wait (deadline 30 s), then SIGKILL. `stop.sh DIR -9` kills at
 #                    once (crash simulation). Idempotent; exits 0 when nothing runs.
 #   client.sh DIR [clickhouse-client args...]   clickhouse-client on the server's TCP port.
-# User "default", no password; server timezone UTC. Exit status != 0 (and a reason on
+# Users: "default" with no password, and "llmgate" with password "llmgate-secret" (for auth
+# tests: basic auth in the URL or X-ClickHouse-User/-Key). Server timezone UTC. Exit status != 0 (and a reason on
 # stderr, with the tail of the server log) when the server does not come up in time.
 set -euo pipefail
 DIR=${1:?usage: start.sh DIR}
@@ -88,6 +89,12 @@ XML
             <profile>default</profile>
             <quota>default</quota>
         </default>
+        <llmgate>
+            <password>llmgate-secret</password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </llmgate>
     </users>
     <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
         <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
