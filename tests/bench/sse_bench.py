@@ -23,8 +23,11 @@ import http.client
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 WAIT_S = 60
@@ -79,10 +82,13 @@ def create(addr, n, prompt):
 LOAD_PER_PROCESS = 16000
 
 
-def run_load(load, addr, urls, mode):
+def run_load(load, addr, urls, mode, expect=0):
     procs = []
+    nprocs = max(1, (len(urls) + LOAD_PER_PROCESS - 1) // LOAD_PER_PROCESS)
+    per = (expect + nprocs - 1) // nprocs  # events each load process waits for
     for i in range(0, len(urls), LOAD_PER_PROCESS):
-        p = subprocess.Popen([load, "--target", addr, "--mode", mode, "--src-ips", "16"],
+        extra = ["--expect-events", str(per)] if expect else []
+        p = subprocess.Popen([load, "--target", addr, "--mode", mode, "--src-ips", "16"] + extra,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         p.stdin.write("\n".join(urls[i:i + LOAD_PER_PROCESS]) + "\n\n")
         p.stdin.flush()
@@ -171,6 +177,124 @@ def drain(bins, load, n):
         stop(sse, chat)
 
 
+# ---- peer: nchan (nginx module, Debian libnginx-mod-nchan) ---------------------------------
+
+NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+NCHAN_CONF = """
+load_module {module};
+daemon off;
+master_process on;
+worker_processes {workers};
+worker_rlimit_nofile 20000;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 19000; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  nchan_shared_memory_size 1024M;
+  server {{
+    listen 127.0.0.1:{port} reuseport;
+    location ~ ^/sub/(\\w+)$ {{
+      nchan_subscriber eventsource;
+      nchan_channel_id $1;
+      nchan_subscriber_first_message oldest;
+      nchan_eventsource_ping_interval 1;
+      nchan_eventsource_ping_event heartbeat;
+    }}
+    location ~ ^/pub/(\\w+)$ {{
+      nchan_publisher;
+      nchan_channel_id $1;
+      nchan_message_buffer_length 400;
+      nchan_message_timeout 10m;
+    }}
+  }}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nchan_start(workers):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx) or not os.path.exists(NCHAN_MODULE):
+        return None
+    d = tempfile.mkdtemp(prefix="lg-nchan-")
+    port = free_port()
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(NCHAN_CONF.format(module=NCHAN_MODULE, workers=workers, dir=d, port=port))
+    p = subprocess.Popen([nginx, "-p", d, "-c", f"{d}/nginx.conf"], stderr=subprocess.DEVNULL)
+    addr = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p, addr
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    return None
+
+
+def nchan_pids(master):
+    return workers_of(master)
+
+
+def nchan_idle(load, n, workers):
+    st = nchan_start(workers)
+    if st is None:
+        print("nchan: not installed (libnginx-mod-nchan), skipped")
+        return None
+    p, addr = st
+    try:
+        pids = nchan_pids(p.pid)
+        base = sum(rss_kb(x) for x in pids)
+        lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "idle")
+        held = sum(rss_kb(x) for x in pids)
+        release(lps)
+        per = (held - base) * 1024 / max(1, res["headers"])
+        print(f"nchan idle: {res['headers']}/{n} streams on {workers} worker(s), RSS {base} -> "
+              f"{held} KiB, {per:.0f} B/stream ({per / 1024:.2f} KiB)")
+        return {"streams": n, "workers": workers, "open": res["headers"], "rss_base_kib": base,
+                "rss_held_kib": held, "bytes_per_stream": round(per)}
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def nchan_drain(load, n, per_stream):
+    st = nchan_start(1)
+    if st is None:
+        return None
+    p, addr = st
+    try:
+        host, port = addr.rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=WAIT_S)
+        body = json.dumps({"type": "content", "data": {"content": " word"}})
+        for i in range(n):
+            for _ in range(per_stream):
+                c.request("POST", f"/pub/c{i}", body=body)
+                c.getresponse().read()
+        c.close()
+        lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "drain",
+                            expect=n * per_stream)
+        release(lps)
+        print(f"nchan drain: {n} streams, {res['events']} events in {res['seconds']:.2f} s = "
+              f"{res['events_per_s']:.0f} events/s")
+        return res
+    finally:
+        p.terminate()
+        p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
@@ -181,11 +305,17 @@ def main():
     ap.add_argument("--fanout", type=int, default=1,
                     help="readers per chat stream for --idle (<= 16, the chat subscriber cap)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (ctest)")
+    ap.add_argument("--peers", default="nchan", help="peers measured in the same run: nchan or none")
     a = ap.parse_args()
     if a.smoke:
         a.idle_streams, a.drain_streams = 50, 20
     out = {"idle": idle(a.bin_dir, a.load, a.idle_streams, a.workers, a.fanout),
            "drain": drain(a.bin_dir, a.load, a.drain_streams)}
+    if "nchan" in a.peers.split(","):
+        out["nchan_idle"] = nchan_idle(a.load, a.idle_streams, a.workers)
+        d = out["drain"]
+        out["nchan_drain"] = nchan_drain(a.load, a.drain_streams,
+                                         max(1, round(d["events"] / max(1, d["streams"]))))
     print(json.dumps(out))
 
 

@@ -10,6 +10,7 @@
  *   --mode idle|drain   idle: print "ready <json>" once every stream has seen a heartbeat
  *                       (or an event), then hold until stdin closes; drain: read every stream
  *                       to its end and print "done <json>" with events/s
+ *   --expect-events N   drain: stop once N events arrived (for servers that keep streams open)
  *
  * Output figures: streams, streams that got headers, events (blocks with an id), heartbeats,
  * failures, seconds. Prints with printf: this is a benchmark tool, not a service.
@@ -160,11 +161,14 @@ int main(int argc, char **argv)
     const char *target = NULL;
     const char *mode = "idle";
     int nsrc = LOAD_DEFAULT_SRC;
+    unsigned long long expect = 0; /* drain: stop at this many events (servers that never end) */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--target") == 0) {
             target = argv[i + 1];
         } else if (strcmp(argv[i], "--mode") == 0) {
             mode = argv[i + 1];
+        } else if (strcmp(argv[i], "--expect-events") == 0) {
+            expect = strtoull(argv[i + 1], NULL, 10);
         } else if (strcmp(argv[i], "--src-ips") == 0) {
             nsrc = (int)strtol(argv[i + 1], NULL, 10);
         }
@@ -220,11 +224,14 @@ int main(int argc, char **argv)
         }
         size_t ready = 0;
         size_t closed = 0;
+        unsigned long long seen = 0;
         for (size_t i = 0; i < n; i++) {
             ready += conns[i].got_beat ? 1 : 0;
             closed += conns[i].closed ? 1 : 0;
+            seen += conns[i].events;
         }
-        if ((!drain && ready + failed >= n) || (drain && closed >= n)) {
+        if ((!drain && ready + failed >= n) || (drain && closed >= n) ||
+            (drain && expect > 0 && seen >= expect)) {
             break;
         }
     }
