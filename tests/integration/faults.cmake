@@ -1,0 +1,12 @@
+# tests/integration/faults.cmake (owner: faults): fault injection end to end (issue 7) with
+# real processes: the fault upstream (tests/integration/faults/fault_upstream.py, extending
+# the fake of tests/fakes), real ClickHouse (tests/integration/clickhouse/start.sh), python
+# grpcio at /usr/bin/python3. Shared harness: tests/integration/faults/lib.py.
+if(TARGET llmgate-chat)
+  add_test(NAME integration.faults.upstream
+    COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/integration/faults/test_upstream_faults.py
+            --chat $<TARGET_FILE:llmgate-chat>
+            --protos ${PROJECT_SOURCE_DIR}/protos
+            --workdir ${CMAKE_BINARY_DIR}/it-faults-upstream)
+  set_tests_properties(integration.faults.upstream PROPERTIES LABELS integration TIMEOUT 300)
+endif()
