@@ -43,7 +43,9 @@ struct lg_spool {
 
     /* Reader side: the shipper thread only. */
     int rfd;
-    uint64_t rseg; /* segment |rfd| belongs to; UINT64_MAX none */
+    uint64_t rseg;     /* segment |rfd| belongs to; UINT64_MAX none */
+    struct lg_buf rb;  /* read-ahead: bytes of segment |rseg| starting at |rb_off| */
+    uint64_t rb_off;
 
     struct lg_spool_state state;
     uint64_t torn_bytes;
@@ -486,6 +488,7 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
     sp->rfd = -1;
     sp->rseg = UINT64_MAX;
     lg_buf_init(&sp->wbuf, LG_SPOOL_WRITE_BUFFER_BYTES);
+    lg_buf_init(&sp->rb, LG_SPOOL_MAX_RECORD_BYTES + SPOOL_FRAME_HDR + LG_SPOOL_READ_AHEAD_BYTES);
     pthread_mutex_init(&sp->mu, NULL);
     uint64_t lo, hi;
     bool any;
@@ -522,6 +525,7 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
 
 out_free_spool:
     lg_buf_deinit(&sp->wbuf);
+    lg_buf_deinit(&sp->rb);
     pthread_mutex_destroy(&sp->mu);
     lg_free(sp->dir);
     lg_free(sp);
@@ -541,6 +545,7 @@ void lg_spool_close(lg_spool *sp)
         close(sp->rfd);
     }
     lg_buf_deinit(&sp->wbuf);
+    lg_buf_deinit(&sp->rb);
     pthread_mutex_destroy(&sp->mu);
     lg_free(sp->dir);
     lg_free(sp);
@@ -571,6 +576,7 @@ static int reader_open(lg_spool *sp, uint64_t seg)
         sp->rfd = -1;
         sp->rseg = UINT64_MAX;
     }
+    lg_buf_reset(&sp->rb);
     char path[SPOOL_PATH_MAX];
     int rc = seg_path(sp, seg, path, sizeof(path));
     if (rc != LG_OK) {
@@ -582,6 +588,44 @@ static int reader_open(lg_spool *sp, uint64_t seg)
     }
     sp->rseg = seg;
     return LG_OK;
+}
+
+/* Returns |len| bytes of the open read segment at |off|, served from the read-ahead buffer
+ * (refilled with one pread of up to LG_SPOOL_READ_AHEAD_BYTES), never reading at or past
+ * |limit| (the flushed size of the active segment; UINT64_MAX for a closed one, whose end
+ * is the file's). NULL when fewer bytes exist; *|io| set on a read error. */
+static const uint8_t *reader_get(lg_spool *sp, uint64_t off, size_t len, uint64_t limit,
+                                 bool *io)
+{
+    if (off >= sp->rb_off && off + len <= sp->rb_off + sp->rb.len) {
+        return sp->rb.data + (off - sp->rb_off);
+    }
+    size_t want = len > LG_SPOOL_READ_AHEAD_BYTES ? len : LG_SPOOL_READ_AHEAD_BYTES;
+    if (limit != UINT64_MAX) {
+        if (off >= limit) {
+            return NULL;
+        }
+        if (limit - off < want) {
+            want = (size_t)(limit - off);
+        }
+    }
+    if (want < len) {
+        return NULL;
+    }
+    lg_buf_reset(&sp->rb);
+    uint8_t *dst = lg_buf_reserve(&sp->rb, want);
+    if (dst == NULL) {
+        *io = true;
+        return NULL;
+    }
+    ssize_t n = pread_all(sp->rfd, dst, want, off);
+    if (n < 0) {
+        *io = true;
+        return NULL;
+    }
+    lg_buf_commit(&sp->rb, (size_t)n);
+    sp->rb_off = off;
+    return (size_t)n >= len ? sp->rb.data : NULL;
 }
 
 int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out)
@@ -607,13 +651,15 @@ int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out)
         if (rc != LG_OK) {
             return rc;
         }
-        uint8_t hdr[SPOOL_FRAME_HDR];
-        ssize_t n = pread_all(sp->rfd, hdr, sizeof(hdr), cur->off);
-        if (n < 0) {
+        bool closed = cur->seg < wseg;
+        uint64_t limit = closed ? UINT64_MAX : wsize;
+        bool io = false;
+        const uint8_t *hdr = reader_get(sp, cur->off, SPOOL_FRAME_HDR, limit, &io);
+        if (io) {
             return LG_ERR_IO;
         }
-        if (n < (ssize_t)sizeof(hdr)) {
-            if (cur->seg < wseg) {
+        if (hdr == NULL) {
+            if (closed) {
                 /* End of a closed segment: continue in the next one. */
                 *cur = (struct lg_spool_pos){cur->seg + 1, SPOOL_MAGIC_LEN};
                 continue;
@@ -621,22 +667,22 @@ int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out)
             return LG_ERR_AGAIN;
         }
         uint32_t len = get_u32(hdr);
-        lg_buf_reset(out);
-        uint8_t *dst = len > LG_SPOOL_MAX_RECORD_BYTES ? NULL : lg_buf_reserve(out, len + 1u);
-        if (dst == NULL) {
-            if (len > LG_SPOOL_MAX_RECORD_BYTES) {
-                goto corrupt;
-            }
-            return out->max < len + 1u ? LG_ERR_TOO_LARGE : LG_ERR_NOMEM;
-        }
-        n = pread_all(sp->rfd, dst, len, cur->off + SPOOL_FRAME_HDR);
-        if (n < 0) {
-            return LG_ERR_IO;
-        }
-        if ((size_t)n < len || crc_of(dst, len) != get_u32(hdr + 4)) {
+        uint32_t crc = get_u32(hdr + 4);
+        if (len > LG_SPOOL_MAX_RECORD_BYTES) {
             goto corrupt;
         }
-        lg_buf_commit(out, len);
+        const uint8_t *payload = reader_get(sp, cur->off + SPOOL_FRAME_HDR, len, limit, &io);
+        if (io) {
+            return LG_ERR_IO;
+        }
+        if (payload == NULL || crc_of(payload, len) != crc) {
+            goto corrupt;
+        }
+        lg_buf_reset(out);
+        rc = lg_buf_append(out, payload, len);
+        if (rc != LG_OK) {
+            return rc;
+        }
         cur->off += SPOOL_FRAME_HDR + len;
         return LG_OK;
     corrupt:

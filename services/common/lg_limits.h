@@ -361,6 +361,9 @@
  * fills or the shipper flushes (every LG_SHIPPER_SYNC_INTERVAL_MS): few syscalls, and a
  * crash loses at most what a flush had not yet written. */
 #define LG_SPOOL_WRITE_BUFFER_BYTES (1024u * 1024u)
+/* The shipper reads the spool back with one pread per this many bytes (not two per record:
+ * header, payload), served from a buffer of this size plus one maximal record. */
+#define LG_SPOOL_READ_AHEAD_BYTES (1024u * 1024u)
 /* Default disk cap for the spool (--spool-max-bytes may lower it): about 500k billing rows
  * of 2 KB, i.e. hours of a busy gateway's records during a ClickHouse outage. At the cap
  * new records are dropped, counted and logged (the only way a record is lost). */

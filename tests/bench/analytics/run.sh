@@ -5,8 +5,9 @@
 #  1. enqueue cost, p50/p99/p99.9 ns with 1, 2, 8 producers (bench_enqueue), and the JSON
 #     row encoding rate;
 #  2. ClickHouse's own ingest of the same N rows, in the same run, on a private server:
-#     the encoded JSONEachRow file POSTed with curl in 100k-row batches, and the same rows
-#     as RowBinary (the format choice: server time and bytes of each);
+#     the encoded JSONEachRow file POSTed with curl in 100k-row batches, the same file
+#     through clickhouse-client (native protocol), and the same rows as RowBinary (the
+#     format choice: server time and bytes of each);
 #  3. the shipper: N records enqueued -> all acknowledged by ClickHouse (rows/s, and the
 #     shipper thread's CPU as a share of one core over that time);
 #  4. spool replay after an outage: N records spooled with ClickHouse away, then
@@ -63,6 +64,16 @@ t1=$(now)
 PEER_JSON=$(rate "$N" "$t0" "$t1")
 echo "peer_json_rows_per_s=$PEER_JSON"
 
+echo "== 2c. clickhouse-client bulk insert of the same file (native protocol; the client parses)"
+reset_schema
+t0=$(now)
+"$CHS/client.sh" "$CH" --query "INSERT INTO llm_ingest FORMAT JSONEachRow" --input_format_skip_unknown_fields=1 < "$WORK/rows.jsonl"
+t1=$(now)
+[ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "clickhouse-client rows mismatch"; exit 1; }
+PEER_CLIENT=$(rate "$N" "$t0" "$t1")
+echo "peer_clickhouse_client_rows_per_s=$PEER_CLIENT"
+reset_schema
+
 echo "== 2b. clickhouse ingest, RowBinary, curl, $CHUNK-row batches"
 q "CREATE TABLE bench_copy AS llm_ingest ENGINE = MergeTree() ORDER BY request_id"
 for f in "$WORK"/json/c*; do
@@ -110,5 +121,6 @@ echo
 echo "== summary ($MODE, N=$N, $(nproc) cores, clickhouse $(q 'SELECT version()'))"
 echo "clickhouse ingest JSONEachRow (curl, ${CHUNK}-row batches): $PEER_JSON rows/s"
 echo "clickhouse ingest RowBinary   (curl, ${CHUNK}-row batches): $PEER_RB rows/s"
+echo "clickhouse-client bulk insert (JSONEachRow file, native):   $PEER_CLIENT rows/s"
 echo "shipper end to end (enqueue -> acknowledged):              $SHIP rows/s ($(/usr/bin/python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$SHIP" "$PEER_JSON")x the JSON peer), shipper thread CPU ${CPU}% of one core"
 echo "spool replay after outage:                                 $REPLAY rows/s"
