@@ -230,17 +230,35 @@ static int seal_gzip(lg_batch *b)
     return rc;
 }
 
+/* FNV-1a over 64-bit little-endian words, then the tail bytes: the FNV scheme, eight times
+ * fewer multiplies than byte-wise (a 50k-row batch is ~100 MB to hash). Deterministic
+ * across runs and hosts (explicit little-endian load), which is all a batch_id needs. */
+static uint64_t hash_rows(const lg_batch *b)
+{
+    const uint8_t *p = b->rows.data;
+    size_t n = b->rows.len, i = 0;
+    uint64_t h = FNV64_OFFSET;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = 0;
+        for (int k = 7; k >= 0; k--) {
+            w = (w << 8) | p[i + (size_t)k];
+        }
+        h ^= w;
+        h *= FNV64_PRIME;
+    }
+    for (; i < n; i++) {
+        h ^= p[i];
+        h *= FNV64_PRIME;
+    }
+    return h;
+}
+
 int lg_batch_seal(lg_batch *b, bool gzip)
 {
     if (b->count == 0) {
         return LG_ERR_INVALID;
     }
-    uint64_t h = FNV64_OFFSET;
-    for (size_t i = 0; i < b->rows.len; i++) {
-        h ^= b->rows.data[i];
-        h *= FNV64_PRIME;
-    }
-    snprintf(b->id, sizeof(b->id), "%016" PRIx64 "-%zu", h, b->count);
+    snprintf(b->id, sizeof(b->id), "%016" PRIx64 "-%zu", hash_rows(b), b->count);
     int rc = LG_OK;
     if (gzip) {
         rc = seal_gzip(b);
