@@ -6,11 +6,15 @@ source "$(dirname "$0")/lib.sh"
 ch_start
 "$CLI" migrate --clickhouse-url "$URL" >/dev/null
 N=3000
-"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/spool" --count $N --inject-bad-row > "$WORK/driver.out"
+# The malformed row sits in the middle of its batch (row 1235): ClickHouse names it
+# "(at row 1235)" and exactly that row must leave.
+"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/spool" --count $N --inject-bad-row \
+  --bad-row-at 1234 > "$WORK/driver.out"
 cat "$WORK/driver.out"
 rows=$(q 'SELECT count() FROM llm_requests')
 dl=$(wc -l < "$WORK/spool/deadletter.jsonl")
 expect_eq "rows" "$rows" "$N"
+expect_eq "distinct good rows" "$(q "SELECT uniqExact(request_id) FROM llm_requests WHERE request_id LIKE 'req-%'")" "$N"
 expect_eq "dead letters" "$dl" "1"
 grep -q '"row":"{\\"request_id\\":\\"bad-1\\"' "$WORK/spool/deadletter.jsonl" || fail "bad row not in dead letters"
 grep -q '"code":27' "$WORK/spool/deadletter.jsonl" || grep -q '"code":72' "$WORK/spool/deadletter.jsonl" || fail "error code missing"

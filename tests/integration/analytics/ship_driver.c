@@ -34,6 +34,7 @@
 struct drv {
     const char *url, *spool_dir, *expect, *log_level;
     int64_t count, first, batch_rows, batch_age_ms, spool_max, queue_cap, drain_ms, seg_bytes;
+    int64_t bad_at;
     bool hold, inject_bad, no_ship, metrics;
 };
 
@@ -107,7 +108,11 @@ static struct lg_record *make(int64_t i)
     return r;
 }
 
-static int inject_bad_row(const struct drv *d)
+/* Writes records [first, first + bad_at) straight into the spool, then one malformed row,
+ * before the shipper starts; the main loop then enqueues the rest. So the bad row sits at
+ * position bad_at + 1 of its batch, and the test sees whether ClickHouse's "(at row N)"
+ * picks the right one. */
+static int inject_bad_row(struct drv *d)
 {
     struct lg_spool_opts so = {d->spool_dir,
                                d->spool_max > 0 ? (uint64_t)d->spool_max
@@ -119,11 +124,27 @@ static int inject_bad_row(const struct drv *d)
     if (rc != LG_OK) {
         return rc;
     }
+    struct lg_buf row;
+    lg_buf_init(&row, LG_RECORD_MAX_ROW_BYTES);
+    for (int64_t i = 0; i < d->bad_at && rc == LG_OK; i++) {
+        struct lg_record *r = make(d->first + i);
+        lg_buf_reset(&row);
+        rc = r != NULL ? lg_record_encode_row(r, &row) : LG_ERR_NOMEM;
+        if (rc == LG_OK) {
+            rc = lg_spool_append(sp, row.data, row.len);
+        }
+        lg_record_free(r);
+    }
+    lg_buf_deinit(&row);
     /* prompt_tokens is Int64: a word there is rejected by ClickHouse (Code 27/72). */
     const char bad[] = "{\"request_id\":\"bad-1\",\"user_id\":\"user-bad\","
                        "\"prompt_tokens\":\"not-a-number\",\"start_time_ms\":1793491200000";
-    rc = lg_spool_append(sp, bad, sizeof(bad) - 1);
+    if (rc == LG_OK) {
+        rc = lg_spool_append(sp, bad, sizeof(bad) - 1);
+    }
     lg_spool_close(sp);
+    d->first += d->bad_at;
+    d->count -= d->bad_at;
     return rc;
 }
 
@@ -145,6 +166,8 @@ int main(int argc, char **argv)
         {"drain-ms", LG_CFG_INT, &d.drain_ms, "120000", 0, INT64_C(3600000), "drain wait"},
         {"hold", LG_CFG_BOOL, &d.hold, "false", 0, 0, "ship forever after spooling"},
         {"inject-bad-row", LG_CFG_BOOL, &d.inject_bad, "false", 0, 0, "add a malformed row"},
+        {"bad-row-at", LG_CFG_INT, &d.bad_at, "0", 0, INT64_C(100000000),
+         "good records spooled before the malformed one"},
         {"no-ship", LG_CFG_BOOL, &d.no_ship, "false", 0, 0, "spool only"},
         {"metrics", LG_CFG_BOOL, &d.metrics, "false", 0, 0, "print Prometheus metrics"},
         {"log-level", LG_CFG_STRING, &d.log_level, "warn", 0, 0, "log level"},
@@ -159,6 +182,10 @@ int main(int argc, char **argv)
     enum lg_log_level lvl = LG_LOG_WARN;
     lg_log_parse_level(d.log_level, &lvl);
     lg_log_init(lvl, -1);
+    int64_t made = d.count;
+    if (d.bad_at > d.count) {
+        d.bad_at = d.count;
+    }
     if (d.inject_bad && inject_bad_row(&d) != LG_OK) {
         fprintf(stderr, "ship_driver: cannot inject\n");
         return 1;
@@ -212,8 +239,8 @@ int main(int argc, char **argv)
     if (ex != NULL) {
         fclose(ex);
     }
-    printf("enqueued made=%" PRId64 " accepted=%" PRId64 " dropped=%" PRId64 "\n", d.count,
-           accepted, dropped);
+    printf("enqueued made=%" PRId64 " accepted=%" PRId64 " dropped=%" PRId64 "\n", made,
+           accepted + (made - d.count), dropped);
     fflush(stdout);
     rc = lg_shipper_sync(s, 60000);
     if (rc == LG_ERR_TIMEOUT) {
