@@ -26,6 +26,8 @@ struct lg_batch {
     size_t count;
     size_t offs_cap;
     int64_t first_ms; /* when the first row was added */
+    int64_t min_start_ms, max_start_ms; /* range of the rows' start_time_ms */
+    bool range_ok;                      /* every row had a parsable start_time_ms */
     char id[40];
     size_t raw_len;     /* last sealed body's size before compression */
     struct lg_buf body; /* last sealed body as sent */
@@ -53,6 +55,7 @@ int lg_batch_new(lg_batch **out, const struct lg_batch_limits *lim)
     }
     b->offs_cap = 16;
     b->offs[0] = 0;
+    b->range_ok = true;
     *out = b;
     return LG_OK;
 }
@@ -76,6 +79,28 @@ void lg_batch_reset(lg_batch *b)
     b->count = 0;
     b->offs[0] = 0;
     b->id[0] = 0;
+    b->range_ok = true;
+}
+
+/* Finds "start_time_ms":<digits> in a row made by lg_record_encode_row (the key occurs
+ * once; string values cannot contain it unescaped since '"' is escaped in them). */
+static bool row_start_ms(const uint8_t *row, size_t len, int64_t *out)
+{
+    static const char key[] = "\"start_time_ms\":";
+    const uint8_t *p = memmem(row, len, key, sizeof(key) - 1);
+    if (p == NULL) {
+        return false;
+    }
+    size_t i = (size_t)(p - row) + sizeof(key) - 1;
+    int64_t v = 0;
+    size_t digits = 0;
+    while (i < len && row[i] >= '0' && row[i] <= '9' && digits < 18) {
+        v = v * 10 + (row[i] - '0');
+        i++;
+        digits++;
+    }
+    *out = v;
+    return digits > 0;
 }
 
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
@@ -102,6 +127,15 @@ int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
     }
     if (b->count == 0) {
         b->first_ms = now_ms;
+        b->min_start_ms = INT64_MAX;
+        b->max_start_ms = INT64_MIN;
+    }
+    int64_t t;
+    if (row_start_ms(row, len, &t)) {
+        b->min_start_ms = t < b->min_start_ms ? t : b->min_start_ms;
+        b->max_start_ms = t > b->max_start_ms ? t : b->max_start_ms;
+    } else {
+        b->range_ok = false;
     }
     b->count++;
     b->offs[b->count] = b->rows.len;
@@ -141,6 +175,16 @@ size_t lg_batch_count(const lg_batch *b)
 size_t lg_batch_bytes(const lg_batch *b)
 {
     return b->rows.len;
+}
+
+bool lg_batch_time_range(const lg_batch *b, int64_t *min_ms, int64_t *max_ms)
+{
+    if (b->count == 0 || !b->range_ok) {
+        return false;
+    }
+    *min_ms = b->min_start_ms;
+    *max_ms = b->max_start_ms;
+    return true;
 }
 
 struct lg_slice lg_batch_row(const lg_batch *b, size_t i)

@@ -52,6 +52,10 @@ int64_t lg_batch_ms_until_due(const lg_batch *b, int64_t now_ms);
 size_t lg_batch_count(const lg_batch *b);
 /* Raw row bytes held. */
 size_t lg_batch_bytes(const lg_batch *b);
+/* The smallest and largest "start_time_ms" among the rows, for narrowing the landed-check
+ * query to the partitions the batch can be in. false when a row had none (or the batch is
+ * empty): then no narrowing is safe. */
+bool lg_batch_time_range(const lg_batch *b, int64_t *min_ms, int64_t *max_ms);
 /* Row |i| (0-based), without batch_id. */
 struct lg_slice lg_batch_row(const lg_batch *b, size_t i);
 /* Removes row |i|. LG_OK or LG_ERR_INVALID. The batch must be sealed again. */

@@ -148,6 +148,26 @@ static void test_batch_remove_changes_id(void **state)
     lg_batch_free(b);
 }
 
+static void test_batch_time_range(void **state)
+{
+    (void)state;
+    lg_batch *b = mk();
+    int64_t lo, hi;
+    assert_false(lg_batch_time_range(b, &lo, &hi));
+    add(b, "{\"a\":\"\\\"start_time_ms\\\":1\",\"start_time_ms\":1793491200500", 0, LG_OK);
+    add(b, "{\"start_time_ms\":1793491100000,\"x\":1", 0, LG_OK);
+    assert_true(lg_batch_time_range(b, &lo, &hi));
+    assert_int_equal(lo, INT64_C(1793491100000));
+    assert_int_equal(hi, INT64_C(1793491200500));
+    add(b, "{\"no_time\":1", 0, LG_OK);
+    assert_false(lg_batch_time_range(b, &lo, &hi)); /* one row without: no narrowing */
+    lg_batch_reset(b);
+    add(b, "{\"start_time_ms\":5", 0, LG_OK);
+    assert_true(lg_batch_time_range(b, &lo, &hi));
+    assert_int_equal(lo, 5);
+    lg_batch_free(b);
+}
+
 static void test_batch_invalid_limits_and_nomem(void **state)
 {
     (void)state;
@@ -170,6 +190,7 @@ int main(void)
         cmocka_unit_test_setup(test_batch_byte_limit, setup),
         cmocka_unit_test_setup(test_batch_id_deterministic_and_body, setup),
         cmocka_unit_test_setup(test_batch_remove_changes_id, setup),
+        cmocka_unit_test_setup(test_batch_time_range, setup),
         cmocka_unit_test_setup(test_batch_invalid_limits_and_nomem, setup),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
