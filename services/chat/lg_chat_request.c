@@ -114,6 +114,12 @@ static int request_check_params(const struct lg_chat_request *r, char *why, size
 
 int lg_chat_request_validate(const struct lg_chat_request *r, char *why, size_t why_len)
 {
+    /* Counts first: a view over the caps carries counts but no entries (chat_view_request
+     * in lg_chat_service.c), so no entry may be read before both counts are checked. */
+    if (r->n_metadata > LG_CHAT_MAX_METADATA) {
+        return request_refuse(why, why_len, "%s: more than %zu entries", "metadata",
+                              (size_t)LG_CHAT_MAX_METADATA);
+    }
     int rc = request_check_ids(r, why, why_len);
     if (rc == LG_OK) {
         rc = request_check_messages(r, why, why_len);
