@@ -1397,6 +1397,13 @@ static void usage_on_ready(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Unix seconds from a request to milliseconds: 0 (unbounded) for s <= 0, INT64_MAX past
+ * what milliseconds can hold (a hostile since/until must not overflow a signed multiply). */
+static int64_t usage_unix_to_ms(int64_t s)
+{
+    return s <= 0 ? 0 : s > INT64_MAX / 1000 ? INT64_MAX : s * 1000;
+}
+
 static char *usage_dup_nonempty(const char *s)
 {
     return s != NULL && s[0] != '\0' ? lg_strdup(s) : NULL;
@@ -1421,15 +1428,15 @@ static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_
         user = chat_identity(j->call, gq != NULL ? gq->user_id : lq->user_id, &rc);
     }
     if (user != NULL && gq != NULL) {
-        int64_t from = gq->since_unix > 0 ? gq->since_unix * 1000 : 0;
-        int64_t to = gq->until_unix > 0 ? gq->until_unix * 1000
+        int64_t from = usage_unix_to_ms(gq->since_unix);
+        int64_t to = gq->until_unix > 0 ? usage_unix_to_ms(gq->until_unix)
                                         : chat_now_wall_ms() + CHAT_USAGE_FUTURE_MS;
         rc = lg_usage_get_usage(svc->opts.usage, user, from, to, usage_on_report, j);
     } else if (user != NULL) {
         j->model = usage_dup_nonempty(lq->model);
         j->conversation_id = usage_dup_nonempty(lq->conversation_id);
-        j->since_ms = lq->since_unix > 0 ? lq->since_unix * 1000 : 0;
-        j->until_ms = lq->until_unix > 0 ? lq->until_unix * 1000 : 0;
+        j->since_ms = usage_unix_to_ms(lq->since_unix);
+        j->until_ms = usage_unix_to_ms(lq->until_unix);
         uint32_t limit = lq->limit == 0 ? CHAT_USAGE_DEFAULT_LIMIT : lq->limit;
         rc = lg_usage_list_logs(svc->opts.usage, user,
                                 limit < LG_USAGE_MAX_LIMIT ? limit : LG_USAGE_MAX_LIMIT, 0,
