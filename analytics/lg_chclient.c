@@ -94,7 +94,8 @@ int lg_chclient_parse_response(long http_status, const uint8_t *body, size_t len
 
 enum lg_chclient_verdict lg_chclient_classify(const struct lg_chclient_result *r)
 {
-    if (r->http_status == 200 && r->ch_code == 0) {
+    /* An exception line with "Code: 0" is still an exception (message set): not OK. */
+    if (r->http_status == 200 && r->ch_code == 0 && r->message[0] == '\0') {
         return LG_CHCLIENT_OK;
     }
     /* Codes from ClickHouse's ErrorCodes.cpp: CANNOT_PARSE_TEXT 6, CANNOT_PARSE_QUOTED_STRING
