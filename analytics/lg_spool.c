@@ -40,6 +40,8 @@ struct lg_spool {
     uint64_t first_seg;  /* lowest segment present */
     uint64_t appended;
     int werr;            /* sticky write error (LG_ERR_IO) after a short write */
+    int unsynced_fd;     /* the previous segment, rotated away but not yet fdatasync'd */
+    bool dir_dirty;      /* a segment was created since the directory was last fsync'd */
 
     /* Reader side: the shipper thread only. */
     int rfd;
@@ -147,7 +149,7 @@ static int open_segment_locked(lg_spool *sp, uint64_t seg)
         }
         size = SPOOL_MAGIC_LEN;
         sp->disk_bytes += SPOOL_MAGIC_LEN;
-        fsync_dir(sp->dir);
+        sp->dir_dirty = true; /* the new name is made durable by the next synced flush */
     }
     sp->wfd = fd;
     sp->wseg = seg;
@@ -155,15 +157,24 @@ static int open_segment_locked(lg_spool *sp, uint64_t seg)
     return LG_OK;
 }
 
-/* Closes the active segment (fdatasync first: a closed segment is complete on disk) and
- * opens the next. Caller holds mu and has flushed the buffer. */
+/* Closes the active segment and opens the next. Caller holds mu and has flushed the
+ * buffer. */
 static int rotate_locked(lg_spool *sp)
 {
-    if (fdatasync(sp->wfd) != 0) {
-        sp->werr = LG_ERR_IO;
-        return LG_ERR_IO;
+    /* The closed segment is fdatasync'd by the next lg_spool_flush(sync) on the shipper
+     * thread, not here: a rotation can happen inside an append on a request thread (the
+     * overflow path), which must not wait for the disk. Only if a second rotation comes
+     * before that sync is the older one synced here. */
+    if (sp->unsynced_fd >= 0) {
+        int rc = fdatasync(sp->unsynced_fd);
+        close(sp->unsynced_fd);
+        sp->unsynced_fd = -1;
+        if (rc != 0) {
+            sp->werr = LG_ERR_IO;
+            return LG_ERR_IO;
+        }
     }
-    close(sp->wfd);
+    sp->unsynced_fd = sp->wfd;
     sp->wfd = -1;
     int rc = open_segment_locked(sp, sp->wseg + 1);
     if (rc != LG_OK) {
@@ -256,8 +267,19 @@ int lg_spool_flush(lg_spool *sp, bool sync)
     pthread_mutex_lock(&sp->mu);
     int rc = flush_locked(sp);
     int fd = sp->wfd;
+    if (rc == LG_OK && sync && sp->unsynced_fd >= 0) {
+        if (fdatasync(sp->unsynced_fd) != 0) {
+            rc = LG_ERR_IO;
+        }
+        close(sp->unsynced_fd);
+        sp->unsynced_fd = -1;
+    }
     if (rc == LG_OK && sync && fd >= 0 && fdatasync(fd) != 0) {
         rc = LG_ERR_IO;
+    }
+    if (rc == LG_OK && sync && sp->dir_dirty) {
+        rc = fsync_dir(sp->dir);
+        sp->dir_dirty = rc != LG_OK;
     }
     pthread_mutex_unlock(&sp->mu);
     return rc;
@@ -485,6 +507,7 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
     sp->max_bytes = o->max_bytes;
     sp->segment_bytes = o->segment_bytes;
     sp->wfd = -1;
+    sp->unsynced_fd = -1;
     sp->rfd = -1;
     sp->rseg = UINT64_MAX;
     lg_buf_init(&sp->wbuf, LG_SPOOL_WRITE_BUFFER_BYTES);
@@ -538,6 +561,9 @@ void lg_spool_close(lg_spool *sp)
         return;
     }
     lg_spool_flush(sp, true);
+    if (sp->unsynced_fd >= 0) {
+        close(sp->unsynced_fd); /* only after a failed flush */
+    }
     if (sp->wfd >= 0) {
         close(sp->wfd);
     }

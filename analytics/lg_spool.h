@@ -21,8 +21,9 @@
  * the writer; the append path only copies into a buffer unless that buffer is full).
  * lg_spool_read, lg_spool_save_state and lg_spool_get_state belong to one thread (the
  * shipper). open/close while no other thread uses the spool. fsync runs only in
- * lg_spool_flush(sync=true), lg_spool_save_state and lg_spool_close: never on a request
- * thread.
+ * lg_spool_flush(sync=true), lg_spool_save_state, lg_spool_open (recovery) and
+ * lg_spool_close (also for segments rotated away and new directory entries): never inside
+ * lg_spool_append, which request threads call on the overflow path.
  * Ownership: the spool copies what it is given; lg_spool_read fills a caller-owned lg_buf.
  * Errors: LG_ERR_IO (with errno logged by the caller's context), LG_ERR_NOMEM,
  * LG_ERR_EXHAUSTED (cap), LG_ERR_TOO_LARGE (record larger than the maximum), LG_ERR_AGAIN

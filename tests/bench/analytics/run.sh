@@ -47,7 +47,7 @@ reset_schema() {
 reset_schema
 
 echo "== generating $N rows (the same records the shipper will send)"
-"$DRIVER" --no-ship --spool-dir "$WORK/gen" --count "$N" --expect "$WORK/rows.jsonl" >/dev/null
+"$DRIVER" --no-ship --spool-dir "$WORK/gen" --count "$N" --expect "$WORK/rows.jsonl" >/dev/null 2>&1 || true
 rm -rf "$WORK/gen"
 bytes=$(stat -c %s "$WORK/rows.jsonl")
 echo "rows.jsonl: $bytes bytes, $((bytes / N)) bytes/row"
@@ -64,10 +64,10 @@ t1=$(now)
 PEER_JSON=$(rate "$N" "$t0" "$t1")
 echo "peer_json_rows_per_s=$PEER_JSON"
 
-echo "== 2c. clickhouse-client bulk insert of the same file (native protocol; the client parses)"
+echo "== 2c. clickhouse-client bulk insert of the same file (native protocol; the client parses; $CHUNK-row blocks)"
 reset_schema
 t0=$(now)
-"$CHS/client.sh" "$CH" --query "INSERT INTO llm_ingest FORMAT JSONEachRow" --input_format_skip_unknown_fields=1 < "$WORK/rows.jsonl"
+"$CHS/client.sh" "$CH" --query "INSERT INTO llm_ingest FORMAT JSONEachRow" --input_format_skip_unknown_fields=1 --max_insert_block_size="$CHUNK" < "$WORK/rows.jsonl"
 t1=$(now)
 [ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "clickhouse-client rows mismatch"; exit 1; }
 PEER_CLIENT=$(rate "$N" "$t0" "$t1")
