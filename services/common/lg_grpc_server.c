@@ -490,13 +490,9 @@ static enum lg_grpc_close_reason call_reason(const lg_grpc_call *call, uint32_t 
     if (call->cancelled_by_server) {
         return LG_GRPC_CLOSE_CANCELLED;
     }
-    if (call->trailers_sent && (error_code == NGHTTP2_NO_ERROR)) {
-        return LG_GRPC_CLOSE_FINISHED;
-    }
-    if (call->trailers_sent && call->half_closed) {
-        return LG_GRPC_CLOSE_FINISHED;
-    }
-    if (call->trailers_sent && call->finished) {
+    /* Once the trailers are written the call has finished, whatever closes the stream after
+     * that (our RST_STREAM(NO_ERROR), or a client reset after it read the status). */
+    if (call->trailers_sent) {
         return LG_GRPC_CLOSE_FINISHED;
     }
     if (call->conn->srv->shutting_down && error_code == NGHTTP2_REFUSED_STREAM) {
