@@ -93,6 +93,7 @@ class H2Client:
             st["trailers"] = dict(ev.headers)
         elif isinstance(ev, h2.events.DataReceived):
             st["data"] += ev.data
+            st.setdefault("frames", []).append(ev.data)
             self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
         elif isinstance(ev, h2.events.StreamEnded):
             st["ended"] = True
@@ -372,6 +373,24 @@ class BadInput(unittest.TestCase):
             sizes.append(len(messages_pb2.StreamingOutputCallResponse.FromString(body).payload.body))
         self.assertEqual(flags, [1, 0])
         self.assertEqual(sizes, [31415, 92653])
+        c.close()
+
+    def test_messages_go_out_as_produced(self):
+        # A producer that emits one message per timer tick (as a token stream does): each
+        # message leaves in its own DATA frame as soon as it is produced, never batched.
+        c = H2Client(self.server)
+        req = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=10 + i, interval_us=20000) for i in range(5)])
+        sid = c.request(grpc_headers(STREAM), lpm(req.SerializeToString()))
+        st = c.wait_done(sid)
+        self.assertEqual(c.status(sid), 0)
+        frames = [f for f in st.get("frames", []) if f]
+        self.assertEqual(len(frames), 5)
+        for i, f in enumerate(frames):
+            flag, n = struct.unpack(">BI", f[:5])
+            self.assertEqual(len(f), 5 + n)  # exactly one whole message per frame
+            body = messages_pb2.StreamingOutputCallResponse.FromString(f[5:]).payload.body
+            self.assertEqual(len(body), 10 + i)
         c.close()
 
     def test_server_deadline_all_units(self):
