@@ -103,6 +103,21 @@ static bool row_start_ms(const uint8_t *row, size_t len, int64_t *out)
     return digits > 0;
 }
 
+/* Months since year 0 of a unix-ms UTC time (civil_from_days, H. Hinnant's algorithm),
+ * matching ClickHouse's toYYYYMM(toDateTime(intDiv(ms, 1000))) with the server in UTC. */
+static int64_t month_of(int64_t ms)
+{
+    int64_t z = (ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000) + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+    return y * 12 + (m - 1);
+}
+
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
 {
     if (len == 0 || row[0] != '{') {
@@ -110,6 +125,14 @@ int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
     }
     if (b->count >= b->lim.max_rows ||
         (b->count > 0 && b->rows.len + len > b->lim.max_bytes)) {
+        return LG_ERR_EXHAUSTED;
+    }
+    int64_t t;
+    bool has_t = row_start_ms(row, len, &t);
+    /* One batch, one monthly partition: ClickHouse inserts a block per partition, so a
+     * batch spanning two months could land half way and a resend would duplicate the
+     * landed half (research/shipper.md section 1, "Atomicity"). */
+    if (b->count > 0 && has_t && b->range_ok && month_of(t) != month_of(b->min_start_ms)) {
         return LG_ERR_EXHAUSTED;
     }
     if (b->count + 2 > b->offs_cap) {
@@ -130,8 +153,7 @@ int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
         b->min_start_ms = INT64_MAX;
         b->max_start_ms = INT64_MIN;
     }
-    int64_t t;
-    if (row_start_ms(row, len, &t)) {
+    if (has_t) {
         b->min_start_ms = t < b->min_start_ms ? t : b->min_start_ms;
         b->max_start_ms = t > b->max_start_ms ? t : b->max_start_ms;
     } else {

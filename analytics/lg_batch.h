@@ -39,8 +39,10 @@ void lg_batch_free(lg_batch *b);
 void lg_batch_reset(lg_batch *b);
 
 /* Adds one open row of |len| bytes, read at |now_ms| (monotonic). LG_OK, LG_ERR_EXHAUSTED
- * when the batch already holds max_rows rows or the row would pass max_bytes (and the batch
- * is not empty), LG_ERR_INVALID (empty row or a row not starting with '{'), LG_ERR_NOMEM. */
+ * when the batch already holds max_rows rows, the row would pass max_bytes (and the batch
+ * is not empty), or the row's start_time_ms is in another UTC month than the batch's rows
+ * (one batch never spans two monthly partitions, so it lands whole or not at all),
+ * LG_ERR_INVALID (empty row or a row not starting with '{'), LG_ERR_NOMEM. */
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms);
 /* True when the batch holds max_rows rows or max_bytes bytes. */
 bool lg_batch_is_full(const lg_batch *b);

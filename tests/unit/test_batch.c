@@ -155,16 +155,37 @@ static void test_batch_time_range(void **state)
     int64_t lo, hi;
     assert_false(lg_batch_time_range(b, &lo, &hi));
     add(b, "{\"a\":\"\\\"start_time_ms\\\":1\",\"start_time_ms\":1793491200500", 0, LG_OK);
-    add(b, "{\"start_time_ms\":1793491100000,\"x\":1", 0, LG_OK);
+    add(b, "{\"start_time_ms\":1793491300000,\"x\":1", 0, LG_OK);
     assert_true(lg_batch_time_range(b, &lo, &hi));
-    assert_int_equal(lo, INT64_C(1793491100000));
-    assert_int_equal(hi, INT64_C(1793491200500));
+    assert_int_equal(lo, INT64_C(1793491200500));
+    assert_int_equal(hi, INT64_C(1793491300000));
     add(b, "{\"no_time\":1", 0, LG_OK);
     assert_false(lg_batch_time_range(b, &lo, &hi)); /* one row without: no narrowing */
     lg_batch_reset(b);
     add(b, "{\"start_time_ms\":5", 0, LG_OK);
     assert_true(lg_batch_time_range(b, &lo, &hi));
     assert_int_equal(lo, 5);
+    lg_batch_free(b);
+}
+
+static void test_batch_never_spans_two_months(void **state)
+{
+    (void)state;
+    lg_batch *b = mk();
+    /* 2026-10-31T23:59:59.999Z, then 2026-11-01T00:00:00.000Z. */
+    add(b, "{\"start_time_ms\":1793491199999", 0, LG_OK);
+    add(b, "{\"start_time_ms\":1793491100000", 0, LG_OK);
+    add(b, "{\"start_time_ms\":1793491200000", 0, LG_ERR_EXHAUSTED);
+    lg_batch_reset(b);
+    add(b, "{\"start_time_ms\":1793491200000", 0, LG_OK);
+    add(b, "{\"start_time_ms\":1796083199999", 0, LG_OK); /* 2026-11-30T23:59:59.999Z */
+    add(b, "{\"start_time_ms\":1796083200000", 0, LG_ERR_EXHAUSTED); /* December */
+    add(b, "{\"start_time_ms\":1793491200001", 0, LG_OK); /* November still fits */
+    /* Year boundary and leap day. */
+    lg_batch_reset(b);
+    add(b, "{\"start_time_ms\":1709164800000", 0, LG_OK); /* 2024-02-29T00:00Z */
+    add(b, "{\"start_time_ms\":1709251199999", 0, LG_OK); /* 2024-02-29T23:59:59.999Z */
+    add(b, "{\"start_time_ms\":1709251200000", 0, LG_ERR_EXHAUSTED); /* 2024-03-01 */
     lg_batch_free(b);
 }
 
@@ -191,6 +212,7 @@ int main(void)
         cmocka_unit_test_setup(test_batch_id_deterministic_and_body, setup),
         cmocka_unit_test_setup(test_batch_remove_changes_id, setup),
         cmocka_unit_test_setup(test_batch_time_range, setup),
+        cmocka_unit_test_setup(test_batch_never_spans_two_months, setup),
         cmocka_unit_test_setup(test_batch_invalid_limits_and_nomem, setup),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
