@@ -333,6 +333,10 @@ def run_h2load(server, tmp, point, req_file, resp_bytes, args, warm):
         # Server CPU time during the measured run per second: a rough indication of how much
         # of the 2 cores the server took (clock-tick resolution), not a precise figure.
         r["server_cpu_pct"] = 100.0 * (cpu1 - cpu0) / secs
+        if cpu1 > cpu0:
+            # Rate per second of server CPU: what the server would do on a core of its own
+            # when h2load, not the server, is the bottleneck.
+            r["per_core"] = r["msgs_per_s"] * secs / (cpu1 - cpu0)
     return r
 
 
@@ -349,7 +353,7 @@ def median(vals):
 def summarize(runs):
     """Median over the repeated runs of one server at one point, plus the req/s range."""
     out = {}
-    for key in ("msgs_per_s", "p50_us", "p99_us", "server_cpu_pct"):
+    for key in ("msgs_per_s", "p50_us", "p99_us", "server_cpu_pct", "per_core"):
         out[key] = median([r.get(key) for r in runs])
     rates = [r["msgs_per_s"] for r in runs]
     out["min_msgs_per_s"], out["max_msgs_per_s"] = min(rates), max(rates)
@@ -380,7 +384,8 @@ def print_table(servers, results, points, args, load, frames):
         metrics = [(unit, "msgs_per_s", "rate", "hi"),
                    (unit + " range", "range", "range", None),
                    ("p50 us", "p50_us", "us", "lo"), ("p99 us", "p99_us", "us", "lo"),
-                   ("server cpu", "server_cpu_pct", "pct", None)]
+                   ("server cpu", "server_cpu_pct", "pct", None),
+                   (unit + " per core", "per_core", "rate", "hi")]
         for mname, key, kind, ratio in metrics:
             row = [pt["name"], mname]
             vals = []
@@ -429,6 +434,8 @@ def print_table(servers, results, points, args, load, frames):
               " (h2load pinned to CPU %s, servers to CPU %s)" % (args.pin_client,
                                                                   args.pin_server),
               load[0], load[1]))
+    print("server cpu: utime+stime of the server process over the run (100% = one core); "
+          "per core = rate / server CPU seconds (meaningless in smoke mode)")
     print("ratios: %s's advantage, >1 is better for %s (rates: %s/other; latency: "
           "other/%s)" % (base, base, base, base))
 
