@@ -34,7 +34,6 @@
 struct openai_upcall {
     struct lg_chat_upcall base; /* first: the stream holds this */
     lg_curlm *curlm;
-    struct event_base *evbase;
     struct lg_chat_provider_cbs cbs;
     void *user_data;
     char request_id[OPENAI_HEADER_VALUE_BYTES];
@@ -629,7 +628,6 @@ int lg_chat_openai_start(lg_curlm *curlm, struct event_base *base,
     }
     o->base.cancel = openai_cancel;
     o->curlm = curlm;
-    o->evbase = base;
     o->cbs = *cbs;
     o->user_data = user_data;
     snprintf(o->request_id, sizeof(o->request_id), "%s", params->request_id);
