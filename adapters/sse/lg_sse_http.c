@@ -613,6 +613,14 @@ static bool is_resume_expired(int rc, const char *msg)
            (rc == LG_ERR_NOT_FOUND && msg != NULL && strstr(msg, "resume_expired") != NULL);
 }
 
+/* Failures a retry may cure. EventSource gives up on any non-200 answer, so these open the
+ * stream and end it with an error event instead: the browser then reconnects by itself. */
+static bool is_transient(int rc)
+{
+    return rc == LG_ERR_UNAVAILABLE || rc == LG_ERR_TIMEOUT || rc == LG_ERR_UPSTREAM ||
+           rc == LG_ERR_IO || rc == LG_ERR_CLOSED || rc == LG_ERR_AGAIN;
+}
+
 static void on_events_end(int rc, const char *msg, void *ud)
 {
     struct stream *st = ud;
@@ -632,7 +640,7 @@ static void on_events_end(int rc, const char *msg, void *ud)
             stream_free(st);
             return;
         }
-        if (!is_resume_expired(rc, msg) && rc != LG_OK) {
+        if (!is_resume_expired(rc, msg) && !is_transient(rc) && rc != LG_OK) {
             struct evhttp_request *req = stream_detach(st);
             send_lg_error(h, req, false, rc, rc == LG_ERR_NOT_FOUND ? "no such stream" : msg);
             stream_free(st);

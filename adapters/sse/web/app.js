@@ -11,6 +11,8 @@
   const BACKOFF_BASE_MS = Number(params.get('backoffMs')) || 500;
   const BACKOFF_MAX_MS = 15000;
   const MAX_ATTEMPTS = 12;
+  // Error codes of id-less error events that a reconnect may cure.
+  const TRANSIENT = ['unavailable', 'timeout', 'upstream', 'io', 'closed', 'again'];
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -140,6 +142,12 @@
         accept(ev);
         const d = JSON.parse(ev.data).data;
         ui.notice.textContent = 'error: ' + d.code + ': ' + d.message;
+        // Without an id it is the adapter's word about this connection; a transient one
+        // (chat service unreachable) is retried. With an id it ends the stream itself.
+        if (!ev.lastEventId && TRANSIENT.includes(d.code)) {
+          reconnect();
+          return;
+        }
         finish('error', 'error (' + d.code + ')');
         return;
       }

@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import {
-  startChat, startSse, keysFile, request, createStream, readEvents, chatEvents, until, run,
-  killAll,
+  startChat, startSse, keysFile, request, createStream, readEvents, chatEvents, parseSse, until,
+  run, killAll,
 } from './harness.mjs';
 
 // Opens a socket and resolves once the server closes it; |drip| keeps writing one header
@@ -115,6 +115,21 @@ async function main() {
         assert.equal(chatEvents(r.body, s.stream_id).at(-1).event, 'done');
       }
       await w.stop(); // the leader forwards SIGTERM and reaps the worker: exit 0 overall
+    }],
+    ['chat service down: GET /events opens and ends with error unavailable (EventSource retries)', async () => {
+      const c = await startChat(['--demo-pace-ms', '5']);
+      const e = await startSse(c.addrs.grpc, []);
+      const s = await createStream(e.addrs.http);
+      await c.kill();
+      const r = await readEvents(e.addrs.http, s.events_url);
+      assert.equal(r.status, 200);
+      const err = parseSse(r.body).find((b) => b.event === 'error');
+      assert.ok(err && err.id === undefined, r.body);
+      assert.equal(JSON.parse(err.data).data.code, 'unavailable');
+      const o = await request(e.addrs.http, { method: 'POST', path: '/v1/chat/completions', body: { model: 'demo', messages: [{ role: 'user', content: 'x' }] } });
+      assert.equal(o.status, 503);
+      assert.equal(JSON.parse(o.body).error.code, 'unavailable');
+      await e.stop();
     }],
     ['tokens and keys never reach the logs', async () => {
       const s = await createStream(A, { key: 'sk-two' });
