@@ -5,13 +5,27 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import {
   startChat, startSse, keysFile, tmpDir, request, chatEvents, textOf, until, run, killAll,
   WAIT_MS,
 } from './harness.mjs';
 
 const CHROMIUM = process.env.LLMGATE_CHROMIUM || '/usr/bin/chromium';
+// A missing browser or playwright-core fails the test, unless the browser was deliberately
+// left out (LLMGATE_WITH_BROWSER=0, as for scripts/install-deps): then exit code 77, which
+// ctest reports as skipped (SKIP_RETURN_CODE).
+const NO_BROWSER_OK = process.env.LLMGATE_WITH_BROWSER === '0';
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  console.log(`playwright-core is missing (run scripts/install-npm): ${e.message}`);
+  process.exit(NO_BROWSER_OK ? 77 : 1);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.log(`no browser at ${CHROMIUM} (scripts/install-deps installs chromium)`);
+  process.exit(NO_BROWSER_OK ? 77 : 1);
+}
 const ARTIFACTS = process.env.LLMGATE_SSE_ARTIFACTS || tmpDir('lg-sse-artifacts-');
 const KEY = 'sk-web';
 const SSE_FLAGS = (keys) => ['--keys', keys, '--token-secret', 'browser-secret', '--heartbeat-ms', '500'];

@@ -2,10 +2,18 @@
 // (real llmgate-chat with the demo provider behind it): streaming with usage, non-streaming,
 // and errors surfacing as the client's own APIError types.
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
 import { startChat, startSse, keysFile, request, parseSse, run, killAll } from './harness.mjs';
 
 const PROMPT = 'What is a replay buffer?';
+
+// A missing package fails with a clear message (scripts/test runs scripts/install-npm).
+let OpenAI;
+try {
+  OpenAI = (await import('openai')).default;
+} catch (e) {
+  console.log(`the openai npm package is missing (run scripts/install-npm): ${e.message}`);
+  process.exit(1);
+}
 
 async function main() {
   const chat = await startChat(['--demo-pace-ms', '5']);
