@@ -20,7 +20,7 @@
 
 /* Demo prices (USD per 1M tokens: 0.50 in, 0.25 cached in, 1.50 out), so that the demo shows
  * real, non-zero costs end to end. */
-#define DEMO_INPUT_NUSD_PER_MTOK 500000000ull
+#define DEMO_INPUT_NUSD_PER_MTOK  500000000ull
 #define DEMO_CACHED_NUSD_PER_MTOK 250000000ull
 #define DEMO_OUTPUT_NUSD_PER_MTOK 1500000000ull
 
@@ -108,8 +108,8 @@ static int provider_init_demo(struct lg_chat_provider_cfg *p, const char *id)
         p->models[0].name = lg_strdup("demo");
         p->models[0].upstream_model = lg_strdup("demo");
         p->n_models = 1;
-        rc = p->models[0].name != NULL && p->models[0].upstream_model != NULL ? LG_OK
-                                                                               : LG_ERR_NOMEM;
+        rc =
+            p->models[0].name != NULL && p->models[0].upstream_model != NULL ? LG_OK : LG_ERR_NOMEM;
     }
     if (rc == LG_OK) {
         rc = lg_chat_price_new(&p->prices, 1);
@@ -200,8 +200,7 @@ static int config_get_u32(json_t *obj, const char *key, uint32_t max, uint32_t *
         return LG_OK;
     }
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
-        return config_fail(why, why_len, "%s: \"%s\" must be an integer in 0..%u", where, key,
-                           max);
+        return config_fail(why, why_len, "%s: \"%s\" must be an integer in 0..%u", where, key, max);
     }
     /* Config can only tighten: the compiled default is also the maximum accepted here. */
     *out = (uint32_t)json_integer_value(v);
@@ -209,8 +208,7 @@ static int config_get_u32(json_t *obj, const char *key, uint32_t max, uint32_t *
 }
 
 /* Reads the API key from the variable named by "api_key_env" or the file "api_key_file". */
-static int config_load_secret(json_t *pj, struct lg_chat_provider_cfg *p, char *why,
-                              size_t why_len)
+static int config_load_secret(json_t *pj, struct lg_chat_provider_cfg *p, char *why, size_t why_len)
 {
     json_t *env = json_object_get(pj, "api_key_env");
     json_t *file = json_object_get(pj, "api_key_file");
@@ -244,8 +242,8 @@ static int config_load_secret(json_t *pj, struct lg_chat_provider_cfg *p, char *
     return LG_OK; /* local servers (vLLM, llama.cpp, Ollama) often need no key */
 }
 
-static int config_price_field(json_t *mj, const char *key, uint64_t *out, int *found,
-                              char *why, size_t why_len, const char *model)
+static int config_price_field(json_t *mj, const char *key, uint64_t *out, int *found, char *why,
+                              size_t why_len, const char *model)
 {
     json_t *v = json_object_get(mj, key);
     if (v == NULL) {
@@ -259,8 +257,7 @@ static int config_price_field(json_t *mj, const char *key, uint64_t *out, int *f
     return LG_OK;
 }
 
-static int config_parse_model(json_t *mj, struct lg_chat_provider_cfg *p, char *why,
-                              size_t why_len)
+static int config_parse_model(json_t *mj, struct lg_chat_provider_cfg *p, char *why, size_t why_len)
 {
     struct lg_chat_model_cfg *m = &p->models[p->n_models];
     if (!json_is_object(mj)) {
@@ -268,8 +265,7 @@ static int config_parse_model(json_t *mj, struct lg_chat_provider_cfg *p, char *
     }
     int rc = config_get_str(mj, "name", true, &m->name, why, why_len, p->id);
     if (rc == LG_OK) {
-        rc = config_get_str(mj, "upstream_model", false, &m->upstream_model, why, why_len,
-                            p->id);
+        rc = config_get_str(mj, "upstream_model", false, &m->upstream_model, why, why_len, p->id);
     }
     if (rc == LG_OK && m->upstream_model == NULL) {
         m->upstream_model = lg_strdup(m->name);
@@ -284,15 +280,15 @@ static int config_parse_model(json_t *mj, struct lg_chat_provider_cfg *p, char *
     }
     struct lg_chat_price_entry e = {0, 0, 0};
     int found = 0;
-    rc = config_price_field(mj, "input_usd_per_mtok", &e.input_nusd_per_mtok, &found, why,
-                            why_len, m->name);
+    rc = config_price_field(mj, "input_usd_per_mtok", &e.input_nusd_per_mtok, &found, why, why_len,
+                            m->name);
     if (rc == LG_OK) {
         rc = config_price_field(mj, "cached_input_usd_per_mtok", &e.cached_input_nusd_per_mtok,
                                 &found, why, why_len, m->name);
     }
     if (rc == LG_OK) {
-        rc = config_price_field(mj, "output_usd_per_mtok", &e.output_nusd_per_mtok, &found,
-                                why, why_len, m->name);
+        rc = config_price_field(mj, "output_usd_per_mtok", &e.output_nusd_per_mtok, &found, why,
+                                why_len, m->name);
     }
     if (rc == LG_OK && found > 0) {
         /* A model priced for input but not cached input bills cached tokens as input. */
@@ -313,8 +309,10 @@ static int config_parse_models(json_t *pj, struct lg_chat_provider_cfg *p, char 
     json_t *models = json_object_get(pj, "models");
     if (!json_is_array(models) || json_array_size(models) == 0 ||
         json_array_size(models) > LG_CHAT_MAX_MODELS) {
-        return config_fail(why, why_len, "provider %s: \"models\" must be a non-empty array of "
-                           "at most %d", p->id, LG_CHAT_MAX_MODELS);
+        return config_fail(why, why_len,
+                           "provider %s: \"models\" must be a non-empty array of "
+                           "at most %d",
+                           p->id, LG_CHAT_MAX_MODELS);
     }
     size_t n = json_array_size(models);
     p->models = lg_calloc(n, sizeof(*p->models));
@@ -340,8 +338,10 @@ static int config_parse_openai(json_t *pj, struct lg_chat_provider_cfg *p, char 
         p->base_url[--n] = '\0';
     }
     if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0) {
-        return config_fail(why, why_len, "provider %s: base_url must start with http:// or "
-                           "https://", p->id);
+        return config_fail(why, why_len,
+                           "provider %s: base_url must start with http:// or "
+                           "https://",
+                           p->id);
     }
     const char *where = p->id;
     rc = config_get_u32(pj, "connect_timeout_ms", LG_CHAT_UPSTREAM_TIMEOUT_MS_MAX,
@@ -355,8 +355,8 @@ static int config_parse_openai(json_t *pj, struct lg_chat_provider_cfg *p, char 
                             &p->idle_timeout_ms, why, why_len, where);
     }
     if (rc == LG_OK) {
-        rc = config_get_u32(pj, "max_retries", LG_CHAT_UPSTREAM_MAX_RETRIES_MAX,
-                            &p->max_retries, why, why_len, where);
+        rc = config_get_u32(pj, "max_retries", LG_CHAT_UPSTREAM_MAX_RETRIES_MAX, &p->max_retries,
+                            why, why_len, where);
     }
     if (rc == LG_OK) {
         rc = config_load_secret(pj, p, why, why_len);
@@ -396,8 +396,7 @@ static int config_parse_provider(json_t *pj, lg_chat_config *cfg, char *why, siz
         lg_free(id);
         return rc;
     }
-    return config_fail(why, why_len, "provider %s: \"kind\" must be \"openai\" or \"demo\"",
-                       p->id);
+    return config_fail(why, why_len, "provider %s: \"kind\" must be \"openai\" or \"demo\"", p->id);
 }
 
 int lg_chat_config_parse(lg_chat_config **out, const char *text, size_t len, char *why,
@@ -466,8 +465,7 @@ static const struct lg_chat_model_cfg *provider_find_model(const struct lg_chat_
 
 int lg_chat_config_resolve(const lg_chat_config *cfg, const char *provider_config_id,
                            const char *model, const struct lg_chat_provider_cfg **prov_out,
-                           const struct lg_chat_model_cfg **model_out, char *why,
-                           size_t why_len)
+                           const struct lg_chat_model_cfg **model_out, char *why, size_t why_len)
 {
     bool by_id = provider_config_id != NULL && provider_config_id[0] != '\0';
     for (size_t i = 0; i < cfg->count; i++) {

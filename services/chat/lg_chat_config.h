@@ -45,17 +45,17 @@ struct lg_chat_model_cfg {
 
 /* One provider config (read-only after load). */
 struct lg_chat_provider_cfg {
-    char *id;                       /* provider_config_id */
+    char *id; /* provider_config_id */
     enum lg_chat_provider_kind kind;
-    char *base_url;                 /* openai: e.g. "http://127.0.0.1:8000/v1" (no trailing /) */
-    char *api_key;                  /* secret; NULL when none; never log */
+    char *base_url; /* openai: e.g. "http://127.0.0.1:8000/v1" (no trailing /) */
+    char *api_key;  /* secret; NULL when none; never log */
     uint32_t connect_timeout_ms;
     uint32_t first_byte_timeout_ms; /* from sending the request to the first body byte */
     uint32_t idle_timeout_ms;       /* longest gap between two body reads */
     uint32_t max_retries;           /* attempts after the first, before the first token */
     struct lg_chat_model_cfg *models;
     size_t n_models;
-    lg_chat_price *prices;          /* per model name */
+    lg_chat_price *prices; /* per model name */
 };
 
 typedef struct lg_chat_config lg_chat_config;
@@ -74,8 +74,7 @@ void lg_chat_config_free(lg_chat_config *cfg);
  * borrowed pointers, or LG_ERR_INVALID with a reason in |why|. */
 int lg_chat_config_resolve(const lg_chat_config *cfg, const char *provider_config_id,
                            const char *model, const struct lg_chat_provider_cfg **prov_out,
-                           const struct lg_chat_model_cfg **model_out, char *why,
-                           size_t why_len);
+                           const struct lg_chat_model_cfg **model_out, char *why, size_t why_len);
 
 size_t lg_chat_config_count(const lg_chat_config *cfg);
 const struct lg_chat_provider_cfg *lg_chat_config_get(const lg_chat_config *cfg, size_t i);

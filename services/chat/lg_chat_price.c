@@ -10,7 +10,7 @@
 
 /* Prices are per 1M tokens. */
 #define PRICE_TOKENS_PER_UNIT 1000000ull
-#define NANO_PER_USD 1e9
+#define NANO_PER_USD          1e9
 
 /* With price <= LG_CHAT_PRICE_MAX_NUSD_PER_MTOK (1e13) and tokens < 2^32 (4.3e9), the
  * quotient part tokens * (price / 1e6) stays below 4.3e16 and each remainder part
@@ -69,8 +69,7 @@ static const struct price_model *price_find(const lg_chat_price *t, const char *
     return NULL;
 }
 
-int lg_chat_price_add(lg_chat_price *t, const char *model,
-                      const struct lg_chat_price_entry *price)
+int lg_chat_price_add(lg_chat_price *t, const char *model, const struct lg_chat_price_entry *price)
 {
     size_t n = strlen(model);
     if (n == 0 || n > LG_CHAT_MAX_ID_BYTES) {
@@ -113,8 +112,8 @@ int lg_chat_price_from_usd(double usd_per_mtok, uint64_t *out)
 uint64_t lg_chat_price_compute(const struct lg_chat_price_entry *price,
                                const struct lg_chat_price_usage *usage)
 {
-    uint64_t cached = usage->cached_tokens <= usage->prompt_tokens ? usage->cached_tokens
-                                                                   : usage->prompt_tokens;
+    uint64_t cached =
+        usage->cached_tokens <= usage->prompt_tokens ? usage->cached_tokens : usage->prompt_tokens;
     uint64_t tokens[3] = {usage->prompt_tokens - cached, cached, usage->completion_tokens};
     uint64_t prices[3] = {price->input_nusd_per_mtok, price->cached_input_nusd_per_mtok,
                           price->output_nusd_per_mtok};

@@ -29,9 +29,9 @@ struct lg_chat_price_entry {
 
 /* Token counts of one call, as reported (or estimated). */
 struct lg_chat_price_usage {
-    uint32_t prompt_tokens;     /* includes cached_tokens */
+    uint32_t prompt_tokens; /* includes cached_tokens */
     uint32_t completion_tokens;
-    uint32_t cached_tokens;     /* part of prompt_tokens; clamped to it */
+    uint32_t cached_tokens; /* part of prompt_tokens; clamped to it */
 };
 
 typedef struct lg_chat_price lg_chat_price;
@@ -47,8 +47,7 @@ int lg_chat_price_new(lg_chat_price **out, size_t max_models);
 void lg_chat_price_free(lg_chat_price *t);
 
 /* Adds |model| (copied) with |price|. Errors: see the header comment. */
-int lg_chat_price_add(lg_chat_price *t, const char *model,
-                      const struct lg_chat_price_entry *price);
+int lg_chat_price_add(lg_chat_price *t, const char *model, const struct lg_chat_price_entry *price);
 
 /* Converts a price in USD per 1M tokens (as written in config files, e.g. 2.5) to nano-USD,
  * rounding to the nearest nano-USD. Returns LG_OK, or LG_ERR_INVALID for a negative, NaN or

@@ -16,9 +16,9 @@ struct lg_chat_replay {
     struct replay_event *ring; /* |max_events| slots; event seq lives in slot seq % max */
     size_t max_events;
     size_t max_bytes;
-    size_t count;       /* events held: seqs first_seq .. last_seq */
-    size_t bytes;       /* sum of held lengths */
-    uint64_t last_seq;  /* 0 before the first append */
+    size_t count;      /* events held: seqs first_seq .. last_seq */
+    size_t bytes;      /* sum of held lengths */
+    uint64_t last_seq; /* 0 before the first append */
 };
 
 int lg_chat_replay_new(lg_chat_replay **out, size_t max_events, size_t max_bytes)

@@ -34,7 +34,7 @@ size_t lg_chat_request_prompt_len(const struct lg_chat_request *r)
 }
 
 __attribute__((format(printf, 3, 4))) static int request_refuse(char *why, size_t why_len,
-                                                                  const char *fmt, ...)
+                                                                const char *fmt, ...)
 {
     /* Only field names and numbers are printed, never content. */
     va_list ap;
@@ -46,8 +46,7 @@ __attribute__((format(printf, 3, 4))) static int request_refuse(char *why, size_
 
 static int request_check_ids(const struct lg_chat_request *r, char *why, size_t why_len)
 {
-    const char *names[] = {"user_id", "conversation_id", "agent_id", "provider_config_id",
-                           "model"};
+    const char *names[] = {"user_id", "conversation_id", "agent_id", "provider_config_id", "model"};
     const char *vals[] = {r->user_id, r->conversation_id, r->agent_id, r->provider_config_id,
                           r->model};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -90,12 +89,12 @@ static int request_check_messages(const struct lg_chat_request *r, char *why, si
 
 static int request_check_params(const struct lg_chat_request *r, char *why, size_t why_len)
 {
-    if (r->has_max_tokens &&
-        (r->max_tokens == 0 || r->max_tokens > LG_CHAT_MAX_TOKENS_LIMIT)) {
+    if (r->has_max_tokens && (r->max_tokens == 0 || r->max_tokens > LG_CHAT_MAX_TOKENS_LIMIT)) {
         return request_refuse(why, why_len, "%s must be between 1 and %zu", "max_tokens",
                               (size_t)LG_CHAT_MAX_TOKENS_LIMIT);
     }
-    if (r->has_temperature && !(r->temperature >= 0.0 && r->temperature <= REQUEST_TEMPERATURE_MAX)) {
+    if (r->has_temperature &&
+        !(r->temperature >= 0.0 && r->temperature <= REQUEST_TEMPERATURE_MAX)) {
         return request_refuse(why, why_len, "%s must be between 0 and %zu", "temperature",
                               (size_t)REQUEST_TEMPERATURE_MAX);
     }
@@ -181,8 +180,7 @@ int lg_chat_request_append_metadata_json(const struct lg_chat_request *r, struct
             rc = lg_buf_append_byte(out, ':');
         }
         if (rc == LG_OK) {
-            rc = request_append_json_str(out, r->metadata[i].value,
-                                         strlen(r->metadata[i].value));
+            rc = request_append_json_str(out, r->metadata[i].value, strlen(r->metadata[i].value));
         }
     }
     if (rc == LG_OK) {

@@ -32,12 +32,12 @@
 #define LG_LOG_MODULE "chat"
 #include "lg_log.h"
 
-#define CHAT_PATH_STREAM "/llmgate.chat.v1.ChatService/StreamChat"
+#define CHAT_PATH_STREAM   "/llmgate.chat.v1.ChatService/StreamChat"
 #define CHAT_PATH_COMPLETE "/llmgate.chat.v1.ChatService/Complete"
-#define CHAT_PATH_RESUME "/llmgate.chat.v1.ChatService/ResumeStream"
-#define CHAT_PATH_CANCEL "/llmgate.chat.v1.ChatService/CancelStream"
-#define USAGE_PATH_LIST "/llmgate.chat.v1.UsageService/ListLogs"
-#define USAGE_PATH_GET "/llmgate.chat.v1.UsageService/GetUsage"
+#define CHAT_PATH_RESUME   "/llmgate.chat.v1.ChatService/ResumeStream"
+#define CHAT_PATH_CANCEL   "/llmgate.chat.v1.ChatService/CancelStream"
+#define USAGE_PATH_LIST    "/llmgate.chat.v1.UsageService/ListLogs"
+#define USAGE_PATH_GET     "/llmgate.chat.v1.UsageService/GetUsage"
 
 /* Metadata key carrying the caller's identity, set by trusted front ends (the SSE adapter). */
 #define CHAT_USER_METADATA "x-user-id"
@@ -72,39 +72,39 @@ struct chat_stream;
 
 /* A reader of a stream: the StreamChat call that started it, or a ResumeStream call. */
 struct chat_sub {
-    enum chat_tag tag;      /* CHAT_TAG_SUB */
+    enum chat_tag tag; /* CHAT_TAG_SUB */
     struct chat_sub *next;
     struct chat_stream *st; /* NULL once the stream is gone */
     lg_grpc_call *call;
-    uint64_t next_seq;      /* next event to send */
-    bool blocked;           /* send queue full: waiting for on_writable */
-    bool finished;          /* lg_grpc_call_finish was called */
+    uint64_t next_seq; /* next event to send */
+    bool blocked;      /* send queue full: waiting for on_writable */
+    bool finished;     /* lg_grpc_call_finish was called */
 };
 
 struct chat_stream {
-    enum chat_tag tag;               /* CHAT_TAG_STREAM */
-    struct chat_stream *prev, *next; /* every stream of the service */
+    enum chat_tag tag;                       /* CHAT_TAG_STREAM */
+    struct chat_stream *prev, *next;         /* every stream of the service */
     struct chat_stream *fin_prev, *fin_next; /* finished registered streams, oldest first */
-    bool in_fin;                     /* linked in the finished list */
+    bool in_fin;                             /* linked in the finished list */
     lg_chat_service *svc;
     char id[LG_CHAT_REGISTRY_ID_LEN + 1];
     char request_id[LG_CHAT_REGISTRY_ID_LEN + 1];
-    char *user_id;        /* owner, for logs */
-    bool registered;      /* in the registry (StreamChat); Complete streams are not */
-    bool dead;            /* finished and unregistered: freed by the next sweep */
+    char *user_id;   /* owner, for logs */
+    bool registered; /* in the registry (StreamChat); Complete streams are not */
+    bool dead;       /* finished and unregistered: freed by the next sweep */
     enum stream_state state;
-    int final_err;        /* LG_OK, or how generation failed (readers' final status) */
+    int final_err;             /* LG_OK, or how generation failed (readers' final status) */
     const char *final_message; /* static text or NULL, for the readers' grpc-message */
-    const char *model;    /* requested model name (borrowed from the config) */
+    const char *model;         /* requested model name (borrowed from the config) */
     struct lg_chat_upcall *up; /* NULL once on_done fired or after a cancel */
     lg_chat_replay *replay;    /* StreamChat only */
     uint64_t last_seq;
     struct chat_sub *subs;
     size_t n_subs;
-    lg_grpc_call *unary;       /* Complete: the call to answer; NULL once it left */
-    struct lg_record *rec;     /* filled at start, handed to the sink at the end */
+    lg_grpc_call *unary;   /* Complete: the call to answer; NULL once it left */
+    struct lg_record *rec; /* filled at start, handed to the sink at the end */
     const struct lg_chat_provider_cfg *prov;
-    struct lg_buf response;    /* answer text (capped at LG_CHAT_MAX_RESPONSE_BYTES) */
+    struct lg_buf response; /* answer text (capped at LG_CHAT_MAX_RESPONSE_BYTES) */
     bool response_truncated;
     uint32_t prompt_tokens_est;
     uint32_t deltas;
@@ -212,8 +212,8 @@ static int chat_record_params(struct lg_record *rec, const struct lg_chat_reques
     lg_buf_init(&b, LG_CHAT_MAX_ID_BYTES * 2 + 128);
     int rc = lg_buf_append_str(&b, "{\"upstream_model\":\"");
     if (rc == LG_OK) {
-        rc = lg_buf_append_json_escaped(&b, (const uint8_t *)upstream_model,
-                                        strlen(upstream_model));
+        rc =
+            lg_buf_append_json_escaped(&b, (const uint8_t *)upstream_model, strlen(upstream_model));
     }
     if (rc == LG_OK) {
         rc = lg_buf_append_str(&b, "\"");
@@ -307,8 +307,8 @@ static int chat_record_start(struct chat_stream *st, const struct lg_chat_reques
  * stream; |usage| is exact when |reported|. */
 static void chat_record_finish(struct chat_stream *st, enum lg_record_status status,
                                const char *finish_reason, const char *error_message,
-                               const struct lg_chat_usage *usage, bool reported,
-                               uint64_t cost, bool priced)
+                               const struct lg_chat_usage *usage, bool reported, uint64_t cost,
+                               bool priced)
 {
     lg_chat_service *svc = st->svc;
     struct lg_record *rec = st->rec;
@@ -602,9 +602,8 @@ static enum lg_record_status chat_status_for(int err)
  * expiry, client deadline, shutdown; |err| LG_ERR_CANCELLED or LG_ERR_TIMEOUT, reported as a
  * done event with finish_reason "cancelled"/"timeout"). Writes the record, emits the final
  * event, answers the unary call, and starts the retention period. */
-static void chat_stream_end(struct chat_stream *st, int err, bool by_us,
-                            const char *finish_reason, const char *message,
-                            const struct lg_chat_usage *reported_usage)
+static void chat_stream_end(struct chat_stream *st, int err, bool by_us, const char *finish_reason,
+                            const char *message, const struct lg_chat_usage *reported_usage)
 {
     lg_chat_service *svc = st->svc;
     struct lg_chat_usage usage;
@@ -848,8 +847,8 @@ static bool chat_evict_oldest_finished(lg_chat_service *svc)
 
 /* Creates a stream for a validated request (registered when |streaming|). On error nothing
  * is left behind and |why| may hold a reason. */
-static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *req,
-                           bool streaming, struct chat_stream **out, char *why, size_t why_len)
+static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *req, bool streaming,
+                           struct chat_stream **out, char *why, size_t why_len)
 {
     const struct lg_chat_provider_cfg *prov;
     const struct lg_chat_model_cfg *model;
@@ -1025,8 +1024,7 @@ static void chat_sub_on_writable(lg_grpc_call *call, void *user_data)
 
 /* A reader left. The last reader of a generating stream starts the grace period, except on
  * a deadline, which ends generation as a timeout (the caller said how long it waits). */
-static void chat_sub_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason,
-                              void *user_data)
+static void chat_sub_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reason, void *user_data)
 {
     if (*(const enum chat_tag *)user_data != CHAT_TAG_SUB) {
         return; /* refused before a reader existed: the user data is the service */
@@ -1091,8 +1089,7 @@ static void chat_resume_on_message(lg_grpc_call *call, const uint8_t *msg, size_
     if (st == NULL) {
         return;
     }
-    if (rq->after_seq < st->last_seq &&
-        rq->after_seq + 1 < lg_chat_replay_first_seq(st->replay)) {
+    if (rq->after_seq < st->last_seq && rq->after_seq + 1 < lg_chat_replay_first_seq(st->replay)) {
         lg_grpc_call_finish(call, LG_GRPC_NOT_FOUND,
                             "resume_expired: events after after_seq are no longer buffered");
         return;
@@ -1160,7 +1157,7 @@ static void chat_unary_answer(struct chat_stream *st, int err, const char *messa
     chat_fill_usage(&u, usage, cost, reported);
     Llmgate__Chat__V1__ChatResponse resp = LLMGATE__CHAT__V1__CHAT_RESPONSE__INIT;
     resp.stream_id = st->id;
-    resp.content = st->response.data != NULL ? (char *)st->response.data : (char *)(uintptr_t)"";
+    resp.content = st->response.data != NULL ? (char *)st->response.data : (char *)(uintptr_t) "";
     resp.finish_reason = (char *)(uintptr_t)(finish_reason != NULL ? finish_reason : "stop");
     resp.usage = &u;
     resp.model = (char *)(uintptr_t)st->model;
@@ -1211,11 +1208,11 @@ struct usage_job {
     lg_chat_service *svc;
     lg_grpc_call *call; /* NULL once the call ended (the answer is then dropped) */
     bool is_report;
-    bool answered;      /* the worker's result arrived */
+    bool answered; /* the worker's result arrived */
     int rc;
     struct lg_usage_logs logs;     /* owned */
     struct lg_usage_report report; /* owned */
-    char *model;        /* ListLogs filters, applied to the returned page; NULL = any */
+    char *model;                   /* ListLogs filters, applied to the returned page; NULL = any */
     char *conversation_id;
     int64_t since_ms, until_ms; /* 0 = unbounded */
 };
@@ -1375,8 +1372,8 @@ static void usage_answer(struct usage_job *j)
     if (rc == LG_OK) {
         lg_grpc_call_finish(call, LG_GRPC_OK, NULL);
     } else {
-        chat_finish(call, rc, rc == LG_ERR_INVALID ? "bad user id or time range"
-                                                   : "usage store unavailable");
+        chat_finish(call, rc,
+                    rc == LG_ERR_INVALID ? "bad user id or time range" : "usage store unavailable");
     }
     usage_job_free(j);
 }
@@ -1410,8 +1407,7 @@ static char *usage_dup_nonempty(const char *s)
 }
 
 /* Unpacks the request, checks identity, queues the query. On error the call is finished. */
-static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_t *msg,
-                         size_t len)
+static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_t *msg, size_t len)
 {
     ProtobufCAllocator alloc;
     lg_arena_protobuf_allocator(lg_grpc_call_get_arena(j->call), &alloc);
@@ -1505,8 +1501,8 @@ static uint64_t chat_on_expire(const char *id, void *value, uint64_t now_ms, voi
     struct chat_stream *st = value;
     if (st->n_subs > 0) {
         /* Readers are attached (a slow one after retention): look again later. */
-        return now_ms + (st->state == STREAM_GENERATING ? svc->opts.grace_ms
-                                                        : svc->opts.retention_ms);
+        return now_ms +
+               (st->state == STREAM_GENERATING ? svc->opts.grace_ms : svc->opts.retention_ms);
     }
     if (st->state == STREAM_GENERATING) {
         struct lg_log_ctx ctx = chat_ctx(st);
@@ -1550,8 +1546,7 @@ void lg_chat_service_opts_default(struct lg_chat_service_opts *opts)
     opts->max_streams = LG_CHAT_MAX_STREAMS;
 }
 
-int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode,
-                                    size_t *max_bytes)
+int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode, size_t *max_bytes)
 {
     if (strcmp(s, "full") == 0) {
         *mode = LG_CHAT_BODY_FULL;
@@ -1607,8 +1602,7 @@ static int chat_register(lg_chat_service *svc)
                                      svc);
     }
     if (rc == LG_OK) {
-        rc = lg_grpc_server_register(svc->srv, CHAT_PATH_CANCEL, LG_GRPC_UNARY, &cancel_cbs,
-                                     svc);
+        rc = lg_grpc_server_register(svc->srv, CHAT_PATH_CANCEL, LG_GRPC_UNARY, &cancel_cbs, svc);
     }
     if (rc == LG_OK) {
         rc = lg_grpc_server_register(svc->srv, USAGE_PATH_LIST, LG_GRPC_UNARY, &usage_cbs, svc);
@@ -1643,18 +1637,26 @@ static void chat_register_metrics(lg_chat_service *svc)
     static const double overhead_buckets[] = {25e-6, 50e-6, 100e-6, 200e-6, 500e-6,
                                               1e-3,  2e-3,  5e-3,   10e-3};
     const struct lg_metrics_desc d = {
-        LG_METRICS_HISTOGRAM, "llmgate_chat_gateway_ttft_overhead_seconds",
+        LG_METRICS_HISTOGRAM,
+        "llmgate_chat_gateway_ttft_overhead_seconds",
         "Gateway's own share of time to first token on upstream calls (request in to "
         "upstream hand-off, plus first upstream token to event queued)",
-        NULL, 0, overhead_buckets, sizeof(overhead_buckets) / sizeof(overhead_buckets[0])};
+        NULL,
+        0,
+        overhead_buckets,
+        sizeof(overhead_buckets) / sizeof(overhead_buckets[0])};
     lg_metrics_family *f = NULL;
     if (lg_metrics_register(m, &d, &f) == LG_OK) {
         (void)lg_metrics_family_with_labels(f, NULL, &svc->m_overhead);
     }
     static const char *const call_labels[] = {"provider", "status"};
     const struct lg_metrics_desc calls = {
-        LG_METRICS_COUNTER, "llmgate_chat_calls_total",
-        "Upstream calls by provider config id and billing-record status", call_labels, 2, NULL,
+        LG_METRICS_COUNTER,
+        "llmgate_chat_calls_total",
+        "Upstream calls by provider config id and billing-record status",
+        call_labels,
+        2,
+        NULL,
         0};
     (void)lg_metrics_register(m, &calls, &svc->m_calls);
 }
@@ -1681,8 +1683,8 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
     lg_buf_init(&svc->scratch, LG_CHAT_MAX_EVENT_BYTES);
     pthread_mutex_init(&svc->usage_lock, NULL);
     svc->usage_ev = event_new(base, -1, 0, usage_on_ready, svc);
-    int rc = svc->usage_ev != NULL ? lg_chat_registry_new(&svc->reg, opts->max_streams)
-                                   : LG_ERR_NOMEM;
+    int rc =
+        svc->usage_ev != NULL ? lg_chat_registry_new(&svc->reg, opts->max_streams) : LG_ERR_NOMEM;
     if (rc != LG_OK) {
         goto out_free_svc;
     }

@@ -47,25 +47,25 @@ enum lg_chat_body_mode {
 };
 
 struct lg_chat_service_opts {
-    const lg_chat_config *cfg;    /* providers; borrowed */
-    struct lg_record_sink *sink;  /* billing records; borrowed */
-    lg_curlm *curlm;              /* for openai providers; may be NULL when there are none */
-    lg_metrics *metrics;          /* may be NULL */
-    lg_usage *usage;              /* UsageService backend (ClickHouse); NULL answers
-                                     UNIMPLEMENTED. Its results arrive on its worker thread
-                                     and are handed to the loop with event_active, so the
-                                     event_base must be thread-aware
-                                     (evthread_use_pthreads before event_base_new). */
-    uint32_t demo_pace_ms;        /* demo provider: pause between tokens */
-    uint32_t grace_ms;            /* generation continues this long after the last reader */
-    uint32_t retention_ms;        /* a finished stream stays resumable this long */
+    const lg_chat_config *cfg;   /* providers; borrowed */
+    struct lg_record_sink *sink; /* billing records; borrowed */
+    lg_curlm *curlm;             /* for openai providers; may be NULL when there are none */
+    lg_metrics *metrics;         /* may be NULL */
+    lg_usage *usage;             /* UsageService backend (ClickHouse); NULL answers
+                                    UNIMPLEMENTED. Its results arrive on its worker thread
+                                    and are handed to the loop with event_active, so the
+                                    event_base must be thread-aware
+                                    (evthread_use_pthreads before event_base_new). */
+    uint32_t demo_pace_ms;       /* demo provider: pause between tokens */
+    uint32_t grace_ms;           /* generation continues this long after the last reader */
+    uint32_t retention_ms;       /* a finished stream stays resumable this long */
     enum lg_chat_body_mode body_mode;
-    size_t body_max_bytes;        /* for LG_CHAT_BODY_TRUNCATED */
-    size_t replay_max_events;     /* per stream; <= LG_CHAT_REPLAY_MAX_EVENTS */
-    size_t replay_max_bytes;      /* per stream; <= LG_CHAT_REPLAY_MAX_BYTES */
-    size_t max_streams;           /* registered streams; <= LG_CHAT_MAX_STREAMS. When full,
-                                     the oldest finished stream is evicted; with only
-                                     generating streams a new one gets RESOURCE_EXHAUSTED */
+    size_t body_max_bytes;    /* for LG_CHAT_BODY_TRUNCATED */
+    size_t replay_max_events; /* per stream; <= LG_CHAT_REPLAY_MAX_EVENTS */
+    size_t replay_max_bytes;  /* per stream; <= LG_CHAT_REPLAY_MAX_BYTES */
+    size_t max_streams;       /* registered streams; <= LG_CHAT_MAX_STREAMS. When full,
+                                 the oldest finished stream is evicted; with only
+                                 generating streams a new one gets RESOURCE_EXHAUSTED */
 };
 
 typedef struct lg_chat_service lg_chat_service;
@@ -75,8 +75,7 @@ void lg_chat_service_opts_default(struct lg_chat_service_opts *opts);
 
 /* Parses "full", "none" or "truncated:N" (N bytes, 1..LG_CHAT_MAX_RESPONSE_BYTES).
  * LG_OK or LG_ERR_INVALID. */
-int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode,
-                                    size_t *max_bytes);
+int lg_chat_service_parse_body_mode(const char *s, enum lg_chat_body_mode *mode, size_t *max_bytes);
 
 /* Registers the services' methods on |srv| (before lg_grpc_server_listen). Returned owned.
  * On an error after some methods were registered they stay registered, pointing at freed

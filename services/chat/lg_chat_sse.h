@@ -28,8 +28,7 @@ typedef struct lg_chat_sse lg_chat_sse;
 /* Called once per dispatched event. |event| is the "event:" field ("" when absent) and
  * |data| the joined data lines; both borrowed. Return LG_OK to continue or a negative
  * lg_err to stop feeding (returned by lg_chat_sse_feed). */
-typedef int (*lg_chat_sse_event_cb)(struct lg_slice event, struct lg_slice data,
-                                    void *user_data);
+typedef int (*lg_chat_sse_event_cb)(struct lg_slice event, struct lg_slice data, void *user_data);
 
 /* Creates a parser whose lines never exceed |max_line_bytes| and events |max_event_bytes|.
  * Returns LG_OK or LG_ERR_NOMEM; |*out| is returned owned (lg_chat_sse_free). */

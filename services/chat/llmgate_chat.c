@@ -17,12 +17,12 @@
 #include <event2/thread.h>
 
 #include "lg_admin.h"
-#include "lg_chclient.h"
 #include "lg_buf.h"
 #include "lg_cfg.h"
 #include "lg_chat_config.h"
 #include "lg_chat_fds.h"
 #include "lg_chat_service.h"
+#include "lg_chclient.h"
 #include "lg_curlm.h"
 #include "lg_err.h"
 #include "lg_grpc_health.h"
@@ -43,11 +43,11 @@
 #define CHAT_MAIN_USAGE_CONNECT_MS 2000
 /* Time the shipper gets at shutdown to land what is queued (the rest stays spooled). */
 #define CHAT_MAIN_DRAIN_RECORDS_MS 5000
-#define CHAT_MAIN_ADDR_BYTES 128
+#define CHAT_MAIN_ADDR_BYTES       128
 
 /* Flag defaults come from lg_limits.h as text, so --help cannot drift from the limits. */
-#define CHAT_MAIN_STR2(x) #x
-#define CHAT_MAIN_STR(x) CHAT_MAIN_STR2(x)
+#define CHAT_MAIN_STR2(x)              #x
+#define CHAT_MAIN_STR(x)               CHAT_MAIN_STR2(x)
 #define CHAT_MAIN_REPLAY_BYTES_DEFAULT "1048576"
 _Static_assert(LG_CHAT_REPLAY_MAX_BYTES == 1048576u, "keep the --replay-max-bytes default in sync");
 
@@ -117,19 +117,17 @@ static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
          "what records keep of prompts and answers: full | truncated:N | none"},
         {"log-level", LG_CFG_STRING, &f->log_level, "info", 0, 0,
          "debug | info | warn | error | off"},
-        {"demo-pace-ms", LG_CFG_INT, &f->demo_pace_ms,
-         CHAT_MAIN_STR(LG_CHAT_DEMO_PACE_MS_DEFAULT), 0, LG_CHAT_DEMO_PACE_MS_MAX,
+        {"demo-pace-ms", LG_CFG_INT, &f->demo_pace_ms, CHAT_MAIN_STR(LG_CHAT_DEMO_PACE_MS_DEFAULT),
+         0, LG_CHAT_DEMO_PACE_MS_MAX,
          "demo provider: pause between tokens (0 = as fast as possible)"},
-        {"grace-ms", LG_CFG_INT, &f->grace_ms, CHAT_MAIN_STR(LG_CHAT_GRACE_MS_DEFAULT), 0, LG_CHAT_GRACE_MS_MAX,
-         "generation continues this long after the last client left"},
-        {"retention-ms", LG_CFG_INT, &f->retention_ms,
-         CHAT_MAIN_STR(LG_CHAT_RETENTION_MS_DEFAULT), 0, LG_CHAT_RETENTION_MS_MAX,
-         "a finished stream stays resumable this long"},
+        {"grace-ms", LG_CFG_INT, &f->grace_ms, CHAT_MAIN_STR(LG_CHAT_GRACE_MS_DEFAULT), 0,
+         LG_CHAT_GRACE_MS_MAX, "generation continues this long after the last client left"},
+        {"retention-ms", LG_CFG_INT, &f->retention_ms, CHAT_MAIN_STR(LG_CHAT_RETENTION_MS_DEFAULT),
+         0, LG_CHAT_RETENTION_MS_MAX, "a finished stream stays resumable this long"},
         {"replay-max-events", LG_CFG_INT, &f->replay_max_events,
-         CHAT_MAIN_STR(LG_CHAT_REPLAY_MAX_EVENTS), 1,
-         LG_CHAT_REPLAY_MAX_EVENTS, "events kept per stream for ResumeStream"},
-        {"replay-max-bytes", LG_CFG_INT, &f->replay_max_bytes,
-         CHAT_MAIN_REPLAY_BYTES_DEFAULT, 1024,
+         CHAT_MAIN_STR(LG_CHAT_REPLAY_MAX_EVENTS), 1, LG_CHAT_REPLAY_MAX_EVENTS,
+         "events kept per stream for ResumeStream"},
+        {"replay-max-bytes", LG_CFG_INT, &f->replay_max_bytes, CHAT_MAIN_REPLAY_BYTES_DEFAULT, 1024,
          LG_CHAT_REPLAY_MAX_BYTES, "bytes kept per stream for ResumeStream"},
         {"drain-ms", LG_CFG_INT, &f->drain_ms, "10000", 0, 600000,
          "on SIGTERM, time in-flight calls get to finish"},
@@ -208,8 +206,7 @@ struct chat_parts {
     lg_loop_signals *signals;
 };
 
-static int chat_main_service(const struct chat_flags *f, struct chat_main *m,
-                             struct chat_parts *p)
+static int chat_main_service(const struct chat_flags *f, struct chat_main *m, struct chat_parts *p)
 {
     struct lg_chat_service_opts so;
     lg_chat_service_opts_default(&so);
@@ -254,8 +251,7 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m,
     return rc;
 }
 
-static int chat_main_listen(const struct chat_flags *f, struct chat_main *m,
-                            struct chat_parts *p)
+static int chat_main_listen(const struct chat_flags *f, struct chat_main *m, struct chat_parts *p)
 {
     char bound[CHAT_MAIN_ADDR_BYTES];
     int rc = lg_grpc_server_listen(m->srv, f->listen, bound, sizeof(bound));
@@ -286,7 +282,7 @@ static void chat_main_teardown(struct chat_main *m, struct chat_parts *p)
     lg_grpc_server_free(m->srv); /* every call gets on_close before the service goes */
     lg_grpc_reflection_free(p->reflection);
     lg_grpc_health_free(p->health);
-    lg_usage_free(p->usage); /* pending queries are answered LG_ERR_CLOSED, then joined */
+    lg_usage_free(p->usage);      /* pending queries are answered LG_ERR_CLOSED, then joined */
     lg_chat_service_free(p->svc); /* writes the records of streams still running */
     lg_curlm_free(p->curlm);
     if (p->shipper != NULL) {

@@ -90,8 +90,8 @@ static void curlm_socket_action(lg_curlm *m, curl_socket_t s, int action)
 static void curlm_on_event(evutil_socket_t fd, short kind, void *arg)
 {
     lg_curlm *m = arg;
-    int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) |
-                 ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     curlm_socket_action(m, fd, action);
 }
 

@@ -16,11 +16,11 @@
 #include "lg_err.h"
 
 /* Small caps so the limits are reached by fuzz inputs, not just by huge ones. */
-#define FUZZ_MAX_LINE 512
-#define FUZZ_MAX_EVENT 1024
+#define FUZZ_MAX_LINE         512
+#define FUZZ_MAX_EVENT        1024
 #define FUZZ_SMOKE_ITERATIONS 20000
-#define FUZZ_SMOKE_MAX_LEN 600
-#define FUZZ_SMOKE_SEED 0x9e3779b97f4a7c15ull
+#define FUZZ_SMOKE_MAX_LEN    600
+#define FUZZ_SMOKE_SEED       0x9e3779b97f4a7c15ull
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -37,8 +37,7 @@ static void test_chat_config_parse_and_resolve(void **state)
     setenv("LG_TEST_CHAT_KEY", "sk-secret", 1);
     lg_chat_config *cfg;
     char why[256] = "";
-    assert_int_equal(lg_chat_config_parse(&cfg, good, sizeof(good) - 1, why, sizeof(why)),
-                     LG_OK);
+    assert_int_equal(lg_chat_config_parse(&cfg, good, sizeof(good) - 1, why, sizeof(why)), LG_OK);
     assert_int_equal(lg_chat_config_count(cfg), 2);
     const struct lg_chat_provider_cfg *p = lg_chat_config_get(cfg, 0);
     assert_string_equal(p->base_url, "http://127.0.0.1:9/v1");
@@ -46,8 +45,7 @@ static void test_chat_config_parse_and_resolve(void **state)
     assert_int_equal(p->idle_timeout_ms, 1000);
     assert_int_equal(p->max_retries, 1);
     const struct lg_chat_model_cfg *m;
-    assert_int_equal(lg_chat_config_resolve(cfg, "", "gpt-4o", &p, &m, why, sizeof(why)),
-                     LG_OK);
+    assert_int_equal(lg_chat_config_resolve(cfg, "", "gpt-4o", &p, &m, why, sizeof(why)), LG_OK);
     assert_string_equal(m->upstream_model, "gpt-4o-2024");
     struct lg_chat_price_usage u = {1000000, 0, 0};
     uint64_t cost;
@@ -55,8 +53,7 @@ static void test_chat_config_parse_and_resolve(void **state)
     assert_int_equal(cost, 2500000000ull);
     assert_int_equal(lg_chat_price_cost(p->prices, "free-model", &u, &cost),
                      LG_CHAT_PRICE_UNPRICED);
-    assert_int_equal(lg_chat_config_resolve(cfg, "local", "demo", &p, &m, why, sizeof(why)),
-                     LG_OK);
+    assert_int_equal(lg_chat_config_resolve(cfg, "local", "demo", &p, &m, why, sizeof(why)), LG_OK);
     assert_int_equal(p->kind, LG_CHAT_PROVIDER_DEMO);
     assert_int_equal(lg_chat_config_resolve(cfg, "local", "gpt-4o", &p, &m, why, sizeof(why)),
                      LG_ERR_INVALID);

@@ -22,9 +22,13 @@ static const struct lg_chat_message msgs[] = {
 
 static struct lg_chat_request request(void)
 {
-    struct lg_chat_request r = {.user_id = "u", .conversation_id = "", .agent_id = "",
-                                .provider_config_id = "", .model = "demo",
-                                .messages = msgs, .n_messages = 2};
+    struct lg_chat_request r = {.user_id = "u",
+                                .conversation_id = "",
+                                .agent_id = "",
+                                .provider_config_id = "",
+                                .model = "demo",
+                                .messages = msgs,
+                                .n_messages = 2};
     return r;
 }
 

@@ -34,9 +34,9 @@ static struct lg_chat_openai_chunk parse_ok(const char *s)
 static void test_chat_openai_content_and_finish(void **state)
 {
     (void)state;
-    struct lg_chat_openai_chunk c = parse_ok(
-        "{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
-        "\"delta\":{\"content\":\"Hi \\u00e9\"},\"finish_reason\":null}],\"usage\":null}");
+    struct lg_chat_openai_chunk c =
+        parse_ok("{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+                 "\"delta\":{\"content\":\"Hi \\u00e9\"},\"finish_reason\":null}],\"usage\":null}");
     assert_false(c.done);
     assert_int_equal(c.content_len, 5);
     assert_memory_equal(c.content, "Hi \xc3\xa9", 5);
@@ -56,10 +56,10 @@ static void test_chat_openai_content_and_finish(void **state)
 static void test_chat_openai_usage_chunk(void **state)
 {
     (void)state;
-    struct lg_chat_openai_chunk c = parse_ok(
-        "{\"choices\":[],\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":30,"
-        "\"total_tokens\":1230,\"prompt_tokens_details\":{\"cached_tokens\":1024},"
-        "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}");
+    struct lg_chat_openai_chunk c =
+        parse_ok("{\"choices\":[],\"usage\":{\"prompt_tokens\":1200,\"completion_tokens\":30,"
+                 "\"total_tokens\":1230,\"prompt_tokens_details\":{\"cached_tokens\":1024},"
+                 "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}");
     assert_true(c.has_usage);
     assert_int_equal(c.usage.prompt_tokens, 1200);
     assert_int_equal(c.usage.completion_tokens, 30);
@@ -92,8 +92,7 @@ static void test_chat_openai_done_error_malformed(void **state)
     lg_chat_openai_chunk_deinit(&c);
     assert_int_equal(lg_chat_openai_parse_chunk(lg_slice_from_cstr("{\"id\": \"bro"), &c),
                      LG_ERR_MALFORMED);
-    assert_int_equal(lg_chat_openai_parse_chunk(lg_slice_from_cstr("[1,2]"), &c),
-                     LG_ERR_MALFORMED);
+    assert_int_equal(lg_chat_openai_parse_chunk(lg_slice_from_cstr("[1,2]"), &c), LG_ERR_MALFORMED);
     assert_int_equal(lg_chat_openai_parse_chunk(lg_slice_from_cstr(""), &c), LG_ERR_MALFORMED);
 }
 
@@ -108,8 +107,7 @@ static void test_chat_openai_retry_after(void **state)
     /* An HTTP date: Thu, 01 Jan 1970 00:00:30 GMT is 30 s after the epoch. */
     assert_int_equal(lg_chat_openai_retry_after_ms("Thu, 01 Jan 1970 00:00:30 GMT", NULL, 10),
                      20000);
-    assert_int_equal(lg_chat_openai_retry_after_ms("Thu, 01 Jan 1970 00:00:30 GMT", NULL, 99),
-                     0);
+    assert_int_equal(lg_chat_openai_retry_after_ms("Thu, 01 Jan 1970 00:00:30 GMT", NULL, 99), 0);
     assert_int_equal(lg_chat_openai_retry_after_ms("99999999999999999999999", NULL, 0), -1);
 }
 
@@ -134,15 +132,21 @@ static void test_chat_openai_body(void **state)
 {
     (void)state;
     struct lg_chat_message m[] = {{"user", "say \"hi\"\n", 9}};
-    struct lg_chat_request req = {.user_id = "u", .conversation_id = "", .agent_id = "",
-                                  .provider_config_id = "", .model = "gpt",
-                                  .messages = m, .n_messages = 1, .has_temperature = true,
-                                  .temperature = 0.25, .has_max_tokens = true,
+    struct lg_chat_request req = {.user_id = "u",
+                                  .conversation_id = "",
+                                  .agent_id = "",
+                                  .provider_config_id = "",
+                                  .model = "gpt",
+                                  .messages = m,
+                                  .n_messages = 1,
+                                  .has_temperature = true,
+                                  .temperature = 0.25,
+                                  .has_max_tokens = true,
                                   .max_tokens = 64};
     struct lg_chat_provider_cfg cfg;
     memset(&cfg, 0, sizeof(cfg));
-    struct lg_chat_call_params p = {.req = &req, .cfg = &cfg, .upstream_model = "gpt-4o-2024",
-                                    .request_id = "r"};
+    struct lg_chat_call_params p = {
+        .req = &req, .cfg = &cfg, .upstream_model = "gpt-4o-2024", .request_id = "r"};
     struct lg_buf b;
     lg_buf_init(&b, 4096);
     assert_int_equal(lg_chat_openai_build_body(&p, &b), LG_OK);
@@ -150,8 +154,8 @@ static void test_chat_openai_body(void **state)
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "model")), "gpt-4o-2024");
     assert_true(json_is_true(json_object_get(j, "stream")));
-    assert_true(json_is_true(
-        json_object_get(json_object_get(j, "stream_options"), "include_usage")));
+    assert_true(
+        json_is_true(json_object_get(json_object_get(j, "stream_options"), "include_usage")));
     assert_true(json_real_value(json_object_get(j, "temperature")) == 0.25);
     assert_int_equal(json_integer_value(json_object_get(j, "max_tokens")), 64);
     json_t *m0 = json_array_get(json_object_get(j, "messages"), 0);

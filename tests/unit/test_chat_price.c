@@ -136,12 +136,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chat_price_exact_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_price_rounds_half_up_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chat_price_extremes_do_not_overflow, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_chat_price_cached_clamped_to_prompt, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_chat_price_missing_model_is_flagged, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chat_price_extremes_do_not_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_price_cached_clamped_to_prompt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_price_missing_model_is_flagged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_price_from_usd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_price_add_errors, setup, teardown),
     };

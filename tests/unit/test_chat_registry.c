@@ -55,8 +55,8 @@ static void test_chat_registry_ids_are_urlsafe_and_unique(void **state)
     assert_int_equal(strlen(a), LG_CHAT_REGISTRY_ID_LEN);
     assert_string_not_equal(a, b);
     for (size_t i = 0; i < LG_CHAT_REGISTRY_ID_LEN; i++) {
-        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-                               a[i]));
+        assert_non_null(
+            strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", a[i]));
     }
     assert_int_equal(lg_chat_registry_remove(reg, a), LG_OK);
     assert_int_equal(lg_chat_registry_remove(reg, b), LG_OK);

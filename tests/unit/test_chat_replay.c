@@ -94,7 +94,7 @@ static void test_chat_replay_refuses_bad_input(void **state)
     assert_int_equal(lg_chat_replay_append(r, 1, b, 17), LG_ERR_TOO_LARGE);
     assert_int_equal(lg_chat_replay_append(r, 1, b, 16), LG_OK);
     assert_int_equal(lg_chat_replay_append(r, 1, b, 1), LG_ERR_INVALID); /* duplicate */
-    assert_int_equal(lg_chat_replay_append(r, 2, b, 0), LG_OK);           /* empty is fine */
+    assert_int_equal(lg_chat_replay_append(r, 2, b, 0), LG_OK);          /* empty is fine */
     lg_chat_replay_free(r);
 }
 

@@ -36,8 +36,15 @@ static void test_chat_service_body_modes(void **state)
     assert_int_equal(lg_chat_service_parse_body_mode("truncated:512", &mode, &n), LG_OK);
     assert_int_equal(mode, LG_CHAT_BODY_TRUNCATED);
     assert_int_equal(n, 512);
-    const char *bad[] = {"", "truncated", "truncated:", "truncated:0", "truncated:-1",
-                         "truncated:12x", "truncated:99999999999999999999", "FULL", "some"};
+    const char *bad[] = {"",
+                         "truncated",
+                         "truncated:",
+                         "truncated:0",
+                         "truncated:-1",
+                         "truncated:12x",
+                         "truncated:99999999999999999999",
+                         "FULL",
+                         "some"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(lg_chat_service_parse_body_mode(bad[i], &mode, &n), LG_ERR_INVALID);
     }

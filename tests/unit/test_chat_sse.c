@@ -167,10 +167,9 @@ static void test_chat_sse_fields(void **state)
     struct collected c;
     parse_whole(text, sizeof(text) - 1, &c);
     assert_int_equal(c.n, 2);
-    assert_string_equal((char *)c.all.data,
-                        "error|{\"error\":{\"message\":\"overloaded\",\n"
-                        "\"type\":\"server_error\"}}\n"
-                        "|\n");
+    assert_string_equal((char *)c.all.data, "error|{\"error\":{\"message\":\"overloaded\",\n"
+                                            "\"type\":\"server_error\"}}\n"
+                                            "|\n");
     lg_buf_deinit(&c.all);
 }
 
@@ -227,9 +226,9 @@ static void test_chat_sse_callback_error_stops(void **state)
     memset(&c, 0, sizeof(c));
     lg_buf_init(&c.all, 1 << 20);
     c.fail_at = 2;
-    assert_int_equal(lg_chat_sse_feed(p, (const uint8_t *)recorded, sizeof(recorded) - 1,
-                                      collect, &c),
-                     LG_ERR_CANCELLED);
+    assert_int_equal(
+        lg_chat_sse_feed(p, (const uint8_t *)recorded, sizeof(recorded) - 1, collect, &c),
+        LG_ERR_CANCELLED);
     assert_int_equal(c.n, 2);
     lg_chat_sse_free(p);
     lg_buf_deinit(&c.all);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* lg_curlm against a real in-process HTTP server (libevent evhttp) on the same loop. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -7,8 +9,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -28,7 +28,7 @@ struct fixture {
     struct evhttp *http;
     uint16_t port;
     lg_curlm *m;
-    int slow_requests; /* requests that reached /slow */
+    int slow_requests;           /* requests that reached /slow */
     struct evhttp_request *held; /* a /slow request answered later */
 };
 
@@ -223,12 +223,10 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_curlm_fetches_on_the_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_curlm_many_transfers_share_the_loop, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_curlm_many_transfers_share_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curlm_refused_connection_reports_error, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_curlm_remove_aborts_without_callback, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_curlm_remove_aborts_without_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curlm_out_of_memory, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name("curlm", tests, NULL, NULL);

@@ -19,7 +19,7 @@
 #define DEMO_TOKENS_PER_REPLY 3
 /* Words of the user's message quoted back as the topic, and key words used in the answer. */
 #define DEMO_TOPIC_WORDS 12
-#define DEMO_KEYWORDS 4
+#define DEMO_KEYWORDS    4
 /* A key word is at least this long (skips "the", "and", ...), and at most this. */
 #define DEMO_KEYWORD_MIN_BYTES 5
 #define DEMO_KEYWORD_MAX_BYTES 32
@@ -37,8 +37,8 @@ struct demo_upcall {
     struct timeval pace;
     struct lg_chat_provider_cbs cbs;
     void *user_data;
-    bool in_callback;  /* inside on_delta: cancel must defer the free */
-    bool cancelled;    /* cancel was called inside on_delta */
+    bool in_callback; /* inside on_delta: cancel must defer the free */
+    bool cancelled;   /* cancel was called inside on_delta */
 };
 
 /* ---- tokenizer --------------------------------------------------------------------------- */
@@ -90,12 +90,13 @@ uint32_t lg_chat_demo_prompt_tokens(const struct lg_chat_request *req)
 /* ---- composing the answer ---------------------------------------------------------------- */
 
 static const char *const demo_stopwords[] = {
-    "about", "after", "again", "their", "there", "these", "thing", "think", "those", "where",
-    "which", "while", "would", "could", "should", "please", "really", "other", "being",
-    "because", "explain", "tell", "what", "whats", "doing", "going", "make", "something",
-    "works", "work", "does", "using", "between", "within", "without", "every", "maybe",
-    "briefly", "quick", "quickly", "simple", "simply", "example", "difference", "understand",
-    "write", "create", "program", "script", "implement", "build",
+    "about",   "after",     "again",   "their",      "there",      "these",   "thing",  "think",
+    "those",   "where",     "which",   "while",      "would",      "could",   "should", "please",
+    "really",  "other",     "being",   "because",    "explain",    "tell",    "what",   "whats",
+    "doing",   "going",     "make",    "something",  "works",      "work",    "does",   "using",
+    "between", "within",    "without", "every",      "maybe",      "briefly", "quick",  "quickly",
+    "simple",  "simply",    "example", "difference", "understand", "write",   "create", "program",
+    "script",  "implement", "build",
 };
 
 static bool demo_is_stopword(const char *w, size_t n)
@@ -204,8 +205,8 @@ static int demo_append_topic(struct lg_buf *out, const char *s, size_t len)
 
 static bool demo_is_greeting(const char *s, size_t len)
 {
-    static const char *const greetings[] = {"hi", "hello", "hey", "good morning", "hallo",
-                                            "bonjour", "hola"};
+    static const char *const greetings[] = {"hi",    "hello",   "hey", "good morning",
+                                            "hallo", "bonjour", "hola"};
     while (len > 0 && isspace((unsigned char)*s)) {
         s++;
         len--;
@@ -335,7 +336,7 @@ static int demo_append_code(struct lg_buf *out, const struct demo_lang *lang,
 /* "What is X" / "Who was Y": the demo knows no facts, and says so. */
 static bool demo_is_fact_question(const char *s, size_t len)
 {
-    static const char *const starts[] = {"what is ", "what's ", "who is ", "who was ",
+    static const char *const starts[] = {"what is ",  "what's ",   "who is ",   "who was ",
                                          "when did ", "when was ", "where is ", "how many "};
     while (len > 0 && isspace((unsigned char)*s)) {
         s++;
@@ -404,8 +405,9 @@ int lg_chat_demo_compose(const struct lg_chat_request *req, struct lg_buf *out)
     size_t nop = sizeof(demo_openers) / sizeof(demo_openers[0]);
     int rc = LG_OK;
     if (demo_is_fact_question(m->content, m->content_len)) {
-        rc = demo_append_template(out, "I am the offline demo model, so I cannot look up facts "
-                                       "about %T, but I can show how an answer would stream.",
+        rc = demo_append_template(out,
+                                  "I am the offline demo model, so I cannot look up facts "
+                                  "about %T, but I can show how an answer would stream.",
                                   &w, m);
     } else {
         rc = demo_append_template(out, demo_openers[h % nop], &w, m);
@@ -521,8 +523,8 @@ int lg_chat_demo_start(struct event_base *base, const struct lg_chat_call_params
         rc = LG_ERR_NOMEM;
         goto out_free;
     }
-    d->max_tokens = params->req->has_max_tokens ? params->req->max_tokens
-                                                : LG_CHAT_DEMO_MAX_REPLY_TOKENS;
+    d->max_tokens =
+        params->req->has_max_tokens ? params->req->max_tokens : LG_CHAT_DEMO_MAX_REPLY_TOKENS;
     d->prompt_tokens = lg_chat_demo_prompt_tokens(params->req);
     d->pace.tv_sec = (time_t)(params->demo_pace_ms / 1000u);
     d->pace.tv_usec = (suseconds_t)((params->demo_pace_ms % 1000u) * 1000u);

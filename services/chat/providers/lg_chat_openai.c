@@ -28,8 +28,8 @@
 #define OPENAI_HEADER_VALUE_BYTES 64
 /* Longest error message kept from an upstream error body. */
 #define OPENAI_MESSAGE_BYTES 256
-#define OPENAI_FINISH_BYTES 32
-#define OPENAI_PATH "/chat/completions"
+#define OPENAI_FINISH_BYTES  32
+#define OPENAI_PATH          "/chat/completions"
 
 struct openai_upcall {
     struct lg_chat_upcall base; /* first: the stream holds this */
@@ -46,28 +46,28 @@ struct openai_upcall {
     uint32_t max_retries;
 
     /* The current attempt. */
-    CURL *easy;                 /* NULL between attempts */
+    CURL *easy; /* NULL between attempts */
     uint32_t attempts;
     long http_status;
-    bool status_known;          /* http_status read for this attempt */
-    struct lg_buf errbody;      /* a non-2xx body, capped */
+    bool status_known;     /* http_status read for this attempt */
+    struct lg_buf errbody; /* a non-2xx body, capped */
     char retry_after[OPENAI_HEADER_VALUE_BYTES];
     char retry_after_ms[OPENAI_HEADER_VALUE_BYTES];
     lg_chat_sse *sse;
-    struct event *timer;        /* first-byte, then idle timeout */
-    struct event *retry_timer;  /* backoff between attempts */
+    struct event *timer;       /* first-byte, then idle timeout */
+    struct event *retry_timer; /* backoff between attempts */
 
     /* The stream's outcome so far. */
-    bool delivered;             /* a delta went out: no more retries */
-    bool saw_done;              /* "[DONE]" */
+    bool delivered; /* a delta went out: no more retries */
+    bool saw_done;  /* "[DONE]" */
     char finish_reason[OPENAI_FINISH_BYTES];
     bool has_usage;
     struct lg_chat_usage usage;
-    int fail_err;               /* set by the parser or a mid-stream error object */
+    int fail_err; /* set by the parser or a mid-stream error object */
     char fail_msg[OPENAI_MESSAGE_BYTES];
 
-    bool in_callback;           /* inside cbs.on_delta */
-    bool cancelled;             /* cancel came inside on_delta: abort, then free quietly */
+    bool in_callback; /* inside cbs.on_delta */
+    bool cancelled;   /* cancel came inside on_delta: abort, then free quietly */
 };
 
 /* ---- sans-I/O parts -------------------------------------------------------------------- */
@@ -95,8 +95,8 @@ int lg_chat_openai_status_err(long http_status)
 bool lg_chat_openai_is_retryable(long http_status)
 {
     /* The statuses openai-python retries (_base_client.py), plus connection failures. */
-    return http_status == 0 || http_status == 408 || http_status == 409 ||
-           http_status == 429 || http_status >= 500;
+    return http_status == 0 || http_status == 408 || http_status == 409 || http_status == 429 ||
+           http_status >= 500;
 }
 
 static bool openai_parse_uint(const char *s, int64_t *out)
@@ -201,8 +201,8 @@ int lg_chat_openai_parse_chunk(struct lg_slice data, struct lg_chat_openai_chunk
     json_t *err = json_object_get(root, "error");
     if (err != NULL && !json_is_null(err)) {
         const char *m = json_string_value(json_object_get(err, "message"));
-        out->error_message = m != NULL ? m : (json_is_string(err) ? json_string_value(err)
-                                                                   : "upstream error");
+        out->error_message =
+            m != NULL ? m : (json_is_string(err) ? json_string_value(err) : "upstream error");
         return LG_OK;
     }
     json_t *choices = json_object_get(root, "choices");
@@ -290,8 +290,8 @@ static void openai_done(struct openai_upcall *o, int err, const char *message)
 {
     struct lg_chat_outcome out = {
         .err = err,
-        .finish_reason = err == LG_OK ? (o->finish_reason[0] != '\0' ? o->finish_reason : "stop")
-                                      : NULL,
+        .finish_reason =
+            err == LG_OK ? (o->finish_reason[0] != '\0' ? o->finish_reason : "stop") : NULL,
         .message = message,
         .has_usage = o->has_usage,
         .usage = o->usage,
@@ -366,9 +366,8 @@ static size_t openai_on_body(char *ptr, size_t size, size_t nmemb, void *user_da
         (void)lg_buf_append(&o->errbody, ptr, n < room ? n : room);
         return n;
     }
-    if (o->sse == NULL &&
-        lg_chat_sse_new(&o->sse, LG_CHAT_SSE_MAX_LINE_BYTES, LG_CHAT_SSE_MAX_EVENT_BYTES) !=
-            LG_OK) {
+    if (o->sse == NULL && lg_chat_sse_new(&o->sse, LG_CHAT_SSE_MAX_LINE_BYTES,
+                                          LG_CHAT_SSE_MAX_EVENT_BYTES) != LG_OK) {
         o->fail_err = LG_ERR_NOMEM;
         return 0;
     }
@@ -428,14 +427,14 @@ static void openai_on_xfer_done(CURL *easy, CURLcode result, void *user_data);
 static void openai_fail(struct openai_upcall *o, int err, const char *message)
 {
     bool retryable = !o->delivered && lg_chat_openai_is_retryable(o->http_status) &&
-                     err != LG_ERR_TIMEOUT && err != LG_ERR_MALFORMED &&
-                     err != LG_ERR_UPSTREAM && err != LG_ERR_NOMEM;
+                     err != LG_ERR_TIMEOUT && err != LG_ERR_MALFORMED && err != LG_ERR_UPSTREAM &&
+                     err != LG_ERR_NOMEM;
     if (!retryable || o->attempts > o->max_retries) {
         openai_done(o, err, message);
         return;
     }
-    int64_t wait = lg_chat_openai_retry_after_ms(o->retry_after, o->retry_after_ms,
-                                                 (int64_t)time(NULL));
+    int64_t wait =
+        lg_chat_openai_retry_after_ms(o->retry_after, o->retry_after_ms, (int64_t)time(NULL));
     if (wait > LG_CHAT_UPSTREAM_RETRY_AFTER_MAX_MS) {
         openai_done(o, err, "upstream asked to retry later than the gateway waits");
         return;
@@ -604,8 +603,8 @@ static int openai_headers(struct openai_upcall *o, const struct lg_chat_call_par
     if (rc == LG_OK && params->cfg->api_key != NULL) {
         lg_buf_reset(&h);
         rc = lg_buf_appendf(&h, "Authorization: Bearer %s", params->cfg->api_key);
-        struct curl_slist *n = rc == LG_OK ? curl_slist_append(o->headers, (const char *)h.data)
-                                           : NULL;
+        struct curl_slist *n =
+            rc == LG_OK ? curl_slist_append(o->headers, (const char *)h.data) : NULL;
         rc = n != NULL ? LG_OK : LG_ERR_NOMEM;
         o->headers = n != NULL ? n : o->headers;
     }

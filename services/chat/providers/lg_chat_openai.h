@@ -43,8 +43,8 @@ int lg_chat_openai_build_body(const struct lg_chat_call_params *params, struct l
 /* One parsed stream chunk (sans-I/O, for tests). Pointers borrow from |chunk|'s JSON, valid
  * until lg_chat_openai_chunk_deinit. */
 struct lg_chat_openai_chunk {
-    bool done;                 /* the "[DONE]" sentinel */
-    const char *content;       /* choices[0].delta.content, or NULL */
+    bool done;           /* the "[DONE]" sentinel */
+    const char *content; /* choices[0].delta.content, or NULL */
     size_t content_len;
     const char *finish_reason; /* choices[0].finish_reason, or NULL */
     bool has_usage;            /* a usage object was present (not null) */

@@ -33,7 +33,7 @@ struct lg_chat_provider_cfg;
 
 /* Token counts of one call. */
 struct lg_chat_usage {
-    uint32_t prompt_tokens;     /* includes cached_tokens */
+    uint32_t prompt_tokens; /* includes cached_tokens */
     uint32_t completion_tokens;
     uint32_t cached_tokens;
 };
@@ -45,15 +45,14 @@ struct lg_chat_outcome {
     const char *message;       /* on error: a message safe to show callers (no secrets) */
     bool has_usage;            /* true when upstream reported usage (usage is then exact) */
     struct lg_chat_usage usage;
-    uint32_t attempts;         /* upstream requests made (1 + retries) */
-    long http_status;          /* last upstream HTTP status, 0 when none (demo, no reply) */
+    uint32_t attempts; /* upstream requests made (1 + retries) */
+    long http_status;  /* last upstream HTTP status, 0 when none (demo, no reply) */
 };
 
 /* Text piece |text| (|len| bytes, UTF-8, borrowed for the call). */
 typedef void (*lg_chat_provider_delta_cb)(const char *text, size_t len, void *user_data);
 /* The call ended; see the ownership rules above. */
-typedef void (*lg_chat_provider_done_cb)(const struct lg_chat_outcome *outcome,
-                                         void *user_data);
+typedef void (*lg_chat_provider_done_cb)(const struct lg_chat_outcome *outcome, void *user_data);
 
 struct lg_chat_provider_cbs {
     lg_chat_provider_delta_cb on_delta;
@@ -67,11 +66,11 @@ struct lg_chat_upcall {
 
 /* What a provider needs to start a call; borrowed for the start call only. */
 struct lg_chat_call_params {
-    const struct lg_chat_request *req;       /* validated request */
-    const struct lg_chat_provider_cfg *cfg;  /* the resolved provider config */
-    const char *upstream_model;              /* model name sent upstream */
-    const char *request_id;                  /* for logs and the upstream's x-request-id */
-    uint32_t demo_pace_ms;                   /* demo: pause between tokens */
+    const struct lg_chat_request *req;      /* validated request */
+    const struct lg_chat_provider_cfg *cfg; /* the resolved provider config */
+    const char *upstream_model;             /* model name sent upstream */
+    const char *request_id;                 /* for logs and the upstream's x-request-id */
+    uint32_t demo_pace_ms;                  /* demo: pause between tokens */
 };
 
 /* Stops |u| (see the ownership rules). Accepts NULL. */
