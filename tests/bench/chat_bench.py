@@ -166,6 +166,7 @@ def main():
     ap.add_argument("--fake-streams", type=int, default=2000)
     ap.add_argument("--tokens", type=int, default=50, help="tokens per stream")
     ap.add_argument("--ttft-n", type=int, default=500)
+    ap.add_argument("--ttft-tool", help="chat_ttft binary: TTFT from one C client on both paths")
     ap.add_argument("--json")
     a = ap.parse_args()
     if a.smoke:
@@ -256,6 +257,17 @@ def main():
                 gw.append(ttft_gateway(stub, fake_req))
                 direct.append(ttft_direct(fa["fake"], body))
         h1 = overhead_hist(ca["admin"])
+        ctool = None
+        if a.ttft_tool:
+            out = subprocess.run([a.ttft_tool, "--gateway", ca["grpc"], "--fake", fa["fake"],
+                                  "--model", fake_model, "--n", str(a.ttft_n)],
+                                 capture_output=True, text=True, timeout=600)
+            if out.returncode != 0:
+                raise RuntimeError("chat_ttft failed: " + out.stderr[-500:])
+            ctool = {}
+            for line in out.stdout.splitlines():
+                f = line.split()
+                ctool[f[0]] = {f[1]: int(f[2]), f[3]: int(f[4]), f[5]: int(f[6])}
         # The floor of the gateway path: the demo provider answers from inside the gateway,
         # so this is grpcio + HTTP/2 + the service with no upstream at all.
         floor_req = pb.ChatRequest(user_id="bench", model="demo", max_tokens=2, messages=user)
@@ -272,6 +284,8 @@ def main():
             "inside_p50_ms_le": hist_quantile(h0, h1, 0.5),
             "inside_p99_ms_le": hist_quantile(h0, h1, 0.99),
         }
+        if ctool:
+            results["ttft_c"] = ctool
         ch.close()
     finally:
         chat.terminate()
@@ -297,6 +311,14 @@ def main():
     print("    inside gateway   p50 <= %s  p99 <= %s  (histogram bucket bounds, ms: request in"
           " -> upstream hand-off + first token in -> event queued)"
           % (t["inside_p50_ms_le"], t["inside_p99_ms_le"]))
+    if "ttft_c" in results:
+        c = results["ttft_c"]
+        print("  TTFT from one C client (raw keep-alive socket vs lg_grpc_client), %d each (ms):"
+              % t["n"])
+        for q in ("p50", "p90", "p99"):
+            print("    %s  direct %.3f  through gateway %.3f  added %.3f"
+                  % (q, c["direct_us"][q] / 1000, c["gateway_us"][q] / 1000,
+                     (c["gateway_us"][q] - c["direct_us"][q]) / 1000))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=2)
