@@ -32,6 +32,7 @@
 #include "lg_err.h"
 #include "lg_grpc_client.h"
 #include "lg_loop.h"
+#include "lg_mem.h"
 
 #define TTFT_MAX_N 100000
 #define TTFT_BUF_BYTES 65536
@@ -209,9 +210,9 @@ int main(int argc, char **argv)
     struct event_base *base = event_base_new();
     lg_grpc_client *c = NULL;
     int fd = ttft_connect(fake);
-    int64_t *direct = calloc((size_t)n, sizeof(*direct));
-    int64_t *gw = calloc((size_t)n, sizeof(*gw));
-    char *buf = malloc(TTFT_BUF_BYTES);
+    int64_t *direct = lg_calloc((size_t)n, sizeof(*direct));
+    int64_t *gw = lg_calloc((size_t)n, sizeof(*gw));
+    char *buf = lg_malloc(TTFT_BUF_BYTES);
     if (base == NULL || fd < 0 || direct == NULL || gw == NULL || buf == NULL ||
         lg_grpc_client_new(&c, base, gateway, NULL) != LG_OK) {
         fprintf(stderr, "chat_ttft: setup failed\n");
@@ -247,8 +248,8 @@ int main(int argc, char **argv)
     lg_grpc_client_free(c);
     event_base_free(base);
     close(fd);
-    free(direct);
-    free(gw);
-    free(buf);
+    lg_free(direct);
+    lg_free(gw);
+    lg_free(buf);
     return rc;
 }
