@@ -182,9 +182,12 @@ static int spool_record(lg_shipper *s, struct lg_buf *row, struct lg_record *r)
     return rc;
 }
 
-static void drain_ring(lg_shipper *s)
+/* Moves records from the ring to the spool: at most LG_SHIPPER_DRAIN_MAX_PER_TURN per loop
+ * turn (|all| at shutdown), so a flood of producers cannot keep this thread from shipping;
+ * when they outpace it the ring fills and they spool records themselves. */
+static void drain_ring(lg_shipper *s, bool all)
 {
-    for (;;) {
+    for (size_t n = 0; all || n < LG_SHIPPER_DRAIN_MAX_PER_TURN; n++) {
         struct lg_record *r = s->held;
         if (r == NULL) {
             void *item;
@@ -559,7 +562,9 @@ static void handle_control(lg_shipper *s, int64_t now, bool *draining)
                 lg_batch_count(s->next) == 0 &&
                 lg_spool_at_end(s->sp, s->rd);
     pthread_mutex_lock(&s->mu);
-    if (sync_pending && rc == LG_OK) {
+    /* A sync is complete once the ring is empty (everything in it is in the spool, which
+     * was just fdatasync'd), or the spool is full (records wait in memory: reported). */
+    if (sync_pending && rc == LG_OK && (lg_queue_count(s->q) == 0 || s->held != NULL)) {
         s->sync_done = want_sync;
         s->sync_full = s->held != NULL;
     }
@@ -592,7 +597,7 @@ static void *thread_main(void *arg)
         if (stopping && stop_deadline == INT64_MAX) {
             stop_deadline = now + LG_SHIPPER_DRAIN_DEADLINE_MS;
         }
-        drain_ring(s);
+        drain_ring(s, false);
         bool draining = false;
         handle_control(s, now, &draining);
         if (!s->no_ship) {
@@ -624,7 +629,7 @@ static void *thread_main(void *arg)
         lg_log(LG_LOG_WARN, NULL, "drain_deadline", "batch=%s left_in_spool=1",
                lg_batch_id(s->batch));
     }
-    drain_ring(s);
+    drain_ring(s, true);
     lg_spool_flush(s->sp, true);
     return NULL;
 }

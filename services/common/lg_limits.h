@@ -407,6 +407,9 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
  * accepted by enqueue is only in memory. */
 #define LG_SHIPPER_TICK_MS 20
 #define LG_SHIPPER_SYNC_INTERVAL_MS 100
+/* Records moved from the ring to the spool per loop turn (~20 ms of encoding at most), so
+ * that shipping keeps its turn under a flood. */
+#define LG_SHIPPER_DRAIN_MAX_PER_TURN 8192u
 /* Retry backoff: exponential from MIN to MAX with full jitter (AWS architecture blog,
  * "Exponential Backoff and Jitter"); never gives up: a row leaves the spool only by landing
  * or being dead-lettered. */
