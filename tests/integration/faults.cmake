@@ -10,3 +10,15 @@ if(TARGET llmgate-chat)
             --workdir ${CMAKE_BINARY_DIR}/it-faults-upstream)
   set_tests_properties(integration.faults.upstream PROPERTIES LABELS integration TIMEOUT 300)
 endif()
+
+# ClickHouse and process faults with exact reconciliation (made = rows + dead letters + drops).
+if(TARGET llmgate-chat AND TARGET llmgate-analytics)
+  add_test(NAME integration.faults.clickhouse
+    COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/integration/faults/test_clickhouse_faults.py
+            --chat $<TARGET_FILE:llmgate-chat>
+            --analytics $<TARGET_FILE:llmgate-analytics>
+            --protos ${PROJECT_SOURCE_DIR}/protos
+            --ch-scripts ${PROJECT_SOURCE_DIR}/tests/integration/clickhouse
+            --workdir ${CMAKE_BINARY_DIR}/it-faults-clickhouse)
+  set_tests_properties(integration.faults.clickhouse PROPERTIES LABELS integration TIMEOUT 600)
+endif()
