@@ -623,7 +623,8 @@ static int reader_open(lg_spool *sp, uint64_t seg)
 static const uint8_t *reader_get(lg_spool *sp, uint64_t off, size_t len, uint64_t limit,
                                  bool *io)
 {
-    if (off >= sp->rb_off && off + len <= sp->rb_off + sp->rb.len) {
+    /* Written without off + len, which wraps for a hostile offset from the state file. */
+    if (off >= sp->rb_off && len <= sp->rb.len && off - sp->rb_off <= sp->rb.len - len) {
         return sp->rb.data + (off - sp->rb_off);
     }
     size_t want = len > LG_SPOOL_READ_AHEAD_BYTES ? len : LG_SPOOL_READ_AHEAD_BYTES;
