@@ -2,6 +2,7 @@
 #include "lg_chat_registry.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -15,7 +16,7 @@ _Static_assert((REGISTRY_ID_RANDOM_BYTES * 8 + 5) / 6 == LG_CHAT_REGISTRY_ID_LEN
 
 struct registry_entry {
     struct registry_entry *next; /* bucket chain */
-    char id[LG_CHAT_REGISTRY_ID_LEN + 1];
+    char id[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
     char *owner;          /* lg_malloc'd */
     void *value;          /* borrowed */
     uint64_t deadline_ms; /* monotonic; 0 = none */
@@ -26,6 +27,8 @@ struct lg_chat_registry {
     size_t nbuckets; /* power of two */
     size_t count;
     size_t max;
+    char prefix[LG_CHAT_REGISTRY_PREFIX_MAX_LEN + 1]; /* "n<node>_" or "" */
+    size_t prefix_len;
 };
 
 int lg_chat_registry_new_id(char id_out[LG_CHAT_REGISTRY_ID_LEN + 1])
@@ -123,8 +126,78 @@ static struct registry_entry **registry_find(const lg_chat_registry *reg, const 
     return pp;
 }
 
+static bool registry_is_node(const char *s, size_t len)
+{
+    if (len == 0 || len > LG_CHAT_REGISTRY_NODE_MAX_DIGITS || (s[0] == '0' && len > 1)) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool lg_chat_registry_is_node(const char *node)
+{
+    return node != NULL &&
+           registry_is_node(node, strnlen(node, LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1));
+}
+
+int lg_chat_registry_set_node(lg_chat_registry *reg, const char *node)
+{
+    if (node == NULL || node[0] == '\0') {
+        reg->prefix[0] = '\0';
+        reg->prefix_len = 0;
+        return LG_OK;
+    }
+    size_t len = strnlen(node, LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1);
+    if (!registry_is_node(node, len)) {
+        return LG_ERR_INVALID;
+    }
+    reg->prefix[0] = 'n';
+    memcpy(reg->prefix + 1, node, len);
+    reg->prefix[len + 1] = '_';
+    reg->prefix[len + 2] = '\0';
+    reg->prefix_len = len + 2;
+    return LG_OK;
+}
+
+static bool registry_is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+int lg_chat_registry_parse_node(const char *id, char node_out[LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1])
+{
+    node_out[0] = '\0';
+    size_t len = strnlen(id, LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1);
+    if (len < LG_CHAT_REGISTRY_ID_LEN || len > LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN) {
+        return LG_ERR_INVALID;
+    }
+    size_t plen = len - LG_CHAT_REGISTRY_ID_LEN;
+    for (size_t i = plen; i < len; i++) {
+        if (!registry_is_b64url(id[i])) {
+            return LG_ERR_INVALID;
+        }
+    }
+    if (plen == 0) {
+        return LG_ERR_NOT_FOUND;
+    }
+    /* The random part may itself start with "n", digits or "_", so the prefix is read only
+     * from what precedes the last 22 characters. */
+    if (plen < 3 || id[0] != 'n' || id[plen - 1] != '_' || !registry_is_node(id + 1, plen - 2)) {
+        return LG_ERR_INVALID;
+    }
+    memcpy(node_out, id + 1, plen - 2);
+    node_out[plen - 2] = '\0';
+    return LG_OK;
+}
+
 int lg_chat_registry_add(lg_chat_registry *reg, const char *owner, void *value,
-                         char id_out[LG_CHAT_REGISTRY_ID_LEN + 1])
+                         char id_out[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1])
 {
     size_t owner_len = strlen(owner);
     if (owner_len > LG_CHAT_MAX_ID_BYTES) {
@@ -145,7 +218,8 @@ int lg_chat_registry_add(lg_chat_registry *reg, const char *owner, void *value,
     /* A collision of 128 random bits does not happen; checking costs one lookup. */
     struct registry_entry **slot;
     do {
-        int rc = lg_chat_registry_new_id(e->id);
+        memcpy(e->id, reg->prefix, reg->prefix_len);
+        int rc = lg_chat_registry_new_id(e->id + reg->prefix_len);
         if (rc != LG_OK) {
             registry_entry_free(e);
             return rc;

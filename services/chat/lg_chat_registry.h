@@ -12,6 +12,10 @@
  * Thread: one registry per loop thread; not thread-safe.
  * Ownership: owner strings are copied; values are borrowed (the caller frees a value after
  * removing it, or from the expire callback when it returns 0).
+ * Stream ids may carry the owning node ("n<digits>_" before the random part) so that any
+ * adapter replica can route a resume to the pod holding the replay buffer; the prefix is
+ * not secret, the 128 random bits are what make an id unguessable.
+ *
  * Errors: LG_ERR_EXHAUSTED (registry full), LG_ERR_NOT_FOUND (unknown or expired id),
  * LG_ERR_PERMISSION (another owner), LG_ERR_INVALID (bad owner), LG_ERR_NOMEM, LG_ERR_IO
  * (getrandom failed).
@@ -19,11 +23,20 @@
 #ifndef LG_CHAT_REGISTRY_H
 #define LG_CHAT_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Length of a stream id (22 base64url characters for 16 random bytes), without the NUL. */
 #define LG_CHAT_REGISTRY_ID_LEN 22
+/* Node prefix of a stream id: "n" + 1 to LG_CHAT_REGISTRY_NODE_MAX_DIGITS decimal digits +
+ * "_" (docs/operations.md 6.2). The digits name the StatefulSet ordinal of the pod that owns
+ * the stream, so an adapter can dial that pod for ResumeStream/CancelStream. Five digits are
+ * far more pods than a StatefulSet runs; a longer prefix is refused at startup. */
+#define LG_CHAT_REGISTRY_NODE_MAX_DIGITS 5
+#define LG_CHAT_REGISTRY_PREFIX_MAX_LEN  (LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 2)
+/* Longest stream id the registry hands out: node prefix + random part, without the NUL. */
+#define LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN (LG_CHAT_REGISTRY_PREFIX_MAX_LEN + LG_CHAT_REGISTRY_ID_LEN)
 
 typedef struct lg_chat_registry lg_chat_registry;
 
@@ -38,10 +51,24 @@ int lg_chat_registry_new(lg_chat_registry **out, size_t max_entries);
 /* Frees the registry (not the values: remove or expire them first). Accepts NULL. */
 void lg_chat_registry_free(lg_chat_registry *reg);
 
-/* Adds |value| owned by |owner| under a fresh random id written to |id_out| (NUL-terminated,
- * LG_CHAT_REGISTRY_ID_LEN + 1 bytes). */
+/* Sets the node this registry's ids name: |node| is 1 to LG_CHAT_REGISTRY_NODE_MAX_DIGITS
+ * decimal digits without a leading zero ("0", "1", ... "99999"), or NULL/"" for none (ids
+ * are then the bare random part). Ids added afterwards are "n<node>_<random>". LG_OK or
+ * LG_ERR_INVALID (|node| is not such a number; the registry keeps its previous node). */
+int lg_chat_registry_set_node(lg_chat_registry *reg, const char *node);
+/* True when |node| is a valid node for lg_chat_registry_set_node (NULL and "" are not). */
+bool lg_chat_registry_is_node(const char *node);
+
+/* Reads the node prefix of |id| (NUL-terminated) into |node_out| (NUL-terminated, at most
+ * LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1 bytes). LG_OK; LG_ERR_NOT_FOUND when |id| has no
+ * prefix (|node_out| is then ""); LG_ERR_INVALID when |id| is not a well-formed stream id
+ * (random part not 22 base64url characters, or a prefix other than n<digits>_). */
+int lg_chat_registry_parse_node(const char *id, char node_out[LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1]);
+
+/* Adds |value| owned by |owner| under a fresh id (node prefix, if set, + random part) written
+ * to |id_out| (NUL-terminated, LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1 bytes). */
 int lg_chat_registry_add(lg_chat_registry *reg, const char *owner, void *value,
-                         char id_out[LG_CHAT_REGISTRY_ID_LEN + 1]);
+                         char id_out[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1]);
 
 /* Looks |id| up for |user|: LG_OK with |*value_out|, LG_ERR_NOT_FOUND, or LG_ERR_PERMISSION
  * when the entry belongs to someone else. */

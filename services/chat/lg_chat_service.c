@@ -87,7 +87,7 @@ struct chat_stream {
     struct chat_stream *fin_prev, *fin_next; /* finished registered streams, oldest first */
     bool in_fin;                             /* linked in the finished list */
     lg_chat_service *svc;
-    char id[LG_CHAT_REGISTRY_ID_LEN + 1];
+    char id[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
     char request_id[LG_CHAT_REGISTRY_ID_LEN + 1];
     char *user_id;   /* owner, for logs */
     bool registered; /* in the registry (StreamChat); Complete streams are not */
@@ -1685,6 +1685,9 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
     svc->usage_ev = event_new(base, -1, 0, usage_on_ready, svc);
     int rc =
         svc->usage_ev != NULL ? lg_chat_registry_new(&svc->reg, opts->max_streams) : LG_ERR_NOMEM;
+    if (rc == LG_OK) {
+        rc = lg_chat_registry_set_node(svc->reg, opts->node);
+    }
     if (rc != LG_OK) {
         goto out_free_svc;
     }

@@ -51,6 +51,10 @@ struct lg_chat_service_opts {
     struct lg_record_sink *sink; /* billing records; borrowed */
     lg_curlm *curlm;             /* for openai providers; may be NULL when there are none */
     lg_metrics *metrics;         /* may be NULL */
+    const char *node;            /* this pod's node (StatefulSet ordinal, 1-5 digits), put
+                                    into stream ids as "n<node>_" so adapters can route
+                                    ResumeStream/CancelStream to the owner; NULL or "" =
+                                    none. Copied. Invalid: LG_ERR_INVALID. */
     lg_usage *usage;             /* UsageService backend (ClickHouse); NULL answers
                                     UNIMPLEMENTED. Its results arrive on its worker thread
                                     and are handed to the loop with event_active, so the

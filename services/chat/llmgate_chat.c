@@ -21,6 +21,7 @@
 #include "lg_cfg.h"
 #include "lg_chat_config.h"
 #include "lg_chat_fds.h"
+#include "lg_chat_registry.h"
 #include "lg_chat_service.h"
 #include "lg_chclient.h"
 #include "lg_curlm.h"
@@ -60,6 +61,7 @@ struct chat_flags {
     const char *records_file;
     const char *body_logging;
     const char *log_level;
+    const char *node;
     int64_t demo_pace_ms;
     int64_t grace_ms;
     int64_t retention_ms;
@@ -117,6 +119,9 @@ static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
          "what records keep of prompts and answers: full | truncated:N | none"},
         {"log-level", LG_CFG_STRING, &f->log_level, "info", 0, 0,
          "debug | info | warn | error | off"},
+        {"node", LG_CFG_STRING, &f->node, NULL, 0, 0,
+         "this pod's node (StatefulSet ordinal, 0..99999), encoded in stream ids for resume "
+         "routing; unset = none"},
         {"demo-pace-ms", LG_CFG_INT, &f->demo_pace_ms, CHAT_MAIN_STR(LG_CHAT_DEMO_PACE_MS_DEFAULT),
          0, LG_CHAT_DEMO_PACE_MS_MAX,
          "demo provider: pause between tokens (0 = as fast as possible)"},
@@ -215,6 +220,7 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m, st
     so.curlm = p->curlm;
     so.metrics = p->metrics;
     so.usage = p->usage;
+    so.node = f->node;
     so.demo_pace_ms = (uint32_t)f->demo_pace_ms;
     so.grace_ms = (uint32_t)f->grace_ms;
     so.retention_ms = (uint32_t)f->retention_ms;
@@ -224,6 +230,11 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m, st
     if (lg_chat_service_parse_body_mode(f->body_logging, &so.body_mode, &so.body_max_bytes) !=
         LG_OK) {
         fprintf(stderr, "llmgate-chat: --body-logging must be full, none or truncated:N\n");
+        return LG_ERR_INVALID;
+    }
+    if (f->node != NULL && f->node[0] != '\0' && !lg_chat_registry_is_node(f->node)) {
+        fprintf(stderr, "llmgate-chat: --node (LLMGATE_NODE) must be 0..99999 without leading "
+                        "zeros, got '%s'\n", f->node);
         return LG_ERR_INVALID;
     }
     struct lg_grpc_server_opts go;

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -47,8 +48,8 @@ static uint64_t on_expire(const char *id, void *v, uint64_t now_ms, void *ud)
 static void test_chat_registry_ids_are_urlsafe_and_unique(void **state)
 {
     lg_chat_registry *reg = *state;
-    char a[LG_CHAT_REGISTRY_ID_LEN + 1];
-    char b[LG_CHAT_REGISTRY_ID_LEN + 1];
+    char a[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
+    char b[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
     struct value v = {0, 0};
     assert_int_equal(lg_chat_registry_add(reg, "alice", &v, a), LG_OK);
     assert_int_equal(lg_chat_registry_add(reg, "alice", &v, b), LG_OK);
@@ -66,7 +67,7 @@ static void test_chat_registry_ids_are_urlsafe_and_unique(void **state)
 static void test_chat_registry_owner_only(void **state)
 {
     lg_chat_registry *reg = *state;
-    char id[LG_CHAT_REGISTRY_ID_LEN + 1];
+    char id[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
     struct value v = {0, 0};
     assert_int_equal(lg_chat_registry_add(reg, "alice", &v, id), LG_OK);
     void *out = NULL;
@@ -82,8 +83,8 @@ static void test_chat_registry_owner_only(void **state)
 static void test_chat_registry_expiry(void **state)
 {
     lg_chat_registry *reg = *state;
-    char id[LG_CHAT_REGISTRY_ID_LEN + 1];
-    char keep[LG_CHAT_REGISTRY_ID_LEN + 1];
+    char id[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
+    char keep[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
     struct value v = {0, 5000};
     struct value k = {0, 0};
     assert_int_equal(lg_chat_registry_add(reg, "alice", &v, id), LG_OK);
@@ -108,7 +109,7 @@ static void test_chat_registry_expiry(void **state)
 static void test_chat_registry_full_and_nomem(void **state)
 {
     lg_chat_registry *reg = *state;
-    char ids[5][LG_CHAT_REGISTRY_ID_LEN + 1];
+    char ids[5][LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
     struct value v = {0, 0};
     for (int i = 0; i < 4; i++) {
         assert_int_equal(lg_chat_registry_add(reg, "u", &v, ids[i]), LG_OK);
@@ -130,6 +131,70 @@ static void test_chat_registry_full_and_nomem(void **state)
     assert_int_equal(lg_chat_registry_add(reg, longowner, &v, ids[0]), LG_ERR_INVALID);
 }
 
+static void test_chat_registry_node_prefix(void **state)
+{
+    lg_chat_registry *reg = *state;
+    char id[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1];
+    char node[LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1];
+    struct value v = {0, 0};
+    assert_int_equal(lg_chat_registry_set_node(reg, "12"), LG_OK);
+    assert_int_equal(lg_chat_registry_add(reg, "alice", &v, id), LG_OK);
+    assert_int_equal(strlen(id), 4 + LG_CHAT_REGISTRY_ID_LEN);
+    assert_memory_equal(id, "n12_", 4);
+    assert_int_equal(lg_chat_registry_parse_node(id, node), LG_OK);
+    assert_string_equal(node, "12");
+    void *out = NULL;
+    assert_int_equal(lg_chat_registry_lookup(reg, id, "alice", &out), LG_OK);
+    /* Same random part under another node: a different id, not found here. */
+    char forged[LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 2];
+    memcpy(forged, "n13_", 4);
+    memcpy(forged + 4, id + 4, LG_CHAT_REGISTRY_ID_LEN + 1);
+    assert_int_equal(lg_chat_registry_lookup(reg, forged, "alice", &out), LG_ERR_NOT_FOUND);
+    assert_int_equal(lg_chat_registry_remove(reg, id), LG_OK);
+    /* Invalid nodes are refused and leave the prefix as it was. */
+    const char *bad[] = {"", "01", "123456", "a", "-1", "1_", " 1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(lg_chat_registry_is_node(bad[i]));
+        if (bad[i][0] != '\0') {
+            assert_int_equal(lg_chat_registry_set_node(reg, bad[i]), LG_ERR_INVALID);
+        }
+    }
+    assert_true(lg_chat_registry_is_node("0"));
+    assert_true(lg_chat_registry_is_node("99999"));
+    assert_int_equal(lg_chat_registry_add(reg, "alice", &v, id), LG_OK);
+    assert_memory_equal(id, "n12_", 4);
+    assert_int_equal(lg_chat_registry_remove(reg, id), LG_OK);
+    /* NULL clears the prefix. */
+    assert_int_equal(lg_chat_registry_set_node(reg, NULL), LG_OK);
+    assert_int_equal(lg_chat_registry_add(reg, "alice", &v, id), LG_OK);
+    assert_int_equal(strlen(id), LG_CHAT_REGISTRY_ID_LEN);
+    assert_int_equal(lg_chat_registry_parse_node(id, node), LG_ERR_NOT_FOUND);
+    assert_string_equal(node, "");
+    assert_int_equal(lg_chat_registry_remove(reg, id), LG_OK);
+}
+
+static void test_chat_registry_parse_node_rejects_forms(void **state)
+{
+    (void)state;
+    char node[LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1];
+    const char *r = "AAAAAAAAAAAAAAAAAAAAAA"; /* 22 characters */
+    char buf[64];
+    const char *bad[] = {"x_", "n_", "nx_", "n01_", "n123456_", "n1", "1_", "n1-"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s%s", bad[i], r);
+        assert_int_equal(lg_chat_registry_parse_node(buf, node), LG_ERR_INVALID);
+    }
+    assert_int_equal(lg_chat_registry_parse_node("short", node), LG_ERR_INVALID);
+    assert_int_equal(lg_chat_registry_parse_node("n1_AAAAAAAAAAAAAAAAAAAAA.", node),
+                     LG_ERR_INVALID);
+    snprintf(buf, sizeof(buf), "n0_%s", r);
+    assert_int_equal(lg_chat_registry_parse_node(buf, node), LG_OK);
+    assert_string_equal(node, "0");
+    /* A random part that itself starts like a prefix is still just random. */
+    assert_int_equal(lg_chat_registry_parse_node("n1_AAAAAAAAAAAAAAAAAAA", node),
+                     LG_ERR_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +203,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chat_registry_owner_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_registry_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_registry_full_and_nomem, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_registry_node_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_registry_parse_node_rejects_forms, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("chat_registry", tests, NULL, NULL);
 }
