@@ -20,6 +20,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -46,9 +47,9 @@
  * refused), so the answers that come within a few turns get the chance to be written. */
 #define FUZZ_SETTLE_TURNS  64
 /* Blocking loop turns after the half-close before the client hangs up. */
-#define FUZZ_HALF_CLOSED_TURNS 8
+#define FUZZ_HALF_CLOSED_TURNS 3
 /* Heartbeat period: short, so a stream to a gone client is found (by a failed write) soon. */
-#define FUZZ_HEARTBEAT_MS  20
+#define FUZZ_HEARTBEAT_MS  5
 #define FUZZ_READ_BYTES    65536
 #define FUZZ_CHAT_ADDR     "127.0.0.1:1"
 #define FUZZ_KEY           "fuzz-key-0123456789"
@@ -82,6 +83,8 @@ static struct fuzz_fixture *fixture(void)
         return &f;
     }
     lg_log_init(LG_LOG_OFF, -1);
+    /* As llmgate-sse does at startup: a write to a reset connection is an error, not a kill. */
+    signal(SIGPIPE, SIG_IGN);
     static const uint8_t secret[LG_SSE_AUTH_SECRET_BYTES] = {7};
     static const char page[] = "<!doctype html><title>fuzz</title>";
     static const struct lg_sse_http_file files[] = {
@@ -206,6 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         event_base_loop(f->base, EVLOOP_ONCE);
     }
     event_free(ev);
+    /* Hang up with a reset, so the server's next write to a stream fails at once. */
+    struct linger lin = {1, 0};
+    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
     close(c.fd);
     /* The property: every stream the connection opened is released once the client is gone
      * (found by the next heartbeat write at the latest). */
