@@ -136,6 +136,9 @@ struct lg_chat_service {
     lg_metrics_series *m_overhead; /* gateway's own share of time to first token */
     lg_metrics_series *m_streams;  /* streams alive (gauge) */
     lg_metrics_family *m_calls;    /* upstream calls by provider config and status */
+    lg_metrics_series *m_open;     /* streams generating (gauge) */
+    lg_metrics_family *m_ttft;     /* time to first token by provider config (histogram) */
+    lg_metrics_family *m_upstream_errors; /* upstream failures by provider config and kind */
     /* UsageService results come back on the lg_usage worker thread; they are queued here
      * and handed to the loop by activating |usage_ev| (the base is thread-aware). */
     pthread_mutex_t usage_lock;
@@ -368,6 +371,59 @@ static void chat_count_call(lg_chat_service *svc, const struct chat_stream *st,
     }
 }
 
+/* The kind label of an upstream failure: a small fixed set (lg_err codes the providers end
+ * with), never upstream text. */
+static const char *chat_upstream_error_kind(int err)
+{
+    switch (err) {
+    case LG_ERR_TIMEOUT:
+        return "timeout";
+    case LG_ERR_UNAVAILABLE:
+        return "unavailable";
+    case LG_ERR_EXHAUSTED:
+        return "rate_limited";
+    case LG_ERR_UNAUTHENTICATED:
+    case LG_ERR_PERMISSION:
+        return "auth";
+    case LG_ERR_MALFORMED:
+        return "malformed";
+    case LG_ERR_INVALID:
+    case LG_ERR_NOT_FOUND:
+        return "rejected";
+    case LG_ERR_UPSTREAM:
+        return "upstream";
+    default:
+        return "other";
+    }
+}
+
+/* Counts a call that failed on the provider's side (not a client cancel or our deadline)
+ * under {provider=<config id>, kind}. */
+static void chat_count_upstream_error(lg_chat_service *svc, const struct chat_stream *st, int err)
+{
+    if (svc->m_upstream_errors == NULL) {
+        return;
+    }
+    const char *values[] = {st->prov->id, chat_upstream_error_kind(err)};
+    lg_metrics_series *series = NULL;
+    if (lg_metrics_family_with_labels(svc->m_upstream_errors, values, &series) == LG_OK) {
+        lg_metrics_counter_inc(series);
+    }
+}
+
+/* Observes request start to first content token, per provider config id. */
+static void chat_observe_ttft(lg_chat_service *svc, const struct chat_stream *st, int64_t ms)
+{
+    if (svc->m_ttft == NULL) {
+        return;
+    }
+    const char *values[] = {st->prov->id};
+    lg_metrics_series *series = NULL;
+    if (lg_metrics_family_with_labels(svc->m_ttft, values, &series) == LG_OK) {
+        lg_metrics_histogram_observe(series, (double)ms / 1e3);
+    }
+}
+
 /* ---- events ---------------------------------------------------------------------------- */
 
 static void chat_sub_pump(struct chat_sub *sub);
@@ -525,6 +581,9 @@ static void chat_stream_free(struct chat_stream *st)
     }
     svc->n_streams--;
     lg_metrics_gauge_add(svc->m_streams, -1);
+    if (st->state == STREAM_GENERATING) {
+        lg_metrics_gauge_add(svc->m_open, -1);
+    }
     lg_chat_replay_free(st->replay);
     lg_record_free(st->rec);
     lg_buf_deinit(&st->response);
@@ -541,6 +600,9 @@ static void chat_stream_set_state(struct chat_stream *st, enum stream_state next
     struct lg_log_ctx ctx = chat_ctx(st);
     lg_log(LG_LOG_DEBUG, &ctx, "stream_state", "%s -> %s subs=%zu seq=%llu", names[st->state],
            names[next], st->n_subs, (unsigned long long)st->last_seq);
+    if (st->state == STREAM_GENERATING && next == STREAM_FINISHED) {
+        lg_metrics_gauge_add(st->svc->m_open, -1);
+    }
     st->state = next;
 }
 
@@ -625,6 +687,9 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us, const c
     chat_record_finish(st, chat_status_for(err), finish_reason, err == LG_OK ? NULL : message,
                        &usage, reported, cost, priced);
     chat_count_call(svc, st, chat_status_for(err));
+    if (err != LG_OK && !by_us && err != LG_ERR_CANCELLED) {
+        chat_count_upstream_error(svc, st, err);
+    }
     chat_stream_set_state(st, STREAM_FINISHED);
     st->final_err = by_us ? LG_OK : err;
     st->final_message = st->final_err == LG_OK ? NULL : chat_public_message(err);
@@ -686,6 +751,7 @@ static void chat_on_delta(const char *text, size_t len, void *user_data)
     if (st->first_token_mono_ms < 0) {
         st->first_token_mono_ms = chat_now_mono_ms();
         first_in_us = chat_now_mono_us();
+        chat_observe_ttft(svc, st, st->first_token_mono_ms - st->start_mono_ms);
     }
     st->deltas++;
     st->had_content = true;
@@ -876,6 +942,7 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
     svc->streams = st;
     svc->n_streams++;
     lg_metrics_gauge_add(svc->m_streams, 1);
+    lg_metrics_gauge_add(svc->m_open, 1);
     st->user_id = lg_strdup(req->user_id);
     rc = st->user_id != NULL ? lg_chat_registry_new_id(st->request_id) : LG_ERR_NOMEM;
     if (rc == LG_OK && streaming) {
@@ -1659,6 +1726,31 @@ static void chat_register_metrics(lg_chat_service *svc)
         NULL,
         0};
     (void)lg_metrics_register(m, &calls, &svc->m_calls);
+    static const char *const ttft_labels[] = {"provider"};
+    const struct lg_metrics_desc ttft = {
+        LG_METRICS_HISTOGRAM,
+        "llmgate_chat_time_to_first_token_seconds",
+        "Request start to the first content token, by provider config id",
+        ttft_labels,
+        1,
+        NULL,
+        0};
+    (void)lg_metrics_register(m, &ttft, &svc->m_ttft);
+    static const char *const err_labels[] = {"provider", "kind"};
+    const struct lg_metrics_desc errs = {
+        LG_METRICS_COUNTER,
+        "llmgate_upstream_errors_total",
+        "Upstream calls that failed on the provider's side, by provider config id and kind "
+        "(timeout, unavailable, rate_limited, auth, malformed, rejected, upstream, other)",
+        err_labels,
+        2,
+        NULL,
+        0};
+    (void)lg_metrics_register(m, &errs, &svc->m_upstream_errors);
+    (void)lg_metrics_register_gauge(m, "llmgate_chat_open_streams",
+                                    "Streams generating (with or without a reader), not yet "
+                                    "finished",
+                                    &svc->m_open);
 }
 
 int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_server *srv,

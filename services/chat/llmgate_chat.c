@@ -242,6 +242,9 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m, st
     go.drain_ms = (uint32_t)f->drain_ms;
     int rc = lg_grpc_server_new(&m->srv, m->base, &go);
     if (rc == LG_OK) {
+        rc = lg_grpc_server_set_metrics(m->srv, p->metrics);
+    }
+    if (rc == LG_OK) {
         rc = lg_chat_service_new(&p->svc, m->base, m->srv, &so);
     }
     if (rc == LG_OK) {

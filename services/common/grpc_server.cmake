@@ -76,7 +76,7 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/lg_grpc_frame.c AND TARGET lg_grpc_frame)
     ${CMAKE_CURRENT_LIST_DIR}/lg_grpc_reflection.c)
   lg_target_warnings(lg_grpc_server)
   target_include_directories(lg_grpc_server PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-  target_link_libraries(lg_grpc_server PUBLIC lg_loop lg_grpc_frame lg_common
+  target_link_libraries(lg_grpc_server PUBLIC lg_loop lg_grpc_frame lg_common lg_metrics
                         lg_grpc_std_proto lg_descriptor_proto
                         PkgConfig::NGHTTP2 PkgConfig::LIBEVENT PkgConfig::PROTOBUFC)
   lg_unit_test(test_grpc_server ${PROJECT_SOURCE_DIR}/tests/unit/test_grpc_server.c

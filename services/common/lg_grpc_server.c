@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -22,6 +23,7 @@
 #include "lg_log.h"
 #include "lg_loop.h"
 #include "lg_mem.h"
+#include "lg_metrics.h"
 
 /* HTTP/2 client connection preface (RFC 9113 section 3.4). */
 #define SRV_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -51,6 +53,10 @@ struct srv_method {
     enum lg_grpc_method_kind kind;
     struct lg_grpc_method_cbs cbs;
     void *user_data;
+    /* Metric series, resolved on first use (resolving takes the registry mutex) and kept:
+     * one duration histogram per method, one request counter per (method, status). */
+    lg_metrics_series *m_duration;
+    lg_metrics_series *m_requests[LG_GRPC_UNAUTHENTICATED + 1];
 };
 
 struct srv_hook {
@@ -80,6 +86,9 @@ struct lg_grpc_server {
     struct event *done_ev;  /* fires the done callback outside connection code */
     lg_grpc_server_done_cb done_cb;
     void *done_ud;
+    lg_metrics_family *m_requests;  /* llmgate_grpc_requests_total{method,code}; NULL = off */
+    lg_metrics_family *m_duration;  /* llmgate_grpc_request_duration_seconds{method} */
+    struct srv_method unknown;      /* series of calls to unregistered paths ("unknown") */
 };
 
 struct srv_conn {
@@ -181,6 +190,7 @@ struct lg_grpc_call {
     bool in_close_cb;
     int status;
     const char *status_msg; /* arena, percent-encoded */
+    int64_t start_us;       /* CLOCK_MONOTONIC when the request headers began, for metrics */
 };
 
 static void conn_close(struct srv_conn *c);
@@ -355,7 +365,8 @@ int lg_grpc_server_register(lg_grpc_server *srv, const char *path, enum lg_grpc_
     if (!copy) {
         return LG_ERR_NOMEM;
     }
-    srv->methods[i] = (struct srv_method){copy, len, kind, *cbs, user_data};
+    srv->methods[i] = (struct srv_method){
+        .path = copy, .path_len = len, .kind = kind, .cbs = *cbs, .user_data = user_data};
     srv->nmethods++;
     return LG_OK;
 }
@@ -367,6 +378,37 @@ int lg_grpc_server_add_shutdown_hook(lg_grpc_server *srv, lg_grpc_server_shutdow
         return LG_ERR_EXHAUSTED;
     }
     srv->hooks[srv->nhooks++] = (struct srv_hook){cb, user_data};
+    return LG_OK;
+}
+
+int lg_grpc_server_set_metrics(lg_grpc_server *srv, lg_metrics *m)
+{
+    static const char *const req_labels[] = {"method", "code"};
+    static const char *const dur_labels[] = {"method"};
+    const struct lg_metrics_desc req = {
+        LG_METRICS_COUNTER, "llmgate_grpc_requests_total",
+        "gRPC calls ended, by method and grpc-status name (streaming calls count once, at "
+        "their end)",
+        req_labels, 2, NULL, 0};
+    const struct lg_metrics_desc dur = {
+        LG_METRICS_HISTOGRAM, "llmgate_grpc_request_duration_seconds",
+        "gRPC call duration from request headers to the end of the call (whole stream for "
+        "streaming calls)",
+        dur_labels, 1, NULL, 0};
+    if (srv->m_requests != NULL) {
+        return LG_ERR_STATE;
+    }
+    lg_metrics_family *fr;
+    lg_metrics_family *fd;
+    int rc = lg_metrics_register(m, &req, &fr);
+    if (rc == LG_OK) {
+        rc = lg_metrics_register(m, &dur, &fd);
+    }
+    if (rc != LG_OK) {
+        return rc;
+    }
+    srv->m_requests = fr;
+    srv->m_duration = fd;
     return LG_OK;
 }
 
@@ -408,6 +450,60 @@ static void call_set_state(lg_grpc_call *call, enum srv_call_state st)
     call->state = st;
 }
 
+static int64_t srv_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The grpc-status a call ended with, as its client saw it (or would have): the status it
+ * finished with, else the one its close reason implies. */
+static int call_final_status(const lg_grpc_call *call, enum lg_grpc_close_reason reason)
+{
+    if (call->trailers_sent || call->runtime_failed || reason == LG_GRPC_CLOSE_FINISHED) {
+        return call->status;
+    }
+    switch (reason) {
+    case LG_GRPC_CLOSE_DEADLINE:
+        return LG_GRPC_DEADLINE_EXCEEDED;
+    case LG_GRPC_CLOSE_SHUTDOWN:
+        return LG_GRPC_UNAVAILABLE;
+    default:
+        return LG_GRPC_CANCELLED; /* reset by the client, or its connection went away */
+    }
+}
+
+/* Counts the ended call in llmgate_grpc_requests_total and observes its duration. Series are
+ * resolved once per method (and status) and cached in the method; unregistered paths share
+ * the method "unknown", so the label set is bounded by the registered methods. */
+static void call_observe(lg_grpc_call *call, enum lg_grpc_close_reason reason)
+{
+    lg_grpc_server *srv = call->conn->srv;
+    if (srv->m_requests == NULL) {
+        return;
+    }
+    struct srv_method *m = (struct srv_method *)(uintptr_t)call->method;
+    if (m == NULL) {
+        m = &srv->unknown;
+    }
+    const char *name = m->path != NULL ? m->path : "unknown";
+    int status = call_final_status(call, reason);
+    if (status < 0 || status > LG_GRPC_UNAUTHENTICATED) {
+        status = LG_GRPC_UNKNOWN;
+    }
+    if (m->m_requests[status] == NULL) {
+        const char *v[2] = {name, lg_grpc_status_name(status)};
+        (void)lg_metrics_family_with_labels(srv->m_requests, v, &m->m_requests[status]);
+    }
+    if (m->m_duration == NULL) {
+        const char *v[1] = {name};
+        (void)lg_metrics_family_with_labels(srv->m_duration, v, &m->m_duration);
+    }
+    lg_metrics_counter_inc(m->m_requests[status]);
+    lg_metrics_histogram_observe(m->m_duration, (double)(srv_now_us() - call->start_us) / 1e6);
+}
+
 static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
 {
     lg_arena *arena;
@@ -424,6 +520,7 @@ static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
     call->conn = c;
     call->stream_id = stream_id;
     call->deadline_ms = -1;
+    call->start_us = srv_now_us();
     lg_buf_init(&call->unary_msg, c->srv->opts.max_recv_msg_bytes);
     lg_buf_init(&call->scratch, c->srv->opts.max_recv_msg_bytes);
     call->next = c->calls;
@@ -476,6 +573,7 @@ static void call_end(lg_grpc_call *call, enum lg_grpc_close_reason reason)
         call->in_close_cb = true;
         call->method->cbs.on_close(call, reason, call->user_data);
     }
+    call_observe(call, reason);
     call_free(call);
 }
 

@@ -42,6 +42,7 @@
 struct event_base;
 struct ProtobufCMessage;
 typedef struct lg_arena lg_arena;
+typedef struct lg_metrics lg_metrics;
 
 typedef struct lg_grpc_server lg_grpc_server;
 typedef struct lg_grpc_call lg_grpc_call;
@@ -170,6 +171,15 @@ int lg_grpc_server_listen(lg_grpc_server *srv, const char *hostport, char *bound
  * it), LG_ERR_INVALID (bad fd), LG_ERR_UNAVAILABLE (shutting down or at max_connections) or
  * LG_ERR_NOMEM; on error |fd| stays the caller's. */
 int lg_grpc_server_adopt_fd(lg_grpc_server *srv, int fd, const char *peer);
+
+/* Exposes per-call metrics in |m| (borrowed; must outlive the server):
+ * llmgate_grpc_requests_total{method,code} (every ended call, by its :path for registered
+ * methods, "unknown" otherwise, and the grpc-status name it ended with: the status sent, or
+ * CANCELLED for a client reset or lost connection, DEADLINE_EXCEEDED, UNAVAILABLE for a call
+ * cut by shutdown) and llmgate_grpc_request_duration_seconds{method} (headers to end).
+ * Call once, before serving. LG_OK, LG_ERR_STATE (already set), or the errors of
+ * lg_metrics_register (LG_ERR_STATE when the names are taken, LG_ERR_NOMEM). */
+int lg_grpc_server_set_metrics(lg_grpc_server *srv, lg_metrics *m);
 
 /* Adds a hook run when a shutdown begins (at most LG_GRPC_MAX_SHUTDOWN_HOOKS). Returns
  * LG_OK or LG_ERR_EXHAUSTED. */
