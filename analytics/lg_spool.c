@@ -486,13 +486,36 @@ int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st)
     return LG_OK;
 }
 
+/* mkdir -p |dir| (0700 for what it creates). */
+static int mkdir_parents(const char *dir)
+{
+    char path[SPOOL_PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(path)) {
+        return LG_ERR_INVALID;
+    }
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != 0) {
+            continue;
+        }
+        char c = path[i];
+        path[i] = 0;
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            return LG_ERR_IO;
+        }
+        path[i] = c;
+    }
+    return LG_OK;
+}
+
 int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
 {
     if (o->dir == NULL || o->segment_bytes <= SPOOL_MAGIC_LEN ||
         o->max_bytes < o->segment_bytes) {
         return LG_ERR_INVALID;
     }
-    if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
+    if (mkdir_parents(o->dir) != LG_OK) {
         return LG_ERR_IO;
     }
     lg_spool *sp = lg_calloc(1, sizeof(*sp));

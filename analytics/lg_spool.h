@@ -58,7 +58,7 @@ struct lg_spool_state {
 };
 
 struct lg_spool_opts {
-    const char *dir;        /* created (0700) if missing; borrowed for the call */
+    const char *dir;        /* created with its parents (0700) if missing; borrowed */
     uint64_t max_bytes;     /* cap on segment bytes on disk plus buffered bytes */
     uint64_t segment_bytes; /* a segment is closed once it reaches this size */
 };

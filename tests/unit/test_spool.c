@@ -269,6 +269,18 @@ static void test_spool_invalid_options(void **state)
     assert_int_equal(lg_spool_open(&sp, &o), LG_ERR_INVALID);
     o = (struct lg_spool_opts){"/proc/definitely/not/here", 1 << 20, 256};
     assert_int_equal(lg_spool_open(&sp, &o), LG_ERR_IO);
+    /* Missing parents are created (mkdir -p). */
+    char nested[128];
+    snprintf(nested, sizeof(nested), "%s/a/b", f->dir);
+    o = (struct lg_spool_opts){nested, 1 << 20, 256};
+    assert_int_equal(lg_spool_open(&sp, &o), LG_OK);
+    lg_spool_close(sp);
+    char p2[160];
+    snprintf(p2, sizeof(p2), "%s/a/b/%020d.seg", f->dir, 0);
+    unlink(p2);
+    rmdir(nested);
+    snprintf(p2, sizeof(p2), "%s/a", f->dir);
+    rmdir(p2);
     o = (struct lg_spool_opts){f->dir, 1 << 20, 256};
     lg_test_fail_after(0);
     assert_int_equal(lg_spool_open(&sp, &o), LG_ERR_NOMEM);
