@@ -103,6 +103,7 @@ struct chat_stream {
     size_t n_subs;
     lg_grpc_call *unary;   /* Complete: the call to answer; NULL once it left */
     struct lg_record *rec; /* filled at start, handed to the sink at the end */
+    struct chat_cfg *cfg;          /* the configuration |prov| and |model| come from */
     const struct lg_chat_provider_cfg *prov;
     struct lg_buf response; /* answer text (capped at LG_CHAT_MAX_RESPONSE_BYTES) */
     bool response_truncated;
@@ -115,8 +116,21 @@ struct chat_stream {
     int64_t pre_upstream_us;     /* time from in_us until the upstream call was handed off */
 };
 
+/* A provider/price configuration and the streams using it. SIGHUP swaps in a new one
+ * (lg_chat_service_set_config); a stream keeps the one it started with (its provider, model
+ * name and prices are borrowed from it), so an old configuration is freed only when its last
+ * stream is gone. */
+struct chat_cfg {
+    const lg_chat_config *cfg;
+    lg_chat_config *owned; /* NULL for opts.cfg, which the caller owns */
+    size_t refs;           /* streams using it, + 1 while it is the current one */
+    struct chat_cfg *prev, *next;
+};
+
 struct lg_chat_service {
     enum chat_tag tag; /* CHAT_TAG_SERVICE */
+    struct chat_cfg *cfg;      /* current configuration (new streams) */
+    struct chat_cfg *cfg_list; /* every configuration still referenced */
     struct event_base *base;
     lg_grpc_server *srv;
     struct lg_chat_service_opts opts;
@@ -136,6 +150,7 @@ struct lg_chat_service {
     lg_metrics_series *m_overhead; /* gateway's own share of time to first token */
     lg_metrics_series *m_streams;  /* streams alive (gauge) */
     lg_metrics_family *m_calls;    /* upstream calls by provider config and status */
+    lg_metrics_series *m_reloads;  /* configuration reloads applied */
     lg_metrics_series *m_open;     /* streams generating (gauge) */
     lg_metrics_family *m_ttft;     /* time to first token by provider config (histogram) */
     lg_metrics_family *m_upstream_errors; /* upstream failures by provider config and kind */
@@ -564,6 +579,41 @@ static void chat_fin_append(lg_chat_service *svc, struct chat_stream *st)
     st->in_fin = true;
 }
 
+static struct chat_cfg *chat_cfg_add(lg_chat_service *svc, const lg_chat_config *cfg,
+                                     lg_chat_config *owned)
+{
+    struct chat_cfg *c = lg_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->cfg = cfg;
+    c->owned = owned;
+    c->refs = 1;
+    c->next = svc->cfg_list;
+    if (svc->cfg_list != NULL) {
+        svc->cfg_list->prev = c;
+    }
+    svc->cfg_list = c;
+    return c;
+}
+
+static void chat_cfg_unref(lg_chat_service *svc, struct chat_cfg *c)
+{
+    if (c == NULL || --c->refs > 0) {
+        return;
+    }
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        svc->cfg_list = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    lg_chat_config_free(c->owned);
+    lg_free(c);
+}
+
 static void chat_stream_free(struct chat_stream *st)
 {
     lg_chat_service *svc = st->svc;
@@ -584,6 +634,7 @@ static void chat_stream_free(struct chat_stream *st)
     if (st->state == STREAM_GENERATING) {
         lg_metrics_gauge_add(svc->m_open, -1);
     }
+    chat_cfg_unref(svc, st->cfg);
     lg_chat_replay_free(st->replay);
     lg_record_free(st->rec);
     lg_buf_deinit(&st->response);
@@ -918,7 +969,7 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
 {
     const struct lg_chat_provider_cfg *prov;
     const struct lg_chat_model_cfg *model;
-    int rc = lg_chat_config_resolve(svc->opts.cfg, req->provider_config_id, req->model, &prov,
+    int rc = lg_chat_config_resolve(svc->cfg->cfg, req->provider_config_id, req->model, &prov,
                                     &model, why, why_len);
     if (rc != LG_OK) {
         return rc;
@@ -929,6 +980,8 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
     }
     st->tag = CHAT_TAG_STREAM;
     st->svc = svc;
+    st->cfg = svc->cfg;
+    st->cfg->refs++;
     st->prov = prov;
     st->model = model->name;
     st->first_token_mono_ms = -1;
@@ -1747,6 +1800,9 @@ static void chat_register_metrics(lg_chat_service *svc)
         NULL,
         0};
     (void)lg_metrics_register(m, &errs, &svc->m_upstream_errors);
+    (void)lg_metrics_register_counter(m, "llmgate_chat_config_reloads_total",
+                                      "Provider/price configurations applied by SIGHUP",
+                                      &svc->m_reloads);
     (void)lg_metrics_register_gauge(m, "llmgate_chat_open_streams",
                                     "Streams generating (with or without a reader), not yet "
                                     "finished",
@@ -1781,6 +1837,11 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
         rc = lg_chat_registry_set_node(svc->reg, opts->node);
     }
     if (rc != LG_OK) {
+        goto out_free_svc;
+    }
+    svc->cfg = chat_cfg_add(svc, opts->cfg, NULL);
+    if (svc->cfg == NULL) {
+        rc = LG_ERR_NOMEM;
         goto out_free_svc;
     }
     svc->sweep = event_new(base, -1, EV_PERSIST, chat_on_sweep, svc);
@@ -1818,6 +1879,7 @@ void lg_chat_service_free(lg_chat_service *svc)
         }
         chat_stream_free(st);
     }
+    chat_cfg_unref(svc, svc->cfg); /* the streams, gone now, held the others */
     lg_chat_registry_free(svc->reg);
     lg_buf_deinit(&svc->scratch);
     /* lg_usage_free (called before this) has run every pending job's callback. */
@@ -1827,6 +1889,23 @@ void lg_chat_service_free(lg_chat_service *svc)
     }
     pthread_mutex_destroy(&svc->usage_lock);
     lg_free(svc);
+}
+
+int lg_chat_service_set_config(lg_chat_service *svc, lg_chat_config *cfg)
+{
+    if (cfg == NULL) {
+        return LG_ERR_INVALID;
+    }
+    struct chat_cfg *c = chat_cfg_add(svc, cfg, cfg);
+    if (c == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    struct chat_cfg *old = svc->cfg;
+    svc->cfg = c;
+    chat_cfg_unref(svc, old);
+    lg_metrics_counter_inc(svc->m_reloads);
+    lg_log(LG_LOG_INFO, NULL, "config_applied", "providers=%zu", lg_chat_config_count(cfg));
+    return LG_OK;
 }
 
 size_t lg_chat_service_get_stream_count(const lg_chat_service *svc)

@@ -22,7 +22,8 @@
  * client gone), handed to the sink when the call ends.
  *
  * Thread: the loop thread of the server's event_base.
- * Ownership: config, sink, curlm and metrics are borrowed and must outlive the service.
+ * Ownership: config (opts.cfg), sink, curlm and metrics are borrowed and must outlive the
+ * service; a configuration given to lg_chat_service_set_config is taken.
  * Errors: LG_ERR_INVALID (bad option), LG_ERR_NOMEM, registration errors of lg_grpc_server.
  */
 #ifndef LG_CHAT_SERVICE_H
@@ -90,6 +91,12 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
  * everything. Call after lg_grpc_server_free (no call may still point at a stream) and after
  * lg_usage_free (no usage result may still be on its way). */
 void lg_chat_service_free(lg_chat_service *svc);
+
+/* Makes |cfg| (taken on LG_OK) the configuration of new streams (SIGHUP reload of providers
+ * and prices). Streams already running keep the configuration they started with; an old
+ * configuration is freed when its last stream is. LG_OK, LG_ERR_INVALID (|cfg| NULL) or
+ * LG_ERR_NOMEM (|cfg| is still the caller's). */
+int lg_chat_service_set_config(lg_chat_service *svc, lg_chat_config *cfg);
 
 /* Streams alive (generating, in grace or retained), for metrics and tests. */
 size_t lg_chat_service_get_stream_count(const lg_chat_service *svc);

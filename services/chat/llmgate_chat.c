@@ -7,7 +7,9 @@
  * SIGTERM/SIGINT: graceful drain (GOAWAY, in-flight calls finish), records flushed.
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,8 @@ struct chat_main {
     struct event_base *base;
     lg_grpc_server *srv;
     lg_admin *admin;
+    lg_chat_service *svc;   /* for SIGHUP reloads; borrowed from chat_parts */
+    const char *config;     /* --config path, or NULL (built-in demo provider) */
     bool stopping;
 };
 
@@ -85,11 +89,45 @@ static void chat_main_on_done(lg_grpc_server *srv, void *user_data)
     event_base_loopbreak(m->base);
 }
 
+/* SIGHUP: re-reads the provider/price file. A file that fails to load keeps the running
+ * configuration (and says why); streams already running keep theirs. */
+static void chat_main_reload(struct chat_main *m)
+{
+    if (m->config == NULL || m->config[0] == '\0') {
+        lg_log(LG_LOG_WARN, NULL, "config_reload", "no --config file: built-in demo stays");
+        return;
+    }
+    lg_chat_config *cfg = NULL;
+    char why[256] = "";
+    int rc = lg_chat_config_load(&cfg, m->config, why, sizeof(why));
+    if (rc == LG_OK) {
+        rc = lg_chat_service_set_config(m->svc, cfg);
+        if (rc != LG_OK) {
+            lg_chat_config_free(cfg);
+        }
+    }
+    if (rc != LG_OK) {
+        lg_log(LG_LOG_ERROR, NULL, "config_reload_failed", "rc=%s why=%s kept previous config",
+               lg_err_name(rc), why);
+        return;
+    }
+    lg_log(LG_LOG_INFO, NULL, "config_reloaded", "providers=%zu", lg_chat_config_count(cfg));
+}
+
 static void chat_main_on_signal(int signo, void *user_data)
 {
     struct chat_main *m = user_data;
+    if (signo == SIGHUP) {
+        chat_main_reload(m);
+        return;
+    }
     if (m->stopping) {
-        event_base_loopbreak(m->base); /* second signal: stop now */
+        /* Second SIGTERM/SIGINT: stop waiting for the drain. Teardown still stops the
+         * remaining streams (each writes its record, status cancelled) and gives the
+         * shipper its final flush, so nothing billed is lost by hurrying. */
+        lg_log(LG_LOG_WARN, NULL, "shutdown_now", "signal=%d during drain: cutting it short",
+               signo);
+        event_base_loopbreak(m->base);
         return;
     }
     m->stopping = true;
@@ -185,6 +223,75 @@ static int chat_main_sink(const struct chat_flags *f, lg_shipper **shipper,
     return rc;
 }
 
+/* Shipper statistics exposed at scrape time (lg_metrics counter/gauge callbacks): the
+ * shipper already counts them, so the record path does no second bookkeeping. */
+static uint64_t chat_main_stat(lg_shipper *sh, size_t off)
+{
+    struct lg_shipper_stats st;
+    lg_shipper_get_stats(sh, &st);
+    uint64_t v;
+    memcpy(&v, (const char *)&st + off, sizeof(v));
+    return v;
+}
+
+static int64_t chat_main_queue_depth(void *ud)
+{
+    return (int64_t)chat_main_stat(ud, offsetof(struct lg_shipper_stats, queue_depth));
+}
+
+static int64_t chat_main_spool_bytes(void *ud)
+{
+    return (int64_t)chat_main_stat(ud, offsetof(struct lg_shipper_stats, spool_bytes));
+}
+
+static uint64_t chat_main_rows_shipped(void *ud)
+{
+    return chat_main_stat(ud, offsetof(struct lg_shipper_stats, rows_shipped));
+}
+
+static uint64_t chat_main_insert_failures(void *ud)
+{
+    return chat_main_stat(ud, offsetof(struct lg_shipper_stats, retries));
+}
+
+static uint64_t chat_main_dropped(void *ud)
+{
+    return chat_main_stat(ud, offsetof(struct lg_shipper_stats, dropped));
+}
+
+static int chat_main_shipper_metrics(lg_metrics *m, lg_shipper *sh)
+{
+    if (sh == NULL) {
+        return LG_OK; /* records go to a file: nothing queued or spooled to report */
+    }
+    int rc = lg_metrics_register_gauge_cb(m, "llmgate_shipper_queue_depth",
+                                          "Billing records waiting in memory for the shipper",
+                                          chat_main_queue_depth, sh, NULL);
+    if (rc == LG_OK) {
+        rc = lg_metrics_register_gauge_cb(m, "llmgate_spool_bytes",
+                                          "Bytes in the write-ahead spool (not yet acknowledged "
+                                          "by ClickHouse)",
+                                          chat_main_spool_bytes, sh, NULL);
+    }
+    if (rc == LG_OK) {
+        rc = lg_metrics_register_counter_cb(m, "llmgate_shipper_rows_shipped_total",
+                                            "Rows ClickHouse acknowledged",
+                                            chat_main_rows_shipped, sh, NULL);
+    }
+    if (rc == LG_OK) {
+        rc = lg_metrics_register_counter_cb(m, "llmgate_shipper_insert_failures_total",
+                                            "Failed INSERTs to ClickHouse (each is retried)",
+                                            chat_main_insert_failures, sh, NULL);
+    }
+    if (rc == LG_OK) {
+        rc = lg_metrics_register_counter_cb(m, "llmgate_shipper_dropped_records_total",
+                                            "Billing records lost because ring and spool were "
+                                            "full (the only loss)",
+                                            chat_main_dropped, sh, NULL);
+    }
+    return rc;
+}
+
 static int chat_main_config(const struct chat_flags *f, lg_chat_config **cfg)
 {
     if (f->config == NULL || f->config[0] == '\0') {
@@ -246,6 +353,7 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m, st
     }
     if (rc == LG_OK) {
         rc = lg_chat_service_new(&p->svc, m->base, m->srv, &so);
+        m->svc = p->svc;
     }
     if (rc == LG_OK) {
         rc = lg_grpc_health_new(&p->health, m->srv);
@@ -333,6 +441,7 @@ int main(int argc, char **argv)
     }
     struct chat_main m;
     memset(&m, 0, sizeof(m));
+    m.config = f.config;
     struct chat_parts p;
     memset(&p, 0, sizeof(p));
     int rc = chat_main_config(&f, &p.cfg);
@@ -351,6 +460,9 @@ int main(int argc, char **argv)
     if (rc == LG_OK) {
         m.base = event_base_new();
         rc = m.base != NULL ? lg_metrics_new(&p.metrics) : LG_ERR_NOMEM;
+    }
+    if (rc == LG_OK) {
+        rc = chat_main_shipper_metrics(p.metrics, p.shipper);
     }
     if (rc == LG_OK) {
         rc = lg_curlm_new(&p.curlm, m.base);
