@@ -15,6 +15,10 @@ export const CHAT_BIN = process.env.LLMGATE_CHAT_BIN;
 export const WAIT_MS = 30000; // generous deadline for any single condition (ASan builds are slow)
 
 const procs = new Set();
+// Whatever a failed test left running dies with the test process (no orphans).
+process.on('exit', () => {
+  for (const p of procs) p.kill('SIGKILL');
+});
 
 export function tmpDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
