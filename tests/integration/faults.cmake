@@ -22,3 +22,14 @@ if(TARGET llmgate-chat AND TARGET llmgate-analytics)
             --workdir ${CMAKE_BINARY_DIR}/it-faults-clickhouse)
   set_tests_properties(integration.faults.clickhouse PROPERTIES LABELS integration TIMEOUT 600)
 endif()
+
+# Client faults through the SSE edge: disconnect at every phase, never-reading consumers,
+# reconnect storm with Last-Event-ID (LG_FAULTS_STORM, default 2000), forged/foreign/expired ids.
+if(TARGET llmgate-chat AND TARGET llmgate-sse)
+  add_test(NAME integration.faults.clients
+    COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/integration/faults/test_client_faults.py
+            --chat $<TARGET_FILE:llmgate-chat>
+            --sse $<TARGET_FILE:llmgate-sse>
+            --workdir ${CMAKE_BINARY_DIR}/it-faults-clients)
+  set_tests_properties(integration.faults.clients PROPERTIES LABELS integration TIMEOUT 600)
+endif()
