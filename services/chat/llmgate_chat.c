@@ -399,7 +399,9 @@ static int chat_main_listen(const struct chat_flags *f, struct chat_main *m, str
 
 static void chat_main_teardown(struct chat_main *m, struct chat_parts *p)
 {
-    lg_loop_signals_free(p->signals);
+    /* The signal events stay installed until the very end: a SIGTERM arriving while the
+     * records are written and the shipper flushes lands in them (nobody dispatches it), not
+     * in the default action that would kill the process and lose the final flush. */
     lg_admin_free(m->admin);
     lg_grpc_server_free(m->srv); /* every call gets on_close before the service goes */
     lg_grpc_reflection_free(p->reflection);
@@ -415,6 +417,10 @@ static void chat_main_teardown(struct chat_main *m, struct chat_parts *p)
     }
     lg_metrics_free(p->metrics);
     lg_chat_config_free(p->cfg);
+    lg_loop_signals_free(p->signals);
+    /* Everything is written: a late SIGTERM/SIGINT must not turn exit 0 into a kill. */
+    (void)signal(SIGTERM, SIG_IGN);
+    (void)signal(SIGINT, SIG_IGN);
     if (m->base != NULL) {
         event_base_free(m->base);
     }
