@@ -337,6 +337,57 @@ class ClickHouseFaults(unittest.TestCase):
         reconcile("after memory bound", p, 10, dropped())
 
 
+INJECTIONS = ["x' OR 1=1 --", "x\\' OR 1=1 --", "x'); DROP TABLE llm_requests; --",
+              "x' UNION ALL SELECT * FROM system.users --", "\\", "x\\", "' OR ''='",
+              "x\nDROP TABLE llm_requests", "%27%20OR%201%3D1", "x' FORMAT TSV --"]
+
+
+class Injection(unittest.TestCase):
+    """ClickHouse queries built from user input (UsageService, the CLI) resist injection:
+    each attempt is refused (INVALID_ARGUMENT / non-zero exit) or answers only that literal
+    user's rows (none); the tables and every other user's rows are untouched."""
+
+    def test_9_usage_service_and_cli_resist_injection(self):
+        usage = pbg.UsageServiceStub(ENV["channel"])
+        victim = prefix()
+        self.assertEqual(load(victim, 3), 3)
+        reconcile("injection victim rows", victim, 3, dropped())
+        total = int(ENV["ch"].query("SELECT count() FROM llm_requests"))
+        outcomes = []
+        for evil in INJECTIONS:
+            md = (("x-user-id", evil),) if "\n" not in evil else ()
+            for rpc, req in (("ListLogs", pb.ListLogsRequest(user_id=evil, limit=100)),
+                             ("ListLogs-filters", pb.ListLogsRequest(
+                                 user_id=victim + "-0", limit=100, model=evil,
+                                 conversation_id=evil)),
+                             ("GetUsage", pb.GetUsageRequest(user_id=evil))):
+                call_md = md if not rpc.endswith("filters") else (("x-user-id", victim + "-0"),)
+                try:
+                    if rpc.startswith("ListLogs"):
+                        got = usage.ListLogs(req, metadata=call_md, timeout=30)
+                        n = len(got.records)
+                    else:
+                        got = usage.GetUsage(req, metadata=call_md, timeout=30)
+                        n = int(got.requests)
+                    outcomes.append("OK")
+                    self.assertEqual(n, 0, "%s %r returned rows" % (rpc, evil))
+                except grpc.RpcError as e:
+                    outcomes.append(e.code().name)
+                    self.assertIn(e.code(), (grpc.StatusCode.INVALID_ARGUMENT,
+                                             grpc.StatusCode.PERMISSION_DENIED,
+                                             grpc.StatusCode.UNAUTHENTICATED), e.details())
+            for cmd in ("usage", "logs"):
+                r = lib.subprocess.run([ARGS.analytics, cmd, "--clickhouse-url",
+                                        ENV["ch"].url, "--user", evil],
+                                       capture_output=True, text=True, timeout=60)
+                self.assertNotIn(victim, r.stdout, "CLI %s %r leaked rows" % (cmd, evil))
+                outcomes.append("cli-%s-exit%d" % (cmd, r.returncode))
+        self.assertEqual(int(ENV["ch"].query("SELECT count() FROM llm_requests")), total)
+        self.assertEqual(rows(victim)[0], 3)
+        REPORT.append("injection: %d attempts, outcomes %s" % (len(outcomes), sorted(
+            {o: outcomes.count(o) for o in outcomes}.items())))
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
