@@ -138,6 +138,11 @@
  * connection: 16 x 64 KiB = 1 MiB, then other connections get their turn (redis
  * NET_MAX_WRITES_PER_EVENT). */
 #define LG_GRPC_SERVER_MAX_WRITE_ROUNDS 16
+/* accept() failing for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+ * leaves the connection queued, so the listener would be readable again at once: a hot loop
+ * and a log line per turn. Instead accepting pauses this long, then resumes (nginx pauses
+ * 500 ms on EMFILE; 100 ms lets a freed descriptor be used soon). */
+#define LG_GRPC_SERVER_ACCEPT_PAUSE_MS 100
 /* Input chunks fed to nghttp2 per evbuffer_peek (the input is at most INBUF_HIGH bytes). */
 #define LG_GRPC_SERVER_READ_IOVECS 16
 /* Connections served at once; more are accepted and closed at once (file descriptors and

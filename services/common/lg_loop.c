@@ -17,6 +17,7 @@
 
 #include "lg_cfg.h"
 #include "lg_err.h"
+#include "lg_limits.h"
 #define LG_LOG_MODULE "loop"
 #include "lg_log.h"
 #include "lg_mem.h"
@@ -26,6 +27,8 @@
 
 struct lg_loop_listener {
     struct evconnlistener *ev; /* owns the listening socket */
+    struct event *resume;      /* re-enables accepting after a pause for EMFILE and kin */
+    bool user_disabled;        /* lg_loop_listener_disable was called: never re-enable */
     lg_loop_accept_cb cb;
     void *user_data;
 };
@@ -80,13 +83,32 @@ static void loop_on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct
     l->cb(fd, sa, salen, l->user_data);
 }
 
+static void loop_on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_loop_listener *l = arg;
+    if (!l->user_disabled) {
+        evconnlistener_enable(l->ev);
+    }
+}
+
 static void loop_on_accept_error(struct evconnlistener *ev, void *arg)
 {
-    (void)arg;
+    lg_loop_listener *l = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    /* EMFILE/ENFILE/ENOBUFS: libevent retries on the next readiness; log and carry on. */
-    lg_log(LG_LOG_WARN, NULL, "accept_failed", "errno=%d %s fd=%d", err,
-           evutil_socket_error_to_string(err), (int)evconnlistener_get_fd(ev));
+    /* Out of descriptors or memory: the connection stays queued and the socket readable, so
+     * retrying at once would spin. Pause accepting (one log line per pause), then resume. */
+    bool pause = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    lg_log(LG_LOG_WARN, NULL, "accept_failed", "errno=%d %s fd=%d pause_ms=%d", err,
+           evutil_socket_error_to_string(err), (int)evconnlistener_get_fd(ev),
+           pause ? LG_GRPC_SERVER_ACCEPT_PAUSE_MS : 0);
+    if (pause) {
+        struct timeval tv = {.tv_sec = LG_GRPC_SERVER_ACCEPT_PAUSE_MS / 1000,
+                             .tv_usec = (LG_GRPC_SERVER_ACCEPT_PAUSE_MS % 1000) * 1000};
+        evconnlistener_disable(ev);
+        evtimer_add(l->resume, &tv);
+    }
 }
 
 static int loop_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sslen)
@@ -141,6 +163,12 @@ int lg_loop_listen(lg_loop_listener **out, struct event_base *base, const char *
         lg_free(l);
         return LG_ERR_IO;
     }
+    l->resume = evtimer_new(base, loop_on_accept_resume, l);
+    if (!l->resume) {
+        evconnlistener_free(l->ev);
+        lg_free(l);
+        return LG_ERR_NOMEM;
+    }
     evconnlistener_set_error_cb(l->ev, loop_on_accept_error);
     if (bound && boundlen) {
         struct sockaddr_storage bs;
@@ -149,6 +177,7 @@ int lg_loop_listen(lg_loop_listener **out, struct event_base *base, const char *
             lg_loop_format_addr((struct sockaddr *)&bs, bound, boundlen) != LG_OK) {
             int err = errno;
             lg_log(LG_LOG_ERROR, NULL, "getsockname_failed", "addr=%s errno=%d", hostport, err);
+            event_free(l->resume);
             evconnlistener_free(l->ev);
             lg_free(l);
             return LG_ERR_IO;
@@ -161,6 +190,8 @@ int lg_loop_listen(lg_loop_listener **out, struct event_base *base, const char *
 void lg_loop_listener_disable(lg_loop_listener *l)
 {
     if (l) {
+        l->user_disabled = true;
+        event_del(l->resume);
         evconnlistener_disable(l->ev);
     }
 }
@@ -170,6 +201,7 @@ void lg_loop_listener_free(lg_loop_listener *l)
     if (!l) {
         return;
     }
+    event_free(l->resume);
     evconnlistener_free(l->ev);
     lg_free(l);
 }
