@@ -69,7 +69,7 @@ struct lg_shipper {
     CURLM *multi;
     CURL *easy;
     struct curl_slist *hdrs;
-    struct lg_buf resp, urlbuf, sql, row, dl;
+    struct lg_buf resp, urlbuf, sql, row, dl, params;
     lg_batch *batch;             /* the batch being sent (or collected when none is) */
     lg_batch *next;              /* prepared while |batch| is in flight: double buffering
                                     keeps ClickHouse busy while we read, hash and gzip */
@@ -324,7 +324,17 @@ static void start_insert(lg_shipper *s, int64_t now)
      * price; landed-checks (idempotent SELECTs) keep using keep-alive. */
     curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);
-    int rc = start_request(s, SHIPPER_INSERT_PARAMS, body.ptr, body.len, s->gzip);
+    /* query_id = batch_id: while an earlier attempt of this batch is still executing on the
+     * server (its client was cut or killed, ClickHouse goes on), a resend is refused with
+     * Code 216 instead of inserting a second copy, and the landed-check sees it running. */
+    lg_buf_reset(&s->params);
+    int rc = lg_buf_append_str(&s->params, SHIPPER_INSERT_PARAMS "&query_id=");
+    if (rc == LG_OK) {
+        rc = lg_chclient_urlencode(&s->params, lg_batch_id(s->batch));
+    }
+    if (rc == LG_OK) {
+        rc = start_request(s, (const char *)s->params.data, body.ptr, body.len, s->gzip);
+    }
     if (rc != LG_OK) {
         lg_log(LG_LOG_ERROR, NULL, "insert_start_failed", "err=%s", lg_err_name(rc));
         retry_later(s, now);
@@ -338,8 +348,17 @@ static void start_check(lg_shipper *s, int64_t now)
     curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 0L);
     curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 0L);
     lg_buf_reset(&s->sql);
-    int rc = lg_buf_append_str(&s->sql, "SELECT uniqExact(request_id) FROM llm_requests "
-                                         "WHERE batch_id = ");
+    /* Two numbers: attempts of this batch still executing (query_id = batch_id), and rows
+     * of it that landed. Only "none running" makes the second one final. */
+    int rc = lg_buf_append_str(&s->sql, "SELECT (SELECT count() FROM system.processes "
+                                         "WHERE query_id = ");
+    if (rc == LG_OK) {
+        rc = lg_chclient_quote(&s->sql, s->check_id, strlen(s->check_id));
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(&s->sql, "), (SELECT uniqExact(request_id) FROM llm_requests "
+                                        "WHERE batch_id = ");
+    }
     if (rc == LG_OK) {
         rc = lg_chclient_quote(&s->sql, s->check_id, strlen(s->check_id));
     }
@@ -353,7 +372,7 @@ static void start_check(lg_shipper *s, int64_t now)
                             lo / 1000, hi / 1000);
     }
     if (rc == LG_OK) {
-        rc = lg_buf_append_str(&s->sql, " FORMAT TSV");
+        rc = lg_buf_append_str(&s->sql, ") FORMAT TSV");
     }
     if (rc == LG_OK) {
         rc = start_request(s, NULL, s->sql.data, s->sql.len, false);
@@ -457,13 +476,23 @@ static void on_done(lg_shipper *s, CURLcode cc, int64_t now)
         retry_later(s, now);
         return;
     }
-    uint64_t landed = 0;
-    for (size_t i = 0; i < s->resp.len && s->resp.data[i] >= '0' && s->resp.data[i] <= '9';
-         i++) {
+    uint64_t running = 0, landed = 0;
+    size_t i = 0;
+    for (; i < s->resp.len && s->resp.data[i] >= '0' && s->resp.data[i] <= '9'; i++) {
+        running = running * 10u + (uint64_t)(s->resp.data[i] - '0');
+    }
+    bool two = i < s->resp.len && s->resp.data[i] == '\t';
+    for (i++; two && i < s->resp.len && s->resp.data[i] >= '0' && s->resp.data[i] <= '9'; i++) {
         landed = landed * 10u + (uint64_t)(s->resp.data[i] - '0');
     }
-    lg_log(LG_LOG_INFO, NULL, "landed_check", "batch=%s landed=%" PRIu64 " rows=%" PRIu64,
-           s->check_id, landed, s->check_rows);
+    lg_log(LG_LOG_INFO, NULL, "landed_check",
+           "batch=%s running=%" PRIu64 " landed=%" PRIu64 " rows=%" PRIu64, s->check_id,
+           running, landed, s->check_rows);
+    if (!two || running > 0) {
+        /* Still executing (or an answer we do not understand): ask again later. */
+        retry_later(s, now);
+        return;
+    }
     if (landed >= s->check_rows && s->check_rows > 0) {
         add(&s->landed_on_check, 1);
         ack_batch(s, s->check_rows);
@@ -889,6 +918,7 @@ static void free_resources(lg_shipper *s)
     lg_buf_deinit(&s->sql);
     lg_buf_deinit(&s->row);
     lg_buf_deinit(&s->dl);
+    lg_buf_deinit(&s->params);
     lg_free(s->url);
     lg_free(s->user);
     lg_free(s->key);
@@ -920,6 +950,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     lg_buf_init(&s->sql, LG_CHCLIENT_MAX_URL_BYTES);
     lg_buf_init(&s->row, LG_SPOOL_MAX_RECORD_BYTES);
     lg_buf_init(&s->dl, 2 * LG_SPOOL_MAX_RECORD_BYTES);
+    lg_buf_init(&s->params, LG_CHCLIENT_MAX_URL_BYTES);
     s->gzip = !o->no_gzip;
     s->no_ship = o->no_ship;
     s->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;

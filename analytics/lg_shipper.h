@@ -24,7 +24,10 @@
  * ambiguous failure (the request may have executed: timeout, cut connection), and at start
  * when the state file names a batch in flight, the shipper asks ClickHouse how many rows
  * carry that batch_id (SELECT uniqExact(request_id) FROM llm_requests WHERE batch_id = ..)
- * and treats the batch as landed when all did. Tables are ReplacingMergeTree on request_id
+ * and treats the batch as landed when all did. Each INSERT carries query_id = batch_id, and
+ * the check also counts queries with that id still running (system.processes): an attempt
+ * whose client was cut or killed can still be executing on the server, and the answer is
+ * final only once none is; a resend racing it is refused by ClickHouse (Code 216). Tables are ReplacingMergeTree on request_id
  * as a second line of defence.
  *
  * Thread: lg_shipper_enqueue from any thread, concurrently. Everything else from one
