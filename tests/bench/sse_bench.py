@@ -20,6 +20,7 @@ Usage: /usr/bin/python3 tests/bench/sse_bench.py --bin-dir build-rel/bin --load 
 """
 import argparse
 import http.client
+import http.server
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 WAIT_S = 60
@@ -82,17 +84,25 @@ def create(addr, n, prompt):
 LOAD_PER_PROCESS = 16000
 
 
-def run_load(load, addr, urls, mode, expect=0):
+def run_load(load, addr, urls, mode, expect=0, on_subscribed=None):
+    """on_subscribed: called once every load process has printed `subscribed` (all its
+    streams have their response headers); the load processes time from that point on."""
     procs = []
     nprocs = max(1, (len(urls) + LOAD_PER_PROCESS - 1) // LOAD_PER_PROCESS)
     per = (expect + nprocs - 1) // nprocs  # events each load process waits for
     for i in range(0, len(urls), LOAD_PER_PROCESS):
         extra = ["--expect-events", str(per)] if expect else []
+        extra += ["--sync", "1"] if on_subscribed else []
         p = subprocess.Popen([load, "--target", addr, "--mode", mode, "--src-ips", "16"] + extra,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         p.stdin.write("\n".join(urls[i:i + LOAD_PER_PROCESS]) + "\n\n")
         p.stdin.flush()
         procs.append(p)
+    if on_subscribed:
+        for p in procs:
+            if p.stdout.readline().strip() != "subscribed":
+                raise SystemExit("sse_load: no subscribed line")
+        on_subscribed()
     total = {}
     for p in procs:
         kind, _, js = p.stdout.readline().partition(" ")
@@ -295,6 +305,216 @@ def nchan_drain(load, n, per_stream):
         p.wait()
 
 
+# ---- peer: Pushpin (GRIP proxy, Debian pushpin 1.36) ------------------------------------------
+# Pushpin holds the client connections; an origin answers each GET with GRIP headers
+# (`Grip-Hold: stream`, `Grip-Channel: <ch>`, `Grip-Keep-Alive` for the 1 s heartbeat) and
+# events are published to the handler's HTTP publish port. Debian's internal.conf points the
+# proxy at a system zurl (/var/run/zurl, not running here) and the runner's zurl template denies
+# 127.*: so the config below runs zurl under the runner with the proxy's zurl sockets in the
+# run directory. Routes to the origin are trusted (pushpin's proxy ignores zurl's policies for
+# routed requests), which is how the origin on 127.0.0.1 is reached.
+
+PUSHPIN_CONF = """
+[global]
+include=/usr/lib/pushpin/internal.conf
+rundir={dir}/run
+ipc_prefix=pp-
+port_offset={offset}
+stats_connection_ttl=120
+
+[runner]
+services=condure,zurl,pushpin-proxy,pushpin-handler
+http_port=127.0.0.1:{port}
+logdir={dir}/log
+log_level=1
+client_buffer_size=8192
+client_maxconn=60000
+condure_bin=condure
+zurl_bin=zurl
+
+[proxy]
+routesfile={dir}/routes
+updates_check=off
+zurl_out_specs=ipc://{{rundir}}/{{ipc_prefix}}zurl-in
+zurl_out_stream_specs=ipc://{{rundir}}/{{ipc_prefix}}zurl-in-stream
+zurl_in_specs=ipc://{{rundir}}/{{ipc_prefix}}zurl-out
+sig_key=bench
+
+[handler]
+push_in_spec=tcp://127.0.0.1:5560
+push_in_sub_specs=tcp://127.0.0.1:5562
+push_in_http_addr=127.0.0.1
+push_in_http_port=5561
+push_in_http_max_body_size=100000000
+command_spec=tcp://127.0.0.1:5563
+stats_spec=ipc://{{rundir}}/{{ipc_prefix}}stats
+message_rate=100000000
+message_hwm=10000000
+message_wait=5000
+id_cache_ttl=0
+connection_subscription_max=20
+subscription_linger=60
+"""
+
+
+class GripOrigin(http.server.BaseHTTPRequestHandler):
+    """The origin behind Pushpin: GET /sub/<ch> -> hold the request as an SSE stream on <ch>."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        ch = self.path.rsplit("/", 1)[-1]
+        body = b": ok\n\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Grip-Hold", "stream")
+        self.send_header("Grip-Channel", ch)
+        self.send_header("Grip-Keep-Alive",
+                         "event: heartbeat\\ndata: {}\\n\\n; format=cstring; timeout=1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def ports_free(first, count):
+    for q in range(first, first + count):
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", q))
+        except OSError:
+            return False
+    return True
+
+
+def pushpin_start():
+    if shutil.which("pushpin") is None or shutil.which("condure") is None:
+        return None
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GripOrigin)
+    origin.daemon_threads = True
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    d = tempfile.mkdtemp(prefix="lg-pushpin-")
+    os.makedirs(f"{d}/run")
+    os.makedirs(f"{d}/log")
+    port = free_port()
+    offset = 0
+    for _ in range(100):
+        base = free_port()
+        if base > 5560 and ports_free(base, 4):
+            offset = base - 5560
+            break
+    with open(f"{d}/routes", "w") as f:
+        f.write(f"* 127.0.0.1:{origin.server_address[1]}\n")
+    with open(f"{d}/pushpin.conf", "w") as f:
+        f.write(PUSHPIN_CONF.format(dir=d, port=port, offset=offset))
+    p = subprocess.Popen(["pushpin", "--config", f"{d}/pushpin.conf"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    addr = f"127.0.0.1:{port}"
+    pub = ("127.0.0.1", 5561 + offset)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            # Ready once a held stream answers through the whole chain.
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /sub/probe HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = s.recv(4096)
+            s.close()
+            socket.create_connection(pub, timeout=1).close()
+            if b"200" in got.split(b"\r\n", 1)[0]:
+                return p, addr, pub, origin, d
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pushpin_stop(p, origin)
+    print(f"pushpin: did not become ready (logs in {d}/log)")
+    return None
+
+
+def pushpin_stop(p, origin):
+    try:
+        os.killpg(p.pid, 15)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.wait()
+    origin.shutdown()
+
+
+def tree_pids(pid):
+    """pid and all its descendants (pushpin's runner starts condure, zurl, proxy, handler)."""
+    out = [pid]
+    i = 0
+    while i < len(out):
+        try:
+            with open(f"/proc/{out[i]}/task/{out[i]}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        i += 1
+    return out
+
+
+def pushpin_idle(load, n):
+    st = pushpin_start()
+    if st is None:
+        print("pushpin: not installed or not ready, skipped")
+        return None
+    p, addr, _, origin, _ = st
+    try:
+        pids = tree_pids(p.pid)
+        base = sum(rss_kb(x) for x in pids)
+        lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "idle")
+        held = sum(rss_kb(x) for x in pids)
+        release(lps)
+        per = (held - base) * 1024 / max(1, res["headers"])
+        print(f"pushpin idle: {res['headers']}/{n} streams ({len(pids)} processes), RSS {base} -> "
+              f"{held} KiB, {per:.0f} B/stream ({per / 1024:.2f} KiB), failed {res['failed']}")
+        return {"streams": n, "open": res["headers"], "rss_base_kib": base,
+                "rss_held_kib": held, "bytes_per_stream": round(per)}
+    finally:
+        pushpin_stop(p, origin)
+
+
+def pushpin_publish(pub, items):
+    c = http.client.HTTPConnection(*pub, timeout=WAIT_S)
+    c.request("POST", "/publish/", body=json.dumps({"items": items}),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    if r.status != 200:
+        raise SystemExit(f"pushpin publish: {r.status}")
+
+
+def pushpin_drain(load, n, per_stream):
+    """Pushpin keeps no history, so readers subscribe first (sse_load --sync prints
+    `subscribed` once every stream has its headers) and the events are published after;
+    events/s counts from that line to the last expected event."""
+    st = pushpin_start()
+    if st is None:
+        return None
+    p, addr, pub, origin, _ = st
+    try:
+        data = json.dumps({"type": "content", "data": {"content": " word"}})
+        lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "drain",
+                            expect=n * per_stream,
+                            on_subscribed=lambda: [pushpin_publish(pub, [
+                                {"channel": f"c{i}", "formats": {"http-stream": {
+                                    "content": f"id: c{i}.{k}\nevent: content\ndata: {data}\n\n"}}}
+                                for i in range(n)]) for k in range(per_stream)])
+        release(lps)
+        print(f"pushpin drain: {n} streams, {res['events']} events in {res['seconds']:.2f} s = "
+              f"{res['events_per_s']:.0f} events/s")
+        return res
+    finally:
+        pushpin_stop(p, origin)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
@@ -305,7 +525,8 @@ def main():
     ap.add_argument("--fanout", type=int, default=1,
                     help="readers per chat stream for --idle (<= 16, the chat subscriber cap)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (ctest)")
-    ap.add_argument("--peers", default="nchan", help="peers measured in the same run: nchan or none")
+    ap.add_argument("--peers", default="nchan,pushpin",
+                    help="peers measured in the same run: nchan,pushpin or none")
     ap.add_argument("--peers-only", action="store_true", help="measure only the peers")
     a = ap.parse_args()
     if a.smoke:
@@ -314,6 +535,11 @@ def main():
     if not a.peers_only:
         out["idle"] = idle(a.bin_dir, a.load, a.idle_streams, a.workers, a.fanout)
         out["drain"] = drain(a.bin_dir, a.load, a.drain_streams)
+    if "pushpin" in a.peers.split(","):
+        out["pushpin_idle"] = pushpin_idle(a.load, a.idle_streams)
+        d = out.get("drain") or {"events": 161 * a.drain_streams, "streams": a.drain_streams}
+        out["pushpin_drain"] = pushpin_drain(a.load, a.drain_streams,
+                                             max(1, round(d["events"] / max(1, d["streams"]))))
     if "nchan" in a.peers.split(","):
         out["nchan_idle"] = nchan_idle(a.load, a.idle_streams, a.workers)
         d = out.get("drain") or {"events": 161 * a.drain_streams, "streams": a.drain_streams}

@@ -11,6 +11,9 @@
  *                       (or an event), then hold until stdin closes; drain: read every stream
  *                       to its end and print "done <json>" with events/s
  *   --expect-events N   drain: stop once N events arrived (for servers that keep streams open)
+ *   --sync 1            drain: print "subscribed" once every stream has its response headers
+ *                       and time from then on (for servers that keep no history: the events
+ *                       are published after that line)
  *
  * Output figures: streams, streams that got headers, events (blocks with an id), heartbeats,
  * failures, seconds. Prints with printf: this is a benchmark tool, not a service.
@@ -162,6 +165,7 @@ int main(int argc, char **argv)
     const char *mode = "idle";
     int nsrc = LOAD_DEFAULT_SRC;
     unsigned long long expect = 0; /* drain: stop at this many events (servers that never end) */
+    int sync = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--target") == 0) {
             target = argv[i + 1];
@@ -169,6 +173,8 @@ int main(int argc, char **argv)
             mode = argv[i + 1];
         } else if (strcmp(argv[i], "--expect-events") == 0) {
             expect = strtoull(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--sync") == 0) {
+            sync = (int)strtol(argv[i + 1], NULL, 10);
         } else if (strcmp(argv[i], "--src-ips") == 0) {
             nsrc = (int)strtol(argv[i + 1], NULL, 10);
         }
@@ -224,13 +230,21 @@ int main(int argc, char **argv)
         }
         size_t ready = 0;
         size_t closed = 0;
+        size_t with_headers = 0;
         unsigned long long seen = 0;
         for (size_t i = 0; i < n; i++) {
+            with_headers += (conns[i].got_headers || conns[i].closed) ? 1 : 0;
             /* A stream the server closed before its first heartbeat counts as settled (and
              * as failed in the figures) so the hold never waits for it. */
             ready += (conns[i].got_beat || conns[i].closed) ? 1 : 0;
             closed += conns[i].closed ? 1 : 0;
             seen += conns[i].events;
+        }
+        if (sync == 1 && with_headers >= n) {
+            printf("subscribed\n");
+            fflush(stdout);
+            sync = 2;
+            t0 = now_s();
         }
         if ((!drain && ready >= n) || (drain && closed >= n) ||
             (drain && expect > 0 && seen >= expect)) {
