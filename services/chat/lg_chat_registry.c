@@ -166,8 +166,8 @@ int lg_chat_registry_set_node(lg_chat_registry *reg, const char *node)
 
 static bool registry_is_b64url(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 int lg_chat_registry_parse_node(const char *id, char node_out[LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1])

@@ -36,7 +36,8 @@
 #define LG_CHAT_REGISTRY_NODE_MAX_DIGITS 5
 #define LG_CHAT_REGISTRY_PREFIX_MAX_LEN  (LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 2)
 /* Longest stream id the registry hands out: node prefix + random part, without the NUL. */
-#define LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN (LG_CHAT_REGISTRY_PREFIX_MAX_LEN + LG_CHAT_REGISTRY_ID_LEN)
+#define LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN                                                         \
+    (LG_CHAT_REGISTRY_PREFIX_MAX_LEN + LG_CHAT_REGISTRY_ID_LEN)
 
 typedef struct lg_chat_registry lg_chat_registry;
 
@@ -63,7 +64,8 @@ bool lg_chat_registry_is_node(const char *node);
  * LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1 bytes). LG_OK; LG_ERR_NOT_FOUND when |id| has no
  * prefix (|node_out| is then ""); LG_ERR_INVALID when |id| is not a well-formed stream id
  * (random part not 22 base64url characters, or a prefix other than n<digits>_). */
-int lg_chat_registry_parse_node(const char *id, char node_out[LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1]);
+int lg_chat_registry_parse_node(const char *id,
+                                char node_out[LG_CHAT_REGISTRY_NODE_MAX_DIGITS + 1]);
 
 /* Adds |value| owned by |owner| under a fresh id (node prefix, if set, + random part) written
  * to |id_out| (NUL-terminated, LG_CHAT_REGISTRY_STREAM_ID_MAX_LEN + 1 bytes). */

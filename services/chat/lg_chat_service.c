@@ -103,7 +103,7 @@ struct chat_stream {
     size_t n_subs;
     lg_grpc_call *unary;   /* Complete: the call to answer; NULL once it left */
     struct lg_record *rec; /* filled at start, handed to the sink at the end */
-    struct chat_cfg *cfg;          /* the configuration |prov| and |model| come from */
+    struct chat_cfg *cfg;  /* the configuration |prov| and |model| come from */
     const struct lg_chat_provider_cfg *prov;
     struct lg_buf response; /* answer text (capped at LG_CHAT_MAX_RESPONSE_BYTES) */
     bool response_truncated;
@@ -128,7 +128,7 @@ struct chat_cfg {
 };
 
 struct lg_chat_service {
-    enum chat_tag tag; /* CHAT_TAG_SERVICE */
+    enum chat_tag tag;         /* CHAT_TAG_SERVICE */
     struct chat_cfg *cfg;      /* current configuration (new streams) */
     struct chat_cfg *cfg_list; /* every configuration still referenced */
     struct event_base *base;
@@ -147,12 +147,12 @@ struct lg_chat_service {
     lg_metrics_series *m_tokens;
     lg_metrics_series *m_records;
     lg_metrics_series *m_record_drops;
-    lg_metrics_series *m_overhead; /* gateway's own share of time to first token */
-    lg_metrics_series *m_streams;  /* streams alive (gauge) */
-    lg_metrics_family *m_calls;    /* upstream calls by provider config and status */
-    lg_metrics_series *m_reloads;  /* configuration reloads applied */
-    lg_metrics_series *m_open;     /* streams generating (gauge) */
-    lg_metrics_family *m_ttft;     /* time to first token by provider config (histogram) */
+    lg_metrics_series *m_overhead;        /* gateway's own share of time to first token */
+    lg_metrics_series *m_streams;         /* streams alive (gauge) */
+    lg_metrics_family *m_calls;           /* upstream calls by provider config and status */
+    lg_metrics_series *m_reloads;         /* configuration reloads applied */
+    lg_metrics_series *m_open;            /* streams generating (gauge) */
+    lg_metrics_family *m_ttft;            /* time to first token by provider config (histogram) */
     lg_metrics_family *m_upstream_errors; /* upstream failures by provider config and kind */
     /* UsageService results come back on the lg_usage worker thread; they are queued here
      * and handed to the loop by activating |usage_ev| (the base is thread-aware). */

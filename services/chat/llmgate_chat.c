@@ -6,10 +6,10 @@
  * (--records-file). With no --config it serves the built-in demo provider (model "demo").
  * SIGTERM/SIGINT: graceful drain (GOAWAY, in-flight calls finish), records flushed.
  */
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +77,8 @@ struct chat_main {
     struct event_base *base;
     lg_grpc_server *srv;
     lg_admin *admin;
-    lg_chat_service *svc;   /* for SIGHUP reloads; borrowed from chat_parts */
-    const char *config;     /* --config path, or NULL (built-in demo provider) */
+    lg_chat_service *svc; /* for SIGHUP reloads; borrowed from chat_parts */
+    const char *config;   /* --config path, or NULL (built-in demo provider) */
     bool stopping;
 };
 
@@ -275,8 +275,8 @@ static int chat_main_shipper_metrics(lg_metrics *m, lg_shipper *sh)
     }
     if (rc == LG_OK) {
         rc = lg_metrics_register_counter_cb(m, "llmgate_shipper_rows_shipped_total",
-                                            "Rows ClickHouse acknowledged",
-                                            chat_main_rows_shipped, sh, NULL);
+                                            "Rows ClickHouse acknowledged", chat_main_rows_shipped,
+                                            sh, NULL);
     }
     if (rc == LG_OK) {
         rc = lg_metrics_register_counter_cb(m, "llmgate_shipper_insert_failures_total",
@@ -340,8 +340,10 @@ static int chat_main_service(const struct chat_flags *f, struct chat_main *m, st
         return LG_ERR_INVALID;
     }
     if (f->node != NULL && f->node[0] != '\0' && !lg_chat_registry_is_node(f->node)) {
-        fprintf(stderr, "llmgate-chat: --node (LLMGATE_NODE) must be 0..99999 without leading "
-                        "zeros, got '%s'\n", f->node);
+        fprintf(stderr,
+                "llmgate-chat: --node (LLMGATE_NODE) must be 0..99999 without leading "
+                "zeros, got '%s'\n",
+                f->node);
         return LG_ERR_INVALID;
     }
     struct lg_grpc_server_opts go;

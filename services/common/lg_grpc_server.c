@@ -86,9 +86,9 @@ struct lg_grpc_server {
     struct event *done_ev;  /* fires the done callback outside connection code */
     lg_grpc_server_done_cb done_cb;
     void *done_ud;
-    lg_metrics_family *m_requests;  /* llmgate_grpc_requests_total{method,code}; NULL = off */
-    lg_metrics_family *m_duration;  /* llmgate_grpc_request_duration_seconds{method} */
-    struct srv_method unknown;      /* series of calls to unregistered paths ("unknown") */
+    lg_metrics_family *m_requests; /* llmgate_grpc_requests_total{method,code}; NULL = off */
+    lg_metrics_family *m_duration; /* llmgate_grpc_request_duration_seconds{method} */
+    struct srv_method unknown;     /* series of calls to unregistered paths ("unknown") */
 };
 
 struct srv_conn {
@@ -107,7 +107,7 @@ struct srv_conn {
     lg_grpc_call *calls; /* live calls on this connection */
     bool preface_checked;
     bool flush_pending;
-    bool in_read; /* conn_on_read is feeding nghttp2; it flushes at its end */
+    bool in_read;           /* conn_on_read is feeding nghttp2; it flushes at its end */
     bool closing;           /* conn_close under way: calls see LG_ERR_CLOSED */
     bool close_after_write; /* output drains, then the connection closes */
     bool shutdown_notice_sent;
@@ -386,15 +386,23 @@ int lg_grpc_server_set_metrics(lg_grpc_server *srv, lg_metrics *m)
     static const char *const req_labels[] = {"method", "code"};
     static const char *const dur_labels[] = {"method"};
     const struct lg_metrics_desc req = {
-        LG_METRICS_COUNTER, "llmgate_grpc_requests_total",
+        LG_METRICS_COUNTER,
+        "llmgate_grpc_requests_total",
         "gRPC calls ended, by method and grpc-status name (streaming calls count once, at "
         "their end)",
-        req_labels, 2, NULL, 0};
+        req_labels,
+        2,
+        NULL,
+        0};
     const struct lg_metrics_desc dur = {
-        LG_METRICS_HISTOGRAM, "llmgate_grpc_request_duration_seconds",
+        LG_METRICS_HISTOGRAM,
+        "llmgate_grpc_request_duration_seconds",
         "gRPC call duration from request headers to the end of the call (whole stream for "
         "streaming calls)",
-        dur_labels, 1, NULL, 0};
+        dur_labels,
+        1,
+        NULL,
+        0};
     if (srv->m_requests != NULL) {
         return LG_ERR_STATE;
     }

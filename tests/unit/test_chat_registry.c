@@ -191,8 +191,7 @@ static void test_chat_registry_parse_node_rejects_forms(void **state)
     assert_int_equal(lg_chat_registry_parse_node(buf, node), LG_OK);
     assert_string_equal(node, "0");
     /* A random part that itself starts like a prefix is still just random. */
-    assert_int_equal(lg_chat_registry_parse_node("n1_AAAAAAAAAAAAAAAAAAA", node),
-                     LG_ERR_NOT_FOUND);
+    assert_int_equal(lg_chat_registry_parse_node("n1_AAAAAAAAAAAAAAAAAAA", node), LG_ERR_NOT_FOUND);
 }
 
 int main(void)
