@@ -29,6 +29,7 @@ import sys
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -453,7 +454,25 @@ class ShipperMetrics(unittest.TestCase):
             wait_for(lambda: sample(metrics(adm), "llmgate_spool_bytes") > 0,
                      "spool bytes while ClickHouse is away", timeout=60)
             self.assertEqual(sample(metrics(adm), "llmgate_shipper_dropped_records_total"), 0)
+            # SIGTERM while ClickHouse is away: exit 0 with the record spooled, not lost...
             self.assertEqual(sse.stop(), 0)
+            self.assertEqual(chat.stop(), 0)
+            # ...and it lands once ClickHouse is back and the gateway starts again.
+            subprocess.check_call([os.path.join(ARGS.ch_scripts, "start.sh"), chdir],
+                                  stdout=subprocess.DEVNULL)
+            chat = chat_proc("ship-chat2", extra=["--clickhouse-url", url, "--spool-dir",
+                                                  os.path.join(work, "spool")], pace_ms=0)
+            self.procs.append(chat)
+            sql = "SELECT count() FROM llm_requests WHERE stream_id = '%s'" % s["stream_id"]
+
+            def landed():
+                try:
+                    with urllib.request.urlopen(url + "/?query=" + urllib.parse.quote(sql),
+                                                timeout=WAIT_S) as r:
+                        return int(r.read().decode().strip() or "0") >= 1
+                except OSError:
+                    return False
+            wait_for(landed, "the spooled record to land after restart", timeout=90)
             self.assertEqual(chat.stop(), 0)
         finally:
             subprocess.call([os.path.join(ARGS.ch_scripts, "stop.sh"), chdir])
