@@ -66,6 +66,18 @@ int lg_batch_remove(lg_batch *b, size_t i);
 /* Computes the batch_id and builds the body; |gzip| compresses it (Content-Encoding: gzip).
  * LG_OK, LG_ERR_INVALID (empty), LG_ERR_NOMEM, LG_ERR_INTERNAL. */
 int lg_batch_seal(lg_batch *b, bool gzip);
+/* The same in steps, so a shipper can keep its in-flight transfer moving while the next
+ * batch is compressed: lg_batch_seal_begin computes the batch_id and prepares the body
+ * (LG_OK, LG_ERR_INVALID (empty), LG_ERR_NOMEM, LG_ERR_INTERNAL); each
+ * lg_batch_seal_step then encodes rows worth about |budget| raw bytes and returns
+ * LG_ERR_AGAIN while rows are left, LG_OK once the body is complete, LG_ERR_STATE when no
+ * seal was begun, LG_ERR_NOMEM / LG_ERR_INTERNAL (the seal is then abandoned). Adding
+ * rows while sealing is refused (LG_ERR_INVALID); lg_batch_reset and lg_batch_remove
+ * abandon a seal in progress. lg_batch_seal is begin + one unbounded step. */
+int lg_batch_seal_begin(lg_batch *b, bool gzip);
+int lg_batch_seal_step(lg_batch *b, size_t budget);
+/* True between lg_batch_seal_begin and the step that finished (or failed). */
+bool lg_batch_is_sealing(const lg_batch *b);
 /* The id of the last seal ("" before). */
 const char *lg_batch_id(const lg_batch *b);
 /* The body of the last seal. */

@@ -415,6 +415,11 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
 /* Records moved from the ring to the spool per loop turn (~20 ms of encoding at most), so
  * that shipping keeps its turn under a flood. */
 #define LG_SHIPPER_DRAIN_MAX_PER_TURN 8192u
+/* While an insert is in flight, the next batch is read from the spool and compressed in
+ * slices of this many raw bytes, one per loop turn, so curl keeps feeding the in-flight
+ * request between slices (a slice is a few ms of gzip level 1; the loopback socket buffer
+ * holds about as much as ClickHouse parses in that time). */
+#define LG_SHIPPER_PREPARE_BYTES_PER_TURN (2u * 1024u * 1024u)
 /* Retry backoff: exponential from MIN to MAX with full jitter (AWS architecture blog,
  * "Exponential Backoff and Jitter"); never gives up: a row leaves the spool only by landing
  * or being dead-lettered. */

@@ -189,6 +189,51 @@ static void test_batch_never_spans_two_months(void **state)
     lg_batch_free(b);
 }
 
+/* A seal cut into steps (as the shipper does while an insert is in flight) gives the same
+ * id and the same bytes as one seal, gzip'd or not; rows cannot be added meanwhile, and a
+ * reset abandons it. */
+static void test_batch_seal_in_steps(void **state)
+{
+    (void)state;
+    for (int gz = 0; gz <= 1; gz++) {
+        lg_batch *b = mk();
+        add(b, "{\"a\":1", 0, LG_OK);
+        add(b, "{\"a\":2", 0, LG_OK);
+        add(b, "{\"a\":3", 0, LG_OK);
+        assert_int_equal(lg_batch_seal(b, gz != 0), LG_OK);
+        struct lg_slice one = lg_batch_body(b);
+        uint8_t want[512];
+        size_t want_len = one.len;
+        assert_true(want_len <= sizeof(want));
+        memcpy(want, one.ptr, want_len);
+        char id[64];
+        snprintf(id, sizeof(id), "%s", lg_batch_id(b));
+        assert_int_equal(lg_batch_seal_step(b, 1), LG_ERR_STATE);
+        assert_int_equal(lg_batch_seal_begin(b, gz != 0), LG_OK);
+        assert_true(lg_batch_is_sealing(b));
+        assert_string_equal(lg_batch_id(b), id);
+        assert_int_equal(lg_batch_add(b, (const uint8_t *)"{\"a\":4", 6, 0), LG_ERR_INVALID);
+        int steps = 0, rc;
+        while ((rc = lg_batch_seal_step(b, 1)) == LG_ERR_AGAIN) {
+            steps++;
+        }
+        assert_int_equal(rc, LG_OK);
+        assert_int_equal(steps, 2); /* one row per step with a 1-byte budget */
+        assert_false(lg_batch_is_sealing(b));
+        struct lg_slice body = lg_batch_body(b);
+        assert_int_equal(body.len, want_len);
+        assert_memory_equal(body.ptr, want, want_len);
+        /* Abandoned half way by a reset: the batch is empty and usable again. */
+        assert_int_equal(lg_batch_seal_begin(b, gz != 0), LG_OK);
+        assert_int_equal(lg_batch_seal_step(b, 1), LG_ERR_AGAIN);
+        lg_batch_reset(b);
+        assert_false(lg_batch_is_sealing(b));
+        add(b, "{\"a\":5", 0, LG_OK);
+        assert_int_equal(lg_batch_seal_begin(b, gz != 0), LG_OK);
+        lg_batch_free(b); /* frees a seal in progress */
+    }
+}
+
 static void test_batch_invalid_limits_and_nomem(void **state)
 {
     (void)state;
@@ -213,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup(test_batch_remove_changes_id, setup),
         cmocka_unit_test_setup(test_batch_time_range, setup),
         cmocka_unit_test_setup(test_batch_never_spans_two_months, setup),
+        cmocka_unit_test_setup(test_batch_seal_in_steps, setup),
         cmocka_unit_test_setup(test_batch_invalid_limits_and_nomem, setup),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
