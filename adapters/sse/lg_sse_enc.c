@@ -12,6 +12,8 @@
 #define SSE_FIELD_EVENT "event: "
 #define SSE_FIELD_DATA  "data: "
 #define SSE_FIELD_RETRY "retry: "
+/* Decimal digits of UINT64_MAX (18446744073709551615). */
+#define ENC_U64_MAX_DIGITS 20
 /* Longest event name we emit (ours are at most "heartbeat"). */
 #define SSE_MAX_EVENT_NAME_BYTES 32
 /* Longest error code in an error event. */
@@ -194,21 +196,38 @@ static bool is_event_name(const char *e)
     return true;
 }
 
+/* Appends the decimal digits of |v|. The encoder runs once per event on the hot path, so it
+ * formats without printf (which costs two vsnprintf passes through lg_buf_appendf). */
+static int append_u64(struct lg_buf *b, uint64_t v)
+{
+    char digits[ENC_U64_MAX_DIGITS];
+    size_t n = sizeof(digits);
+    do {
+        digits[--n] = (char)('0' + (int)(v % 10u));
+        v /= 10u;
+    } while (v != 0);
+    return lg_buf_append(b, digits + n, sizeof(digits) - n);
+}
+
 static int enc_head(struct lg_buf *b, const char *stream_id, uint64_t seq, const char *event)
 {
     int rc;
     if (stream_id != NULL) {
-        rc = lg_buf_appendf(b, SSE_FIELD_ID "%s.%" PRIu64 "\n", stream_id, seq);
-        if (rc != LG_OK) {
+        if ((rc = lg_buf_append_str(b, SSE_FIELD_ID)) != LG_OK ||
+            (rc = lg_buf_append_str(b, stream_id)) != LG_OK ||
+            (rc = lg_buf_append_byte(b, '.')) != LG_OK || (rc = append_u64(b, seq)) != LG_OK ||
+            (rc = lg_buf_append_byte(b, '\n')) != LG_OK) {
             return rc;
         }
     }
     if (event != NULL) {
-        rc = lg_buf_appendf(b, SSE_FIELD_EVENT "%s\n", event);
-    } else {
-        rc = LG_OK;
+        if ((rc = lg_buf_append_str(b, SSE_FIELD_EVENT)) != LG_OK ||
+            (rc = lg_buf_append_str(b, event)) != LG_OK ||
+            (rc = lg_buf_append_byte(b, '\n')) != LG_OK) {
+            return rc;
+        }
     }
-    return rc;
+    return LG_OK;
 }
 
 static int enc_data_lines(struct lg_buf *b, const uint8_t *data, size_t len)
@@ -275,7 +294,11 @@ static int enc_json_open(struct lg_buf *b, const char *stream_id, uint64_t seq,
     if (rc != LG_OK) {
         return rc;
     }
-    return lg_buf_appendf(b, SSE_FIELD_DATA "{\"type\":\"%s\",\"data\":{", name);
+    if ((rc = lg_buf_append_str(b, SSE_FIELD_DATA "{\"type\":\"")) != LG_OK ||
+        (rc = lg_buf_append_str(b, name)) != LG_OK) {
+        return rc;
+    }
+    return lg_buf_append_str(b, "\",\"data\":{");
 }
 
 static int enc_json_close(struct lg_buf *b)

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -36,6 +37,9 @@
 /* Preflight cache lifetime sent to browsers, in seconds (RFC 9110 / Fetch). */
 #define HTTP_CORS_MAX_AGE_S "600"
 #define HTTP_PATH_STREAMS "/v1/chat/streams"
+/* listen(2) backlog of the edge socket when it binds it itself (the --workers path gets the
+ * same from lg_sse_main.c): room for a reconnect storm of thousands of EventSource clients. */
+#define HTTP_LISTEN_BACKLOG 4096
 
 enum stream_kind {
     SK_CREATE,     /* POST /v1/chat/streams: waits for the stream id */
@@ -74,6 +78,11 @@ struct stream {
     struct oai_part *oai;        /* SK_OAI_*: owned; NULL for the other kinds */
     int64_t created;             /* unix seconds of the request */
     bool include_usage;          /* SK_OAI_STREAM: stream_options.include_usage */
+    /* Output of this loop turn not yet handed to evhttp: every event of one gRPC read goes
+     * out as one HTTP chunk (see stream_write). Empty, with no memory, between turns. */
+    struct lg_buf out;
+    bool flush_queued;           /* linked in h->flush */
+    TAILQ_ENTRY(stream) flush_link;
 };
 
 /* What the edge tracks per keep-alive connection. */
@@ -111,6 +120,9 @@ struct lg_sse_http {
     lg_sse_table *guards;       /* bufferevent -> struct guard */
     lg_sse_table *users;        /* user -> struct user_slot */
     struct evbuffer *scratch;   /* hands bytes to evhttp_send_reply_chunk */
+    struct lg_buf enc;          /* hot-path event encoding, reused (reset per event) */
+    TAILQ_HEAD(flush_list, stream) flush; /* streams with output pending this turn */
+    struct event *flush_ev;     /* runs stream_flush_all once the current callbacks are done */
     uint64_t next_conn_id;
     size_t nstreams;            /* open event streams */
     lg_metrics_series *m_streams, *m_events, *m_resumes, *m_heartbeats, *m_4xx, *m_5xx,
@@ -376,10 +388,12 @@ static int stream_new(lg_sse_http *h, struct conn *c, struct evhttp_request *req
     st->user[sizeof(st->user) - 1] = 0;
     st->created = (int64_t)time(NULL);
     lg_buf_init(&st->text, LG_SSE_MAX_COMPLETION_BYTES);
+    lg_buf_init(&st->out, (size_t)h->o.outbuf_bytes);
     if (is_event_stream(kind)) {
         int rc = slot_take(h, st);
         if (rc != LG_OK) {
             lg_buf_deinit(&st->text);
+            lg_buf_deinit(&st->out);
             lg_free(st);
             return rc;
         }
@@ -389,6 +403,44 @@ static int stream_new(lg_sse_http *h, struct conn *c, struct evhttp_request *req
     c->active = st;
     *out = st;
     return LG_OK;
+}
+
+/* Forgets output not yet handed to evhttp (the connection is gone or going). */
+static void stream_drop_pending(struct stream *st)
+{
+    if (st->flush_queued) {
+        TAILQ_REMOVE(&st->h->flush, st, flush_link);
+        st->flush_queued = false;
+    }
+    lg_buf_deinit(&st->out);
+}
+
+/* Hands this turn's output of |st| to evhttp as one chunk and releases its memory. */
+static void stream_flush(struct stream *st)
+{
+    lg_sse_http *h = st->h;
+    if (st->flush_queued) {
+        TAILQ_REMOVE(&h->flush, st, flush_link);
+        st->flush_queued = false;
+    }
+    if (st->out.len > 0 && st->req != NULL && st->c != NULL) {
+        if (evbuffer_add(h->scratch, st->out.data, st->out.len) == 0) {
+            evhttp_send_reply_chunk(st->req, h->scratch);
+        }
+        evbuffer_drain(h->scratch, evbuffer_get_length(h->scratch));
+    }
+    lg_buf_deinit(&st->out);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    lg_sse_http *h = arg;
+    struct stream *st;
+    (void)fd;
+    (void)what;
+    while ((st = TAILQ_FIRST(&h->flush)) != NULL) {
+        stream_flush(st);
+    }
 }
 
 /* Frees |st| and its call. Never called from inside the call's own callbacks with a live
@@ -411,6 +463,7 @@ static void stream_free(struct stream *st)
         lg_metrics_gauge_set(h->m_streams, (int64_t)h->nstreams);
     }
     slot_release(h, st);
+    stream_drop_pending(st);
     lg_buf_deinit(&st->text);
     lg_free(st->oai);
     lg_free(st);
@@ -420,6 +473,7 @@ static void stream_free(struct stream *st)
  * (and run the close callback) synchronously. Returns the request to answer. */
 static struct evhttp_request *stream_detach(struct stream *st)
 {
+    stream_flush(st); /* this turn's events go out before whatever the caller sends */
     struct evhttp_request *req = st->req;
     if (st->c != NULL && st->c->active == st) {
         st->c->active = NULL;
@@ -447,8 +501,12 @@ static void conn_kill_later(struct conn *c)
     }
 }
 
-/* Appends |b| to the chunked reply. A client whose queued output passes the bound is cut off
- * (it can resume with Last-Event-ID): LG_ERR_EXHAUSTED. */
+/* Appends |b| to the chunked reply. The bytes are collected per stream and handed to evhttp
+ * once per loop turn (on_flush, or earlier in stream_detach): a gRPC read carries many events
+ * of one stream, and one chunk (one chunk header, one evbuffer hand-over, one write wake-up)
+ * for all of them is what keeps the per-event cost at the encoding. A client whose queued
+ * output passes the bound is cut off (it can resume with Last-Event-ID): LG_ERR_EXHAUSTED;
+ * LG_ERR_NOMEM without memory for the pending bytes. */
 static int stream_write(struct stream *st, const struct lg_buf *b)
 {
     lg_sse_http *h = st->h;
@@ -456,7 +514,7 @@ static int stream_write(struct stream *st, const struct lg_buf *b)
         return LG_ERR_CLOSED;
     }
     struct bufferevent *bev = evhttp_connection_get_bufferevent(st->c->evcon);
-    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+    size_t queued = evbuffer_get_length(bufferevent_get_output(bev)) + st->out.len;
     if (queued + b->len > (size_t)h->o.outbuf_bytes) {
         struct lg_log_ctx ctx = {st->c->id, st->stream_id, NULL, st->user};
         lg_log(LG_LOG_WARN, &ctx, "slow_client", "queued=%zu limit=%" PRId64, queued,
@@ -465,9 +523,17 @@ static int stream_write(struct stream *st, const struct lg_buf *b)
         conn_kill_later(st->c);
         return LG_ERR_EXHAUSTED;
     }
-    evbuffer_add(h->scratch, b->data, b->len);
-    evhttp_send_reply_chunk(st->req, h->scratch);
-    evbuffer_drain(h->scratch, evbuffer_get_length(h->scratch));
+    int rc = lg_buf_append(&st->out, b->data, b->len);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    if (!st->flush_queued) {
+        if (TAILQ_EMPTY(&h->flush)) {
+            event_active(h->flush_ev, 0, 0);
+        }
+        TAILQ_INSERT_TAIL(&h->flush, st, flush_link);
+        st->flush_queued = true;
+    }
     return LG_OK;
 }
 
@@ -586,17 +652,16 @@ static int encode_event(struct lg_buf *b, const struct lg_sse_chat_event *ev)
 static int on_events_event(const struct lg_sse_chat_event *ev, void *ud)
 {
     struct stream *st = ud;
-    struct lg_buf b;
     if (!st->headers_sent && stream_open(st) != LG_OK) {
         st->call = NULL;
         return LG_ERR_CLOSED;
     }
-    lg_buf_init(&b, LG_SSE_MAX_EVENT_BYTES);
-    int rc = encode_event(&b, ev);
+    struct lg_buf *b = &st->h->enc;
+    lg_buf_reset(b);
+    int rc = encode_event(b, ev);
     if (rc == LG_OK) {
-        rc = stream_write(st, &b);
+        rc = stream_write(st, b);
     }
-    lg_buf_deinit(&b);
     if (rc != LG_OK) {
         st->call = NULL; /* returning an error cancels it; no end callback follows */
         conn_kill_later(st->c);
@@ -1301,6 +1366,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     if (c->active != NULL) {
         struct stream *st = c->active;
         struct evhttp_request *req = st->req;
+        stream_drop_pending(st); /* nothing more goes to a closing connection */
         stream_detach(st);
         /* evhttp detaches a request it failed on (EOF, timeout) from the connection and
          * leaves it to us; one still attached is freed by evhttp right after this call. */
@@ -1522,6 +1588,12 @@ static int http_bind(lg_sse_http *h, char *bound, size_t boundlen)
             return LG_ERR_INVALID;
         }
         bs = evhttp_bind_socket_with_handle(h->http, host, port);
+        /* evhttp listens with a backlog of 128: a burst of connects beyond it (a reconnect
+         * storm, or the benchmark opening 1000 streams at once) overflows the accept queue and
+         * each dropped SYN costs the client a 1 s retransmit. listen(2) again raises it. */
+        if (bs != NULL && listen(evhttp_bound_socket_get_fd(bs), HTTP_LISTEN_BACKLOG) != 0) {
+            return LG_ERR_IO;
+        }
     }
     if (bs == NULL) {
         return LG_ERR_IO;
@@ -1544,6 +1616,8 @@ int lg_sse_http_new(lg_sse_http **out, struct event_base *base,
         return LG_ERR_NOMEM;
     }
     h->base = base;
+    TAILQ_INIT(&h->flush);
+    lg_buf_init(&h->enc, LG_SSE_MAX_EVENT_BYTES);
     h->o = *opts;
     h->o.files = NULL;
     h->o.nfiles = 0;
@@ -1554,6 +1628,7 @@ int lg_sse_http_new(lg_sse_http **out, struct event_base *base,
         copy_files(h, opts) != LG_OK || lg_sse_table_new(&h->conns, false) != LG_OK ||
         lg_sse_table_new(&h->guards, false) != LG_OK ||
         lg_sse_table_new(&h->users, true) != LG_OK || (h->scratch = evbuffer_new()) == NULL ||
+        (h->flush_ev = event_new(base, -1, 0, on_flush, h)) == NULL ||
         (h->http = evhttp_new(base)) == NULL) {
         goto out_free;
     }
@@ -1608,6 +1683,10 @@ void lg_sse_http_free(lg_sse_http *h)
     if (h->scratch != NULL) {
         evbuffer_free(h->scratch);
     }
+    if (h->flush_ev != NULL) {
+        event_free(h->flush_ev);
+    }
+    lg_buf_deinit(&h->enc);
     for (size_t i = 0; i < h->o.nfiles; i++) {
         lg_free((void *)(uintptr_t)h->files[i].path);
         lg_free((void *)(uintptr_t)h->files[i].content_type);

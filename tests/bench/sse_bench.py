@@ -208,7 +208,7 @@ http {{
   scgi_temp_path {dir}/scgi;
   nchan_shared_memory_size 1024M;
   server {{
-    listen 127.0.0.1:{port} reuseport;
+    listen 127.0.0.1:{port} reuseport backlog=4096;
     location ~ ^/sub/(\\w+)$ {{
       nchan_subscriber eventsource;
       nchan_channel_id $1;
