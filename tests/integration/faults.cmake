@@ -33,3 +33,20 @@ if(TARGET llmgate-chat AND TARGET llmgate-sse)
             --workdir ${CMAKE_BINARY_DIR}/it-faults-clients)
   set_tests_properties(integration.faults.clients PROPERTIES LABELS integration TIMEOUT 600)
 endif()
+
+# Disk spool full (real ENOSPC on a 512 KiB tmpfs; needs CAP_SYS_ADMIN, else skipped).
+# DISABLED: it fails today and documents a bug in analytics/lg_spool.c (records accepted
+# after a failed spool write are neither written, dead-lettered nor counted: 1500 made,
+# 431 rows, 0 dead, 0 dropped). Enable it with the fix: ctest -R integration.faults.diskfull
+# runs it once DISABLED is removed.
+if(TARGET llmgate-chat AND TARGET llmgate-analytics)
+  add_test(NAME integration.faults.diskfull
+    COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/integration/faults/test_spool_disk_full.py
+            --chat $<TARGET_FILE:llmgate-chat>
+            --analytics $<TARGET_FILE:llmgate-analytics>
+            --protos ${PROJECT_SOURCE_DIR}/protos
+            --ch-scripts ${PROJECT_SOURCE_DIR}/tests/integration/clickhouse
+            --workdir ${CMAKE_BINARY_DIR}/it-faults-diskfull)
+  set_tests_properties(integration.faults.diskfull PROPERTIES LABELS integration TIMEOUT 300
+                       DISABLED TRUE)
+endif()
