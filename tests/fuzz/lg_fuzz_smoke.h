@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lg_fuzz_smoke: the deterministic driver shared by the fuzz targets owned by "fuzz"
- * (fuzz_chat_request, fuzz_spool, fuzz_chclient, fuzz_record_row, fuzz_sse_http).
+ * (fuzz_chat_request, fuzz_chat_service, fuzz_spool, fuzz_chclient, fuzz_record_row,
+ * fuzz_sse_http, fuzz_sse_auth).
  *
  * A target defines LLVMFuzzerTestOneInput and a seed generator
  *     static void fuzz_seeds(lg_fuzz_emit_fn emit, void *ud);

@@ -1,5 +1,6 @@
 # tests/fuzz/lg_fuzz_target.cmake (owner: fuzz): lg_fuzz_target(), the build recipe of the
-# fuzz targets owned by "fuzz" (chat_request, spool, chclient, record_row, sse_http).
+# fuzz targets owned by "fuzz" (chat_request, chat_service, spool, chclient, record_row,
+# sse_http, sse_auth).
 #
 # lg_fuzz_target(NAME LIBS libs... [SOURCES sources...] [INSTRUMENT sources...]
 #                [INCLUDES dirs...])
