@@ -446,6 +446,74 @@ class Injection(unittest.TestCase):
         self.assertEqual(content, INJECT_TEXT)
 
 
+def raw_http(data, timeout=10):
+    """Sends raw bytes to llmgate-sse; returns everything it answers until it closes or goes
+    quiet for |timeout| s."""
+    host, port = ENV["sse"].addr["http"].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+class Smuggling(unittest.TestCase):
+    """HTTP/1.1 framing ambiguities are refused at the edge, and nothing in a request body
+    can set gRPC metadata (identity) on the call to llmgate-chat."""
+
+    def statuses(self, out):
+        return [int(line.split()[1]) for line in out.split(b"\r\n")
+                if line.startswith(b"HTTP/1.1 ")]
+
+    def test_cl_te_and_double_cl_are_refused(self):
+        auth = b"Authorization: Bearer " + EDGE_KEY.encode() + b"\r\n"
+        smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = {
+            "CL+TE": b"POST /v1/chat/streams HTTP/1.1\r\nHost: x\r\n" + auth +
+                     b"Content-Type: application/json\r\nContent-Length: 5\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+            "two CL": b"POST /v1/chat/streams HTTP/1.1\r\nHost: x\r\n" + auth +
+                      b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+                      b"Content-Length: 40\r\n\r\n{}" + smuggled,
+            "obs-fold": b"POST /v1/chat/streams HTTP/1.1\r\nHost: x\r\n" + auth +
+                        b"Content-Type: application/json\r\nX-A: a\r\n b\r\n"
+                        b"Content-Length: 2\r\n\r\n{}",
+        }
+        for name, data in cases.items():
+            st = self.statuses(raw_http(data, timeout=3))
+            sys.stderr.write("[smuggling %s] statuses %s\n" % (name, st))
+            self.assertTrue(st, name + ": no answer")
+            self.assertNotIn(201, st, name + ": ambiguous request was served")
+            self.assertTrue(all(400 <= x < 600 for x in st[:1]), name)
+            # The smuggled request is never answered as a request of its own.
+            self.assertLessEqual(len(st), 1, name + ": second response after ambiguity")
+
+    def test_body_cannot_set_identity_metadata(self):
+        conn, r = sse_request("POST", "/v1/chat/streams", {
+            "model": "demo", "max_tokens": 3, "conversation_id": "c\r\nx-user-id: bob",
+            "metadata": {"x-user-id": "bob", "x-user-id\r\nx-evil": "1"},
+            "messages": [{"role": "user", "content": "who am I"}]})
+        body = r.read()
+        conn.close()
+        sys.stderr.write("[metadata smuggling] POST answered %d\n" % r.status)
+        if r.status != 201:  # refusing the odd metadata outright is also fine
+            self.assertGreaterEqual(r.status, 400)
+            self.assertLess(r.status, 500)
+            return
+        sid = json.loads(body)["stream_id"]
+        rec = lib.wait_for(lambda: [x for x in lib.records(ENV["chat"].records)
+                                    if x["stream_id"] == sid], "record")[0]
+        self.assertEqual(rec["user_id"], "alice")
+
+
 class Privacy(unittest.TestCase):
     def run_call(self, p):
         u = "priv-" + uuid.uuid4().hex[:8]
