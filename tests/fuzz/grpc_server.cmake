@@ -24,7 +24,7 @@ if(CMAKE_C_COMPILER_ID MATCHES "Clang")
   target_compile_options(fuzz_grpc_server PRIVATE -fsanitize=fuzzer)
   target_link_options(fuzz_grpc_server PRIVATE -fsanitize=fuzzer)
   target_include_directories(fuzz_grpc_server PRIVATE ${PROJECT_SOURCE_DIR}/services/common)
-  target_link_libraries(fuzz_grpc_server PRIVATE lg_loop lg_grpc_frame lg_common
+  target_link_libraries(fuzz_grpc_server PRIVATE lg_loop lg_grpc_frame lg_metrics lg_common
                         PkgConfig::NGHTTP2 PkgConfig::LIBEVENT PkgConfig::PROTOBUFC)
   set_target_properties(fuzz_grpc_server PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
