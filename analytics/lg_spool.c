@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef LG_HAVE_LIBDEFLATE
+#    include <libdeflate.h>
+#endif
 #include <zlib.h>
 
 #include "lg_buf.h"
@@ -67,9 +70,16 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* CRC-32 (the zlib/gzip polynomial). libdeflate's computes the same values about 4x faster
+ * than zlib 1.2.13's (PCLMUL; 7.9 vs 2.1 GB/s measured here), and every record is checked
+ * once when written and once per read, so spools stay readable by either build. */
 static uint32_t crc_of(const void *p, size_t len)
 {
+#ifdef LG_HAVE_LIBDEFLATE
+    return libdeflate_crc32(0, p, len);
+#else
     return (uint32_t)crc32(0L, (const Bytef *)p, (uInt)len);
+#endif
 }
 
 static int seg_path(const lg_spool *sp, uint64_t seg, char *out, size_t outlen)
@@ -285,6 +295,32 @@ int lg_spool_flush(lg_spool *sp, bool sync)
     return rc;
 }
 
+/* Returns |len| bytes at |off| of |fd| through the window |win| (file offset |*win_off|),
+ * refilled with one pread of at least LG_SPOOL_READ_AHEAD_BYTES when they are not in it.
+ * NULL when fewer bytes exist or on a read error (recovery stops there either way);
+ * *|nomem| set when the window cannot grow. */
+static const uint8_t *tail_get(int fd, struct lg_buf *win, uint64_t *win_off, uint64_t off,
+                               size_t len, bool *nomem)
+{
+    if (off >= *win_off && len <= win->len && off - *win_off <= win->len - len) {
+        return win->data + (off - *win_off);
+    }
+    size_t want = len > LG_SPOOL_READ_AHEAD_BYTES ? len : LG_SPOOL_READ_AHEAD_BYTES;
+    lg_buf_reset(win);
+    uint8_t *dst = lg_buf_reserve(win, want);
+    if (dst == NULL) {
+        *nomem = true;
+        return NULL;
+    }
+    ssize_t n = pread_all(fd, dst, want, off);
+    if (n < 0) {
+        return NULL;
+    }
+    lg_buf_commit(win, (size_t)n);
+    *win_off = off;
+    return (size_t)n >= len ? win->data : NULL;
+}
+
 /* Scans segment |seg| from the start; truncates at the first invalid frame. */
 static int recover_tail(lg_spool *sp, uint64_t seg)
 {
@@ -309,31 +345,38 @@ static int recover_tail(lg_spool *sp, uint64_t seg)
         memcmp(magic, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0) {
         off = SPOOL_MAGIC_LEN;
     }
-    struct lg_buf payload;
-    lg_buf_init(&payload, LG_SPOOL_MAX_RECORD_BYTES);
+    /* Frames are read through a window of LG_SPOOL_READ_AHEAD_BYTES, one pread per window
+     * rather than two per frame: a 64 MiB tail segment of 2 KB rows was ~60k preads and
+     * up to 1.2 s before a replay could send anything (strace of llmgate-analytics
+     * replay). */
+    struct lg_buf win;
+    lg_buf_init(&win, LG_SPOOL_READ_AHEAD_BYTES + LG_SPOOL_MAX_RECORD_BYTES);
+    uint64_t win_off = 0;
     while (off > 0 && off + SPOOL_FRAME_HDR <= size) {
-        uint8_t hdr[SPOOL_FRAME_HDR];
-        if (pread_all(fd, hdr, sizeof(hdr), off) != (ssize_t)sizeof(hdr)) {
+        bool nomem = false;
+        const uint8_t *hdr = tail_get(fd, &win, &win_off, off, SPOOL_FRAME_HDR, &nomem);
+        if (hdr == NULL && !nomem) {
             break;
         }
-        uint32_t len = get_u32(hdr);
-        if (len > LG_SPOOL_MAX_RECORD_BYTES || off + SPOOL_FRAME_HDR + len > size) {
+        uint32_t len = hdr != NULL ? get_u32(hdr) : 0;
+        uint32_t crc = hdr != NULL ? get_u32(hdr + 4) : 0;
+        if (hdr != NULL && (len > LG_SPOOL_MAX_RECORD_BYTES ||
+                            off + SPOOL_FRAME_HDR + len > size)) {
             break;
         }
-        lg_buf_reset(&payload);
-        uint8_t *dst = lg_buf_reserve(&payload, len);
-        if (dst == NULL && len > 0) {
-            lg_buf_deinit(&payload);
+        const uint8_t *payload =
+            nomem ? NULL : tail_get(fd, &win, &win_off, off + SPOOL_FRAME_HDR, len, &nomem);
+        if (nomem) {
+            lg_buf_deinit(&win);
             close(fd);
             return LG_ERR_NOMEM;
         }
-        if (pread_all(fd, dst, len, off + SPOOL_FRAME_HDR) != (ssize_t)len ||
-            crc_of(dst, len) != get_u32(hdr + 4)) {
+        if (payload == NULL || crc_of(payload, len) != crc) {
             break;
         }
         off += SPOOL_FRAME_HDR + len;
     }
-    lg_buf_deinit(&payload);
+    lg_buf_deinit(&win);
     if (off < size) {
         /* off == 0: not even a valid magic; the file restarts empty. */
         sp->torn_bytes += size - off;

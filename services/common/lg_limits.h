@@ -381,6 +381,11 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
 
 /* Bytes a sealed batch adds per row: ,"batch_id":"<16 hex>-<count>"}\n. */
 #define LG_BATCH_ROW_OVERHEAD_BYTES 64
+/* Raw bytes per gzip member when bodies are compressed with libdeflate (whole buffers
+ * only): large enough that the 18-byte member header/trailer and the restarted match
+ * window cost nothing measurable (ratio 22.6 with 1 MiB members vs 19.6 for zlib's single
+ * stream), small enough to copy cheaply into one buffer. */
+#define LG_BATCH_GZIP_MEMBER_BYTES (1024u * 1024u)
 
 /* One X-ClickHouse-* header line; user names and keys are short. Longer ones are cut. */
 #define LG_CHCLIENT_MAX_HEADER_BYTES 512
