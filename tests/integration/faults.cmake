@@ -50,3 +50,15 @@ if(TARGET llmgate-chat AND TARGET llmgate-analytics)
   set_tests_properties(integration.faults.diskfull PROPERTIES LABELS integration TIMEOUT 300
                        DISABLED TRUE)
 endif()
+
+# Half-open TCP: the reader vanishes without FIN/RST (its own network namespace behind a
+# veth pair). The whole test runs under `unshare -n`; without that capability it skips.
+if(TARGET llmgate-chat AND TARGET llmgate-sse)
+  add_test(NAME integration.faults.halfopen
+    COMMAND /bin/sh -c "if unshare -n true 2>/dev/null; then exec unshare -n \"$@\"; else exec \"$@\"; fi"
+            sh /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/integration/faults/test_half_open.py
+            --chat $<TARGET_FILE:llmgate-chat>
+            --sse $<TARGET_FILE:llmgate-sse>
+            --workdir ${CMAKE_BINARY_DIR}/it-faults-halfopen)
+  set_tests_properties(integration.faults.halfopen PROPERTIES LABELS integration TIMEOUT 300)
+endif()

@@ -14,6 +14,7 @@ faults of issue 7. Like the base fake, the scenario is chosen by the request's `
   fault-reset-mid    2 content chunks, then a TCP RST (SO_LINGER 0)
   fault-10mb         200, 10 MB of content in 10,240 chunks of 1 KiB, then finish/[DONE]
   fault-10mb-line    200, one 10 MB `data:` line
+  fault-slow-long    3000 chunks of 100 bytes, 5 ms apart (~15 s, a live stream to lose)
   fault-inject       content carrying CR/LF/"id:"/"event:"/"data:" text (SSE injection)
 
 Everything else falls through to the base fake. A second listener, `blackhole`, never
@@ -89,6 +90,8 @@ class Handler(base.Handler):
             self.start_stream()
             self.event(base.chunk("chatcmpl-fault", model, {"content": "y" * TEN_MB}))
             self.end_stream()
+        elif model == "fault-slow-long":
+            self.normal(model, words=["z" * 100] * 3000, pause=0.005)
         elif model == "fault-inject":
             self.normal(model, words=INJECT)
         else:
