@@ -371,7 +371,7 @@ static int run(const struct main_cfg *cfg_in, const uint8_t *secret, int listen_
     m.children = children;
     m.nchildren = nchildren;
     lg_sse_json_use_lg_alloc();
-    if (lg_loop_ignore_sigpipe() != LG_OK || (m.base = event_base_new()) == NULL) {
+    if (lg_loop_ignore_sigpipe() != LG_OK || (m.base = lg_loop_base_new()) == NULL) {
         return 1;
     }
     if (cfg.keys != NULL && cfg.keys[0] != 0) {

@@ -466,7 +466,7 @@ int main(int argc, char **argv)
         rc = evthread_use_pthreads() == 0 ? LG_OK : LG_ERR_INTERNAL;
     }
     if (rc == LG_OK) {
-        m.base = event_base_new();
+        m.base = lg_loop_base_new();
         rc = m.base != NULL ? lg_metrics_new(&p.metrics) : LG_ERR_NOMEM;
     }
     if (rc == LG_OK) {

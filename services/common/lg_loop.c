@@ -43,6 +43,18 @@ struct lg_loop_signals {
     void *user_data;
 };
 
+struct event_base *lg_loop_base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg) {
+        return NULL;
+    }
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 int64_t lg_loop_now_ms(void)
 {
     struct timespec ts;

@@ -2,7 +2,7 @@
 /*
  * lg_loop: libevent glue shared by every binary: a TCP listener on "HOST:PORT" (port 0 picks
  * a free port and the bound address is reported), signal events for SIGTERM/SIGINT/SIGHUP,
- * SIGPIPE ignored, and the monotonic clock in milliseconds.
+ * SIGPIPE ignored, the monotonic clock in milliseconds, and the one way to make an event_base.
  *
  * Thread: each object belongs to the event_base it was created on and must be used and freed
  * on that loop's thread. lg_loop_ignore_sigpipe is process-wide and meant for startup.
@@ -31,6 +31,13 @@ typedef void (*lg_loop_accept_cb)(int fd, const struct sockaddr *peer, int peer_
                                   void *user_data);
 /* |signo| (SIGTERM, SIGINT or SIGHUP) arrived; runs on the loop, not in signal context. */
 typedef void (*lg_loop_signal_cb)(int signo, void *user_data);
+
+/* Creates an event_base for one loop thread with EVENT_BASE_FLAG_PRECISE_TIMER. Without the
+ * flag libevent 2.1 reads CLOCK_MONOTONIC_COARSE, whose resolution is 4 ms here: every timer
+ * (deadlines, heartbeats, token pacing, retry backoff) then moves in 4 ms steps, which was
+ * measured as a 4.1 ms floor on paced messages. Returns the base (owned by the caller, free
+ * with event_base_free) or NULL when libevent cannot allocate one. */
+struct event_base *lg_loop_base_new(void);
 
 /* Listens on |hostport| ("127.0.0.1:0", "[::1]:8080", "0.0.0.0:50051") with |backlog| and
  * SO_REUSEADDR, calling |cb| for each accepted connection. The bound address is written to

@@ -207,7 +207,7 @@ int main(int argc, char **argv)
     uint8_t pbuf[256];
     size_t plen = llmgate__chat__v1__chat_request__pack(&cr, pbuf);
 
-    struct event_base *base = event_base_new();
+    struct event_base *base = lg_loop_base_new();
     lg_grpc_client *c = NULL;
     int fd = ttft_connect(fake);
     int64_t *direct = lg_calloc((size_t)n, sizeof(*direct));

@@ -495,7 +495,7 @@ int main(int argc, char **argv)
     struct ts_app app;
     memset(&app, 0, sizeof(app));
     int exit_code = 1;
-    app.base = event_base_new();
+    app.base = lg_loop_base_new();
     app.zeros = lg_calloc(1, TS_MAX_PAYLOAD_BYTES);
     if (!app.base || !app.zeros) {
         fprintf(stderr, "startup: out of memory\n");
