@@ -11,6 +11,8 @@
  *                       (or an event), then hold until stdin closes; drain: read every stream
  *                       to its end and print "done <json>" with events/s
  *   --expect-events N   drain: stop once N events arrived (for servers that keep streams open)
+ *   --deadline-s N      give up after N seconds (a peer that loses streams or events) and
+ *                       report what arrived, with "timed_out":1
  *   --sync 1            drain: print "subscribed" once every stream has its response headers
  *                       and time from then on (for servers that keep no history: the events
  *                       are published after that line)
@@ -166,6 +168,7 @@ int main(int argc, char **argv)
     int nsrc = LOAD_DEFAULT_SRC;
     unsigned long long expect = 0; /* drain: stop at this many events (servers that never end) */
     int sync = 0;
+    double deadline_s = 0; /* 0: none */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--target") == 0) {
             target = argv[i + 1];
@@ -173,6 +176,8 @@ int main(int argc, char **argv)
             mode = argv[i + 1];
         } else if (strcmp(argv[i], "--expect-events") == 0) {
             expect = strtoull(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--deadline-s") == 0) {
+            deadline_s = strtod(argv[i + 1], NULL);
         } else if (strcmp(argv[i], "--sync") == 0) {
             sync = (int)strtol(argv[i + 1], NULL, 10);
         } else if (strcmp(argv[i], "--src-ips") == 0) {
@@ -223,6 +228,7 @@ int main(int argc, char **argv)
     }
     struct epoll_event evs[LOAD_EPOLL_BATCH];
     int drain = strcmp(mode, "drain") == 0;
+    int timed_out = 0;
     for (;;) {
         int k = epoll_wait(ep, evs, LOAD_EPOLL_BATCH, LOAD_POLL_MS);
         for (int i = 0; i < k; i++) {
@@ -246,6 +252,10 @@ int main(int argc, char **argv)
             sync = 2;
             t0 = now_s();
         }
+        if (deadline_s > 0 && now_s() - t0 > deadline_s) {
+            timed_out = 1;
+            break;
+        }
         if ((!drain && ready >= n) || (drain && closed >= n) ||
             (drain && expect > 0 && seen >= expect)) {
             break;
@@ -264,9 +274,9 @@ int main(int argc, char **argv)
         }
     }
     printf("%s {\"streams\":%zu,\"headers\":%zu,\"failed\":%zu,\"events\":%llu,"
-           "\"heartbeats\":%llu,\"seconds\":%.3f,\"events_per_s\":%.0f}\n",
+           "\"heartbeats\":%llu,\"seconds\":%.3f,\"events_per_s\":%.0f,\"timed_out\":%d}\n",
            drain ? "done" : "ready", n, headers, failed, (unsigned long long)events,
-           (unsigned long long)beats, dt, dt > 0 ? (double)events / dt : 0.0);
+           (unsigned long long)beats, dt, dt > 0 ? (double)events / dt : 0.0, timed_out);
     fflush(stdout);
     if (!drain) {
         while (fgets(line, sizeof(line), stdin) != NULL) {
