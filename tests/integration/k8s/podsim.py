@@ -10,7 +10,8 @@ resolved as the kubelet would (literal values, ConfigMap and Secret keys, downwa
 fields for pod 0), every ConfigMap/Secret volume is written to a scratch directory and the
 paths in the environment and in chat.json are moved under it; the spool claim becomes a
 scratch directory. Only what cannot exist on a laptop changes: listen addresses become
-127.0.0.1:0, LLMGATE_CHAT points at the chat process just started, ClickHouse at a closed
+127.0.0.1:0, LLMGATE_CHAT (and LLMGATE_CHAT_NODE_MAP for ordinal 0) points at the chat
+process just started, ClickHouse at a closed
 local port, the web directory at the source tree. Secrets the prod overlay only references
 get stand-in values. Then, per overlay:
 
@@ -366,7 +367,10 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
             mounts = materialize_mounts(objs, sse_w, sse_c, os.path.join(scratch, "sse"))
             env = {k: relocate(v, mounts) for k, v in resolve_env(objs, sse_w, sse_c).items()}
             sse_listen = env["LLMGATE_LISTEN"]
+            # The pod-address template names cluster DNS; the one simulated chat pod is
+            # ordinal 0, so its stream ids (n0_...) route to it through the node map.
             env.update(LLMGATE_LISTEN="127.0.0.1:0", LLMGATE_CHAT=grpc,
+                       LLMGATE_CHAT_NODE_MAP="0=" + grpc,
                        LLMGATE_WEB_DIR=os.path.join(root, "adapters", "sse", "web"))
             sse = Proc("llmgate-sse", [sse_bin], base_env(env), os.path.join(scratch, "sse.log"))
             procs.append((sse, sse_w))
