@@ -21,6 +21,8 @@
 #define M_CANCEL      "/llmgate.chat.v1.ChatService/CancelStream"
 #define M_HEALTH      "/grpc.health.v1.Health/Check"
 #define MD_USER       "x-user-id"
+/* Asks StreamChat to end the call with OK after the start event (see llmgate-chat). */
+#define MD_DETACH     "x-llmgate-detach"
 
 enum call_kind {
     CK_STREAM, /* StreamChat or ResumeStream: ChatEvent messages */
@@ -37,6 +39,7 @@ struct lg_sse_call {
     lg_sse_chat_cancel_cb cancel_cb;
     void *ud;
     bool aborted;              /* no callback fires any more */
+    bool detached;             /* StreamChat asked to end after the start event */
     int local_rc;              /* a local reason to end (bad message), else LG_OK */
     bool cancelled;            /* CK_CANCEL: the response's flag */
     struct lg_sse_call *prev, *next; /* live calls of the chat handle */
@@ -181,6 +184,11 @@ static void on_stream_message(lg_grpc_client_call *gc, const uint8_t *msg, size_
     struct lg_sse_call *call = ud;
     (void)gc;
     if (call->aborted) {
+        if (call->detached) {
+            /* The server kept streaming although asked to detach: stop it. */
+            call->detached = false;
+            lg_grpc_client_call_cancel(call->gc);
+        }
         return;
     }
     ProtobufCAllocator a = pb_allocator();
@@ -197,7 +205,13 @@ static void on_stream_message(lg_grpc_client_call *gc, const uint8_t *msg, size_
     struct lg_sse_chat_event ev;
     fill_event(e, &ev);
     if (ev.type != LG_SSE_TYPE_HEARTBEAT && call->ev_cb(&ev, call->ud) != LG_OK) {
-        call_stop(call);
+        if (call->detached) {
+            /* No RST_STREAM: the server ends the call with OK after this event, and resets
+             * in bulk would trip its rapid-reset limit. */
+            call->aborted = true;
+        } else {
+            call_stop(call);
+        }
     }
     llmgate__chat__v1__chat_event__free_unpacked(e, &a);
 }
@@ -291,10 +305,13 @@ static int chat_pick_client(lg_sse_chat *c, lg_grpc_client **out)
 }
 
 static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, const char *user,
-                      const uint8_t *req, size_t len, int64_t timeout_ms, void *ud,
+                      const uint8_t *req, size_t len, int64_t timeout_ms, bool detach, void *ud,
                       struct lg_sse_call **out)
 {
-    struct lg_grpc_client_md md = {MD_USER, (const uint8_t *)user, user != NULL ? strlen(user) : 0};
+    struct lg_grpc_client_md md[2] = {
+        {MD_USER, (const uint8_t *)user, user != NULL ? strlen(user) : 0},
+        {MD_DETACH, (const uint8_t *)"1", 1},
+    };
     struct lg_grpc_client_call_opts o = {0};
     struct lg_grpc_client_call_cbs cbs = {NULL, NULL, on_call_close};
     struct lg_sse_call *call = lg_calloc(1, sizeof(*call));
@@ -307,7 +324,10 @@ static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, c
     o.kind = kind == CK_STREAM ? LG_GRPC_CLIENT_SERVER_STREAMING : LG_GRPC_CLIENT_UNARY;
     o.timeout_ms = timeout_ms;
     if (user != NULL && user[0] != 0) {
-        o.md = &md;
+        o.md = md;
+        o.md_count = detach ? 2 : 1;
+    } else if (detach) {
+        o.md = &md[1];
         o.md_count = 1;
     }
     cbs.on_message = kind == CK_STREAM   ? on_stream_message
@@ -322,6 +342,7 @@ static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, c
         lg_free(call);
         return rc == LG_ERR_EXHAUSTED ? LG_ERR_UNAVAILABLE : rc;
     }
+    call->detached = detach;
     call_link(c, call);
     *out = call;
     return LG_OK;
@@ -403,9 +424,9 @@ out_free_arrays:
     return rc;
 }
 
-int lg_sse_chat_start(lg_sse_chat *c, const char *user, const struct lg_sse_chat_req *req,
-                      lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb, void *user_data,
-                      lg_sse_call **out)
+static int chat_start(lg_sse_chat *c, const char *user, const struct lg_sse_chat_req *req,
+                      bool detach, lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb,
+                      void *user_data, lg_sse_call **out)
 {
     uint8_t *buf;
     size_t len;
@@ -413,13 +434,27 @@ int lg_sse_chat_start(lg_sse_chat *c, const char *user, const struct lg_sse_chat
     if (rc != LG_OK) {
         return rc;
     }
-    rc = call_start(c, CK_STREAM, M_STREAM_CHAT, user, buf, len, 0, user_data, out);
+    rc = call_start(c, CK_STREAM, M_STREAM_CHAT, user, buf, len, 0, detach, user_data, out);
     lg_free(buf);
     if (rc == LG_OK) {
         (*out)->ev_cb = ev_cb;
         (*out)->end_cb = end_cb;
     }
     return rc;
+}
+
+int lg_sse_chat_start(lg_sse_chat *c, const char *user, const struct lg_sse_chat_req *req,
+                      lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb, void *user_data,
+                      lg_sse_call **out)
+{
+    return chat_start(c, user, req, false, ev_cb, end_cb, user_data, out);
+}
+
+int lg_sse_chat_create(lg_sse_chat *c, const char *user, const struct lg_sse_chat_req *req,
+                       lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb, void *user_data,
+                       lg_sse_call **out)
+{
+    return chat_start(c, user, req, true, ev_cb, end_cb, user_data, out);
 }
 
 int lg_sse_chat_resume(lg_sse_chat *c, const char *user, const char *stream_id,
@@ -436,7 +471,7 @@ int lg_sse_chat_resume(lg_sse_chat *c, const char *user, const char *stream_id,
     if (rc != LG_OK) {
         return rc;
     }
-    rc = call_start(c, CK_STREAM, M_RESUME, user, buf, len, 0, user_data, out);
+    rc = call_start(c, CK_STREAM, M_RESUME, user, buf, len, 0, false, user_data, out);
     lg_free(buf);
     if (rc == LG_OK) {
         (*out)->ev_cb = ev_cb;
@@ -457,8 +492,8 @@ int lg_sse_chat_cancel(lg_sse_chat *c, const char *user, const char *stream_id,
     if (rc != LG_OK) {
         return rc;
     }
-    rc = call_start(c, CK_CANCEL, M_CANCEL, user, buf, len, LG_SSE_RPC_TIMEOUT_MS, user_data,
-                    out);
+    rc = call_start(c, CK_CANCEL, M_CANCEL, user, buf, len, LG_SSE_RPC_TIMEOUT_MS, false,
+                    user_data, out);
     lg_free(buf);
     if (rc == LG_OK) {
         (*out)->cancel_cb = cb;
@@ -480,8 +515,8 @@ static void on_health_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (!c->health_inflight &&
-        call_start(c, CK_HEALTH, M_HEALTH, NULL, NULL, 0, LG_SSE_RPC_TIMEOUT_MS, NULL, &call) ==
-            LG_OK) {
+        call_start(c, CK_HEALTH, M_HEALTH, NULL, NULL, 0, LG_SSE_RPC_TIMEOUT_MS, false, NULL,
+                   &call) == LG_OK) {
         c->health_inflight = true;
     }
     struct timeval tv = {LG_SSE_HEALTH_PERIOD_MS / 1000, (LG_SSE_HEALTH_PERIOD_MS % 1000) * 1000};

@@ -61,6 +61,14 @@ void lg_sse_chat_free(lg_sse_chat *c);
 int lg_sse_chat_start(lg_sse_chat *c, const char *user, const struct lg_sse_chat_req *req,
                       lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb, void *user_data,
                       lg_sse_call **out);
+/* StreamChat(|req|) for |user|, detached: the chat service ends the call with OK right after
+ * the start event (which carries the stream id) and generation goes on for its grace period,
+ * waiting for a ResumeStream. Return non-LG_OK from |ev_cb| once the stream id is known: the
+ * call is then left to end by itself, without an RST_STREAM (resets in bulk trip the chat
+ * server's rapid-reset limit). */
+int lg_sse_chat_create(lg_sse_chat *c, const char *user, const struct lg_sse_chat_req *req,
+                       lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb, void *user_data,
+                       lg_sse_call **out);
 /* ResumeStream(|stream_id|, |after_seq|) for |user|. */
 int lg_sse_chat_resume(lg_sse_chat *c, const char *user, const char *stream_id,
                        uint64_t after_seq, lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb,

@@ -773,7 +773,7 @@ static int on_create_event(const struct lg_sse_chat_event *ev, void *ud)
 {
     struct stream *st = ud;
     size_t n = strlen(ev->stream_id);
-    st->call = NULL; /* we cancel it by returning an error: the stream lives on in chat */
+    st->call = NULL; /* detached: chat ends the call after this event; the stream lives on */
     if (st->c == NULL) {
         return LG_ERR_CLOSED;
     }
@@ -1143,8 +1143,10 @@ static void handle_start(lg_sse_http *h, struct conn *c, struct evhttp_request *
         if (openai) {
             snprintf(st->oai->model, sizeof(st->oai->model), "%s", r.model);
         }
-        rc = lg_sse_chat_start(h->o.chat, user, &r, openai ? on_oai_event : on_create_event,
-                               openai ? on_oai_end : on_plain_end, st, &st->call);
+        rc = openai ? lg_sse_chat_start(h->o.chat, user, &r, on_oai_event, on_oai_end, st,
+                                        &st->call)
+                    : lg_sse_chat_create(h->o.chat, user, &r, on_create_event, on_plain_end, st,
+                                         &st->call);
     }
     if (rc != LG_OK) {
         stream_detach(st);

@@ -41,6 +41,13 @@
 
 /* Metadata key carrying the caller's identity, set by trusted front ends (the SSE adapter). */
 #define CHAT_USER_METADATA "x-user-id"
+/* StreamChat with this metadata set to "1" ends the call with OK right after the start event
+ * while generation goes on (the grace period starts, as when a caller leaves). An edge that
+ * only needs the stream id (llmgate-sse's POST /v1/chat/streams) uses it instead of
+ * cancelling the call: a cancel is an RST_STREAM, and at a thousand streams those trip the
+ * server's rapid-reset limit (GOAWAY), after which the client's retries of calls that had in
+ * fact started were billed twice. */
+#define CHAT_DETACH_METADATA "x-llmgate-detach"
 /* A client that resets its call this close to its deadline (or later) has timed out: its
  * own deadline timer races the server's, so a RST_STREAM(CANCEL) a few ms early is the
  * same event as the server-side DEADLINE (grpc-timeout is sent rounded, after a delay). */
@@ -77,6 +84,8 @@ struct chat_sub {
     struct chat_stream *st; /* NULL once the stream is gone */
     lg_grpc_call *call;
     uint64_t next_seq; /* next event to send */
+    uint64_t detach_after_seq; /* detached StreamChat: finish OK once this event went out;
+                                  0 = stay until the stream ends */
     bool blocked;      /* send queue full: waiting for on_writable */
     bool finished;     /* lg_grpc_call_finish was called */
 };
@@ -537,6 +546,11 @@ static void chat_sub_pump(struct chat_sub *sub)
             return; /* the call ended; on_close detaches it */
         }
         sub->next_seq++;
+        if (sub->detach_after_seq != 0 && sub->next_seq > sub->detach_after_seq) {
+            sub->finished = true; /* on_close detaches it and starts the grace period */
+            lg_grpc_call_finish(sub->call, LG_GRPC_OK, NULL);
+            return;
+        }
     }
     if (st->state == STREAM_FINISHED) {
         /* A failure before any content ends the call with its gRPC status (after the error
@@ -1130,6 +1144,11 @@ static void chat_stream_on_message(lg_grpc_call *call, const uint8_t *msg, size_
         return;
     }
     sub->next_seq = 1;
+    size_t dlen = 0;
+    const uint8_t *detach = lg_grpc_call_get_metadata(call, CHAT_DETACH_METADATA, &dlen);
+    if (detach != NULL && dlen == 1 && detach[0] == '1') {
+        sub->detach_after_seq = 1; /* the start event carries the stream id */
+    }
     chat_sub_attach(st, sub);
     chat_sub_pump(sub);
 }

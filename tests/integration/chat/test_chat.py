@@ -375,6 +375,29 @@ class DemoTest(unittest.TestCase):
         self.assertEqual([e.seq for e in again], list(range(1, rest[-1].seq + 1)))
 
 
+    def test_detached_stream_chat_ends_after_start_and_generation_goes_on(self):
+        # llmgate-sse's POST /v1/chat/streams: only the stream id is wanted, without an
+        # RST_STREAM per stream (resets in bulk trip the server's rapid-reset limit).
+        a = ENV["a"]
+        u = user()
+        req = pb.ChatRequest(user_id=u, model="demo",
+                             messages=msgs("Why should an edge detach from a stream?"))
+        whole = a.stub.Complete(req, timeout=60).content
+        call = a.stub.StreamChat(req, metadata=md(u) + (("x-llmgate-detach", "1"),), timeout=60)
+        evs = list(call)  # ends by itself with OK
+        self.assertEqual(call.code(), grpc.StatusCode.OK)
+        self.assertEqual([kind(e) for e in evs], ["start"])
+        sid = evs[0].stream_id
+        rest = list(a.stub.ResumeStream(pb.ResumeRequest(stream_id=sid, after_seq=1),
+                                        metadata=md(u), timeout=60))
+        self.assertEqual([e.seq for e in rest], list(range(2, 2 + len(rest))))
+        self.assertEqual(kind(rest[-1]), "done")
+        self.assertEqual(text_of(rest), whole)
+        recs = wait_record(a.records, stream_id=sid)
+        self.assertEqual(len(recs), 1)
+        self.assertEqual(recs[0]["status"], "success")
+
+
 class GraceTest(unittest.TestCase):
     def test_client_gone_past_grace_is_cancelled_then_expires(self):
         b = ENV["b"]
