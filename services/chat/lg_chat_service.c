@@ -20,6 +20,7 @@
 #include "lg_chat_provider.h"
 #include "lg_chat_registry.h"
 #include "lg_chat_replay.h"
+#include "lg_chat_pb.h"
 #include "lg_chat_request.h"
 #include "lg_err.h"
 #include "lg_grpc_server.h"
@@ -875,48 +876,6 @@ static bool chat_is_deadline(lg_grpc_call *call, enum lg_grpc_close_reason reaso
 
 /* ---- requests -------------------------------------------------------------------------- */
 
-/* Borrowed view of a ChatRequest, in the call's arena. */
-static int chat_view_request(lg_arena *arena, const pb_request *pb, struct lg_chat_request *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->user_id = pb->user_id;
-    r->conversation_id = pb->conversation_id;
-    r->agent_id = pb->agent_id;
-    r->provider_config_id = pb->provider_config_id;
-    r->model = pb->model;
-    r->has_temperature =
-        pb->temperature_opt_case == LLMGATE__CHAT__V1__CHAT_REQUEST__TEMPERATURE_OPT_TEMPERATURE;
-    r->temperature = r->has_temperature ? pb->temperature : 0.0;
-    r->has_max_tokens =
-        pb->max_tokens_opt_case == LLMGATE__CHAT__V1__CHAT_REQUEST__MAX_TOKENS_OPT_MAX_TOKENS;
-    r->max_tokens = r->has_max_tokens ? pb->max_tokens : 0;
-    if (pb->n_messages > LG_CHAT_MAX_MESSAGES || pb->n_metadata > LG_CHAT_MAX_METADATA) {
-        r->n_messages = pb->n_messages; /* validation refuses it with a clear reason */
-        r->n_metadata = pb->n_metadata;
-        return LG_OK;
-    }
-    struct lg_chat_message *msgs =
-        lg_arena_alloc(arena, sizeof(*msgs) * (pb->n_messages > 0 ? pb->n_messages : 1));
-    struct lg_chat_kv *kv =
-        lg_arena_alloc(arena, sizeof(*kv) * (pb->n_metadata > 0 ? pb->n_metadata : 1));
-    if (msgs == NULL || kv == NULL) {
-        return LG_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < pb->n_messages; i++) {
-        msgs[i].role = pb->messages[i]->role;
-        msgs[i].content = pb->messages[i]->content;
-        msgs[i].content_len = strlen(pb->messages[i]->content);
-    }
-    for (size_t i = 0; i < pb->n_metadata; i++) {
-        kv[i].key = pb->metadata[i]->key;
-        kv[i].value = pb->metadata[i]->value;
-    }
-    r->messages = msgs;
-    r->n_messages = pb->n_messages;
-    r->metadata = kv;
-    r->n_metadata = pb->n_metadata;
-    return LG_OK;
-}
 
 /* The caller's identity: |claimed| (may be empty) against the x-user-id metadata.
  * Returns the user id (borrowed) or NULL with |*err| set. */
@@ -1073,7 +1032,7 @@ static int chat_read_request(lg_grpc_call *call, const uint8_t *msg, size_t len,
         lg_grpc_call_finish(call, LG_GRPC_INVALID_ARGUMENT, "ChatRequest does not parse");
         return LG_ERR_INVALID;
     }
-    int rc = chat_view_request(arena, pb, req);
+    int rc = lg_chat_pb_view_request(arena, pb, req);
     if (rc != LG_OK) {
         chat_finish(call, rc, NULL);
         return rc;
@@ -1533,12 +1492,6 @@ static void usage_on_ready(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Unix seconds from a request to milliseconds: 0 (unbounded) for s <= 0, INT64_MAX past
- * what milliseconds can hold (a hostile since/until must not overflow a signed multiply). */
-static int64_t usage_unix_to_ms(int64_t s)
-{
-    return s <= 0 ? 0 : s > INT64_MAX / 1000 ? INT64_MAX : s * 1000;
-}
 
 static char *usage_dup_nonempty(const char *s)
 {
@@ -1563,15 +1516,15 @@ static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_
         user = chat_identity(j->call, gq != NULL ? gq->user_id : lq->user_id, &rc);
     }
     if (user != NULL && gq != NULL) {
-        int64_t from = usage_unix_to_ms(gq->since_unix);
-        int64_t to = gq->until_unix > 0 ? usage_unix_to_ms(gq->until_unix)
+        int64_t from = lg_chat_pb_unix_to_ms(gq->since_unix);
+        int64_t to = gq->until_unix > 0 ? lg_chat_pb_unix_to_ms(gq->until_unix)
                                         : chat_now_wall_ms() + CHAT_USAGE_FUTURE_MS;
         rc = lg_usage_get_usage(svc->opts.usage, user, from, to, usage_on_report, j);
     } else if (user != NULL) {
         j->model = usage_dup_nonempty(lq->model);
         j->conversation_id = usage_dup_nonempty(lq->conversation_id);
-        j->since_ms = usage_unix_to_ms(lq->since_unix);
-        j->until_ms = usage_unix_to_ms(lq->until_unix);
+        j->since_ms = lg_chat_pb_unix_to_ms(lq->since_unix);
+        j->until_ms = lg_chat_pb_unix_to_ms(lq->until_unix);
         uint32_t limit = lq->limit == 0 ? CHAT_USAGE_DEFAULT_LIMIT : lq->limit;
         rc = lg_usage_list_logs(svc->opts.usage, user,
                                 limit < LG_USAGE_MAX_LIMIT ? limit : LG_USAGE_MAX_LIMIT, 0,

@@ -9,9 +9,8 @@
  * arrives in a gRPC DATA frame after the 5-byte prefix. Decoding uses protobuf-c with the
  * per-call lg_arena allocator (capped like a server call arena), as lg_chat_service does.
  *
- * What runs after decoding (the service's handlers are static in lg_chat_service.c, so this
- * file repeats their few lines of glue; keep them in step):
- *  - ChatRequest: the borrowed view of chat_view_request(), then lg_chat_request_validate();
+ * What runs after decoding (the same glue the service uses, from lg_chat_pb):
+ *  - ChatRequest: lg_chat_pb_view_request(), then lg_chat_request_validate();
  *    when it accepts, the properties a provider relies on are checked (1..max messages,
  *    known roles, prompt and id sizes, 0 <= temperature <= 2 and not NaN, max_tokens range,
  *    metadata caps) and the messages/metadata JSON built for the upstream body and the
@@ -33,6 +32,7 @@
 #include <jansson.h>
 
 #include "lg_buf.h"
+#include "lg_chat_pb.h"
 #include "lg_chat_request.h"
 #include "lg_err.h"
 #include "lg_limits.h"
@@ -56,55 +56,6 @@ enum fuzz_kind {
     FUZZ_GET_USAGE = 4,
     FUZZ_KINDS = 5,
 };
-
-/* Same as chat_view_request() in services/chat/lg_chat_service.c. */
-static int view_request(lg_arena *arena, const pb_request *pb, struct lg_chat_request *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->user_id = pb->user_id;
-    r->conversation_id = pb->conversation_id;
-    r->agent_id = pb->agent_id;
-    r->provider_config_id = pb->provider_config_id;
-    r->model = pb->model;
-    r->has_temperature =
-        pb->temperature_opt_case == LLMGATE__CHAT__V1__CHAT_REQUEST__TEMPERATURE_OPT_TEMPERATURE;
-    r->temperature = r->has_temperature ? pb->temperature : 0.0;
-    r->has_max_tokens =
-        pb->max_tokens_opt_case == LLMGATE__CHAT__V1__CHAT_REQUEST__MAX_TOKENS_OPT_MAX_TOKENS;
-    r->max_tokens = r->has_max_tokens ? pb->max_tokens : 0;
-    if (pb->n_messages > LG_CHAT_MAX_MESSAGES || pb->n_metadata > LG_CHAT_MAX_METADATA) {
-        r->n_messages = pb->n_messages; /* validation refuses it with a clear reason */
-        r->n_metadata = pb->n_metadata;
-        return LG_OK;
-    }
-    struct lg_chat_message *msgs =
-        lg_arena_alloc(arena, sizeof(*msgs) * (pb->n_messages > 0 ? pb->n_messages : 1));
-    struct lg_chat_kv *kv =
-        lg_arena_alloc(arena, sizeof(*kv) * (pb->n_metadata > 0 ? pb->n_metadata : 1));
-    if (msgs == NULL || kv == NULL) {
-        return LG_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < pb->n_messages; i++) {
-        msgs[i].role = pb->messages[i]->role;
-        msgs[i].content = pb->messages[i]->content;
-        msgs[i].content_len = strlen(pb->messages[i]->content);
-    }
-    for (size_t i = 0; i < pb->n_metadata; i++) {
-        kv[i].key = pb->metadata[i]->key;
-        kv[i].value = pb->metadata[i]->value;
-    }
-    r->messages = msgs;
-    r->n_messages = pb->n_messages;
-    r->metadata = kv;
-    r->n_metadata = pb->n_metadata;
-    return LG_OK;
-}
-
-/* Same as usage_unix_to_ms() in services/chat/lg_chat_service.c. */
-static int64_t unix_to_ms(int64_t s)
-{
-    return s <= 0 ? 0 : s > INT64_MAX / 1000 ? INT64_MAX : s * 1000;
-}
 
 /* Parses |b| as JSON after mapping bytes >= 0x80 to 'x'; returns the value or aborts. */
 static json_t *load_structure(const struct lg_buf *b)
@@ -176,7 +127,7 @@ static void fuzz_chat(lg_arena *a, ProtobufCAllocator *alloc, const uint8_t *p, 
         return;
     }
     struct lg_chat_request r;
-    if (view_request(a, pb, &r) != LG_OK) {
+    if (lg_chat_pb_view_request(a, pb, &r) != LG_OK) {
         return;
     }
     char why[FUZZ_WHY_BYTES] = "";
@@ -202,7 +153,7 @@ static void fuzz_usage(const char *user, int64_t since, int64_t until)
             }
         }
     }
-    int64_t from = unix_to_ms(since), to = unix_to_ms(until);
+    int64_t from = lg_chat_pb_unix_to_ms(since), to = lg_chat_pb_unix_to_ms(until);
     if (from < 0 || to < 0) {
         abort();
     }
