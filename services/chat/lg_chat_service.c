@@ -26,6 +26,7 @@
 #include "lg_grpc_server.h"
 #include "lg_limits.h"
 #include "lg_mem.h"
+#include "lg_time.h"
 #include "lg_metrics.h"
 #include "lg_record.h"
 #include "lg_usage.h"
@@ -173,27 +174,6 @@ struct lg_chat_service {
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static int64_t chat_now_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t chat_now_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t chat_now_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct lg_log_ctx chat_ctx(const struct chat_stream *st)
 {
     struct lg_log_ctx ctx = {0, st->id, st->request_id, st->user_id};
@@ -299,7 +279,7 @@ static int chat_record_start(struct chat_stream *st, const struct lg_chat_reques
     rec->temperature = req->temperature;
     rec->has_max_tokens = req->has_max_tokens;
     rec->max_tokens = req->max_tokens;
-    rec->start_time_ms = chat_now_wall_ms();
+    rec->start_time_ms = lg_time_wall_ms();
     rc = chat_set(&rec->request_id, st->request_id);
     if (rc == LG_OK && stream) {
         rc = chat_set(&rec->stream_id, st->id);
@@ -344,7 +324,7 @@ static void chat_record_finish(struct chat_stream *st, enum lg_record_status sta
     if (rec == NULL) {
         return;
     }
-    int64_t now = chat_now_mono_ms();
+    int64_t now = lg_time_mono_ms();
     rec->status = status;
     rec->prompt_tokens = usage->prompt_tokens;
     rec->completion_tokens = usage->completion_tokens;
@@ -749,7 +729,7 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us, const c
     if (by_us) {
         finish_reason = err == LG_ERR_TIMEOUT ? "timeout" : "cancelled";
     }
-    int64_t duration = chat_now_mono_ms() - st->start_mono_ms;
+    int64_t duration = lg_time_mono_ms() - st->start_mono_ms;
     chat_record_finish(st, chat_status_for(err), finish_reason, err == LG_OK ? NULL : message,
                        &usage, reported, cost, priced);
     chat_count_call(svc, st, chat_status_for(err));
@@ -788,7 +768,7 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us, const c
     }
     if (st->registered) {
         lg_chat_registry_set_deadline(svc->reg, st->id,
-                                      (uint64_t)chat_now_mono_ms() + svc->opts.retention_ms);
+                                      (uint64_t)lg_time_mono_ms() + svc->opts.retention_ms);
         chat_fin_append(svc, st);
     } else {
         st->dead = true; /* Complete: nothing to keep; freed on a later loop turn */
@@ -815,8 +795,8 @@ static void chat_on_delta(const char *text, size_t len, void *user_data)
     lg_chat_service *svc = st->svc;
     int64_t first_in_us = -1;
     if (st->first_token_mono_ms < 0) {
-        st->first_token_mono_ms = chat_now_mono_ms();
-        first_in_us = chat_now_mono_us();
+        st->first_token_mono_ms = lg_time_mono_ms();
+        first_in_us = lg_time_mono_us();
         chat_observe_ttft(svc, st, st->first_token_mono_ms - st->start_mono_ms);
     }
     st->deltas++;
@@ -848,7 +828,7 @@ static void chat_on_delta(const char *text, size_t len, void *user_data)
     if (first_in_us >= 0 && st->prov->kind != LG_CHAT_PROVIDER_DEMO) {
         /* The gateway's own share of TTFT: request in -> upstream call handed to curl, plus
          * first upstream token in -> event queued on the client's call. */
-        int64_t us = st->pre_upstream_us + (chat_now_mono_us() - first_in_us);
+        int64_t us = st->pre_upstream_us + (lg_time_mono_us() - first_in_us);
         lg_metrics_histogram_observe(svc->m_overhead, (double)us / 1e6);
     }
 }
@@ -958,8 +938,8 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
     st->prov = prov;
     st->model = model->name;
     st->first_token_mono_ms = -1;
-    st->start_mono_ms = chat_now_mono_ms();
-    st->in_us = chat_now_mono_us();
+    st->start_mono_ms = lg_time_mono_ms();
+    st->in_us = lg_time_mono_us();
     lg_buf_init(&st->response, LG_CHAT_MAX_RESPONSE_BYTES);
     st->next = svc->streams;
     if (svc->streams != NULL) {
@@ -993,7 +973,7 @@ static int chat_stream_new(lg_chat_service *svc, const struct lg_chat_request *r
     }
     if (rc == LG_OK) {
         rc = chat_start_upcall(st, req, model);
-        st->pre_upstream_us = chat_now_mono_us() - st->in_us;
+        st->pre_upstream_us = lg_time_mono_us() - st->in_us;
         if (rc != LG_OK) {
             /* The call was attempted: it still gets its record. */
             snprintf(why, why_len, "provider could not start: %s", lg_err_str(rc));
@@ -1140,7 +1120,7 @@ static void chat_sub_on_close(lg_grpc_call *call, enum lg_grpc_close_reason reas
         chat_stream_stop(st, LG_ERR_TIMEOUT, "client deadline exceeded");
         return;
     }
-    uint64_t now = (uint64_t)chat_now_mono_ms();
+    uint64_t now = (uint64_t)lg_time_mono_ms();
     lg_chat_registry_set_deadline(st->svc->reg, st->id, now + st->svc->opts.grace_ms);
     struct lg_log_ctx ctx = chat_ctx(st);
     lg_log(LG_LOG_INFO, &ctx, "client_gone", "reason=%d grace_ms=%u", (int)reason,
@@ -1518,7 +1498,7 @@ static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_
     if (user != NULL && gq != NULL) {
         int64_t from = lg_chat_pb_unix_to_ms(gq->since_unix);
         int64_t to = gq->until_unix > 0 ? lg_chat_pb_unix_to_ms(gq->until_unix)
-                                        : chat_now_wall_ms() + CHAT_USAGE_FUTURE_MS;
+                                        : lg_time_wall_ms() + CHAT_USAGE_FUTURE_MS;
         rc = lg_usage_get_usage(svc->opts.usage, user, from, to, usage_on_report, j);
     } else if (user != NULL) {
         j->model = usage_dup_nonempty(lq->model);
@@ -1612,7 +1592,7 @@ static void chat_on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lg_chat_service *svc = arg;
-    lg_chat_registry_expire(svc->reg, (uint64_t)chat_now_mono_ms(), chat_on_expire, svc);
+    lg_chat_registry_expire(svc->reg, (uint64_t)lg_time_mono_ms(), chat_on_expire, svc);
     struct chat_stream *st = svc->streams;
     while (st != NULL) {
         struct chat_stream *next = st->next;

@@ -26,6 +26,7 @@
 #include "lg_limits.h"
 #include "lg_log.h"
 #include "lg_mem.h"
+#include "lg_time.h"
 
 /* Longest host name we keep (RFC 1035: 253 characters plus a NUL, rounded). */
 #define CLIENT_MAX_HOST_BYTES 256
@@ -194,13 +195,6 @@ static void c_enter(lg_grpc_client *c)
 static void c_leave(lg_grpc_client *c)
 {
     c->in_callback--;
-}
-
-static int64_t client_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / (int64_t)NS_PER_MS;
 }
 
 static struct timeval client_ms_to_tv(int64_t ms)
@@ -1160,7 +1154,7 @@ static void call_update_timeout_header(lg_grpc_client_call *call, char *tbuf)
     if (call->req_timeout_nv == SIZE_MAX) {
         return;
     }
-    int64_t left = call->deadline_ms - client_now_ms();
+    int64_t left = call->deadline_ms - lg_time_mono_ms();
     if (left < 1) {
         left = 1;
     }
@@ -1397,7 +1391,7 @@ static int call_new(lg_grpc_client *c, const char *method, const uint8_t *req, s
         }
     }
     if (rv == LG_OK && o->timeout_ms > 0) {
-        call->deadline_ms = client_now_ms() + o->timeout_ms;
+        call->deadline_ms = lg_time_mono_ms() + o->timeout_ms;
         call->deadline_ev = evtimer_new(c->base, call_deadline_cb, call);
         if (!call->deadline_ev) {
             rv = LG_ERR_NOMEM;

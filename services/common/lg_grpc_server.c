@@ -23,6 +23,7 @@
 #include "lg_log.h"
 #include "lg_loop.h"
 #include "lg_mem.h"
+#include "lg_time.h"
 #include "lg_metrics.h"
 
 /* HTTP/2 client connection preface (RFC 9113 section 3.4). */
@@ -458,13 +459,6 @@ static void call_set_state(lg_grpc_call *call, enum srv_call_state st)
     call->state = st;
 }
 
-static int64_t srv_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The grpc-status a call ended with, as its client saw it (or would have): the status it
  * finished with, else the one its close reason implies. */
 static int call_final_status(const lg_grpc_call *call, enum lg_grpc_close_reason reason)
@@ -509,7 +503,8 @@ static void call_observe(lg_grpc_call *call, enum lg_grpc_close_reason reason)
         (void)lg_metrics_family_with_labels(srv->m_duration, v, &m->m_duration);
     }
     lg_metrics_counter_inc(m->m_requests[status]);
-    lg_metrics_histogram_observe(m->m_duration, (double)(srv_now_us() - call->start_us) / 1e6);
+    lg_metrics_histogram_observe(m->m_duration,
+                                 (double)(lg_time_mono_us() - call->start_us) / 1e6);
 }
 
 static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
@@ -528,7 +523,7 @@ static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
     call->conn = c;
     call->stream_id = stream_id;
     call->deadline_ms = -1;
-    call->start_us = srv_now_us();
+    call->start_us = lg_time_mono_us();
     lg_buf_init(&call->unary_msg, c->srv->opts.max_recv_msg_bytes);
     lg_buf_init(&call->scratch, c->srv->opts.max_recv_msg_bytes);
     call->next = c->calls;

@@ -21,6 +21,7 @@
 #define LG_LOG_MODULE "loop"
 #include "lg_log.h"
 #include "lg_mem.h"
+#include "lg_time.h"
 
 /* Longest host part of a listen address ("[...]" IPv6 literal or a name). */
 #define LOOP_HOST_BYTES 256
@@ -57,9 +58,7 @@ struct event_base *lg_loop_base_new(void)
 
 int64_t lg_loop_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return lg_time_mono_ms();
 }
 
 int lg_loop_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
