@@ -506,8 +506,8 @@ static void conn_kill_later(struct conn *c)
  * of one stream, and one chunk (one chunk header, one evbuffer hand-over, one write wake-up)
  * for all of them is what keeps the per-event cost at the encoding. A client whose queued
  * output passes the bound is cut off (it can resume with Last-Event-ID): LG_ERR_EXHAUSTED;
- * LG_ERR_NOMEM without memory for the pending bytes. */
-static int stream_write(struct stream *st, const struct lg_buf *b)
+ * LG_ERR_NOMEM without memory for the pending bytes. With |now| the bytes go out at once. */
+static int stream_write_at(struct stream *st, const struct lg_buf *b, bool now)
 {
     lg_sse_http *h = st->h;
     if (st->c == NULL) {
@@ -523,6 +523,15 @@ static int stream_write(struct stream *st, const struct lg_buf *b)
         conn_kill_later(st->c);
         return LG_ERR_EXHAUSTED;
     }
+    if (now) {
+        /* A lone write (preamble, heartbeat: what an idle stream does) goes straight out
+         * behind anything pending, with no per-stream staging memory. */
+        stream_flush(st);
+        evbuffer_add(h->scratch, b->data, b->len);
+        evhttp_send_reply_chunk(st->req, h->scratch);
+        evbuffer_drain(h->scratch, evbuffer_get_length(h->scratch));
+        return LG_OK;
+    }
     int rc = lg_buf_append(&st->out, b->data, b->len);
     if (rc != LG_OK) {
         return rc;
@@ -535,6 +544,11 @@ static int stream_write(struct stream *st, const struct lg_buf *b)
         st->flush_queued = true;
     }
     return LG_OK;
+}
+
+static int stream_write(struct stream *st, const struct lg_buf *b)
+{
+    return stream_write_at(st, b, false);
 }
 
 static void timer_arm(struct stream *st, int64_t ms)
@@ -579,7 +593,7 @@ static int stream_open(struct stream *st)
         rc = lg_sse_enc_retry(&b, LG_SSE_RETRY_MS);
     }
     if (rc == LG_OK) {
-        rc = stream_write(st, &b);
+        rc = stream_write_at(st, &b, true);
     }
     lg_buf_deinit(&b);
     if (rc == LG_OK) {
@@ -613,7 +627,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
     int rc = st->kind == SK_EVENTS ? lg_sse_enc_heartbeat(&b) : lg_sse_enc_comment(&b, "ping");
-    if (rc == LG_OK && stream_write(st, &b) == LG_OK) {
+    if (rc == LG_OK && stream_write_at(st, &b, true) == LG_OK) {
         lg_metrics_counter_inc(st->h->m_heartbeats);
         timer_arm(st, st->h->o.heartbeat_ms);
     }
