@@ -7,11 +7,11 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "grpc/health/v1/health.pb-c.h"
-#include "llmgate/chat/v1/chat.pb-c.h"
 #include "lg_err.h"
 #include "lg_grpc_client.h"
 #include "lg_limits.h"
 #include "lg_mem.h"
+#include "llmgate/chat/v1/chat.pb-c.h"
 
 #define LG_LOG_MODULE "sse_chat"
 #include "lg_log.h"
@@ -33,21 +33,39 @@ enum call_kind {
 struct lg_sse_call {
     lg_sse_chat *chat;
     enum call_kind kind;
-    lg_grpc_client_call *gc;   /* valid until on_close returns */
+    lg_grpc_client_call *gc; /* valid until on_close returns */
     lg_sse_chat_event_cb ev_cb;
     lg_sse_chat_end_cb end_cb;
     lg_sse_chat_cancel_cb cancel_cb;
     void *ud;
-    bool aborted;              /* no callback fires any more */
-    bool detached;             /* StreamChat asked to end after the start event */
-    int local_rc;              /* a local reason to end (bad message), else LG_OK */
-    bool cancelled;            /* CK_CANCEL: the response's flag */
+    bool aborted;                    /* no callback fires any more */
+    bool detached;                   /* StreamChat asked to end after the start event */
+    int local_rc;                    /* a local reason to end (bad message), else LG_OK */
+    bool cancelled;                  /* CK_CANCEL: the response's flag */
     struct lg_sse_call *prev, *next; /* live calls of the chat handle */
+};
+
+/* Connections to the chat pod that owns streams of one node (resume routing). */
+struct chat_owner {
+    char node[LG_SSE_CHAT_NODE_MAX_DIGITS + 1]; /* "" = free slot */
+    char *addr;                                 /* lg_malloc'd HOST:PORT of that pod */
+    lg_grpc_client *clients[LG_SSE_CHAT_OWNER_MAX_CONNS];
+    size_t nclients;
+};
+
+/* --chat-node-map entry: node -> address. */
+struct chat_map_entry {
+    char node[LG_SSE_CHAT_NODE_MAX_DIGITS + 1];
+    char *addr; /* lg_malloc'd */
 };
 
 struct lg_sse_chat {
     struct event_base *base;
-    char *addr;               /* owned copy of the target */
+    char *addr;     /* owned copy of the target */
+    char *pod_tmpl; /* owner address template ({ordinal} or {node}), or NULL */
+    struct chat_map_entry map[LG_SSE_CHAT_MAX_OWNERS];
+    size_t nmap;
+    struct chat_owner owners[LG_SSE_CHAT_MAX_OWNERS];
     /* One lg_grpc_client is one HTTP/2 connection, and the chat server admits a bounded
      * number of concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS, 100 by
      * default); every open SSE stream holds one ResumeStream call. So calls spread over a
@@ -55,7 +73,7 @@ struct lg_sse_chat {
     lg_grpc_client *clients[LG_SSE_CHAT_MAX_CONNS];
     size_t nclients;
     struct event *health_timer;
-    bool ready;               /* last health check said SERVING */
+    bool ready; /* last health check said SERVING */
     bool health_inflight;
     struct lg_sse_call *calls; /* live calls (for lg_sse_chat_free) */
 };
@@ -221,8 +239,7 @@ static void on_cancel_message(lg_grpc_client_call *gc, const uint8_t *msg, size_
     struct lg_sse_call *call = ud;
     (void)gc;
     ProtobufCAllocator a = pb_allocator();
-    Llmgate__Chat__V1__CancelResponse *r =
-        llmgate__chat__v1__cancel_response__unpack(&a, len, msg);
+    Llmgate__Chat__V1__CancelResponse *r = llmgate__chat__v1__cancel_response__unpack(&a, len, msg);
     if (r == NULL) {
         call->local_rc = LG_ERR_UPSTREAM;
         return;
@@ -238,15 +255,14 @@ static void on_health_message(lg_grpc_client_call *gc, const uint8_t *msg, size_
     ProtobufCAllocator a = pb_allocator();
     Grpc__Health__V1__HealthCheckResponse *r =
         grpc__health__v1__health_check_response__unpack(&a, len, msg);
-    call->cancelled = r != NULL &&
-                      r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    call->cancelled =
+        r != NULL && r->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     if (r != NULL) {
         grpc__health__v1__health_check_response__free_unpacked(r, &a);
     }
 }
 
-static void on_call_close(lg_grpc_client_call *gc, const struct lg_grpc_client_status *st,
-                          void *ud)
+static void on_call_close(lg_grpc_client_call *gc, const struct lg_grpc_client_status *st, void *ud)
 {
     struct lg_sse_call *call = ud;
     lg_sse_chat *c = call->chat;
@@ -274,39 +290,238 @@ static void on_call_close(lg_grpc_client_call *gc, const struct lg_grpc_client_s
 
 /* The first connection with room, a new one while the pool has room, else the least loaded
  * (its calls then wait in the client's bounded queue). */
-static int chat_pick_client(lg_sse_chat *c, lg_grpc_client **out)
+static int pool_pick(struct event_base *base, const char *addr, lg_grpc_client **clients,
+                     size_t *nclients, size_t max, lg_grpc_client **out)
 {
     size_t best = 0;
-    for (size_t i = 0; i < c->nclients; i++) {
-        size_t n = lg_grpc_client_get_call_count(c->clients[i]);
+    for (size_t i = 0; i < *nclients; i++) {
+        size_t n = lg_grpc_client_get_call_count(clients[i]);
         if (n < LG_SSE_CHAT_CALLS_PER_CONN) {
-            *out = c->clients[i];
+            *out = clients[i];
             return LG_OK;
         }
-        if (n < lg_grpc_client_get_call_count(c->clients[best])) {
+        if (n < lg_grpc_client_get_call_count(clients[best])) {
             best = i;
         }
     }
-    if (c->nclients < LG_SSE_CHAT_MAX_CONNS) {
+    if (*nclients < max) {
         struct lg_grpc_client_opts o;
         lg_grpc_client_opts_default(&o);
         o.user_agent = "llmgate-sse";
-        int rc = lg_grpc_client_new(&c->clients[c->nclients], c->base, c->addr, &o);
+        int rc = lg_grpc_client_new(&clients[*nclients], base, addr, &o);
         if (rc == LG_OK) {
-            *out = c->clients[c->nclients++];
+            *out = clients[(*nclients)++];
             return LG_OK;
         }
-        if (c->nclients == 0) {
+        if (*nclients == 0) {
             return rc;
         }
     }
-    *out = c->clients[best];
+    *out = clients[best];
+    return LG_OK;
+}
+
+static int chat_pick_client(lg_sse_chat *c, lg_grpc_client **out)
+{
+    return pool_pick(c->base, c->addr, c->clients, &c->nclients, LG_SSE_CHAT_MAX_CONNS, out);
+}
+
+/* ---- resume routing (docs/operations.md 6.2) ---- */
+
+static bool is_node(const char *s, size_t len)
+{
+    if (len == 0 || len > LG_SSE_CHAT_NODE_MAX_DIGITS || (s[0] == '0' && len > 1)) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+int lg_sse_chat_parse_node(const char *stream_id, char node_out[LG_SSE_CHAT_NODE_MAX_DIGITS + 1])
+{
+    node_out[0] = '\0';
+    size_t len = strlen(stream_id);
+    if (len < LG_SSE_CHAT_ID_RANDOM_CHARS) {
+        return LG_ERR_INVALID;
+    }
+    size_t plen = len - LG_SSE_CHAT_ID_RANDOM_CHARS;
+    if (plen == 0) {
+        return LG_ERR_NOT_FOUND;
+    }
+    /* Only what precedes the last 22 (random) characters is the prefix "n<digits>_". */
+    if (plen < 3 || stream_id[0] != 'n' || stream_id[plen - 1] != '_' ||
+        !is_node(stream_id + 1, plen - 2)) {
+        return LG_ERR_INVALID;
+    }
+    memcpy(node_out, stream_id + 1, plen - 2);
+    node_out[plen - 2] = '\0';
+    return LG_OK;
+}
+
+static void owner_clear(struct chat_owner *o)
+{
+    for (size_t i = 0; i < o->nclients; i++) {
+        lg_grpc_client_free(o->clients[i]); /* on_close runs for its live calls */
+    }
+    lg_free(o->addr);
+    memset(o, 0, sizeof(*o));
+}
+
+static bool owner_is_idle(const struct chat_owner *o)
+{
+    for (size_t i = 0; i < o->nclients; i++) {
+        if (lg_grpc_client_get_call_count(o->clients[i]) > 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Writes the address of the pod owning |node| into a new lg_malloc'd string: the node map
+ * first, else the template with every {ordinal} / {node} replaced. LG_ERR_NOT_FOUND when
+ * neither knows the node (a forged or foreign id), LG_ERR_NOMEM, LG_ERR_TOO_LARGE. */
+static int owner_addr(const lg_sse_chat *c, const char *node, char **out)
+{
+    for (size_t i = 0; i < c->nmap; i++) {
+        if (strcmp(c->map[i].node, node) == 0) {
+            *out = lg_strdup(c->map[i].addr);
+            return *out != NULL ? LG_OK : LG_ERR_NOMEM;
+        }
+    }
+    if (c->pod_tmpl == NULL) {
+        return LG_ERR_NOT_FOUND;
+    }
+    char buf[LG_SSE_CHAT_ADDR_MAX_BYTES + 1];
+    size_t n = 0;
+    size_t nlen = strlen(node);
+    for (const char *p = c->pod_tmpl; *p != '\0';) {
+        const char *piece = p;
+        size_t plen = 1;
+        size_t skip = 1;
+        if (strncmp(p, "{ordinal}", 9) == 0 || strncmp(p, "{node}", 6) == 0) {
+            piece = node;
+            plen = nlen;
+            skip = p[1] == 'o' ? 9 : 6;
+        }
+        if (n + plen > LG_SSE_CHAT_ADDR_MAX_BYTES) {
+            return LG_ERR_TOO_LARGE;
+        }
+        memcpy(buf + n, piece, plen);
+        n += plen;
+        p += skip;
+    }
+    buf[n] = '\0';
+    *out = lg_strdup(buf);
+    return *out != NULL ? LG_OK : LG_ERR_NOMEM;
+}
+
+/* The owner pool of |node|, created on first use; when every slot is taken an idle pool is
+ * reused. LG_ERR_UNAVAILABLE when all LG_SSE_CHAT_MAX_OWNERS pools carry calls. */
+static int owner_get(lg_sse_chat *c, const char *node, struct chat_owner **out)
+{
+    struct chat_owner *free_slot = NULL;
+    struct chat_owner *idle = NULL;
+    for (size_t i = 0; i < LG_SSE_CHAT_MAX_OWNERS; i++) {
+        struct chat_owner *o = &c->owners[i];
+        if (o->node[0] == '\0') {
+            if (free_slot == NULL) {
+                free_slot = o;
+            }
+        } else if (strcmp(o->node, node) == 0) {
+            *out = o;
+            return LG_OK;
+        } else if (idle == NULL && owner_is_idle(o)) {
+            idle = o;
+        }
+    }
+    char *addr = NULL;
+    int rc = owner_addr(c, node, &addr);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    struct chat_owner *o = free_slot;
+    if (o == NULL && idle != NULL) {
+        owner_clear(idle);
+        o = idle;
+    }
+    if (o == NULL) {
+        lg_free(addr);
+        return LG_ERR_UNAVAILABLE;
+    }
+    memcpy(o->node, node, strlen(node) + 1);
+    o->addr = addr;
+    *out = o;
+    return LG_OK;
+}
+
+/* The connection for a call about |stream_id| (NULL: a new stream or a health check): the
+ * owning pod's when routing is configured and the id names a node, else the default target.
+ * An id whose prefix is malformed, or names a node no route knows, is LG_ERR_NOT_FOUND: no
+ * chat pod can hold it, and the client gets 404 rather than a connection attempt. */
+static int chat_route(lg_sse_chat *c, const char *stream_id, lg_grpc_client **out)
+{
+    if (stream_id == NULL || (c->pod_tmpl == NULL && c->nmap == 0)) {
+        return chat_pick_client(c, out);
+    }
+    char node[LG_SSE_CHAT_NODE_MAX_DIGITS + 1];
+    int rc = lg_sse_chat_parse_node(stream_id, node);
+    if (rc == LG_ERR_NOT_FOUND) {
+        return chat_pick_client(c, out); /* an id without a node: single-pod deployment */
+    }
+    if (rc != LG_OK) {
+        return LG_ERR_NOT_FOUND;
+    }
+    struct chat_owner *o;
+    rc = owner_get(c, node, &o);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    return pool_pick(c->base, o->addr, o->clients, &o->nclients, LG_SSE_CHAT_OWNER_MAX_CONNS, out);
+}
+
+int lg_sse_chat_set_routes(lg_sse_chat *c, const char *pod_tmpl, const char *node_map)
+{
+    if (pod_tmpl != NULL && pod_tmpl[0] != '\0') {
+        if (strlen(pod_tmpl) > LG_SSE_CHAT_ADDR_MAX_BYTES ||
+            (strstr(pod_tmpl, "{ordinal}") == NULL && strstr(pod_tmpl, "{node}") == NULL)) {
+            return LG_ERR_INVALID;
+        }
+        lg_free(c->pod_tmpl);
+        c->pod_tmpl = lg_strdup(pod_tmpl);
+        if (c->pod_tmpl == NULL) {
+            return LG_ERR_NOMEM;
+        }
+    }
+    /* node=HOST:PORT,node=HOST:PORT,... */
+    for (const char *p = node_map; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (eq == NULL || c->nmap >= LG_SSE_CHAT_MAX_OWNERS || !is_node(p, (size_t)(eq - p)) ||
+            len - (size_t)(eq - p) - 1 == 0 ||
+            len - (size_t)(eq - p) - 1 > LG_SSE_CHAT_ADDR_MAX_BYTES) {
+            return LG_ERR_INVALID;
+        }
+        struct chat_map_entry *e = &c->map[c->nmap];
+        memcpy(e->node, p, (size_t)(eq - p));
+        e->node[eq - p] = '\0';
+        e->addr = lg_strndup(eq + 1, len - (size_t)(eq - p) - 1);
+        if (e->addr == NULL) {
+            return LG_ERR_NOMEM;
+        }
+        c->nmap++;
+        p = end != NULL ? end + 1 : p + len;
+    }
     return LG_OK;
 }
 
 static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, const char *user,
-                      const uint8_t *req, size_t len, int64_t timeout_ms, bool detach, void *ud,
-                      struct lg_sse_call **out)
+                      const char *stream_id, const uint8_t *req, size_t len, int64_t timeout_ms,
+                      bool detach, void *ud, struct lg_sse_call **out)
 {
     struct lg_grpc_client_md md[2] = {
         {MD_USER, (const uint8_t *)user, user != NULL ? strlen(user) : 0},
@@ -334,7 +549,7 @@ static int call_start(lg_sse_chat *c, enum call_kind kind, const char *method, c
                      : kind == CK_CANCEL ? on_cancel_message
                                          : on_health_message;
     lg_grpc_client *client = NULL;
-    int rc = chat_pick_client(c, &client);
+    int rc = chat_route(c, stream_id, &client);
     if (rc == LG_OK) {
         rc = lg_grpc_client_start(client, method, req, len, &o, &cbs, call, &call->gc);
     }
@@ -371,8 +586,7 @@ static int pack_chat_request(const char *user, const struct lg_sse_chat_req *r, 
     int rc = LG_ERR_NOMEM;
     Llmgate__Chat__V1__ChatMessage *msgs = lg_calloc(r->n_msgs, sizeof(*msgs));
     Llmgate__Chat__V1__ChatMessage **mp = lg_calloc(r->n_msgs, sizeof(*mp));
-    Llmgate__Chat__V1__ChatRequest__MetadataEntry *kv =
-        lg_calloc(r->n_meta + 1, sizeof(*kv));
+    Llmgate__Chat__V1__ChatRequest__MetadataEntry *kv = lg_calloc(r->n_meta + 1, sizeof(*kv));
     Llmgate__Chat__V1__ChatRequest__MetadataEntry **kvp = lg_calloc(r->n_meta + 1, sizeof(*kvp));
     if (msgs == NULL || mp == NULL || kv == NULL || kvp == NULL) {
         goto out_free_arrays;
@@ -434,7 +648,7 @@ static int chat_start(lg_sse_chat *c, const char *user, const struct lg_sse_chat
     if (rc != LG_OK) {
         return rc;
     }
-    rc = call_start(c, CK_STREAM, M_STREAM_CHAT, user, buf, len, 0, detach, user_data, out);
+    rc = call_start(c, CK_STREAM, M_STREAM_CHAT, user, NULL, buf, len, 0, detach, user_data, out);
     lg_free(buf);
     if (rc == LG_OK) {
         (*out)->ev_cb = ev_cb;
@@ -457,9 +671,9 @@ int lg_sse_chat_create(lg_sse_chat *c, const char *user, const struct lg_sse_cha
     return chat_start(c, user, req, true, ev_cb, end_cb, user_data, out);
 }
 
-int lg_sse_chat_resume(lg_sse_chat *c, const char *user, const char *stream_id,
-                       uint64_t after_seq, lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb,
-                       void *user_data, lg_sse_call **out)
+int lg_sse_chat_resume(lg_sse_chat *c, const char *user, const char *stream_id, uint64_t after_seq,
+                       lg_sse_chat_event_cb ev_cb, lg_sse_chat_end_cb end_cb, void *user_data,
+                       lg_sse_call **out)
 {
     Llmgate__Chat__V1__ResumeRequest q;
     uint8_t *buf;
@@ -471,7 +685,7 @@ int lg_sse_chat_resume(lg_sse_chat *c, const char *user, const char *stream_id,
     if (rc != LG_OK) {
         return rc;
     }
-    rc = call_start(c, CK_STREAM, M_RESUME, user, buf, len, 0, false, user_data, out);
+    rc = call_start(c, CK_STREAM, M_RESUME, user, stream_id, buf, len, 0, false, user_data, out);
     lg_free(buf);
     if (rc == LG_OK) {
         (*out)->ev_cb = ev_cb;
@@ -492,7 +706,7 @@ int lg_sse_chat_cancel(lg_sse_chat *c, const char *user, const char *stream_id,
     if (rc != LG_OK) {
         return rc;
     }
-    rc = call_start(c, CK_CANCEL, M_CANCEL, user, buf, len, LG_SSE_RPC_TIMEOUT_MS, false,
+    rc = call_start(c, CK_CANCEL, M_CANCEL, user, stream_id, buf, len, LG_SSE_RPC_TIMEOUT_MS, false,
                     user_data, out);
     lg_free(buf);
     if (rc == LG_OK) {
@@ -514,9 +728,8 @@ static void on_health_timer(evutil_socket_t fd, short what, void *arg)
     struct lg_sse_call *call;
     (void)fd;
     (void)what;
-    if (!c->health_inflight &&
-        call_start(c, CK_HEALTH, M_HEALTH, NULL, NULL, 0, LG_SSE_RPC_TIMEOUT_MS, false, NULL,
-                   &call) == LG_OK) {
+    if (!c->health_inflight && call_start(c, CK_HEALTH, M_HEALTH, NULL, NULL, NULL, 0,
+                                          LG_SSE_RPC_TIMEOUT_MS, false, NULL, &call) == LG_OK) {
         c->health_inflight = true;
     }
     struct timeval tv = {LG_SSE_HEALTH_PERIOD_MS / 1000, (LG_SSE_HEALTH_PERIOD_MS % 1000) * 1000};
@@ -566,6 +779,13 @@ void lg_sse_chat_free(lg_sse_chat *c)
     for (size_t i = 0; i < c->nclients; i++) {
         lg_grpc_client_free(c->clients[i]); /* on_close runs for its live calls, freeing them */
     }
+    for (size_t i = 0; i < LG_SSE_CHAT_MAX_OWNERS; i++) {
+        owner_clear(&c->owners[i]);
+    }
+    for (size_t i = 0; i < c->nmap; i++) {
+        lg_free(c->map[i].addr);
+    }
+    lg_free(c->pod_tmpl);
     lg_free(c->addr);
     lg_free(c);
 }

@@ -4,15 +4,15 @@
  * See lg_sse_http.h for the endpoints and DESIGN.md contract 2 for the wire format.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -47,6 +47,9 @@
 #define MAIN_MAX_WORKERS 64
 /* listen(2) backlog of worker sockets. */
 #define MAIN_LISTEN_BACKLOG 4096
+/* While draining, how often the open streams are counted (the drain ends when none is left or
+ * at --drain-ms). */
+#define MAIN_DRAIN_CHECK_MS 50
 /* Room for "HOST:PORT" of the bound listener. */
 #define MAIN_ADDR_BYTES 128
 /* The demo page: URL path, file name in --web-dir, content type. */
@@ -65,6 +68,8 @@ static const struct {
 struct main_cfg {
     const char *listen;
     const char *chat;
+    const char *chat_pod_addr;
+    const char *chat_node_map;
     const char *keys;
     const char *web_dir;
     const char *cors_origins;
@@ -79,12 +84,18 @@ struct main_cfg {
     int64_t max_requests_per_conn;
     int64_t outbuf_bytes;
     int64_t workers;
+    int64_t drain_ms;
 };
 
 struct main_ctx {
     struct event_base *base;
     lg_sse_http *http;
     lg_sse_chat *chat;
+    lg_admin *admin;
+    struct event *drain_ev;    /* drain check timer, while draining */
+    int64_t drain_deadline_ms; /* lg_loop_now_ms() at which the drain gives up */
+    int64_t drain_ms;          /* --drain-ms */
+    bool draining;
     const char *keys_path;
     const pid_t *children; /* worker processes this leader forked (signals are forwarded) */
     size_t nchildren;
@@ -135,6 +146,48 @@ out_close:
     return rc;
 }
 
+static void on_drain_check(evutil_socket_t fd, short what, void *ud)
+{
+    struct main_ctx *m = ud;
+    (void)fd;
+    (void)what;
+    size_t open = m->http != NULL ? lg_sse_http_get_stream_count(m->http) : 0;
+    if (open == 0 || lg_loop_now_ms() >= m->drain_deadline_ms) {
+        lg_log(LG_LOG_INFO, NULL, "drain_done", "open_streams=%zu", open);
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, MAIN_DRAIN_CHECK_MS * 1000};
+    event_add(m->drain_ev, &tv);
+}
+
+/* SIGTERM/SIGINT: readiness off at once (Kubernetes stops sending new connections), open
+ * event streams may end by themselves until --drain-ms, then every connection is closed
+ * (browsers reconnect through another replica with Last-Event-ID and lose nothing). A
+ * second signal, or --drain-ms 0, exits at once. */
+static void main_shutdown(struct main_ctx *m, int signo)
+{
+    if (m->draining || m->drain_ms <= 0) {
+        lg_log(LG_LOG_INFO, NULL, "shutdown", "signal=%d", signo);
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    m->draining = true;
+    if (m->admin != NULL) {
+        lg_admin_set_ready(m->admin, false);
+    }
+    m->drain_deadline_ms = lg_loop_now_ms() + m->drain_ms;
+    m->drain_ev = event_new(m->base, -1, 0, on_drain_check, m);
+    lg_log(LG_LOG_INFO, NULL, "shutdown", "signal=%d: draining open_streams=%zu drain_ms=%lld",
+           signo, m->http != NULL ? lg_sse_http_get_stream_count(m->http) : 0,
+           (long long)m->drain_ms);
+    if (m->drain_ev == NULL) {
+        event_base_loopexit(m->base, NULL);
+        return;
+    }
+    event_active(m->drain_ev, 0, 0);
+}
+
 static void on_signal(int signo, void *ud)
 {
     struct main_ctx *m = ud;
@@ -142,8 +195,7 @@ static void on_signal(int signo, void *ud)
         kill(m->children[i], signo);
     }
     if (signo != SIGHUP) {
-        lg_log(LG_LOG_INFO, NULL, "shutdown", "signal=%d", signo);
-        event_base_loopexit(m->base, NULL);
+        main_shutdown(m, signo);
         return;
     }
     if (m->keys_path == NULL) {
@@ -173,7 +225,12 @@ static int parse_args(struct main_cfg *c, int argc, char **argv)
         {"listen", LG_CFG_STRING, &c->listen, "127.0.0.1:8080", 0, 0,
          "HTTP listen address HOST:PORT (port 0 picks one)"},
         {"chat", LG_CFG_STRING, &c->chat, "127.0.0.1:50051", 0, 0,
-         "llmgate-chat gRPC address HOST:PORT"},
+         "llmgate-chat gRPC address HOST:PORT (new streams)"},
+        {"chat-pod-addr", LG_CFG_STRING, &c->chat_pod_addr, NULL, 0, 0,
+         "address template of the chat pod owning a stream, {ordinal} replaced by the node "
+         "in its id, for resume/cancel (e.g. llmgate-chat-{ordinal}.llmgate-chat-headless:50051)"},
+        {"chat-node-map", LG_CFG_STRING, &c->chat_node_map, NULL, 0, 0,
+         "node=HOST:PORT,... owner addresses by node (wins over --chat-pod-addr)"},
         {"keys", LG_CFG_STRING, &c->keys, NULL, 0, 0,
          "keys file (sha256:<hex> <user> per line; SIGHUP reloads); unset = open dev mode"},
         {"heartbeat-ms", LG_CFG_INT, &c->heartbeat_ms, "15000", 1, 3600000,
@@ -182,8 +239,8 @@ static int parse_args(struct main_cfg *c, int argc, char **argv)
          "largest request body"},
         {"max-header-bytes", LG_CFG_INT, &c->max_header_bytes, "16384", 256,
          LG_SSE_MAX_HEADER_BYTES, "largest request line plus headers"},
-        {"idle-timeout-ms", LG_CFG_INT, &c->idle_timeout_ms, "30000", 1,
-         LG_SSE_IDLE_TIMEOUT_MS_MAX, "idle keep-alive and read timeout (ms)"},
+        {"idle-timeout-ms", LG_CFG_INT, &c->idle_timeout_ms, "30000", 1, LG_SSE_IDLE_TIMEOUT_MS_MAX,
+         "idle keep-alive and read timeout (ms)"},
         {"header-timeout-ms", LG_CFG_INT, &c->header_timeout_ms, "10000", 1,
          LG_SSE_IDLE_TIMEOUT_MS_MAX, "a new connection's first request must arrive within (ms)"},
         {"max-streams-per-user", LG_CFG_INT, &c->max_streams_per_user, "32", 1,
@@ -200,6 +257,9 @@ static int parse_args(struct main_cfg *c, int argc, char **argv)
          "directory of the demo page (index.html, app.js, style.css)"},
         {"workers", LG_CFG_INT, &c->workers, "1", 1, MAIN_MAX_WORKERS,
          "processes serving the port together (SO_REUSEPORT), e.g. one per core"},
+        {"drain-ms", LG_CFG_INT, &c->drain_ms, "0", 0, 600000,
+         "on SIGTERM: readiness off, open event streams get this long to end (0 = exit at "
+         "once; a second SIGTERM always does)"},
         {"log-level", LG_CFG_STRING, &c->log_level, "info", 0, 0, "debug|info|warn|error|off"},
     };
     size_t n = sizeof(opts) / sizeof(opts[0]);
@@ -393,9 +453,14 @@ static int run(const struct main_cfg *cfg_in, const uint8_t *secret, int listen_
         goto out;
     }
     struct lg_admin_opts ao = {NULL, NULL, ready_cb, NULL, 0};
-    if (lg_metrics_new(&metrics) != LG_OK ||
-        lg_sse_chat_new(&m.chat, m.base, cfg.chat) != LG_OK) {
+    if (lg_metrics_new(&metrics) != LG_OK || lg_sse_chat_new(&m.chat, m.base, cfg.chat) != LG_OK) {
         fprintf(stderr, "llmgate-sse: --chat %s: cannot set up the client\n", cfg.chat);
+        goto out;
+    }
+    if (lg_sse_chat_set_routes(m.chat, cfg.chat_pod_addr, cfg.chat_node_map) != LG_OK) {
+        fprintf(stderr,
+                "llmgate-sse: --chat-pod-addr (LLMGATE_CHAT_POD_ADDR) must contain {ordinal}; "
+                "--chat-node-map (LLMGATE_CHAT_NODE_MAP) must be node=HOST:PORT,...\n");
         goto out;
     }
     ao.metrics = metrics;
@@ -403,6 +468,8 @@ static int run(const struct main_cfg *cfg_in, const uint8_t *secret, int listen_
     if (lg_admin_new(&admin, m.base, &ao) != LG_OK) {
         goto out;
     }
+    m.admin = admin;
+    m.drain_ms = cfg.drain_ms;
     struct lg_sse_http_opts ho = {
         .listen = cfg.listen,
         .listen_fd = listen_fd,
@@ -436,11 +503,14 @@ static int run(const struct main_cfg *cfg_in, const uint8_t *secret, int listen_
         printf("listening http %s\n", bound);
         fflush(stdout);
     }
-    lg_log(LG_LOG_INFO, NULL, "listening", "http=%s chat=%s heartbeat_ms=%" PRId64, bound,
-           cfg.chat, cfg.heartbeat_ms);
+    lg_log(LG_LOG_INFO, NULL, "listening", "http=%s chat=%s heartbeat_ms=%" PRId64, bound, cfg.chat,
+           cfg.heartbeat_ms);
     event_base_dispatch(m.base);
     status = 0;
 out:
+    if (m.drain_ev != NULL) {
+        event_free(m.drain_ev);
+    }
     lg_loop_signals_free(sigs);
     lg_sse_http_free(m.http);
     lg_admin_free(admin);
