@@ -6,6 +6,7 @@
 #   cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DLLMGATE_SANITIZE=OFF
 #   cmake --build build-rel --target llmgate-sse llmgate-chat sse_load
 #   /usr/bin/python3 tests/bench/sse_bench.py --bin-dir build-rel/bin --load build-rel/tests/sse_load
+# Peers measured in the same run: nchan and Pushpin (--peers). Figures and method: sse.md.
 add_executable(sse_load ${CMAKE_CURRENT_LIST_DIR}/sse_load.c)
 lg_target_warnings(sse_load)
 set_target_properties(sse_load PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
