@@ -89,7 +89,8 @@ struct lg_shipper {
     int64_t backoff_until;
     uint64_t rng;
     int64_t last_sync_ms;
-    struct lg_record *held; /* popped but not yet spooled (spool full) */
+    struct lg_record *held; /* popped but not yet spooled (spool full or failing) */
+    bool spool_failing;     /* the last spool flush failed (logged once per episode) */
     int dl_fd;
     uint64_t drop_logged;
 };
@@ -170,9 +171,9 @@ static void dead_letter(lg_shipper *s, const char *batch_id, int code, const cha
 
 /* ---- ring -> spool ------------------------------------------------------------------ */
 
-/* Encodes |r| and appends it to the spool. LG_OK (record consumed), LG_ERR_EXHAUSTED
- * (spool full; record untouched), other errors (record dead-lettered and freed: it can
- * never be encoded). Used by the shipper thread and by the overflow path. */
+/* Encodes |r| and appends it to the spool. LG_OK (record spooled), or the error of the
+ * encoder or of lg_spool_append; |r| is untouched either way (the caller frees it). Used
+ * by the shipper thread and by the overflow path. */
 static int spool_record(lg_shipper *s, struct lg_buf *row, struct lg_record *r)
 {
     lg_buf_reset(row);
@@ -200,15 +201,19 @@ static void drain_ring(lg_shipper *s, bool all)
         }
         s->held = NULL;
         int rc = spool_record(s, &s->row, r);
-        if (rc == LG_ERR_EXHAUSTED) {
-            s->held = r; /* backpressure: the ring fills, then callers see the cap */
+        if (rc == LG_ERR_EXHAUSTED || rc == LG_ERR_IO || rc == LG_ERR_NOMEM) {
+            /* Backpressure, not a fault of the record: the spool is at its cap, or its disk
+             * is full or failing (the spool refuses until a flush writes again), or memory
+             * is short. Held here, the ring fills, then producers spool themselves and a
+             * refusal there is the counted, logged drop (overflow). */
+            s->held = r;
             return;
         }
         if (rc == LG_OK) {
             add(&s->spooled, 1);
         } else {
-            /* Cannot be encoded or spooled (too large, I/O): keep it out of the pipeline
-             * but not lost. */
+            /* Can never be encoded or spooled (too large, invalid): keep it out of the
+             * pipeline but not lost. */
             const char *rid = r->request_id != NULL ? r->request_id : "";
             dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid));
         }
@@ -628,9 +633,14 @@ static void handle_control(lg_shipper *s, int64_t now, bool *draining)
     *draining = s->draining > 0;
     pthread_mutex_unlock(&s->mu);
     int rc = lg_spool_flush(s->sp, sync_now || sync_pending);
-    if (rc != LG_OK) {
+    /* Retried every turn while the disk is full: one line when it starts failing and one
+     * when it writes again, not one per turn. */
+    if (rc != LG_OK && !s->spool_failing) {
         lg_log(LG_LOG_ERROR, NULL, "spool_flush_failed", "err=%s", lg_err_name(rc));
+    } else if (rc == LG_OK && s->spool_failing) {
+        lg_log(LG_LOG_WARN, NULL, "spool_flush_recovered", "held=%d", s->held != NULL ? 1 : 0);
     }
+    s->spool_failing = rc != LG_OK;
     if (sync_now || sync_pending) {
         s->last_sync_ms = now;
     }
@@ -640,10 +650,11 @@ static void handle_control(lg_shipper *s, int64_t now, bool *draining)
                 lg_spool_at_end(s->sp, s->rd);
     pthread_mutex_lock(&s->mu);
     /* A sync is complete once the ring is empty (everything in it is in the spool, which
-     * was just fdatasync'd), or the spool is full (records wait in memory: reported). */
-    if (sync_pending && rc == LG_OK && (lg_queue_count(s->q) == 0 || s->held != NULL)) {
+     * was just fdatasync'd), or the spool is full or cannot write (records wait in memory:
+     * reported). */
+    if (sync_pending && (rc != LG_OK || lg_queue_count(s->q) == 0 || s->held != NULL)) {
         s->sync_done = want_sync;
-        s->sync_full = s->held != NULL;
+        s->sync_full = rc != LG_OK || s->held != NULL;
     }
     s->idle = idle || s->no_ship;
     s->idle_gen++;
@@ -824,7 +835,7 @@ void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
     out->overflowed = atomic_load(&s->overflowed);
     out->queue_depth = lg_queue_count(s->q);
     out->accepted = atomic_load(&s->popped) + out->overflowed + out->queue_depth;
-    out->dropped = atomic_load(&s->dropped);
+    out->dropped = atomic_load(&s->dropped); /* spool-lost records are added below */
     out->spooled = atomic_load(&s->spooled);
     out->rows_shipped = atomic_load(&s->rows_shipped);
     out->batches = atomic_load(&s->batches);
@@ -843,6 +854,7 @@ void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
     lg_spool_get_stats(s->sp, &ss);
     out->spool_bytes = ss.bytes;
     out->corrupt_records = ss.corrupt_records;
+    out->dropped += ss.lost;
 }
 
 int lg_shipper_format_metrics(lg_shipper *s, struct lg_buf *out)
@@ -856,8 +868,8 @@ int lg_shipper_format_metrics(lg_shipper *s, struct lg_buf *out)
         {"accepted_total", "counter", "Billing records accepted by enqueue.", st.accepted},
         {"overflowed_total", "counter", "Records spooled by the caller (ring full).",
          st.overflowed},
-        {"dropped_total", "counter", "Records lost: ring and spool full (the only loss).",
-         st.dropped},
+        {"dropped_total", "counter",
+         "Records lost: ring full and spool full or unwritable (the only loss).", st.dropped},
         {"rows_shipped_total", "counter", "Rows acknowledged by ClickHouse.", st.rows_shipped},
         {"batches_total", "counter", "Inserts acknowledged by ClickHouse.", st.batches},
         {"retries_total", "counter", "Failed attempts that were retried.", st.retries},
@@ -1044,8 +1056,13 @@ void lg_shipper_stop(lg_shipper *s)
     if (s->thread_started) {
         pthread_join(s->th, NULL);
     }
-    /* Only when the spool is full at the end: these were accepted but can be neither
-     * shipped nor spooled. They are the counted, logged drops of the contract. */
+    /* Only when the spool is full or cannot write at the end: these were accepted but can be
+     * neither shipped nor spooled. They are the counted, logged drops of the contract. */
+    uint64_t unwritten = lg_spool_discard(s->sp); /* counted by the spool (stats.lost) */
+    if (unwritten > 0) {
+        lg_log(LG_LOG_ERROR, NULL, "record_dropped", "dropped_at_stop=%" PRIu64
+               " reason=spool_write_failed", unwritten);
+    }
     uint64_t lost = 0;
     void *item;
     if (s->held != NULL) {
@@ -1060,7 +1077,7 @@ void lg_shipper_stop(lg_shipper *s)
     if (lost > 0) {
         add(&s->dropped, lost);
         lg_log(LG_LOG_ERROR, NULL, "record_dropped", "dropped_at_stop=%" PRIu64
-               " reason=spool_full", lost);
+               " reason=spool_full_or_failing", lost);
     }
 }
 

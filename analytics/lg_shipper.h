@@ -14,7 +14,11 @@
  *
  * When the ring is full the caller encodes and appends to the spool itself (the only case
  * where enqueue does I/O: a write(2) when the spool's buffer fills). When the spool is at
- * its cap the record is dropped: counted (stats.dropped), logged, LG_ERR_EXHAUSTED.
+ * its cap or cannot write (disk full, I/O error) the record is dropped: counted
+ * (stats.dropped), logged, LG_ERR_EXHAUSTED. On the shipper thread either condition is
+ * backpressure: the record is held (never dead-lettered: nothing is wrong with it), the
+ * ring fills, and the spool's own flush retries until the disk takes writes again (see
+ * lg_spool: a full disk recovers once ClickHouse acknowledged what the spool holds).
  *
  * Failures: a 200 with an exception in the body is a failure. Rows ClickHouse rejects as
  * malformed go to the dead-letter file (one JSON line each: error, code, batch_id, row) and
@@ -71,7 +75,8 @@ struct lg_shipper_opts {
 struct lg_shipper_stats {
     uint64_t accepted;       /* records taken by enqueue (ring or spool) */
     uint64_t overflowed;     /* of those, spooled by the caller because the ring was full */
-    uint64_t dropped;        /* refused: ring and spool full (the only loss) */
+    uint64_t dropped;        /* lost: refused at enqueue (ring full, spool full or failing),
+                                freed at stop, or discarded unwritten by the spool */
     uint64_t spooled;        /* rows appended to the spool by the shipper thread */
     uint64_t rows_shipped;   /* rows acknowledged by ClickHouse */
     uint64_t batches;        /* inserts acknowledged */
@@ -91,7 +96,8 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o);
 /* Stops: enqueue refuses from now on (LG_ERR_CLOSED); the thread ships for up to
  * LG_SHIPPER_DRAIN_DEADLINE_MS (the SIGTERM budget), spools what is still queued, and
  * exits. What did not land stays in the spool for the next start. Records that could not
- * even be spooled (spool at its cap) are freed and counted in stats.dropped. Stats remain
+ * even be spooled (spool at its cap, or its disk full) are freed and counted in
+ * stats.dropped. Stats remain
  * readable until lg_shipper_free. No enqueue may run concurrently with the call. */
 void lg_shipper_stop(lg_shipper *s);
 /* lg_shipper_stop if not done, then closes the spool and frees. Accepts NULL. */
@@ -105,7 +111,7 @@ void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out);
 
 /* Waits until every record accepted before the call is in the spool and fdatasync'd
  * (survives kill -9). LG_OK, LG_ERR_TIMEOUT, or LG_ERR_EXHAUSTED: the spool is at its cap
- * and some accepted records wait in memory for room. */
+ * or cannot write (disk full), and some accepted records wait in memory for room. */
 int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms);
 /* The SIGTERM hook: ships everything accepted so far, ignoring batch age, and waits until
  * ClickHouse acknowledged it all or |timeout_ms| passed. LG_OK (all landed) or

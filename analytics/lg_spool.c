@@ -42,8 +42,14 @@ struct lg_spool {
     uint64_t disk_bytes; /* bytes of all segment files */
     uint64_t first_seg;  /* lowest segment present */
     uint64_t appended;
-    int werr;            /* sticky write error (LG_ERR_IO) after a short write */
+    uint64_t wbuf_records; /* records in |wbuf| */
+    int werr;            /* permanent write error: a failed write could not be rolled back */
+    bool wfailed;        /* the last write failed and was rolled back: appends refuse with
+                            LG_ERR_IO (no request thread retries I/O) until a flush writes */
+    struct lg_spool_pos acked; /* highest acknowledged position passed to save_state */
+    uint64_t lost;       /* records discarded unwritten (lg_spool_discard, close) */
     int unsynced_fd;     /* the previous segment, rotated away but not yet fdatasync'd */
+    uint64_t unsynced_seg; /* its number */
     bool dir_dirty;      /* a segment was created since the directory was last fsync'd */
 
     /* Reader side: the shipper thread only. */
@@ -88,20 +94,32 @@ static int seg_path(const lg_spool *sp, uint64_t seg, char *out, size_t outlen)
     return (n < 0 || (size_t)n >= outlen) ? LG_ERR_INVALID : LG_OK;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+/* Writes all |len| bytes; |*done| (optional) gets how many were written, also on failure
+ * (a full disk takes a prefix). */
+static int write_all_count(int fd, const uint8_t *p, size_t len, size_t *done)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
+    size_t got = 0;
+    int rc = LG_OK;
+    while (got < len) {
+        ssize_t n = write(fd, p + got, len - got);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
-            return LG_ERR_IO;
+            rc = LG_ERR_IO;
+            break;
         }
-        p += n;
-        len -= (size_t)n;
+        got += (size_t)n;
     }
-    return LG_OK;
+    if (done != NULL) {
+        *done = got;
+    }
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    return write_all_count(fd, p, len, NULL);
 }
 
 static ssize_t pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
@@ -154,6 +172,9 @@ static int open_segment_locked(lg_spool *sp, uint64_t seg)
     uint64_t size = (uint64_t)st.st_size;
     if (size == 0) {
         if (write_all(fd, (const uint8_t *)SPOOL_MAGIC, SPOOL_MAGIC_LEN) != LG_OK) {
+            /* A partial magic would make the file look like a segment with a torn head;
+             * empty, it is taken as new by the next open. */
+            (void)ftruncate(fd, 0);
             close(fd);
             return LG_ERR_IO;
         }
@@ -168,7 +189,9 @@ static int open_segment_locked(lg_spool *sp, uint64_t seg)
 }
 
 /* Closes the active segment and opens the next. Caller holds mu and has flushed the
- * buffer. */
+ * buffer. When the next segment cannot be created (disk full), |wfd| stays -1 and |wseg| /
+ * |wsize| keep describing the closed one, so the reader still sees all of it; the next
+ * flush creates the segment. */
 static int rotate_locked(lg_spool *sp)
 {
     /* The closed segment is fdatasync'd by the next lg_spool_flush(sync) on the shipper
@@ -180,17 +203,136 @@ static int rotate_locked(lg_spool *sp)
         close(sp->unsynced_fd);
         sp->unsynced_fd = -1;
         if (rc != 0) {
-            sp->werr = LG_ERR_IO;
             return LG_ERR_IO;
         }
     }
     sp->unsynced_fd = sp->wfd;
+    sp->unsynced_seg = sp->wseg;
     sp->wfd = -1;
     int rc = open_segment_locked(sp, sp->wseg + 1);
     if (rc != LG_OK) {
-        sp->werr = rc;
+        sp->wfailed = true;
     }
     return rc;
+}
+
+/* Undoes a failed write to the active segment: the file goes back to its last good size
+ * (|wsize|, a frame boundary), so it never holds a torn frame and later frames follow
+ * valid ones. The unwritten frames stay in |wbuf| for the next flush. Caller holds mu. */
+static int rollback_locked(lg_spool *sp)
+{
+    sp->wfailed = true;
+    if (ftruncate(sp->wfd, (off_t)sp->wsize) != 0) {
+        /* The segment may end in garbage: never write to it again (the next open truncates
+         * the torn tail). Appends refuse from now on and the buffer is counted lost. */
+        sp->werr = LG_ERR_IO;
+    }
+    return LG_ERR_IO;
+}
+
+/* Deletes the segments before |seg| (never the active one). Each is truncated before it is
+ * unlinked: the reader may still hold it open, and on a full disk the space must return
+ * now, not when that descriptor moves on. Caller holds mu. */
+static void delete_before_locked(lg_spool *sp, uint64_t seg)
+{
+    while (sp->first_seg < seg && sp->first_seg < sp->wseg) {
+        char path[SPOOL_PATH_MAX];
+        struct stat sb;
+        if (seg_path(sp, sp->first_seg, path, sizeof(path)) == LG_OK && stat(path, &sb) == 0 &&
+            truncate(path, 0) == 0 && unlink(path) == 0) {
+            uint64_t n = (uint64_t)sb.st_size;
+            sp->disk_bytes -= n < sp->disk_bytes ? n : sp->disk_bytes;
+        }
+        sp->first_seg++;
+    }
+    if (sp->unsynced_fd >= 0 && sp->unsynced_seg < sp->first_seg) {
+        /* The rotated-away segment was acknowledged and deleted: nothing left to sync. */
+        close(sp->unsynced_fd);
+        sp->unsynced_fd = -1;
+    }
+}
+
+/* On a failed write: when every byte of the active segment is acknowledged (in ClickHouse),
+ * the segment is deleted so its space serves the unwritten buffer; the next write creates
+ * the following segment. This is how a spool that filled its disk recovers once ClickHouse
+ * has taken what it holds (a 64 MiB segment on a small disk would otherwise never be freed:
+ * only segments wholly before the acknowledged one are deleted). True when done. */
+static bool reclaim_locked(lg_spool *sp)
+{
+    if (sp->first_seg > sp->wseg || sp->wsize <= SPOOL_MAGIC_LEN ||
+        lg_spool_pos_before(sp->acked, (struct lg_spool_pos){sp->wseg, sp->wsize})) {
+        return false; /* already done, nothing to free, or not all of it in ClickHouse */
+    }
+    /* By path: the segment may be open (active) or closed by a rotation whose next segment
+     * could not be created. */
+    char path[SPOOL_PATH_MAX];
+    if (seg_path(sp, sp->wseg, path, sizeof(path)) != LG_OK || truncate(path, 0) != 0) {
+        return false;
+    }
+    if (sp->wfd >= 0) {
+        close(sp->wfd);
+        sp->wfd = -1;
+    }
+    (void)unlink(path);
+    sp->disk_bytes -= sp->wsize < sp->disk_bytes ? sp->wsize : sp->disk_bytes;
+    delete_before_locked(sp, sp->wseg);
+    sp->first_seg = sp->wseg + 1; /* no segment left; the next write creates wseg + 1 */
+    if (sp->unsynced_fd >= 0) {
+        close(sp->unsynced_fd); /* it was one of those deleted */
+        sp->unsynced_fd = -1;
+    }
+    return true;
+}
+
+/* After a write that took only the first |done| bytes of the buffer: the frames that were
+ * written whole stay in the segment (|wsize| moves past them) and leave the buffer; the
+ * rest, from the first incomplete frame on, is kept for the next flush. Without this, a
+ * buffer larger than the free space (1 MiB against a small disk) could never be written.
+ * Caller holds mu and rolls the file back to |wsize| next. */
+static void keep_written_frames_locked(lg_spool *sp, size_t done)
+{
+    size_t off = 0;
+    uint64_t n = 0;
+    while (sp->wbuf.len - off >= SPOOL_FRAME_HDR) {
+        size_t frame = SPOOL_FRAME_HDR + (size_t)get_u32(sp->wbuf.data + off);
+        if (frame > done - off) {
+            break;
+        }
+        off += frame;
+        n++;
+    }
+    if (off == 0) {
+        return;
+    }
+    sp->wsize += off;
+    memmove(sp->wbuf.data, sp->wbuf.data + off, sp->wbuf.len - off);
+    sp->wbuf.len -= off;
+    sp->wbuf.data[sp->wbuf.len] = 0;
+    sp->wbuf_records -= n;
+}
+
+/* Writes the buffer to the active segment, creating that segment first if a rotation or a
+ * reclaim left none. LG_OK or LG_ERR_IO (rolled back; the buffer is kept). Caller holds
+ * mu. */
+static int write_buffer_locked(lg_spool *sp)
+{
+    if (sp->wfd < 0) {
+        int rc = open_segment_locked(sp, sp->wseg + 1);
+        if (rc != LG_OK) {
+            sp->wfailed = true;
+            return rc;
+        }
+    }
+    size_t done = 0;
+    if (write_all_count(sp->wfd, sp->wbuf.data, sp->wbuf.len, &done) != LG_OK) {
+        keep_written_frames_locked(sp, done);
+        return rollback_locked(sp);
+    }
+    sp->wsize += sp->wbuf.len;
+    lg_buf_reset(&sp->wbuf);
+    sp->wbuf_records = 0;
+    sp->wfailed = false;
+    return LG_OK;
 }
 
 /* Writes the buffer out; rotates the segment once it is full. Caller holds mu. */
@@ -199,19 +341,14 @@ static int flush_locked(lg_spool *sp)
     if (sp->werr != LG_OK) {
         return sp->werr;
     }
-    if (sp->wbuf.len == 0) {
+    if (sp->wbuf.len == 0 && sp->wfd >= 0) {
         return LG_OK;
     }
-    int rc = write_all(sp->wfd, sp->wbuf.data, sp->wbuf.len);
-    if (rc != LG_OK) {
-        /* A short write leaves a torn frame: later appends would follow garbage. Stop
-         * writing; the next open truncates the tail. */
-        sp->werr = rc;
-        return rc;
+    int rc = write_buffer_locked(sp);
+    if (rc != LG_OK && sp->werr == LG_OK && reclaim_locked(sp)) {
+        rc = write_buffer_locked(sp);
     }
-    sp->wsize += sp->wbuf.len;
-    lg_buf_reset(&sp->wbuf);
-    if (sp->wsize >= sp->segment_bytes) {
+    if (rc == LG_OK && sp->wsize >= sp->segment_bytes) {
         rc = rotate_locked(sp);
     }
     return rc;
@@ -228,6 +365,13 @@ int lg_spool_append(lg_spool *sp, const void *p, size_t len)
     size_t frame = SPOOL_FRAME_HDR + len;
     int rc = LG_OK;
     pthread_mutex_lock(&sp->mu);
+    if (sp->werr != LG_OK || sp->wfailed) {
+        /* A write failed (disk full, I/O error): refuse rather than buffer a record that
+         * may never be written. The shipper's periodic flush retries; the caller holds
+         * the record (backpressure) or counts it dropped. */
+        rc = LG_ERR_IO;
+        goto out_unlock;
+    }
     if (sp->disk_bytes + sp->wbuf.len + frame > sp->max_bytes) {
         rc = LG_ERR_EXHAUSTED;
         goto out_unlock;
@@ -251,19 +395,31 @@ int lg_spool_append(lg_spool *sp, const void *p, size_t len)
         }
     }
     if (frame > sp->wbuf.max) {
-        /* Larger than the whole buffer: write it directly, header then payload. */
-        rc = write_all(sp->wfd, hdr, sizeof(hdr));
-        if (rc == LG_OK) {
-            rc = write_all(sp->wfd, p, len);
+        /* Larger than the whole buffer (now empty): write it directly, header then
+         * payload; a failure is rolled back and the record refused. */
+        rc = write_buffer_locked(sp);
+        if (rc == LG_OK && (write_all(sp->wfd, hdr, sizeof(hdr)) != LG_OK ||
+                            write_all(sp->wfd, p, len) != LG_OK)) {
+            rc = rollback_locked(sp);
         }
         if (rc != LG_OK) {
-            sp->werr = rc;
             goto out_unlock;
         }
         sp->wsize += frame;
     } else {
-        lg_buf_append(&sp->wbuf, hdr, sizeof(hdr));
-        lg_buf_append(&sp->wbuf, p, len);
+        size_t mark = sp->wbuf.len;
+        rc = lg_buf_append(&sp->wbuf, hdr, sizeof(hdr));
+        if (rc == LG_OK) {
+            rc = lg_buf_append(&sp->wbuf, p, len);
+        }
+        if (rc != LG_OK) {
+            sp->wbuf.len = mark; /* no half frame stays buffered */
+            if (sp->wbuf.data != NULL) {
+                sp->wbuf.data[mark] = 0;
+            }
+            goto out_unlock;
+        }
+        sp->wbuf_records++;
     }
     sp->disk_bytes += frame;
     sp->appended++;
@@ -483,6 +639,22 @@ int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st)
     if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof(path) || (size_t)n2 >= sizeof(tmp)) {
         return LG_ERR_INVALID;
     }
+    /* Segments wholly before the acknowledged one are deleted before the state is written,
+     * not after: everything before st->ack is in ClickHouse, so a crash in between at worst
+     * replays from an older ack whose segments are gone (skipped) and checks the batch in
+     * flight by its id. The other order deadlocks a full disk: the new state file needs
+     * space that only the deletion frees. */
+    pthread_mutex_lock(&sp->mu);
+    if (lg_spool_pos_before(sp->acked, st->ack)) {
+        sp->acked = st->ack;
+    }
+    delete_before_locked(sp, st->ack.seg);
+    if (sp->wfailed) {
+        /* Disk full and the active segment now wholly acknowledged: free it before the
+         * state file needs room (the next flush writes into a new segment). */
+        (void)reclaim_locked(sp);
+    }
+    pthread_mutex_unlock(&sp->mu);
     char line[512];
     int len = snprintf(line, sizeof(line), "lgspool-state 1 %" PRIu64 " %" PRIu64 " %d %" PRIu64
                        " %" PRIu64 " %s",
@@ -513,19 +685,6 @@ int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st)
         return rc;
     }
     sp->state = *st;
-    /* Delete segments wholly before the acknowledged one (never the active segment). */
-    pthread_mutex_lock(&sp->mu);
-    while (sp->first_seg < st->ack.seg && sp->first_seg < sp->wseg) {
-        char seg[SPOOL_PATH_MAX];
-        struct stat sb;
-        if (seg_path(sp, sp->first_seg, seg, sizeof(seg)) == LG_OK && stat(seg, &sb) == 0) {
-            if (unlink(seg) == 0) {
-                sp->disk_bytes -= (uint64_t)sb.st_size;
-            }
-        }
-        sp->first_seg++;
-    }
-    pthread_mutex_unlock(&sp->mu);
     return LG_OK;
 }
 
@@ -605,6 +764,7 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
     if (!any || lg_spool_pos_before(sp->state.ack, (struct lg_spool_pos){lo, 0})) {
         sp->state.ack = (struct lg_spool_pos){lo, SPOOL_MAGIC_LEN};
     }
+    sp->acked = sp->state.ack;
     rc = open_segment_locked(sp, hi);
     if (rc != LG_OK) {
         goto out_free_spool;
@@ -626,7 +786,9 @@ void lg_spool_close(lg_spool *sp)
     if (sp == NULL) {
         return;
     }
-    lg_spool_flush(sp, true);
+    if (lg_spool_flush(sp, true) != LG_OK) {
+        (void)lg_spool_discard(sp);
+    }
     if (sp->unsynced_fd >= 0) {
         close(sp->unsynced_fd); /* only after a failed flush */
     }
@@ -796,12 +958,26 @@ void lg_spool_get_state(const lg_spool *sp, struct lg_spool_state *out)
     *out = sp->state;
 }
 
+uint64_t lg_spool_discard(lg_spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    uint64_t n = sp->wbuf_records;
+    sp->disk_bytes -= sp->wbuf.len < sp->disk_bytes ? sp->wbuf.len : sp->disk_bytes;
+    lg_buf_reset(&sp->wbuf);
+    sp->wbuf_records = 0;
+    sp->lost += n;
+    pthread_mutex_unlock(&sp->mu);
+    return n;
+}
+
 void lg_spool_get_stats(lg_spool *sp, struct lg_spool_stats *out)
 {
     pthread_mutex_lock(&sp->mu);
     out->bytes = sp->disk_bytes;
     out->segments = sp->wseg >= sp->first_seg ? sp->wseg - sp->first_seg + 1 : 0;
     out->appended = sp->appended;
+    out->lost = sp->lost;
+    out->write_failed = sp->werr != LG_OK || sp->wfailed;
     pthread_mutex_unlock(&sp->mu);
     out->torn_bytes = sp->torn_bytes;
     out->corrupt_records = sp->corrupt_records;

@@ -12,6 +12,16 @@
  * total size of the segments plus buffered bytes never exceeds max_bytes: an append past
  * it fails with LG_ERR_EXHAUSTED (the caller counts the drop).
  *
+ * Write failures (disk full, EIO): a failed write is rolled back (the segment is truncated
+ * to its last good size, so it never ends in a torn frame) and the unwritten records stay
+ * in the write buffer, retried by the next lg_spool_flush. Until a flush writes them,
+ * lg_spool_append refuses every record with LG_ERR_IO: a record is never accepted that
+ * cannot be persisted, and the memory held is bounded by the buffer. When the failed write
+ * meets an active segment that is wholly acknowledged (lg_spool_save_state), that segment
+ * is deleted and the write retried in the next one: a spool that filled its disk recovers
+ * as soon as ClickHouse has taken what it holds. Records that are finally given up
+ * (lg_spool_discard, lg_spool_close after a failed flush) are counted in stats.lost.
+ *
  * Recovery (lg_spool_open): the last segment is scanned; a torn tail (short header, length
  * past the end, or CRC mismatch) is truncated and counted (stats.torn_bytes). A CRC
  * mismatch met by lg_spool_read inside an earlier segment skips the rest of that segment
@@ -23,7 +33,8 @@
  * shipper). open/close while no other thread uses the spool. fsync runs only in
  * lg_spool_flush(sync=true), lg_spool_save_state, lg_spool_open (recovery) and
  * lg_spool_close (also for segments rotated away and new directory entries): never inside
- * lg_spool_append, which request threads call on the overflow path.
+ * lg_spool_append, which request threads call on the overflow path (and which never
+ * retries a failed write: only lg_spool_flush does).
  * Ownership: the spool copies what it is given; lg_spool_read fills a caller-owned lg_buf.
  * Errors: LG_ERR_IO (with errno logged by the caller's context), LG_ERR_NOMEM,
  * LG_ERR_EXHAUSTED (cap), LG_ERR_TOO_LARGE (record larger than the maximum), LG_ERR_AGAIN
@@ -69,6 +80,8 @@ struct lg_spool_stats {
     uint64_t torn_bytes;      /* bytes truncated from a torn tail at open */
     uint64_t corrupt_records; /* records skipped because of a CRC mismatch */
     uint64_t appended;        /* records appended since open */
+    uint64_t lost;            /* records accepted but discarded unwritten (write failures) */
+    bool write_failed;        /* the last write failed: appends refuse until a flush writes */
 };
 
 /* Opens (or creates) the spool in |o->dir|, recovering a torn tail. Returned owned. */
@@ -77,10 +90,16 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o);
 void lg_spool_close(lg_spool *sp);
 
 /* Appends one record of |len| bytes (copied). LG_OK, LG_ERR_EXHAUSTED (cap reached; nothing
- * written), LG_ERR_TOO_LARGE (len > LG_SPOOL_MAX_RECORD_BYTES), LG_ERR_IO, LG_ERR_NOMEM. */
+ * written), LG_ERR_TOO_LARGE (len > LG_SPOOL_MAX_RECORD_BYTES), LG_ERR_IO (a write failed,
+ * now or earlier and not yet retried by a successful flush: the record is not taken),
+ * LG_ERR_NOMEM. On any error the record is not in the spool. */
 int lg_spool_append(lg_spool *sp, const void *p, size_t len);
-/* Writes buffered records to the segment file; with |sync|, fdatasync()s it too. */
+/* Writes buffered records to the segment file; with |sync|, fdatasync()s it too. LG_OK or
+ * LG_ERR_IO (what could not be written stays buffered for the next call). */
 int lg_spool_flush(lg_spool *sp, bool sync);
+/* Gives up the buffered records a failed flush could not write: frees them, adds them to
+ * stats.lost and returns how many (the caller logs and counts the loss). For shutdown. */
+uint64_t lg_spool_discard(lg_spool *sp);
 
 /* Reads the record at |*cur| into |out| (reset first) and advances |*cur| past it. Only
  * flushed records are visible. LG_OK, LG_ERR_AGAIN (no further record yet),
@@ -90,8 +109,9 @@ int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out);
 
 /* The state loaded at open or last saved. A fresh spool starts at the first record. */
 void lg_spool_get_state(const lg_spool *sp, struct lg_spool_state *out);
-/* Persists |st| atomically (write, fsync, rename, fsync dir), then deletes segments that lie
- * wholly before st->ack. LG_OK or LG_ERR_IO (the old state stays valid). */
+/* Deletes segments that lie wholly before st->ack, then persists |st| atomically (write,
+ * fsync, rename, fsync dir). Everything before st->ack must be in ClickHouse (it may be
+ * deleted even when persisting fails). LG_OK or LG_ERR_IO (the old state stays valid). */
 int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st);
 
 /* True when no record (written or buffered) lies at or after |pos|. Any thread. */

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -186,6 +189,105 @@ static void test_shipper_cap_drops_are_counted(void **state)
     (void)ok;
 }
 
+/* The spool's disk fills (RLIMIT_FSIZE: a write past it fails after a partial write, like
+ * ENOSPC): records are held, not dead-lettered; producers that find the ring full are
+ * refused and counted; once space returns every accepted record reaches the spool. */
+static void test_shipper_disk_full_is_backpressure(void **state)
+{
+    struct fixture *f = *state;
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit saved;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    struct lg_shipper_opts o = spool_only(f->dir);
+    o.queue_capacity = 4;
+    lg_shipper *s = NULL;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
+    assert_int_equal(lg_shipper_enqueue(s, rec(0)), LG_OK);
+    assert_int_equal(lg_shipper_sync(s, 30000), LG_OK);
+    char seg[160];
+    snprintf(seg, sizeof(seg), "%s/%020d.seg", f->dir, 0);
+    struct stat sb;
+    assert_int_equal(stat(seg, &sb), 0);
+    struct rlimit full = saved;
+    full.rlim_cur = (rlim_t)sb.st_size + 1;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+    assert_int_equal(lg_shipper_enqueue(s, rec(1)), LG_OK);
+    /* The flush fails: sync reports that accepted records wait in memory. */
+    assert_int_equal(lg_shipper_sync(s, 30000), LG_ERR_EXHAUSTED);
+    int ok = 2, refused = 0;
+    for (int i = 2; i < 42; i++) {
+        struct lg_record *r = rec(i);
+        int rc = lg_shipper_enqueue(s, r);
+        if (rc == LG_OK) {
+            ok++;
+        } else {
+            assert_int_equal(rc, LG_ERR_EXHAUSTED);
+            lg_record_free(r);
+            refused++;
+        }
+    }
+    assert_true(refused > 0); /* at most the ring and the held record were taken */
+    struct lg_shipper_stats st;
+    lg_shipper_get_stats(s, &st);
+    assert_int_equal(st.dropped, (uint64_t)refused);
+    assert_int_equal(st.dead_letters, 0);
+    /* Space returns: the spool's flush writes what it kept, the held record and the ring
+     * follow. Polled: each sync is one loop turn of the shipper. */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    int rc = LG_ERR_EXHAUSTED;
+    for (int i = 0; i < 3000 && rc == LG_ERR_EXHAUSTED; i++) {
+        rc = lg_shipper_sync(s, 30000);
+    }
+    assert_int_equal(rc, LG_OK);
+    lg_shipper_stop(s);
+    lg_shipper_get_stats(s, &st);
+    assert_int_equal(st.dropped, (uint64_t)refused);
+    assert_int_equal(st.dead_letters, 0);
+    assert_int_equal(st.spooled + st.overflowed, (uint64_t)ok);
+    lg_shipper_free(s);
+    assert_int_equal(count_spooled(f->dir), ok);
+}
+
+/* Stopped while the disk is still full: the records the spool could not write and those
+ * held or queued are counted as dropped, so made = spooled + dropped still holds. */
+static void test_shipper_disk_full_at_stop_counts_unwritten(void **state)
+{
+    struct fixture *f = *state;
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit saved;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    struct lg_shipper_opts o = spool_only(f->dir);
+    o.queue_capacity = 4;
+    lg_shipper *s = NULL;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
+    assert_int_equal(lg_shipper_enqueue(s, rec(0)), LG_OK);
+    assert_int_equal(lg_shipper_sync(s, 30000), LG_OK);
+    char seg[160];
+    snprintf(seg, sizeof(seg), "%s/%020d.seg", f->dir, 0);
+    struct stat sb;
+    assert_int_equal(stat(seg, &sb), 0);
+    struct rlimit full = saved;
+    full.rlim_cur = (rlim_t)sb.st_size + 1;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+    int refused = 0;
+    for (int i = 1; i < 21; i++) {
+        struct lg_record *r = rec(i);
+        if (lg_shipper_enqueue(s, r) != LG_OK) {
+            lg_record_free(r);
+            refused++;
+        }
+    }
+    assert_int_equal(lg_shipper_sync(s, 30000), LG_ERR_EXHAUSTED);
+    lg_shipper_stop(s);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    struct lg_shipper_stats st;
+    lg_shipper_get_stats(s, &st);
+    assert_int_equal(st.dead_letters, 0);
+    assert_true(st.dropped > (uint64_t)refused); /* accepted ones were lost too, counted */
+    lg_shipper_free(s);
+    assert_int_equal((uint64_t)count_spooled(f->dir) + st.dropped, 21);
+}
+
 static void test_shipper_closed_after_stop(void **state)
 {
     struct fixture *f = *state;
@@ -233,6 +335,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shipper_spools_every_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_overflow_goes_to_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_cap_drops_are_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_disk_full_is_backpressure, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_disk_full_at_stop_counts_unwritten, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_shipper_closed_after_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_retries_when_unreachable, setup, teardown),
     };

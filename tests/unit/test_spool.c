@@ -8,6 +8,8 @@
 #include <string.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,12 +23,17 @@
 
 struct fixture {
     char dir[64];
+    struct rlimit fsize; /* RLIMIT_FSIZE at setup, restored by teardown */
 };
 
 static int setup(void **state)
 {
     lg_test_use_cmocka_allocator();
     struct fixture *f = malloc(sizeof(*f));
+    /* Disk-full tests cap the file size (RLIMIT_FSIZE): a write past it fails with EFBIG
+     * after a partial write, like ENOSPC, instead of raising SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &f->fsize);
     strcpy(f->dir, "/tmp/lg_test_spool_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     *state = f;
@@ -36,6 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    setrlimit(RLIMIT_FSIZE, &f->fsize);
     DIR *d = opendir(f->dir);
     struct dirent *e;
     while (d != NULL && (e = readdir(d)) != NULL) {
@@ -261,6 +269,149 @@ static void test_spool_cap_refuses(void **state)
     lg_spool_close(sp);
 }
 
+/* Files may grow to |bytes| (the soft limit; |f->fsize| is put back by teardown). */
+static void limit_file_size(struct fixture *f, uint64_t bytes)
+{
+    struct rlimit rl = f->fsize;
+    rl.rlim_cur = (rlim_t)bytes;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static uint64_t seg_size(struct fixture *f, uint64_t seg)
+{
+    char p[160];
+    snprintf(p, sizeof(p), "%s/%020llu.seg", f->dir, (unsigned long long)seg);
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        return UINT64_MAX; /* no such segment */
+    }
+    return (uint64_t)st.st_size;
+}
+
+/* A frame of "record-NNNNNN": 8-byte header and 13 bytes. */
+#define REC_FRAME_BYTES (8u + 13u)
+
+/* 10 records written, 5 more buffered, then the disk "fills" with room for one and a half
+ * more frames: the write takes a prefix and the flush fails. The whole frame stays written,
+ * the half one is rolled back and it and the 3 after it stay buffered. Returns the good
+ * size of segment 0 (11 records). */
+static uint64_t fill_then_fail(struct fixture *f, lg_spool *sp)
+{
+    append_n(sp, 0, 10);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    uint64_t before = seg_size(f, 0);
+    append_n(sp, 10, 5); /* accepted: nothing has failed yet */
+    limit_file_size(f, before + REC_FRAME_BYTES + REC_FRAME_BYTES / 2);
+    assert_int_equal(lg_spool_flush(sp, false), LG_ERR_IO);
+    assert_int_equal(seg_size(f, 0), before + REC_FRAME_BYTES);
+    return before + REC_FRAME_BYTES;
+}
+
+static void test_spool_append_after_failed_write(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 20);
+    uint64_t good = fill_then_fail(f, sp);
+    /* Refused, not buffered: a record is never taken that may not be written. */
+    assert_int_equal(lg_spool_append(sp, "record-000015", 13), LG_ERR_IO);
+    assert_int_equal(lg_spool_append(sp, "record-000015", 13), LG_ERR_IO);
+    assert_int_equal(lg_spool_flush(sp, true), LG_ERR_IO); /* retried, still failing */
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_true(stats.write_failed);
+    assert_int_equal(stats.appended, 15);
+    assert_int_equal(stats.lost, 0); /* the 4 unwritten records wait in memory */
+    assert_int_equal(seg_size(f, 0), good);
+    /* Given up (shutdown): counted, never silent. */
+    assert_int_equal(lg_spool_discard(sp), 4);
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.lost, 4);
+    lg_spool_close(sp);
+}
+
+static void test_spool_rollback_leaves_readable_spool(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 20);
+    uint64_t good = fill_then_fail(f, sp);
+    /* The partial write was truncated away: no torn frame, nothing corrupt. */
+    assert_int_equal(seg_size(f, 0), good);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 11);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.corrupt_records, 0);
+    /* Close with the disk still full: the buffered records are counted lost. */
+    lg_spool_close(sp);
+    setrlimit(RLIMIT_FSIZE, &f->fsize);
+    sp = open_spool(f, 1 << 20, 1 << 20);
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.torn_bytes, 0);
+    lg_spool_get_state(sp, &st);
+    cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 11);
+    lg_spool_close(sp);
+}
+
+static void test_spool_recovers_after_space_returns(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 20);
+    fill_then_fail(f, sp);
+    assert_int_equal(lg_spool_append(sp, "record-000015", 13), LG_ERR_IO);
+    setrlimit(RLIMIT_FSIZE, &f->fsize); /* space returns */
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    append_n(sp, 15, 5);
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 20); /* in order, none lost */
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_false(stats.write_failed);
+    assert_int_equal(stats.lost, 0);
+    assert_int_equal(stats.corrupt_records, 0);
+    lg_spool_close(sp);
+}
+
+static void test_spool_full_disk_reclaims_acknowledged_segment(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 20);
+    fill_then_fail(f, sp);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 11);
+    /* Not acknowledged: the full segment must stay, the flush keeps failing. */
+    assert_int_equal(lg_spool_flush(sp, false), LG_ERR_IO);
+    /* ClickHouse took all 11: the retry deletes the segment and writes into the next. */
+    st.ack = cur;
+    assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    assert_int_equal(seg_size(f, 0), UINT64_MAX);
+    assert_true(seg_size(f, 1) < UINT64_MAX);
+    assert_int_equal(read_all(sp, &cur, 11), 4);
+    append_n(sp, 15, 1);
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    assert_int_equal(read_all(sp, &cur, 15), 1);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.segments, 1);
+    assert_int_equal(stats.lost, 0);
+    lg_spool_close(sp);
+    /* And a restart resumes after the acknowledged position, in the new segment. */
+    setrlimit(RLIMIT_FSIZE, &f->fsize);
+    sp = open_spool(f, 1 << 20, 1 << 20);
+    lg_spool_get_state(sp, &st);
+    cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 11), 5);
+    lg_spool_close(sp);
+}
+
 static void test_spool_invalid_options(void **state)
 {
     struct fixture *f = *state;
@@ -300,6 +451,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_cap_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_invalid_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_append_after_failed_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_rollback_leaves_readable_spool, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_recovers_after_space_returns, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_full_disk_reclaims_acknowledged_segment,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
 }
