@@ -174,7 +174,9 @@ static int open_segment_locked(lg_spool *sp, uint64_t seg)
         if (write_all(fd, (const uint8_t *)SPOOL_MAGIC, SPOOL_MAGIC_LEN) != LG_OK) {
             /* A partial magic would make the file look like a segment with a torn head;
              * empty, it is taken as new by the next open. */
-            (void)ftruncate(fd, 0);
+            if (ftruncate(fd, 0) != 0) {
+                /* Nothing more to undo: the caller gets LG_ERR_IO either way. */
+            }
             close(fd);
             return LG_ERR_IO;
         }
