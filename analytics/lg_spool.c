@@ -172,11 +172,13 @@ static int open_segment_locked(lg_spool *sp, uint64_t seg)
     uint64_t size = (uint64_t)st.st_size;
     if (size == 0) {
         if (write_all(fd, (const uint8_t *)SPOOL_MAGIC, SPOOL_MAGIC_LEN) != LG_OK) {
-            /* A partial magic would make the file look like a segment with a torn head;
-             * empty, it is taken as new by the next open. */
+            /* A partial magic would make the file look like a segment with a torn head:
+             * remove it (emptied first, in case the unlink fails: an empty file is taken
+             * as new by the next open). */
             if (ftruncate(fd, 0) != 0) {
                 /* Nothing more to undo: the caller gets LG_ERR_IO either way. */
             }
+            (void)unlink(path);
             close(fd);
             return LG_ERR_IO;
         }
@@ -758,11 +760,23 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
         lo = 0;
         hi = 0;
     }
-    sp->first_seg = lo;
     rc = load_state(sp);
     if (rc != LG_OK) {
         goto out_free_spool;
     }
+    if (!any) {
+        /* No segment, but the state may name positions: all its segments were deleted (a
+         * reclaim on a full disk, then a stop before the next segment could be created).
+         * Number the new segment after them, so that no acknowledged position lies ahead
+         * of new records (the reader would wait for it, and deletion would follow it). */
+        struct lg_spool_pos a = sp->state.ack, e = sp->state.inflight_end;
+        uint64_t past = a.seg > e.seg ? a.seg : e.seg;
+        if (past > 0 || a.off > SPOOL_MAGIC_LEN || e.off > 0) {
+            lo = past + 1;
+            hi = lo;
+        }
+    }
+    sp->first_seg = lo;
     if (!any || lg_spool_pos_before(sp->state.ack, (struct lg_spool_pos){lo, 0})) {
         sp->state.ack = (struct lg_spool_pos){lo, SPOOL_MAGIC_LEN};
     }

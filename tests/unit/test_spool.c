@@ -412,6 +412,44 @@ static void test_spool_full_disk_reclaims_acknowledged_segment(void **state)
     lg_spool_close(sp);
 }
 
+/* The disk is so full that after the reclaim even the next segment cannot be created, and
+ * the process stops: no segment is left, and the state file names a batch in flight. The
+ * next open must number its segment after the positions the state names: the shipper, once
+ * its check finds that batch landed, reads on from the batch's end, and new records lying
+ * "before" it would never be read (and deletions would follow it). */
+static void test_spool_reopen_after_reclaim_without_segment(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 20);
+    fill_then_fail(f, sp);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 11);
+    st.ack = cur;
+    st.has_inflight = true;
+    st.inflight_end = cur;
+    snprintf(st.batch_id, sizeof(st.batch_id), "b-11");
+    assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
+    limit_file_size(f, 4); /* not even a segment's magic fits */
+    assert_int_equal(lg_spool_flush(sp, false), LG_ERR_IO);
+    assert_int_equal(seg_size(f, 0), UINT64_MAX);
+    assert_int_equal(seg_size(f, 1), UINT64_MAX); /* the half-made one was removed */
+    assert_int_equal(lg_spool_discard(sp), 4);
+    lg_spool_close(sp);
+    setrlimit(RLIMIT_FSIZE, &f->fsize);
+    sp = open_spool(f, 1 << 20, 1 << 20);
+    lg_spool_get_state(sp, &st);
+    assert_true(st.has_inflight);
+    cur = st.inflight_end; /* where the shipper goes on once "b-11" is found landed */
+    append_n(sp, 15, 3);
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    assert_int_equal(read_all(sp, &cur, 15), 3);
+    cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 15), 3);
+    lg_spool_close(sp);
+}
+
 static void test_spool_invalid_options(void **state)
 {
     struct fixture *f = *state;
@@ -458,6 +496,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_full_disk_reclaims_acknowledged_segment,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_reopen_after_reclaim_without_segment, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
 }
