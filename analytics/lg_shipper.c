@@ -21,6 +21,7 @@
 #include "lg_limits.h"
 #include "lg_log.h"
 #include "lg_mem.h"
+#include "lg_time.h"
 #include "lg_queue.h"
 #include "lg_record.h"
 #include "lg_spool.h"
@@ -95,20 +96,6 @@ struct lg_shipper {
     uint64_t drop_logged;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* xorshift64*: per-shipper jitter source (no global rand state). */
 static uint64_t next_rand(lg_shipper *s)
 {
@@ -131,7 +118,7 @@ static void dead_letter(lg_shipper *s, const char *batch_id, int code, const cha
     struct lg_buf *b = &s->dl;
     lg_buf_reset(b);
     int rc = lg_buf_appendf(b, "{\"time_ms\":%" PRId64 ",\"batch_id\":\"%s\",\"code\":%d,"
-                            "\"error\":\"", wall_ms(), batch_id, code);
+                            "\"error\":\"", lg_time_wall_ms(), batch_id, code);
     if (rc == LG_OK) {
         rc = lg_buf_append_json_escaped(b, (const uint8_t *)why, strlen(why));
     }
@@ -683,7 +670,7 @@ static void *thread_main(void *arg)
     lg_shipper *s = arg;
     int64_t stop_deadline = INT64_MAX;
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = lg_time_mono_ms();
         bool stopping = atomic_load_explicit(&s->stop, memory_order_acquire);
         if (stopping && stop_deadline == INT64_MAX) {
             stop_deadline = now + LG_SHIPPER_DRAIN_DEADLINE_MS;
@@ -709,7 +696,7 @@ static void *thread_main(void *arg)
         CURLMsg *m;
         while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
             if (m->msg == CURLMSG_DONE) {
-                on_done(s, m->data.result, mono_ms());
+                on_done(s, m->data.result, lg_time_mono_ms());
             }
         }
     }
@@ -1016,7 +1003,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     lg_buf_init(&s->params, LG_CHCLIENT_MAX_URL_BYTES);
     s->gzip = !o->no_gzip;
     s->no_ship = o->no_ship;
-    s->rng = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+    s->rng = (uint64_t)lg_time_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
     int rc = init_resources(s, o);
     if (rc != LG_OK) {
         free_resources(s);
@@ -1034,7 +1021,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
         s->check_rows = rows_of_id(st.batch_id);
         s->batch_end = st.inflight_end;
     }
-    s->last_sync_ms = mono_ms();
+    s->last_sync_ms = lg_time_mono_ms();
     if (pthread_create(&s->th, NULL, thread_main, s) != 0) {
         free_resources(s);
         return LG_ERR_NOMEM;
