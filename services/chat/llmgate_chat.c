@@ -285,8 +285,9 @@ static int chat_main_shipper_metrics(lg_metrics *m, lg_shipper *sh)
     }
     if (rc == LG_OK) {
         rc = lg_metrics_register_counter_cb(m, "llmgate_shipper_dropped_records_total",
-                                            "Billing records lost because ring and spool were "
-                                            "full (the only loss)",
+                                            "Billing records lost because the ring was full while "
+                                            "the spool was at its cap or could not write (the "
+                                            "only loss)",
                                             chat_main_dropped, sh, NULL);
     }
     return rc;
