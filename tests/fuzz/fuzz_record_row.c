@@ -38,6 +38,7 @@
 
 #define LG_FUZZ_SMOKE_ITERATIONS 10000
 #include "lg_fuzz_smoke.h"
+#include "lg_fuzz_utf8.h"
 
 static const char *const fuzz_str_names[FUZZ_NSTR] = {
     "request_id", "stream_id", "user_id", "conversation_id", "agent_id",
@@ -65,46 +66,6 @@ static int64_t get_i64(const uint8_t *p)
     return s;
 }
 
-static bool valid_utf8(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            k = 2;
-            cp = c & 0x1fU;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 3;
-            cp = c & 0x0fU;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 4;
-            cp = c & 0x07U;
-        } else {
-            return false;
-        }
-        if (i + k > n) {
-            return false;
-        }
-        for (size_t j = 1; j < k; j++) {
-            if ((s[i + j] & 0xc0U) != 0x80U) {
-                return false;
-            }
-            cp = (cp << 6) | (s[i + j] & 0x3fU);
-        }
-        if ((k == 3 && cp < 0x800U) || (k == 4 && cp < 0x10000U) || cp > 0x10ffffU ||
-            (cp >= 0xd800U && cp <= 0xdfffU)) {
-            return false;
-        }
-        i += k;
-    }
-    return true;
-}
-
 static void check_int(json_t *row, const char *key, int64_t want)
 {
     json_t *v = json_object_get(row, key);
@@ -120,7 +81,7 @@ static void check_line(const uint8_t *line, size_t len, const struct lg_record *
     if (memchr(line, '\n', len) != NULL || memchr(line, '\r', len) != NULL) {
         abort();
     }
-    bool utf8 = valid_utf8(line, len);
+    bool utf8 = lg_fuzz_valid_utf8(line, len);
     char *copy = malloc(len + 1);
     if (copy == NULL) {
         abort();

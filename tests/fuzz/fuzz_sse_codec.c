@@ -19,6 +19,7 @@
 #include "lg_sse_auth.h"
 #include "lg_sse_enc.h"
 #include "lg_sse_json.h"
+#include "lg_fuzz_utf8.h"
 
 #define FUZZ_SID                 "0123456789abcdef0123456789abcdef"
 #define FUZZ_MAX_EVENT           (64 * 1024)
@@ -28,47 +29,6 @@
 #define FUZZ_MAX_STR             1024
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* True when [s, s+n) is valid UTF-8 (what the encoder must then carry unchanged). */
-static int valid_utf8(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            k = 2;
-            cp = c & 0x1fU;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 3;
-            cp = c & 0x0fU;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 4;
-            cp = c & 0x07U;
-        } else {
-            return 0;
-        }
-        if (i + k > n) {
-            return 0;
-        }
-        for (size_t j = 1; j < k; j++) {
-            if ((s[i + j] & 0xc0U) != 0x80U) {
-                return 0;
-            }
-            cp = (cp << 6) | (s[i + j] & 0x3fU);
-        }
-        if ((k == 3 && cp < 0x800U) || (k == 4 && cp < 0x10000U) || cp > 0x10ffffU ||
-            (cp >= 0xd800U && cp <= 0xdfffU)) {
-            return 0;
-        }
-        i += k;
-    }
-    return 1;
-}
 
 static void check_content_event(const uint8_t *data, size_t size)
 {
@@ -103,7 +63,7 @@ static void check_content_event(const uint8_t *data, size_t size)
     if (!json_is_string(c)) {
         abort();
     }
-    if (valid_utf8(data, size) &&
+    if (lg_fuzz_valid_utf8(data, size) &&
         (json_string_length(c) != size || memcmp(json_string_value(c), data, size) != 0)) {
         abort();
     }
