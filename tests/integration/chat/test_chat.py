@@ -18,51 +18,15 @@ import time
 import unittest
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "faults"))
+from lib import Proc, wait_for  # noqa: E402  (the shared harness)
+
 ARGS = None
 pb = pbg = grpc = None
 ENV = {}
 
-POLL_S = 0.02
 WAIT_S = 20.0
 SECRET = "sk-test-secret-do-not-log"
-
-
-def wait_for(cond, what, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(POLL_S)
-    raise AssertionError("timed out waiting for " + what)
-
-
-class Proc:
-    """A child process that prints `listening <name> HOST:PORT` lines on stdout."""
-
-    def __init__(self, argv, names, env=None, log=None):
-        self.log = open(log, "wb") if log else subprocess.DEVNULL
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, env=env)
-        self.addr = {}
-        deadline = time.monotonic() + WAIT_S
-        while set(names) - set(self.addr):
-            if time.monotonic() > deadline:
-                raise AssertionError("%s did not print its listening lines" % argv[0])
-            line = self.p.stdout.readline().decode()
-            if not line:
-                raise AssertionError("%s exited: %s" % (argv[0], self.p.wait()))
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == "listening":
-                self.addr[parts[1]] = parts[2]
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
 
 
 def records(path):

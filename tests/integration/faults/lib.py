@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Shared harness of the faults, security and soak tests (tests/integration/{faults,security,
-soak}): real processes that print `listening <name> HOST:PORT`, conditions polled with a
+"""Shared harness of the integration tests written in Python (faults, security, soak, chat,
+replicas): real processes that print `listening <name> HOST:PORT`, conditions polled with a
 deadline (never sleep-and-hope, never a timing threshold), gRPC stubs generated into the work
 directory, /metrics scraping, process RSS and fd counts from /proc, ClickHouse over HTTP.
 """
@@ -56,6 +56,13 @@ class Proc:
 
     def alive(self):
         return self.p.poll() is None
+
+    def signal(self, signo):
+        if self.p.poll() is None:
+            self.p.send_signal(signo)
+
+    def wait(self, timeout=WAIT_S):
+        return self.p.wait(timeout=timeout)
 
     def stop(self, timeout=60):
         """SIGTERM, wait; returns the exit status (SIGKILL after |timeout| s: returns -9)."""

@@ -34,6 +34,9 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "faults"))
+from lib import Proc, wait_for  # noqa: E402  (the shared harness)
+
 ARGS = None
 # What the llmgate-sse binary supports (from its --help), so this file can land before the
 # adapter's side of issue 6 does: the tests that need it skip, never fail, without it.
@@ -42,55 +45,8 @@ SSE_FLAGS = ""
 
 def sse_has(flag):
     return ("--" + flag) in SSE_FLAGS
-POLL_S = 0.02
 WAIT_S = 30.0
 SECRET = "replicas-test-token-secret"
-
-
-def wait_for(cond, what, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(POLL_S)
-    raise AssertionError("timed out waiting for " + what)
-
-
-class Proc:
-    """A child process that prints `listening <name> HOST:PORT` lines on stdout."""
-
-    def __init__(self, argv, names, log):
-        self.log = open(log, "wb")
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log)
-        self.addr = {}
-        deadline = time.monotonic() + WAIT_S
-        while set(names) - set(self.addr):
-            if time.monotonic() > deadline:
-                raise AssertionError("%s did not print its listening lines" % argv[0])
-            line = self.p.stdout.readline().decode()
-            if not line:
-                raise AssertionError("%s exited: %s" % (argv[0], self.p.wait()))
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == "listening":
-                self.addr[parts[1]] = parts[2]
-
-    def signal(self, signo):
-        if self.p.poll() is None:
-            self.p.send_signal(signo)
-
-    def wait(self, timeout=WAIT_S):
-        return self.p.wait(timeout=timeout)
-
-    def stop(self):
-        self.signal(signal.SIGTERM)
-        try:
-            rc = self.p.wait(timeout=WAIT_S)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            rc = self.p.wait()
-        self.log.close()
-        return rc
 
 
 def http(method, addr, path, body=None, headers=None):
@@ -203,7 +159,7 @@ def chat_proc(name, node=None, extra=(), pace_ms=20):
     if node is not None:
         argv += ["--node", str(node)]
     argv += list(extra)
-    return Proc(argv, ["grpc", "admin"], os.path.join(work, name + ".log"))
+    return Proc(argv, ["grpc", "admin"], log=os.path.join(work, name + ".log"))
 
 
 def sse_proc(name, chat_addr, node_map=None, extra=()):
@@ -213,7 +169,7 @@ def sse_proc(name, chat_addr, node_map=None, extra=()):
     if node_map:
         argv += ["--chat-node-map", node_map]
     argv += list(extra)
-    p = Proc(argv, ["http"], os.path.join(work, name + ".log"))
+    p = Proc(argv, ["http"], log=os.path.join(work, name + ".log"))
     wait_for(lambda: http("GET", p.addr["http"], "/readyz")[0] == 200, name + " ready")
     return p
 
@@ -617,7 +573,7 @@ class Lifecycle(unittest.TestCase):
         # The demo provider has fixed prices; an OpenAI-compatible provider (the fake
         # upstream) takes its prices from the file.
         fake = Proc([sys.executable, ARGS.fake, "--listen", "127.0.0.1:0"], ["fake"],
-                    os.path.join(ARGS.workdir, "hup-fake.log"))
+                    log=os.path.join(ARGS.workdir, "hup-fake.log"))
         cfg = os.path.join(ARGS.workdir, "prices.json")
 
         def write(price):
