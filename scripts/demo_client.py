@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Demo terminal client for llmgate-sse (stdlib only).
 
-usage: demo_client.py BASE_URL PROMPT [API_KEY]
+usage: demo_client.py BASE_URL PROMPT [API_KEY]      (model: $LLMGATE_DEMO_MODEL, default demo)
 
 Starts a stream with POST /v1/chat/streams, reads GET /v1/chat/streams/{id}/events as
 text/event-stream and writes the answer to stderr as it arrives (so the terminal shows it live),
@@ -9,6 +9,7 @@ then prints the stream id on stdout. Exits 1 on an error event or a transport fa
 """
 import http.client
 import json
+import os
 import sys
 import urllib.parse
 
@@ -21,7 +22,8 @@ def main() -> int:
     if key:
         headers["Authorization"] = "Bearer " + key
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-    body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": prompt}]})
+    model = os.environ.get("LLMGATE_DEMO_MODEL", "demo")
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}]})
     conn.request("POST", "/v1/chat/streams", body=body, headers=headers)
     r = conn.getresponse()
     data = r.read()
