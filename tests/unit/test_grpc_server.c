@@ -379,6 +379,18 @@ static void t_run_until_closes(struct t_fixture *f, int n)
     assert_true(done);
 }
 
+/* Runs the loop until the client has received a message from the server. */
+static void t_run_until_first_message(struct t_fixture *f)
+{
+    bool got = false;
+    for (int i = 0; i < T_MAX_TURNS && !(got = f->messages > 0); i++) {
+        struct timeval tv = {0, 1000};
+        event_base_loopexit(f->base, &tv);
+        event_base_loop(f->base, EVLOOP_ONCE);
+    }
+    assert_true(got);
+}
+
 /* ---- fixture --------------------------------------------------------------------------- */
 
 /* The server and client live inside each test body: cmocka checks for leaks around the test
@@ -549,13 +561,7 @@ static void test_grpc_server_client_reset_closes_once(void **state)
     f->mode = T_HOLD;
     t_client_connect(f);
     t_client_call(f, T_STREAM_PATH, "x", NULL);
-    bool got = false;
-    for (int i = 0; i < T_MAX_TURNS && !(got = f->messages > 0); i++) {
-        struct timeval tv = {0, 1000};
-        event_base_loopexit(f->base, &tv);
-        event_base_loop(f->base, EVLOOP_ONCE);
-    }
-    assert_true(got);
+    t_run_until_first_message(f);
     nghttp2_submit_rst_stream(f->cs, NGHTTP2_FLAG_NONE, f->sid, NGHTTP2_CANCEL);
     nghttp2_session_send(f->cs);
     t_run_until_closes(f, 1);
@@ -586,13 +592,7 @@ static void test_grpc_server_free_with_live_calls(void **state)
     f->mode = T_HOLD;
     t_client_connect(f);
     t_client_call(f, T_STREAM_PATH, "x", NULL);
-    bool got = false;
-    for (int i = 0; i < T_MAX_TURNS && !(got = f->messages > 0); i++) {
-        struct timeval tv = {0, 1000};
-        event_base_loopexit(f->base, &tv);
-        event_base_loop(f->base, EVLOOP_ONCE);
-    }
-    assert_true(got);
+    t_run_until_first_message(f);
     lg_grpc_server_free(f->srv);
     f->srv = NULL; /* t_stop frees NULL */
     assert_int_equal(f->closes, 1);
