@@ -16,6 +16,13 @@
  *   --sync 1            drain: print "subscribed" once every stream has its response headers
  *                       and time from then on (for servers that keep no history: the events
  *                       are published after that line)
+ *   --connect-rate N    open at most N connections per second (default 0: all at once)
+ *   --max-pending N     keep at most N connections opened but without response headers
+ *                       (default 0: no cap). Pushpin needs these: its proxy hands each new
+ *                       request to zurl over a ZeroMQ PUSH socket with a high-water mark of
+ *                       100 and answers 502 ("Error while proxying to origin", condition
+ *                       ErrorUnavailable) when that socket is full, so a burst of thousands
+ *                       of connects loses most of them.
  *
  * Output figures: streams, streams that got headers, events (blocks with an id), heartbeats,
  * failures, seconds. Prints with printf: this is a benchmark tool, not a service.
@@ -40,6 +47,8 @@
 #define LOAD_EPOLL_BATCH    256
 #define LOAD_DEFAULT_SRC    8
 #define LOAD_POLL_MS        100
+/* Loop wake-up while connections still wait for their turn (--connect-rate/--max-pending). */
+#define LOAD_PACE_POLL_MS   5
 /* The tail kept between reads to find markers split across reads. */
 #define LOAD_TAIL_BYTES     16
 
@@ -169,6 +178,8 @@ int main(int argc, char **argv)
     unsigned long long expect = 0; /* drain: stop at this many events (servers that never end) */
     int sync = 0;
     double deadline_s = 0; /* 0: none */
+    double connect_rate = 0; /* connections per second; 0: all at once */
+    size_t max_pending = 0;  /* opened without headers yet; 0: no cap */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--target") == 0) {
             target = argv[i + 1];
@@ -180,13 +191,17 @@ int main(int argc, char **argv)
             deadline_s = strtod(argv[i + 1], NULL);
         } else if (strcmp(argv[i], "--sync") == 0) {
             sync = (int)strtol(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--connect-rate") == 0) {
+            connect_rate = strtod(argv[i + 1], NULL);
+        } else if (strcmp(argv[i], "--max-pending") == 0) {
+            max_pending = (size_t)strtoull(argv[i + 1], NULL, 10);
         } else if (strcmp(argv[i], "--src-ips") == 0) {
             nsrc = (int)strtol(argv[i + 1], NULL, 10);
         }
     }
     if (target == NULL || nsrc < 1) {
         fprintf(stderr, "usage: sse_load --target HOST:PORT [--mode idle|drain] [--src-ips N] "
-                        "< paths\n");
+                        "[--connect-rate N] [--max-pending N] < paths\n");
         return 2;
     }
     struct rlimit rl;
@@ -219,20 +234,37 @@ int main(int argc, char **argv)
     }
     int ep = epoll_create1(EPOLL_CLOEXEC);
     double t0 = now_s();
+    double t_open = t0;
     size_t failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (open_conn(&conns[i], &dst, (int)i, nsrc, ep) != 0) {
-            failed++;
-            conns[i].closed = 1;
-        }
-    }
+    size_t opened = 0;  /* conns[0..opened) have been opened */
+    size_t pending = 0; /* opened, no headers yet, not closed (as of the last count) */
+    double headers_s = -1; /* seconds from the first connect until every stream had headers */
     struct epoll_event evs[LOAD_EPOLL_BATCH];
     int drain = strcmp(mode, "drain") == 0;
     int timed_out = 0;
     for (;;) {
-        int k = epoll_wait(ep, evs, LOAD_EPOLL_BATCH, LOAD_POLL_MS);
+        /* Open the connections whose turn has come: all at once without pacing. */
+        size_t allowed = n;
+        if (connect_rate > 0) {
+            double due = (now_s() - t_open) * connect_rate + 1;
+            allowed = due < (double)n ? (size_t)due : n;
+        }
+        while (opened < allowed && (max_pending == 0 || pending < max_pending)) {
+            if (open_conn(&conns[opened], &dst, (int)opened, nsrc, ep) != 0) {
+                failed++;
+                conns[opened].closed = 1;
+            } else {
+                pending++;
+            }
+            opened++;
+        }
+        int k = epoll_wait(ep, evs, LOAD_EPOLL_BATCH, opened < n ? LOAD_PACE_POLL_MS : LOAD_POLL_MS);
         for (int i = 0; i < k; i++) {
             on_ready(evs[i].data.ptr, evs[i].events, target, ep);
+        }
+        pending = 0;
+        for (size_t i = 0; i < opened; i++) {
+            pending += (!conns[i].got_headers && !conns[i].closed) ? 1 : 0;
         }
         size_t ready = 0;
         size_t closed = 0;
@@ -245,6 +277,9 @@ int main(int argc, char **argv)
             ready += (conns[i].got_beat || conns[i].closed) ? 1 : 0;
             closed += conns[i].closed ? 1 : 0;
             seen += conns[i].events;
+        }
+        if (headers_s < 0 && with_headers >= n) {
+            headers_s = now_s() - t_open;
         }
         if (sync == 1 && with_headers >= n) {
             printf("subscribed\n");
@@ -274,9 +309,11 @@ int main(int argc, char **argv)
         }
     }
     printf("%s {\"streams\":%zu,\"headers\":%zu,\"failed\":%zu,\"events\":%llu,"
-           "\"heartbeats\":%llu,\"seconds\":%.3f,\"events_per_s\":%.0f,\"timed_out\":%d}\n",
+           "\"heartbeats\":%llu,\"seconds\":%.3f,\"events_per_s\":%.0f,\"timed_out\":%d,"
+           "\"headers_s\":%.3f}\n",
            drain ? "done" : "ready", n, headers, failed, (unsigned long long)events,
-           (unsigned long long)beats, dt, dt > 0 ? (double)events / dt : 0.0, timed_out);
+           (unsigned long long)beats, dt, dt > 0 ? (double)events / dt : 0.0, timed_out,
+           headers_s);
     fflush(stdout);
     if (!drain) {
         while (fgets(line, sizeof(line), stdin) != NULL) {
