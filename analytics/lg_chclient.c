@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "lg_chclient.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -130,6 +132,51 @@ int lg_chclient_curl_error(int curl_code, bool *ambiguous)
         *ambiguous = true;
         return LG_ERR_IO;
     }
+}
+
+/* |host| as curl's URL parser gives it (IPv6 in brackets, no zone handling needed: a zone
+ * id makes it link-local, not loopback). */
+static bool host_is_loopback(const char *host)
+{
+    if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0) {
+        return true;
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127u;
+    }
+    size_t n = strlen(host);
+    if (n < 3 || host[0] != '[' || host[n - 1] != ']' || n - 2 >= INET6_ADDRSTRLEN) {
+        return false;
+    }
+    char v6[INET6_ADDRSTRLEN];
+    memcpy(v6, host + 1, n - 2);
+    v6[n - 2] = 0;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, v6, &a6) != 1) {
+        return false;
+    }
+    static const uint8_t lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(a6.s6_addr, lo, 16) == 0 ||
+           (memcmp(a6.s6_addr, mapped, 12) == 0 && a6.s6_addr[12] == 127u);
+}
+
+bool lg_chclient_url_is_loopback(const char *url)
+{
+    if (url == NULL) {
+        return false;
+    }
+    CURLU *u = curl_url();
+    if (u == NULL) {
+        return false;
+    }
+    char *host = NULL;
+    bool lo = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host_is_loopback(host);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return lo;
 }
 
 int lg_chclient_urlencode(struct lg_buf *out, const char *s)

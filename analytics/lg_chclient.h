@@ -77,6 +77,10 @@ int lg_chclient_setup(void *easy, const struct lg_chclient_opts *o, const char *
                       const void *body, size_t len, bool gzip_body, struct lg_buf *resp,
                       struct lg_buf *url_buf, struct curl_slist **headers_out);
 
+/* True when |url|'s host is a loopback address: "localhost" (RFC 6761), 127.0.0.0/8, ::1 or
+ * ::ffff:127.x.y.z. Names are not resolved. False for anything unparsable. Pure. */
+bool lg_chclient_url_is_loopback(const char *url);
+
 /* Appends |s| URL-encoded (RFC 3986 unreserved kept) to |out|. */
 int lg_chclient_urlencode(struct lg_buf *out, const char *s);
 /* Appends |s| as a ClickHouse single-quoted string literal ('...', with \ and ' and control

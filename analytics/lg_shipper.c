@@ -714,6 +714,36 @@ static void *thread_main(void *arg)
 
 /* ---- public API ---------------------------------------------------------------------- */
 
+int lg_shipper_compression_parse(const char *v, enum lg_shipper_compression *out)
+{
+    static const struct {
+        const char *name;
+        enum lg_shipper_compression c;
+    } names[] = {{"auto", LG_SHIPPER_COMPRESSION_AUTO},
+                 {"gzip", LG_SHIPPER_COMPRESSION_GZIP},
+                 {"none", LG_SHIPPER_COMPRESSION_NONE}};
+    for (size_t i = 0; v != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(v, names[i].name) == 0) {
+            *out = names[i].c;
+            return LG_OK;
+        }
+    }
+    return LG_ERR_INVALID;
+}
+
+bool lg_shipper_compression_gzip(enum lg_shipper_compression c, const char *url)
+{
+    switch (c) {
+    case LG_SHIPPER_COMPRESSION_GZIP:
+        return true;
+    case LG_SHIPPER_COMPRESSION_NONE:
+        return false;
+    case LG_SHIPPER_COMPRESSION_AUTO:
+    default:
+        return !lg_chclient_url_is_loopback(url);
+    }
+}
+
 static int overflow(lg_shipper *s, struct lg_record *r)
 {
     struct lg_buf row;
@@ -980,7 +1010,8 @@ static void free_resources(lg_shipper *s)
 
 int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
 {
-    if (o->spool_dir == NULL || (!o->no_ship && o->clickhouse_url == NULL)) {
+    if (o->spool_dir == NULL || (!o->no_ship && o->clickhouse_url == NULL) ||
+        (unsigned)o->compression > LG_SHIPPER_COMPRESSION_NONE) {
         return LG_ERR_INVALID;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1001,7 +1032,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     lg_buf_init(&s->row, LG_SPOOL_MAX_RECORD_BYTES);
     lg_buf_init(&s->dl, 2 * LG_SPOOL_MAX_RECORD_BYTES);
     lg_buf_init(&s->params, LG_CHCLIENT_MAX_URL_BYTES);
-    s->gzip = !o->no_gzip;
+    s->gzip = lg_shipper_compression_gzip(o->compression, o->clickhouse_url);
     s->no_ship = o->no_ship;
     s->rng = (uint64_t)lg_time_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
     int rc = init_resources(s, o);
@@ -1027,6 +1058,8 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
         return LG_ERR_NOMEM;
     }
     s->thread_started = true;
+    lg_log(LG_LOG_INFO, NULL, "shipper_started", "compression=%s no_ship=%d",
+           s->gzip ? "gzip" : "none", s->no_ship ? 1 : 0);
     *out = s;
     return LG_OK;
 }

@@ -54,6 +54,16 @@ struct lg_record_sink;
 
 typedef struct lg_shipper lg_shipper;
 
+/* Content-Encoding of INSERT bodies. AUTO (the default, zero): gzip unless the ClickHouse
+ * host is a loopback address (lg_chclient_url_is_loopback), where compressing only costs
+ * CPU on both sides of a connection that never leaves the machine (analytics/README.md,
+ * "Performance"). A name is not resolved: a LAN host is gzip'd under AUTO. */
+enum lg_shipper_compression {
+    LG_SHIPPER_COMPRESSION_AUTO = 0,
+    LG_SHIPPER_COMPRESSION_GZIP = 1,
+    LG_SHIPPER_COMPRESSION_NONE = 2,
+};
+
 struct lg_shipper_opts {
     const char *clickhouse_url;  /* http(s)://[user:pass@]host:port */
     const char *user;            /* X-ClickHouse-User or NULL */
@@ -67,7 +77,7 @@ struct lg_shipper_opts {
     int64_t batch_age_ms;        /* 0: LG_SHIPPER_DEFAULT_BATCH_AGE_MS */
     size_t queue_capacity;       /* 0: LG_SHIPPER_QUEUE_CAPACITY (power of two) */
     long http_timeout_ms;        /* 0: LG_SHIPPER_HTTP_TIMEOUT_MS */
-    bool no_gzip;                /* send uncompressed (benchmarks) */
+    enum lg_shipper_compression compression; /* 0: AUTO */
     bool no_ship;                /* spool only, never contact ClickHouse (tests, replay) */
 };
 
@@ -102,6 +112,12 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o);
 void lg_shipper_stop(lg_shipper *s);
 /* lg_shipper_stop if not done, then closes the spool and frees. Accepts NULL. */
 void lg_shipper_free(lg_shipper *s);
+
+/* Parses "auto" | "gzip" | "none" (the --compression / config value). LG_OK or
+ * LG_ERR_INVALID. */
+int lg_shipper_compression_parse(const char *s, enum lg_shipper_compression *out);
+/* What |c| means for ClickHouse at |url|: true = gzip the bodies. Pure. */
+bool lg_shipper_compression_gzip(enum lg_shipper_compression c, const char *url);
 
 /* Hot path. Takes |r| on LG_OK. LG_ERR_EXHAUSTED (dropped and counted; |r| still the
  * caller's), LG_ERR_CLOSED. */

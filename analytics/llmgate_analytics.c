@@ -7,6 +7,7 @@
  *   llmgate-analytics usage     --clickhouse-url URL --user U [--from YYYY-MM-DD] [--to ...]
  *   llmgate-analytics logs      --clickhouse-url URL --user U [--limit N] [--page P]
  *   llmgate-analytics replay    --clickhouse-url URL --spool-dir DIR [--timeout-ms N]
+ *                               [--compression auto|gzip|none]
  *
  * Exit status: 0 on success, 1 on a failure (one JSON log line on stderr says why), 2 on a
  * usage error.
@@ -31,7 +32,7 @@
 #include "lg_usage.h"
 
 struct cli {
-    const char *url, *ch_user, *ch_key, *user, *from, *to, *spool_dir, *log_level;
+    const char *url, *ch_user, *ch_key, *user, *from, *to, *spool_dir, *log_level, *compression;
     int64_t keep_months, limit, page, timeout_ms, batch_rows, batch_bytes;
     bool no_gzip;
     struct lg_chclient_opts ch;
@@ -157,7 +158,13 @@ static int cmd_replay(struct cli *c)
     o.spool_dir = c->spool_dir;
     o.batch_rows = (size_t)c->batch_rows;
     o.batch_bytes = (size_t)c->batch_bytes;
-    o.no_gzip = c->no_gzip;
+    if (lg_shipper_compression_parse(c->compression, &o.compression) != LG_OK) {
+        fprintf(stderr, "llmgate-analytics: --compression must be auto, gzip or none\n");
+        return 2;
+    }
+    if (c->no_gzip) {
+        o.compression = LG_SHIPPER_COMPRESSION_NONE;
+    }
     lg_shipper *s = NULL;
     int rc = lg_shipper_new(&s, &o);
     if (rc != LG_OK) {
@@ -202,7 +209,11 @@ int main(int argc, char **argv)
          "rows per insert, 0 = built-in default (replay)"},
         {"batch-bytes", LG_CFG_INT, &c.batch_bytes, "0", 0, INT64_C(1) << 30,
          "raw bytes per insert, 0 = built-in default (replay)"},
-        {"no-gzip", LG_CFG_BOOL, &c.no_gzip, "false", 0, 0, "send uncompressed (replay)"},
+        {"compression", LG_CFG_STRING, &c.compression, "auto", 0, 0,
+         "INSERT bodies: auto (gzip unless ClickHouse is on a loopback address) | gzip | "
+         "none (replay)"},
+        {"no-gzip", LG_CFG_BOOL, &c.no_gzip, "false", 0, 0,
+         "same as --compression none (replay)"},
         {"log-level", LG_CFG_STRING, &c.log_level, "warn", 0, 0, "debug|info|warn|error"},
     };
     size_t nopts = sizeof(opts) / sizeof(opts[0]);

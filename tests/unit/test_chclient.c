@@ -110,6 +110,26 @@ static void test_chclient_quote_blocks_injection(void **state)
     lg_buf_deinit(&b);
 }
 
+static void test_chclient_loopback_hosts(void **state)
+{
+    (void)state;
+    const char *yes[] = {"http://localhost:8123", "http://LocalHost:8123",
+                         "http://127.0.0.1:8123", "https://127.1.2.3", "http://[::1]:8123",
+                         "http://u:p@127.0.0.1:8123", "http://[::ffff:127.0.0.1]:8123",
+                         "http://localhost."};
+    const char *no[] = {"http://10.0.0.1:8123", "http://clickhouse.example:8123",
+                        "http://[::2]:8123", "http://128.0.0.1", "http://localhost.example",
+                        "http://127.0.0.1.example", "http://[::ffff:10.0.0.1]:8123",
+                        "http://u:p@10.1.1.1:8123", "", "not a url"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        assert_true(lg_chclient_url_is_loopback(yes[i]));
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        assert_false(lg_chclient_url_is_loopback(no[i]));
+    }
+    assert_false(lg_chclient_url_is_loopback(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +138,7 @@ int main(void)
         cmocka_unit_test_setup(test_chclient_bad_row_named, setup),
         cmocka_unit_test_setup(test_chclient_retry_classes, setup),
         cmocka_unit_test_setup(test_chclient_quote_blocks_injection, setup),
+        cmocka_unit_test_setup(test_chclient_loopback_hosts, setup),
     };
     return cmocka_run_group_tests_name("chclient", tests, NULL, NULL);
 }

@@ -110,6 +110,38 @@ static void test_shipper_invalid_options(void **state)
     o.no_ship = true;
     o.queue_capacity = 3;
     assert_int_equal(lg_shipper_new(&s, &o), LG_ERR_INVALID); /* ring not a power of 2 */
+    o.queue_capacity = 0;
+    o.compression = (enum lg_shipper_compression)7;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_ERR_INVALID); /* unknown compression */
+}
+
+static void test_shipper_compression_auto_by_host(void **state)
+{
+    (void)state;
+    enum lg_shipper_compression c = LG_SHIPPER_COMPRESSION_NONE;
+    assert_int_equal(lg_shipper_compression_parse("auto", &c), LG_OK);
+    assert_int_equal(c, LG_SHIPPER_COMPRESSION_AUTO);
+    assert_int_equal(lg_shipper_compression_parse("gzip", &c), LG_OK);
+    assert_int_equal(c, LG_SHIPPER_COMPRESSION_GZIP);
+    assert_int_equal(lg_shipper_compression_parse("none", &c), LG_OK);
+    assert_int_equal(c, LG_SHIPPER_COMPRESSION_NONE);
+    assert_int_equal(lg_shipper_compression_parse("zstd", &c), LG_ERR_INVALID);
+    assert_int_equal(lg_shipper_compression_parse(NULL, &c), LG_ERR_INVALID);
+    /* auto: off on loopback (nothing crosses a wire), on for any other host. */
+    assert_false(lg_shipper_compression_gzip(LG_SHIPPER_COMPRESSION_AUTO,
+                                             "http://127.0.0.1:8123"));
+    assert_false(lg_shipper_compression_gzip(LG_SHIPPER_COMPRESSION_AUTO,
+                                             "http://localhost:8123"));
+    assert_false(lg_shipper_compression_gzip(LG_SHIPPER_COMPRESSION_AUTO, "http://[::1]:8123"));
+    assert_true(lg_shipper_compression_gzip(LG_SHIPPER_COMPRESSION_AUTO,
+                                            "https://ch.example:8443"));
+    assert_true(lg_shipper_compression_gzip(LG_SHIPPER_COMPRESSION_AUTO,
+                                            "http://10.0.0.5:8123"));
+    /* An explicit choice wins over the host. */
+    assert_true(lg_shipper_compression_gzip(LG_SHIPPER_COMPRESSION_GZIP,
+                                            "http://127.0.0.1:8123"));
+    assert_false(lg_shipper_compression_gzip(LG_SHIPPER_COMPRESSION_NONE,
+                                             "http://10.0.0.5:8123"));
 }
 
 static void test_shipper_spools_every_record(void **state)
@@ -332,6 +364,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_shipper_invalid_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_compression_auto_by_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_spools_every_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_overflow_goes_to_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_cap_drops_are_counted, setup, teardown),

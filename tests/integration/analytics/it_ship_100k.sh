@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 ch_start
 "$CLI" migrate --clickhouse-url "$URL" >/dev/null
 N=100000
-"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/spool" --count $N --expect "$WORK/expect.jsonl" > "$WORK/driver.out"
+# gzip forced: on loopback the default (auto) sends uncompressed, which the other tests cover.
+"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/spool" --count $N --compression gzip --expect "$WORK/expect.jsonl" > "$WORK/driver.out"
 cat "$WORK/driver.out"
 grep -q "drained=1" "$WORK/driver.out" || fail "driver did not drain"
 expect_eq "rows" "$(q 'SELECT count() FROM llm_requests')" "$N"

@@ -32,7 +32,7 @@
 #include "lg_spool.h"
 
 struct drv {
-    const char *url, *spool_dir, *expect, *log_level;
+    const char *url, *spool_dir, *expect, *log_level, *compression;
     int64_t count, first, batch_rows, batch_age_ms, spool_max, queue_cap, drain_ms, seg_bytes;
     int64_t bad_at;
     bool hold, inject_bad, no_ship, metrics;
@@ -171,6 +171,7 @@ int main(int argc, char **argv)
         {"no-ship", LG_CFG_BOOL, &d.no_ship, "false", 0, 0, "spool only"},
         {"metrics", LG_CFG_BOOL, &d.metrics, "false", 0, 0, "print Prometheus metrics"},
         {"log-level", LG_CFG_STRING, &d.log_level, "warn", 0, 0, "log level"},
+        {"compression", LG_CFG_STRING, &d.compression, "auto", 0, 0, "auto | gzip | none"},
     };
     char err[256];
     if (lg_cfg_parse(opts, sizeof(opts) / sizeof(opts[0]), argc, argv, NULL, 0, NULL, err,
@@ -204,6 +205,10 @@ int main(int argc, char **argv)
     o.spool_segment_bytes = (uint64_t)d.seg_bytes;
     o.queue_capacity = (size_t)d.queue_cap;
     o.no_ship = d.no_ship;
+    if (lg_shipper_compression_parse(d.compression, &o.compression) != LG_OK) {
+        fprintf(stderr, "ship_driver: bad --compression\n");
+        return 2;
+    }
     lg_shipper *s = NULL;
     int rc = lg_shipper_new(&s, &o);
     if (rc != LG_OK) {
