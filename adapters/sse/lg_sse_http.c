@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -28,6 +29,10 @@
 
 /* Longest error or JSON reply we build (error bodies, 201 bodies, events URLs). */
 #define HTTP_MAX_SMALL_BODY_BYTES 4096
+/* A parsed chat body takes up to 4x its size in the per-request arena, plus this much fixed
+ * overhead (JSON nodes, the request struct): without it a small --max-body-bytes (1000) left
+ * too little room for even a tiny valid body, which was refused 503 out of memory. */
+#define HTTP_ARENA_BASE_BYTES 16384
 /* Longest events URL: path, id, token. */
 #define HTTP_MAX_URL_BYTES (64 + LG_SSE_MAX_STREAM_ID_BYTES + LG_SSE_MAX_TOKEN_BYTES)
 /* The anonymous user of open development mode. */
@@ -100,6 +105,7 @@ struct guard {
     lg_sse_http *h;
     struct bufferevent *bev; /* referenced (bufferevent_incref) while the guard lives */
     struct event *timer;
+    int64_t deadline_ms; /* lg_loop_now_ms() by which the first request must be complete */
 };
 
 /* Streams one user holds. */
@@ -1102,7 +1108,7 @@ static int parse_chat_body(lg_sse_http *h, struct evhttp_request *req, bool open
 {
     const char *body;
     size_t len;
-    char why[128];
+    char why[128] = "out of memory";
     if (!is_json_request(req)) {
         send_error(h, req, 415, openai, "unsupported_media_type", "Content-Type must be "
                                                                   "application/json");
@@ -1116,7 +1122,10 @@ static int parse_chat_body(lg_sse_http *h, struct evhttp_request *req, bool open
     int rc = lg_sse_json_parse_chat(a, body != NULL ? body : "", len, r, why, sizeof(why));
     if (rc != LG_OK) {
         send_error(h, req, rc == LG_ERR_TOO_LARGE ? 413 : (rc == LG_ERR_NOMEM ? 503 : 400), openai,
-                   rc == LG_ERR_TOO_LARGE ? "too_large" : "invalid_request", why);
+                   rc == LG_ERR_TOO_LARGE ? "too_large"
+                   : rc == LG_ERR_NOMEM   ? "unavailable"
+                                          : "invalid_request",
+                   why);
     }
     return rc;
 }
@@ -1131,7 +1140,7 @@ static void handle_start(lg_sse_http *h, struct conn *c, struct evhttp_request *
         send_error(h, req, 401, openai, "unauthenticated", "missing or unknown API key");
         return;
     }
-    if (lg_arena_new(&a, 0, (size_t)h->o.max_body_bytes * 4) != LG_OK) {
+    if (lg_arena_new(&a, 0, (size_t)h->o.max_body_bytes * 4 + HTTP_ARENA_BASE_BYTES) != LG_OK) {
         send_lg_error(h, req, openai, LG_ERR_NOMEM, NULL);
         return;
     }
@@ -1430,13 +1439,27 @@ static struct conn *conn_get(lg_sse_http *h, struct evhttp_connection *evcon)
 /* Slow-header guard: evhttp resets its read timeout on every byte, so a client dripping a
  * header byte at a time could hold a connection forever. Each new connection gets a deadline
  * for its first complete request; the bufferevent is referenced so the pointer stays valid,
- * and when the deadline passes first the socket is shut down, which evhttp sees as EOF. */
+ * and when the deadline passes first the socket is shut down, which evhttp sees as EOF.
+ * The reference also keeps the socket open after evhttp has let the connection go (a client
+ * that connected and left): the guard therefore looks every HTTP_GUARD_TICK_MS and lets go
+ * too, or a connect-and-close flood would hold each descriptor for the whole header timeout
+ * (seen: 55 descriptors held 10 s each kept a 64-descriptor process refusing connections). */
+#define HTTP_GUARD_TICK_MS 200
+
 static void guard_free(struct guard *g)
 {
     lg_sse_table_del(g->h->guards, g->bev);
     event_free(g->timer);
     bufferevent_decref(g->bev);
     lg_free(g);
+}
+
+static void guard_arm(struct guard *g)
+{
+    int64_t left = g->deadline_ms - lg_loop_now_ms();
+    int64_t ms = left < HTTP_GUARD_TICK_MS ? (left > 0 ? left : 0) : HTTP_GUARD_TICK_MS;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_add(g->timer, &tv);
 }
 
 static void on_guard(evutil_socket_t fd, short what, void *arg)
@@ -1447,15 +1470,166 @@ static void on_guard(evutil_socket_t fd, short what, void *arg)
     (void)what;
     bufferevent_getcb(g->bev, &rcb, NULL, NULL, NULL);
     evutil_socket_t s = bufferevent_getfd(g->bev);
-    if (rcb != NULL && s >= 0) {
+    if (rcb == NULL || s < 0) {
+        /* evhttp already freed it; only our reference keeps it (and its fd) alive. */
+        bufferevent_disable(g->bev, EV_READ | EV_WRITE);
+    } else if (lg_loop_now_ms() < g->deadline_ms) {
+        guard_arm(g);
+        return;
+    } else {
         lg_log(LG_LOG_INFO, NULL, "header_timeout", "fd=%d", (int)s);
         lg_metrics_counter_inc(g->h->m_4xx);
         shutdown(s, SHUT_RDWR);
-    } else {
-        /* evhttp already freed it; only our reference keeps it (and its fd) alive. */
-        bufferevent_disable(g->bev, EV_READ | EV_WRITE);
     }
     guard_free(g);
+}
+
+/* evhttp 2.1 answers some refusals itself, before any callback of ours runs: a malformed
+ * request, or a request line or header block over --max-header-bytes (400), a body over
+ * --max-body-bytes (413, Content-Length or chunked), a method outside the allowed set (501).
+ * It writes them with evhttp_send_error's HTML page and has no hook to change that (2.2 adds
+ * evhttp_set_errorcb). The edge promises a JSON error for every refusal, so each connection's
+ * output buffer is watched: when evhttp appends its page, the response it belongs to is
+ * replaced in place by a JSON one (same status, except 501 becomes 405 with Allow: every
+ * route takes the same four methods). The body is the OpenAI error object, which also holds
+ * the adapter's own "code" and "message" fields, since which endpoint was meant is unknown
+ * here. Cost for every other write: one callback and a 20-byte peek. */
+#define HTTP_EVHTTP_PAGE "<HTML><HEAD>\n<TITLE>"
+#define HTTP_EVHTTP_PAGE_LEN (sizeof(HTTP_EVHTTP_PAGE) - 1)
+/* evhttp's status line and headers in front of its page (Content-Type, Connection, Date,
+ * Content-Length) take about 130 bytes; the search for the status line looks this far back. */
+#define HTTP_EVHTTP_HEAD_MAX 1024
+#define HTTP_ALLOWED_METHODS "GET, HEAD, POST, OPTIONS"
+
+/* Offset of the last "HTTP/1." status line in [from, to) of |buf|, or -1. */
+static ev_ssize_t last_status_line(struct evbuffer *buf, size_t from, size_t to)
+{
+    struct evbuffer_ptr start, end, hit;
+    ev_ssize_t last = -1;
+    if (evbuffer_ptr_set(buf, &start, from, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_ptr_set(buf, &end, to, EVBUFFER_PTR_SET) != 0) {
+        return -1;
+    }
+    for (;;) {
+        hit = evbuffer_search_range(buf, "HTTP/1.", 7, &start, &end);
+        if (hit.pos < 0) {
+            return last;
+        }
+        last = hit.pos;
+        start = hit;
+        if (evbuffer_ptr_set(buf, &start, 1, EVBUFFER_PTR_ADD) != 0) {
+            return last;
+        }
+    }
+}
+
+static int json_refusal(lg_sse_http *h, struct evbuffer *out, int status)
+{
+    char msg[160];
+    const char *code = "bad_request";
+    if (status == 413) {
+        code = "body_too_large";
+        snprintf(msg, sizeof(msg), "request body over the %zu-byte limit", h->o.max_body_bytes);
+    } else if (status == 405) {
+        code = "method_not_allowed";
+        snprintf(msg, sizeof(msg), "method not allowed; use %s", HTTP_ALLOWED_METHODS);
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "malformed HTTP request, or request line and headers over the %zu-byte limit",
+                 h->o.max_header_bytes);
+    }
+    struct lg_buf b;
+    lg_buf_init(&b, HTTP_MAX_SMALL_BODY_BYTES);
+    int rc = lg_sse_json_openai_error(&b, "invalid_request_error", code, msg);
+    if (rc == LG_OK &&
+        (evbuffer_add_printf(out,
+                             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                             "Cache-Control: no-store\r\nConnection: close\r\n%s"
+                             "Content-Length: %zu\r\n\r\n",
+                             status, reason_for(status),
+                             status == 405 ? "Allow: " HTTP_ALLOWED_METHODS "\r\n" : "",
+                             b.len) < 0 ||
+         evbuffer_add(out, b.data, b.len) != 0)) {
+        rc = LG_ERR_NOMEM;
+    }
+    lg_buf_deinit(&b);
+    return rc;
+}
+
+/* Copies |n| bytes at offset |pos| of |buf| into |out|; false when there are fewer. Uses
+ * evbuffer_peek, which (unlike evbuffer_copyout_from) also works while the bufferevent holds
+ * the buffer's start frozen. */
+static bool copy_at(struct evbuffer *buf, size_t pos, char *out, size_t n)
+{
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec v[4];
+    if (evbuffer_ptr_set(buf, &at, pos, EVBUFFER_PTR_SET) != 0) {
+        return false;
+    }
+    int nv = evbuffer_peek(buf, (ev_ssize_t)n, &at, v, 4);
+    size_t got = 0;
+    for (int i = 0; i < nv && i < 4 && got < n; i++) {
+        size_t k = v[i].iov_len < n - got ? v[i].iov_len : n - got;
+        memcpy(out + got, v[i].iov_base, k);
+        got += k;
+    }
+    return got == n;
+}
+
+static void on_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    lg_sse_http *h = arg;
+    char peek[HTTP_EVHTTP_PAGE_LEN];
+    if (info->n_added < HTTP_EVHTTP_PAGE_LEN ||
+        !copy_at(buf, info->orig_size, peek, sizeof(peek)) ||
+        memcmp(peek, HTTP_EVHTTP_PAGE, sizeof(peek)) != 0) {
+        return;
+    }
+    size_t from = info->orig_size > HTTP_EVHTTP_HEAD_MAX ? info->orig_size - HTTP_EVHTTP_HEAD_MAX
+                                                         : 0;
+    ev_ssize_t head = last_status_line(buf, from, info->orig_size);
+    char line[16] = {0};
+    if (head < 0 || !copy_at(buf, (size_t)head, line, 12)) {
+        return;
+    }
+    int status = atoi(line + 9); /* "HTTP/1.1 413" */
+    if (status < 400 || status > 599) {
+        return;
+    }
+    if (status == 501) {
+        status = 405;
+    }
+    /* The socket bufferevent keeps the start of its output frozen (only its writer drains
+     * it); when evhttp refuses a pipelined request from inside its write callback, it is.
+     * A 1-byte copyout fails exactly then. The swap below needs the start, so it is thawed
+     * for the swap and frozen again as found. */
+    char probe;
+    bool frozen = evbuffer_copyout(buf, &probe, 1) < 0;
+    /* Earlier responses still unsent stay in front; evhttp's one is swapped. Our own adds
+     * re-enter this callback, which returns at the peek. Out of memory anywhere here:
+     * evhttp's page goes out as it is. */
+    struct evbuffer *resp = evbuffer_new();
+    struct evbuffer *keep = evbuffer_new();
+    if (frozen) {
+        evbuffer_unfreeze(buf, 1);
+    }
+    if (resp != NULL && keep != NULL && json_refusal(h, resp, status) == LG_OK &&
+        evbuffer_remove_buffer(buf, keep, (size_t)head) == (int)head) {
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        evbuffer_add_buffer(buf, keep);
+        evbuffer_add_buffer(buf, resp);
+    }
+    if (frozen) {
+        evbuffer_freeze(buf, 1);
+    }
+    if (resp != NULL) {
+        evbuffer_free(resp);
+    }
+    if (keep != NULL) {
+        evbuffer_free(keep);
+    }
+    count_status(h, status);
+    lg_log(LG_LOG_INFO, NULL, "http_refused", "status=%d", status);
 }
 
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
@@ -1463,6 +1637,10 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
     lg_sse_http *h = arg;
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
+        return NULL;
+    }
+    if (evbuffer_add_cb(bufferevent_get_output(bev), on_output_added, h) == NULL) {
+        bufferevent_free(bev);
         return NULL;
     }
     struct guard *g = lg_calloc(1, sizeof(*g));
@@ -1480,9 +1658,8 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
         return bev;
     }
     bufferevent_incref(bev);
-    struct timeval tv = {(time_t)(h->o.header_timeout_ms / 1000),
-                         (suseconds_t)((h->o.header_timeout_ms % 1000) * 1000)};
-    event_add(g->timer, &tv);
+    g->deadline_ms = lg_loop_now_ms() + h->o.header_timeout_ms;
+    guard_arm(g);
     return bev;
 }
 
@@ -1614,6 +1791,8 @@ static int http_bind(lg_sse_http *h, char *bound, size_t boundlen)
     if (bs == NULL) {
         return LG_ERR_IO;
     }
+    /* lg_sse_http_free (which frees the listener) runs only after the loop has returned. */
+    lg_loop_pause_accept_on_exhaustion(evhttp_bound_socket_get_listener(bs));
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) != 0) {
         return LG_ERR_IO;
     }

@@ -283,6 +283,7 @@ static int parse_args(struct main_cfg *c, int argc, char **argv)
         return -1;
     }
     lg_log_init(lvl, -1);
+    lg_loop_route_libevent_logs();
     return 0;
 }
 

@@ -443,6 +443,7 @@ int main(int argc, char **argv)
         return 2;
     }
     lg_log_init(level, -1);
+    lg_loop_route_libevent_logs();
     lg_loop_ignore_sigpipe();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "llmgate-chat: curl_global_init failed\n");

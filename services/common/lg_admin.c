@@ -16,6 +16,7 @@
 #include "lg_cfg.h"
 #include "lg_err.h"
 #include "lg_limits.h"
+#include "lg_loop.h"
 #include "lg_mem.h"
 
 /* "[" + an IPv6 literal + "]:" + 5 port digits + NUL. */
@@ -228,6 +229,7 @@ static int admin_listen(lg_admin *a, const char *listen, int timeout_ms)
     if (sock == NULL) {
         return LG_ERR_IO;
     }
+    lg_loop_pause_accept_on_exhaustion(evhttp_bound_socket_get_listener(sock));
     return admin_record_address(a, evhttp_bound_socket_get_fd(sock));
 }
 

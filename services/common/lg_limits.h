@@ -141,8 +141,9 @@
 /* accept() failing for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM)
  * leaves the connection queued, so the listener would be readable again at once: a hot loop
  * and a log line per turn. Instead accepting pauses this long, then resumes (nginx pauses
- * 500 ms on EMFILE; 100 ms lets a freed descriptor be used soon). */
-#define LG_GRPC_SERVER_ACCEPT_PAUSE_MS 100
+ * 500 ms on EMFILE; 100 ms lets a freed descriptor be used soon). Every listener: lg_loop's own
+ * and the evhttp ones of llmgate-sse and the admin port (lg_loop_pause_accept_on_exhaustion). */
+#define LG_LOOP_ACCEPT_PAUSE_MS 100
 /* Input chunks fed to nghttp2 per evbuffer_peek (the input is at most INBUF_HIGH bytes). */
 #define LG_GRPC_SERVER_READ_IOVECS 16
 /* Connections served at once; more are accepted and closed at once (file descriptors and

@@ -104,22 +104,69 @@ static void loop_on_accept_resume(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Out of descriptors or memory: the connection stays queued and the socket readable, so
+ * retrying at once would spin. Returns true when accepting must pause; logs one line. */
+static bool loop_accept_error_pauses(struct evconnlistener *ev, struct timeval *pause)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    bool p = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    lg_log(LG_LOG_WARN, NULL, "accept_failed", "errno=%d %s fd=%d pause_ms=%d", err,
+           evutil_socket_error_to_string(err), (int)evconnlistener_get_fd(ev),
+           p ? LG_LOOP_ACCEPT_PAUSE_MS : 0);
+    pause->tv_sec = LG_LOOP_ACCEPT_PAUSE_MS / 1000;
+    pause->tv_usec = (LG_LOOP_ACCEPT_PAUSE_MS % 1000) * 1000;
+    return p;
+}
+
 static void loop_on_accept_error(struct evconnlistener *ev, void *arg)
 {
     lg_loop_listener *l = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    /* Out of descriptors or memory: the connection stays queued and the socket readable, so
-     * retrying at once would spin. Pause accepting (one log line per pause), then resume. */
-    bool pause = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-    lg_log(LG_LOG_WARN, NULL, "accept_failed", "errno=%d %s fd=%d pause_ms=%d", err,
-           evutil_socket_error_to_string(err), (int)evconnlistener_get_fd(ev),
-           pause ? LG_GRPC_SERVER_ACCEPT_PAUSE_MS : 0);
-    if (pause) {
-        struct timeval tv = {.tv_sec = LG_GRPC_SERVER_ACCEPT_PAUSE_MS / 1000,
-                             .tv_usec = (LG_GRPC_SERVER_ACCEPT_PAUSE_MS % 1000) * 1000};
+    struct timeval tv;
+    if (loop_accept_error_pauses(ev, &tv)) {
         evconnlistener_disable(ev);
         evtimer_add(l->resume, &tv);
     }
+}
+
+static void loop_on_foreign_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+static void loop_on_foreign_accept_error(struct evconnlistener *ev, void *arg)
+{
+    (void)arg; /* the owner's (evhttp's) argument */
+    struct timeval tv;
+    if (loop_accept_error_pauses(ev, &tv)) {
+        evconnlistener_disable(ev);
+        if (event_base_once(evconnlistener_get_base(ev), -1, EV_TIMEOUT,
+                            loop_on_foreign_accept_resume, ev, &tv) != 0) {
+            evconnlistener_enable(ev); /* no timer: spinning beats never accepting again */
+        }
+    }
+}
+
+void lg_loop_pause_accept_on_exhaustion(struct evconnlistener *ev)
+{
+    evconnlistener_set_error_cb(ev, loop_on_foreign_accept_error);
+}
+
+static void loop_on_libevent_log(int severity, const char *msg)
+{
+    enum lg_log_level level = severity >= EVENT_LOG_ERR    ? LG_LOG_ERROR
+                              : severity >= EVENT_LOG_WARN ? LG_LOG_WARN
+                              : severity >= EVENT_LOG_MSG  ? LG_LOG_INFO
+                                                           : LG_LOG_DEBUG;
+    if (level >= lg_log_get_level()) {
+        lg_log_write(level, "libevent", NULL, "libevent", "%s", msg);
+    }
+}
+
+void lg_loop_route_libevent_logs(void)
+{
+    event_set_log_callback(loop_on_libevent_log);
 }
 
 static int loop_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sslen)

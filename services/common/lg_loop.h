@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct evconnlistener;
 struct sockaddr;
 
 typedef struct lg_loop_listener lg_loop_listener;
@@ -51,6 +52,22 @@ int lg_loop_listen(lg_loop_listener **out, struct event_base *base, const char *
 void lg_loop_listener_disable(lg_loop_listener *l);
 /* Closes the listening socket and frees |l|. Accepts NULL. */
 void lg_loop_listener_free(lg_loop_listener *l);
+
+/* For a listener another library owns (evhttp's, from evhttp_bound_socket_get_listener):
+ * when accept fails for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), stop
+ * accepting for LG_LOOP_ACCEPT_PAUSE_MS and log one accept_failed line, instead of libevent's
+ * default of a warning and an immediate retry, which spins on the still-readable socket (7.7
+ * million warnings in 1.5 s were measured in llmgate-sse). Other accept errors are logged and
+ * accepting goes on. Only the error callback is replaced; the accept callback and its
+ * argument stay the owner's. The resume is a one-shot event_base_once timer that holds |ev|,
+ * because the owner's callback argument is not ours to carry state in: |ev| must therefore
+ * stay alive while its loop runs (free it only after event_base_dispatch has returned;
+ * event_base_free drops a pending resume without running it). */
+void lg_loop_pause_accept_on_exhaustion(struct evconnlistener *ev);
+
+/* Sends libevent's own diagnostics (which otherwise go to stderr as plain text) through
+ * lg_log as JSON lines with module "libevent". Process-wide; call once at startup. */
+void lg_loop_route_libevent_logs(void);
 
 /* Ignores SIGPIPE for the process (a write to a closed socket then fails with EPIPE instead
  * of killing the process). Startup only. Returns LG_OK or LG_ERR_IO. */
