@@ -87,18 +87,25 @@ LOAD_PER_PROCESS = 16000
 def run_load(load, addr, urls, mode, expect=0, on_subscribed=None, deadline_s=0, pace=()):
     """on_subscribed: called once every load process has printed `subscribed` (all its
     streams have their response headers); the load processes time from that point on.
+    addr: one HOST:PORT, or a list of them (several server instances): the urls are then
+    split into that many equal parts, part i against addr[i].
     pace: extra sse_load arguments (--connect-rate / --max-pending), per load process."""
+    addrs = addr if isinstance(addr, list) else [addr]
+    part = (len(urls) + len(addrs) - 1) // len(addrs)
+    jobs = []  # (addr, urls) per load process
+    for a, j in zip(addrs, range(0, len(urls), part)):
+        mine = urls[j:j + part]
+        jobs += [(a, mine[i:i + LOAD_PER_PROCESS]) for i in range(0, len(mine), LOAD_PER_PROCESS)]
     procs = []
-    nprocs = max(1, (len(urls) + LOAD_PER_PROCESS - 1) // LOAD_PER_PROCESS)
-    per = (expect + nprocs - 1) // nprocs  # events each load process waits for
-    for i in range(0, len(urls), LOAD_PER_PROCESS):
+    per = (expect + len(jobs) - 1) // len(jobs)  # events each load process waits for
+    for a, chunk in jobs:
         extra = ["--expect-events", str(per)] if expect else []
         extra += ["--sync", "1"] if on_subscribed else []
         extra += ["--deadline-s", str(deadline_s)] if deadline_s else []
         extra += list(pace)
-        p = subprocess.Popen([load, "--target", addr, "--mode", mode, "--src-ips", "16"] + extra,
+        p = subprocess.Popen([load, "--target", a, "--mode", mode, "--src-ips", "16"] + extra,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        p.stdin.write("\n".join(urls[i:i + LOAD_PER_PROCESS]) + "\n\n")
+        p.stdin.write("\n".join(chunk) + "\n\n")
         p.stdin.flush()
         procs.append(p)
     if on_subscribed:
@@ -112,8 +119,12 @@ def run_load(load, addr, urls, mode, expect=0, on_subscribed=None, deadline_s=0,
     for p in procs:
         kind, _, js = p.stdout.readline().partition(" ")
         for k, v in json.loads(js).items():
-            total[k] = (max(total.get(k, 0), v) if k in ("seconds", "headers_s")
-                        else total.get(k, 0) + v)
+            if k == "headers_s":  # -1: some stream of that process never got headers
+                total[k] = -1 if v < 0 or total.get(k, 0) < 0 else max(total.get(k, 0), v)
+            elif k == "seconds":
+                total[k] = max(total.get(k, 0), v)
+            else:
+                total[k] = total.get(k, 0) + v
     if total.get("seconds"):
         total["events_per_s"] = total["events"] / total["seconds"]
     return procs, total
@@ -157,7 +168,7 @@ def stop(*ps):
             p.kill()
 
 
-def idle(bins, load, n, workers, fanout):
+def idle(bins, load, n, workers, fanout, pace=()):
     """n idle streams over n/fanout chat streams (each chat stream read by fanout clients,
     within the chat service's subscriber cap), served by |workers| adapter processes."""
     chat, sse, addr = stack(bins, 10000, 1000, workers)
@@ -167,7 +178,7 @@ def idle(bins, load, n, workers, fanout):
         urls = [u for u in urls for _ in range(per_chat)][:n]
         pids = workers_of(sse.pid)
         base = sum(rss_kb(p) for p in pids)
-        lps, res = run_load(load, addr, urls, "idle")
+        lps, res = run_load(load, addr, urls, "idle", pace=pace)
         held = sum(rss_kb(p) for p in pids)
         release(lps)
         per = (held - base) * 1024 / max(1, res["headers"])
@@ -264,7 +275,7 @@ def nchan_pids(master):
     return workers_of(master)
 
 
-def nchan_idle(load, n, workers):
+def nchan_idle(load, n, workers, pace=()):
     st = nchan_start(workers)
     if st is None:
         print("nchan: not installed (libnginx-mod-nchan), skipped")
@@ -273,7 +284,7 @@ def nchan_idle(load, n, workers):
     try:
         pids = nchan_pids(p.pid)
         base = sum(rss_kb(x) for x in pids)
-        lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "idle")
+        lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "idle", pace=pace)
         held = sum(rss_kb(x) for x in pids)
         release(lps)
         per = (held - base) * 1024 / max(1, res["headers"])
@@ -332,6 +343,9 @@ def nchan_drain(load, n, per_stream):
 PUSHPIN_MAX_PENDING = 50
 PUSHPIN_PACE = ("--max-pending", str(PUSHPIN_MAX_PENDING))
 PUSHPIN_DEADLINE_S = 120
+# Streams per Pushpin instance: condure is one process, and a process holds at most ~20000
+# files here (a hard limit). Above this, or with --workers N, the idle run starts several.
+PUSHPIN_PER_INSTANCE = 16000
 
 PUSHPIN_CONF = """
 [global]
@@ -451,7 +465,9 @@ def pushpin_start():
     return None
 
 
-def pushpin_stop(p, origin):
+def pushpin_stop(p, origin, d=None):
+    """Stops the runner's process group and the origin; removes the run directory d (config,
+    sockets, logs) when given: runs that lose streams keep theirs for the logs."""
     try:
         os.killpg(p.pid, 15)
     except ProcessLookupError:
@@ -462,6 +478,8 @@ def pushpin_stop(p, origin):
         os.killpg(p.pid, 9)
         p.wait()
     origin.shutdown()
+    if d is not None:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def tree_pids(pid):
@@ -496,29 +514,46 @@ def proc_name(pid):
         return str(pid)
 
 
-def pushpin_idle(load, n):
-    st = pushpin_start()
-    if st is None:
-        print("pushpin: not installed or not ready, skipped")
-        return None
-    p, addr, _, origin, _ = st
+def pushpin_idle(load, n, instances=1):
+    """n idle streams over |instances| Pushpin instances (each its own condure, proxy,
+    handler, zurl and origin; the urls split evenly). One process may hold at most ~20000
+    files here and condure is one process, so 50k streams need several instances."""
+    started = []
+    keep = True  # keep the logs unless every stream was served
     try:
-        pids = tree_pids(p.pid)
-        base = sum(rss_kb(x) for x in pids)
-        lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "idle",
-                            deadline_s=PUSHPIN_DEADLINE_S, pace=PUSHPIN_PACE)
-        held = sum(rss_kb(x) for x in pids)
+        for _ in range(instances):
+            st = pushpin_start()
+            if st is None:
+                print("pushpin: not installed or not ready, skipped")
+                return None
+            started.append(st)
+        pids = [x for st in started for x in tree_pids(st[0].pid)]
+        before = {x: rss_kb(x) for x in pids}
+        deadline_s = PUSHPIN_DEADLINE_S + n / 100
+        lps, res = run_load(load, [st[1] for st in started], [f"/sub/c{i}" for i in range(n)],
+                            "idle", deadline_s=deadline_s, pace=PUSHPIN_PACE)
+        after = {x: rss_kb(x) for x in pids}
         release(lps)
+        keep = bool(res.get("timed_out") or res["failed"] or res["headers"] < n)
+        base, held = sum(before.values()), sum(after.values())
         per = (held - base) * 1024 / max(1, res["headers"])
+        growth = {}  # KiB of growth per process name, summed over the instances
+        for x in pids:
+            growth[proc_name(x)] = growth.get(proc_name(x), 0) + after[x] - before[x]
         if res.get("timed_out"):
-            print(f"pushpin idle: TIMED OUT after {PUSHPIN_DEADLINE_S} s (streams without "
-                  "a heartbeat remained)")
-        print(f"pushpin idle: {res['headers']}/{n} streams ({len(pids)} processes), RSS {base} -> "
-              f"{held} KiB, {per:.0f} B/stream ({per / 1024:.2f} KiB), failed {res['failed']}")
-        return {"streams": n, "open": res["headers"], "rss_base_kib": base,
-                "rss_held_kib": held, "bytes_per_stream": round(per)}
+            print(f"pushpin idle: TIMED OUT after {deadline_s:.0f} s (streams without "
+                  f"a heartbeat remained; logs in {[st[4] for st in started]})")
+        print(f"pushpin idle: {res['headers']}/{n} streams on {instances} instance(s) "
+              f"({len(pids)} processes), RSS {base} -> {held} KiB, {per:.0f} B/stream "
+              f"({per / 1024:.2f} KiB), failed {res['failed']}, all had headers after "
+              f"{res.get('headers_s', -1):.1f} s; growth by process (KiB): {growth}")
+        return {"streams": n, "instances": instances, "open": res["headers"],
+                "rss_base_kib": base, "rss_held_kib": held, "bytes_per_stream": round(per),
+                "growth_kib": growth, "headers_s": res.get("headers_s"),
+                "timed_out": res.get("timed_out", 0)}
     finally:
-        pushpin_stop(p, origin)
+        for st in started:
+            pushpin_stop(st[0], st[3], None if keep else st[4])
 
 
 def pushpin_publish(pub, bodies):
@@ -541,7 +576,8 @@ def pushpin_drain(load, n, per_stream):
     st = pushpin_start()
     if st is None:
         return None
-    p, addr, pub, origin, _ = st
+    p, addr, pub, origin, d = st
+    keep = True  # keep the logs unless every event arrived
     try:
         data = json.dumps({"type": "content", "data": {"content": " word"}})
         bodies = [json.dumps({"items": [
@@ -566,15 +602,17 @@ def pushpin_drain(load, n, per_stream):
             res["publish_s"] = round(marks["publish_s"], 3)
         release(lps)
         if "events" not in res or res.get("timed_out"):
-            print(f"pushpin drain: FAILED or TIMED OUT ({PUSHPIN_DEADLINE_S} s): {res}")
+            print(f"pushpin drain: FAILED or TIMED OUT ({PUSHPIN_DEADLINE_S} s): {res} "
+                  f"(logs in {d}/log)")
             return res
         print(f"pushpin drain: {n} streams, {res['events']} events in {res['seconds']:.2f} s = "
               f"{res['events_per_s']:.0f} events/s (subscribed {res.get('headers_s', 0):.1f} s "
               f"after the first connect; the {per_stream} POSTs took {res['publish_s']:.2f} s; "
               f"CPU ticks {res['cpu_ticks']})")
+        keep = False
         return res
     finally:
-        pushpin_stop(p, origin)
+        pushpin_stop(p, origin, None if keep else d)
 
 
 def main():
@@ -590,20 +628,26 @@ def main():
     ap.add_argument("--peers", default="nchan,pushpin",
                     help="peers measured in the same run: nchan,pushpin or none")
     ap.add_argument("--peers-only", action="store_true", help="measure only the peers")
+    ap.add_argument("--pace-all", action="store_true",
+                    help="idle: pace llmgate-sse's and nchan's connects as Pushpin's are "
+                         "(sse_load --max-pending %d); by default only Pushpin is paced"
+                         % PUSHPIN_MAX_PENDING)
     a = ap.parse_args()
     if a.smoke:
         a.idle_streams, a.drain_streams = 50, 20
+    pace = PUSHPIN_PACE if a.pace_all else ()
     out = {}
     if not a.peers_only:
-        out["idle"] = idle(a.bin_dir, a.load, a.idle_streams, a.workers, a.fanout)
+        out["idle"] = idle(a.bin_dir, a.load, a.idle_streams, a.workers, a.fanout, pace)
         out["drain"] = drain(a.bin_dir, a.load, a.drain_streams)
     if "pushpin" in a.peers.split(","):
-        out["pushpin_idle"] = pushpin_idle(a.load, a.idle_streams)
+        out["pushpin_idle"] = pushpin_idle(a.load, a.idle_streams, max(
+            a.workers, (a.idle_streams + PUSHPIN_PER_INSTANCE - 1) // PUSHPIN_PER_INSTANCE))
         d = out.get("drain") or {"events": 161 * a.drain_streams, "streams": a.drain_streams}
         out["pushpin_drain"] = pushpin_drain(a.load, a.drain_streams,
                                              max(1, round(d["events"] / max(1, d["streams"]))))
     if "nchan" in a.peers.split(","):
-        out["nchan_idle"] = nchan_idle(a.load, a.idle_streams, a.workers)
+        out["nchan_idle"] = nchan_idle(a.load, a.idle_streams, a.workers, pace)
         d = out.get("drain") or {"events": 161 * a.drain_streams, "streams": a.drain_streams}
         out["nchan_drain"] = nchan_drain(a.load, a.drain_streams,
                                          max(1, round(d["events"] / max(1, d["streams"]))))
