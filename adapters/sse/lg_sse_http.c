@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -1733,7 +1735,8 @@ static int check_opts(const struct lg_sse_http_opts *o)
         o->header_timeout_ms > LG_SSE_IDLE_TIMEOUT_MS_MAX || o->max_streams_per_user < 1 ||
         o->max_streams_per_user > LG_SSE_MAX_STREAMS_PER_USER_MAX ||
         o->max_requests_per_conn < 1 || o->max_requests_per_conn > LG_SSE_MAX_REQUESTS_PER_CONN ||
-        o->outbuf_bytes < 1 || o->outbuf_bytes > LG_SSE_OUTBUF_HIGH_BYTES) {
+        o->outbuf_bytes < 1 || o->outbuf_bytes > LG_SSE_OUTBUF_HIGH_BYTES ||
+        o->tcp_user_timeout_ms < 0 || o->tcp_user_timeout_ms > LG_SSE_IDLE_TIMEOUT_MS_MAX) {
         return LG_ERR_INVALID;
     }
     return LG_OK;
@@ -1790,6 +1793,18 @@ static int http_bind(lg_sse_http *h, char *bound, size_t boundlen)
     }
     if (bs == NULL) {
         return LG_ERR_IO;
+    }
+    /* A reader that vanishes without FIN or RST (a phone leaving coverage, a NAT dropping its
+     * state) leaves a half-open stream: heartbeats are written and never acknowledged, and
+     * the kernel gives up only after its retransmission limit (about 15 minutes), while the
+     * stream holds its ResumeStream call and buffers. TCP_USER_TIMEOUT bounds that; accepted
+     * sockets inherit it from the listener. */
+    if (h->o.tcp_user_timeout_ms > 0) {
+        unsigned int ms = (unsigned int)h->o.tcp_user_timeout_ms;
+        if (setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms,
+                       sizeof(ms)) != 0) {
+            return LG_ERR_IO;
+        }
     }
     /* lg_sse_http_free (which frees the listener) runs only after the loop has returned. */
     lg_loop_pause_accept_on_exhaustion(evhttp_bound_socket_get_listener(bs));

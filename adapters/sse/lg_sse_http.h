@@ -59,6 +59,9 @@ struct lg_sse_http_opts {
     int64_t max_streams_per_user;  /* concurrent event streams per user */
     int64_t max_requests_per_conn; /* keep-alive requests before close */
     int64_t outbuf_bytes;          /* queued bytes per client before it is cut off */
+    int64_t tcp_user_timeout_ms;   /* TCP_USER_TIMEOUT of accepted sockets: sent data left
+                                      unacknowledged this long aborts the connection; 0 = the
+                                      kernel's retransmission limit (many minutes) */
     const char *cors_origins;      /* comma-separated allow-list; NULL = no CORS */
     const uint8_t *token_secret;   /* LG_SSE_AUTH_SECRET_BYTES (copied) */
     const struct lg_sse_http_file *files; /* demo page files */

@@ -80,6 +80,7 @@ struct main_cfg {
     int64_t max_header_bytes;
     int64_t idle_timeout_ms;
     int64_t header_timeout_ms;
+    int64_t tcp_user_timeout_ms;
     int64_t max_streams_per_user;
     int64_t max_requests_per_conn;
     int64_t outbuf_bytes;
@@ -243,6 +244,9 @@ static int parse_args(struct main_cfg *c, int argc, char **argv)
          "idle keep-alive and read timeout (ms)"},
         {"header-timeout-ms", LG_CFG_INT, &c->header_timeout_ms, "10000", 1,
          LG_SSE_IDLE_TIMEOUT_MS_MAX, "a new connection's first request must arrive within (ms)"},
+        {"tcp-user-timeout-ms", LG_CFG_INT, &c->tcp_user_timeout_ms, "30000", 0,
+         LG_SSE_IDLE_TIMEOUT_MS_MAX,
+         "drop a client whose TCP stops acknowledging for this long (ms; 0 = kernel default)"},
         {"max-streams-per-user", LG_CFG_INT, &c->max_streams_per_user, "32", 1,
          LG_SSE_MAX_STREAMS_PER_USER_MAX, "concurrent event streams per user (429 beyond)"},
         {"max-requests-per-conn", LG_CFG_INT, &c->max_requests_per_conn, "1000", 1,
@@ -479,6 +483,7 @@ static int run(const struct main_cfg *cfg_in, const uint8_t *secret, int listen_
         .max_header_bytes = cfg.max_header_bytes,
         .idle_timeout_ms = cfg.idle_timeout_ms,
         .header_timeout_ms = cfg.header_timeout_ms,
+        .tcp_user_timeout_ms = cfg.tcp_user_timeout_ms,
         .max_streams_per_user = cfg.max_streams_per_user,
         .max_requests_per_conn = cfg.max_requests_per_conn,
         .outbuf_bytes = cfg.outbuf_bytes,

@@ -7,7 +7,9 @@ machine.
 
 The adapter keeps writing events that are never acknowledged; its per-client output bound
 (--outbuf-bytes) and chat's replay bound must release the stream without the client's help,
-generation and billing go on, and the adapter keeps serving others.
+generation and billing go on, and the adapter keeps serving others. A nearly idle stream
+(one event a second and heartbeats: never near the output bound) is released by the
+adapter's TCP_USER_TIMEOUT (--tcp-user-timeout-ms), long before its answer would end.
 Skipped when namespaces or veth are not available (needs CAP_NET_ADMIN).
   unshare -n test_half_open.py --chat BIN --sse BIN --workdir DIR
 """
@@ -62,14 +64,18 @@ class HalfOpen(unittest.TestCase):
         with open(os.path.join(work, "chat.json"), "w") as f:
             json.dump(cfg, f)
         self.records = os.path.join(work, "records.jsonl")
+        idle = self._testMethodName.startswith("test_idle")
         self.chat = lib.Proc([ARGS.chat, "--listen", "127.0.0.1:0", "--admin-listen",
                               "127.0.0.1:0", "--config", os.path.join(work, "chat.json"),
                               "--records-file", self.records, "--grace-ms", "2000",
-                              "--replay-max-events", "256"], ["grpc", "admin"],
+                              "--replay-max-events", "256"] +
+                             (["--demo-pace-ms", "1000"] if idle else []), ["grpc", "admin"],
                              log=os.path.join(work, "chat.log"))
         self.sse = lib.Proc([ARGS.sse, "--listen", "10.77.0.1:0", "--chat",
                              self.chat.addr["grpc"], "--outbuf-bytes", "65536",
-                             "--heartbeat-ms", "500"], ["http"], log=os.path.join(work, "sse.log"))
+                             "--heartbeat-ms", "500"] +
+                            (["--tcp-user-timeout-ms", "3000"] if idle else []), ["http"],
+                            log=os.path.join(work, "sse.log"))
 
     def tearDown(self):
         c1 = self.sse.stop()
@@ -96,14 +102,14 @@ class HalfOpen(unittest.TestCase):
         s.close()
         return created
 
-    def test_half_open_reader_is_released(self):
-        created = self.post("fault-slow-long")
-        # The reader lives in its own network namespace behind a veth pair, so it can vanish
-        # the way a phone or a crashed NAT does: no FIN, no RST, packets just stop.
+    def vanishing_reader(self, created, events):
+        """Starts a reader of |created| in its own network namespace behind a veth pair, so
+        it can vanish the way a phone or a crashed NAT does (no FIN, no RST, packets just
+        stop); returns once it has read |events| content events."""
         here = os.path.dirname(os.path.abspath(__file__))
         client = subprocess.Popen(["unshare", "-n", sys.executable,
                                    os.path.join(here, "half_open_client.py"),
-                                   self.sse.addr["http"], created["events_url"]],
+                                   self.sse.addr["http"], created["events_url"], str(events)],
                                   stdout=subprocess.PIPE)
         self.addCleanup(client.wait)
         self.addCleanup(client.kill)
@@ -117,9 +123,16 @@ class HalfOpen(unittest.TestCase):
                      ["ip", "link", "set", "v1", "up"]):
             self.assertEqual(sh("nsenter", "-t", pid, "-n", *argv), 0, argv)
         self.assertIn(b"200", client.stdout.readline())
-        self.assertEqual(client.stdout.readline().strip(), b"read5")
-        # Vanish: the client's address goes away; packets to it are dropped silently there.
+        self.assertEqual(client.stdout.readline().strip(), b"read%d" % events)
+        return pid
+
+    def vanish(self, pid):
+        # The client's address goes away; packets to it are dropped silently there.
         self.assertEqual(sh("nsenter", "-t", pid, "-n", "ip", "addr", "flush", "dev", "v1"), 0)
+
+    def test_half_open_reader_is_released(self):
+        created = self.post("fault-slow-long")
+        self.vanish(self.vanishing_reader(created, 5))
         admin = self.sse.addr["http"]
         lib.wait_for(lambda: lib.metrics(admin).get("llmgate_sse_streams_open", 0) == 0,
                      "half-open reader released by the server", 120)
@@ -131,6 +144,20 @@ class HalfOpen(unittest.TestCase):
                              lib.metrics(admin).get("llmgate_sse_slow_clients_total", 0)))
         self.assertIn(rec[0]["status"], ("success", "cancelled"))
         # Others are still served.
+        self.assertEqual(lib.http_get(admin, "/healthz")[0], 200)
+
+    def test_idle_half_open_reader_is_released_by_tcp_user_timeout(self):
+        # The demo answer paces one token a second: a hundred-odd seconds of small writes that
+        # never come near --outbuf-bytes, so only TCP_USER_TIMEOUT (3 s here) can find the
+        # reader gone before the answer ends.
+        created = self.post("demo")
+        self.vanish(self.vanishing_reader(created, 2))
+        admin = self.sse.addr["http"]
+        lib.wait_for(lambda: lib.metrics(admin).get("llmgate_sse_streams_open", 0) == 0,
+                     "idle half-open reader released (TCP_USER_TIMEOUT)", 60)
+        recs = [r for r in lib.records(self.records) if r["stream_id"] == created["stream_id"]]
+        self.assertEqual(recs, [], "the answer ended before the reader was released: no test")
+        self.assertEqual(lib.metrics(admin).get("llmgate_sse_slow_clients_total", 0), 0)
         self.assertEqual(lib.http_get(admin, "/healthz")[0], 200)
 
 
