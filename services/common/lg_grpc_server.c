@@ -38,6 +38,13 @@
 /* Method table slots: a power of two at least twice the method maximum (open addressing). */
 #define SRV_METHOD_SLOTS 512u
 _Static_assert(SRV_METHOD_SLOTS >= 2u * LG_GRPC_SERVER_MAX_METHODS, "method table too small");
+/* Our reset budget runs out before nghttp2's for resets of running calls (see lg_limits.h). */
+_Static_assert(LG_GRPC_SERVER_STREAM_RESET_BURST >= 2u * LG_GRPC_SERVER_CLIENT_RESET_BURST &&
+                   LG_GRPC_SERVER_STREAM_RESETS_PER_SEC >= LG_GRPC_SERVER_CLIENT_RESETS_PER_SEC,
+               "nghttp2's reset limit must be looser than ours");
+/* The client-reset token bucket counts thousandths of a reset: refilling at R resets/s adds R
+ * thousandths per millisecond. */
+#define SRV_RESET_TOKEN 1000u
 /* The answer to an HTTP/1.x request on the h2c port (RFC 9110 15.6.6: the server does not
  * support the major version of HTTP used in the request). */
 #define SRV_HTTP1_REPLY                                                                            \
@@ -117,6 +124,17 @@ struct srv_conn {
     int64_t last_activity_ms;
     int64_t last_client_ping_ms;
     uint32_t ping_strikes;
+    /* Rapid reset: thousandths of a reset left in the client-reset bucket, refilled up to
+     * opts.max_client_resets by the time since reset_refill_ms (conn_on_client_reset). */
+    uint64_t reset_tokens;
+    int64_t reset_refill_ms;
+    uint64_t client_resets; /* running calls the client reset, for the log */
+    bool calm;              /* our GOAWAY(ENHANCE_YOUR_CALM) is queued: start nothing more */
+    int32_t last_started_sid;
+    int32_t goaway_last_sid; /* lowest last-stream-id of the GOAWAYs sent; INT32_MAX none */
+    /* Calls whose request headers arrived and were valid, waiting to be started by
+     * conn_dispatch (arrival order, linked through pend_prev/pend_next). */
+    lg_grpc_call *pend_head, *pend_tail;
     size_t writable_waiters; /* calls that got LG_ERR_AGAIN and wait for on_writable */
     size_t held_bytes;       /* request bytes held by all calls (partial messages, unary
                                 requests waiting for END_STREAM); <= CONN_RECV_HELD_BYTES */
@@ -155,6 +173,9 @@ struct lg_grpc_call {
     enum srv_call_state state;
     struct srv_conn *conn;
     lg_grpc_call *prev, *next;
+    lg_grpc_call *pend_prev, *pend_next; /* conn's pending list, while pending */
+    bool pending;                        /* routed, waiting for conn_dispatch */
+    struct lg_buf pending_in; /* request DATA that arrived while pending, fed at start */
     int32_t stream_id;
     const struct srv_method *method; /* NULL until routed */
     void *user_data;
@@ -241,6 +262,10 @@ void lg_grpc_server_opts_default(struct lg_grpc_server_opts *o)
     o->keepalive_timeout_ms = LG_GRPC_SERVER_KEEPALIVE_TIMEOUT_MS;
     o->min_ping_interval_ms = LG_GRPC_SERVER_MIN_PING_INTERVAL_MS;
     o->max_ping_strikes = LG_GRPC_SERVER_MAX_PING_STRIKES;
+    o->max_client_resets = LG_GRPC_SERVER_CLIENT_RESET_BURST;
+    o->client_resets_per_sec = LG_GRPC_SERVER_CLIENT_RESETS_PER_SEC;
+    o->max_stream_resets = LG_GRPC_SERVER_STREAM_RESET_BURST;
+    o->stream_resets_per_sec = LG_GRPC_SERVER_STREAM_RESETS_PER_SEC;
     o->drain_ms = LG_GRPC_SERVER_DRAIN_MS;
 }
 
@@ -255,7 +280,11 @@ static int srv_check_opts(const struct lg_grpc_server_opts *o)
         o->initial_stream_window_bytes == 0 || o->initial_stream_window_bytes > INT32_MAX ||
         o->initial_conn_window_bytes == 0 || o->initial_conn_window_bytes > INT32_MAX ||
         o->call_send_queue_bytes == 0 || o->max_connections == 0 ||
-        o->drain_ms > LG_GRPC_SERVER_DRAIN_MS_MAX) {
+        o->drain_ms > LG_GRPC_SERVER_DRAIN_MS_MAX ||
+        o->max_client_resets > LG_GRPC_SERVER_CLIENT_RESET_BURST ||
+        o->client_resets_per_sec > LG_GRPC_SERVER_CLIENT_RESETS_PER_SEC ||
+        o->max_stream_resets > LG_GRPC_SERVER_STREAM_RESET_BURST ||
+        o->stream_resets_per_sec > LG_GRPC_SERVER_STREAM_RESETS_PER_SEC) {
         return LG_ERR_INVALID;
     }
     return LG_OK;
@@ -526,6 +555,7 @@ static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
     call->start_us = lg_time_mono_us();
     lg_buf_init(&call->unary_msg, c->srv->opts.max_recv_msg_bytes);
     lg_buf_init(&call->scratch, c->srv->opts.max_recv_msg_bytes);
+    lg_buf_init(&call->pending_in, c->srv->opts.max_recv_msg_bytes + LG_GRPC_FRAME_PREFIX_BYTES);
     call->next = c->calls;
     if (c->calls) {
         c->calls->prev = call;
@@ -535,10 +565,32 @@ static lg_grpc_call *call_new(struct srv_conn *c, int32_t stream_id)
     return call;
 }
 
+/* Takes |call| off its connection's pending list (no-op when it is not on it). */
+static void call_unpend(lg_grpc_call *call)
+{
+    struct srv_conn *c = call->conn;
+    if (!call->pending) {
+        return;
+    }
+    call->pending = false;
+    if (call->pend_prev) {
+        call->pend_prev->pend_next = call->pend_next;
+    } else {
+        c->pend_head = call->pend_next;
+    }
+    if (call->pend_next) {
+        call->pend_next->pend_prev = call->pend_prev;
+    } else {
+        c->pend_tail = call->pend_prev;
+    }
+    call->pend_prev = call->pend_next = NULL;
+}
+
 /* Frees |call| (no callback). The caller has made sure nghttp2 no longer refers to it. */
 static void call_free(lg_grpc_call *call)
 {
     struct srv_conn *c = call->conn;
+    call_unpend(call);
     if (call->prev) {
         call->prev->next = call->next;
     } else {
@@ -561,6 +613,7 @@ static void call_free(lg_grpc_call *call)
     lg_grpc_frame_reader_free(call->reader);
     lg_buf_deinit(&call->unary_msg);
     lg_buf_deinit(&call->scratch);
+    lg_buf_deinit(&call->pending_in);
     lg_arena_free(call->arena); /* frees |call| itself */
 }
 
@@ -1399,6 +1452,27 @@ static int call_on_request_headers(lg_grpc_call *call)
     }
     call->method = m;
     call->user_data = m->user_data;
+    /* Started by conn_dispatch once this read has been processed (lg_grpc_server.h,
+     * Callbacks): a reset in the same read, or a GOAWAY nghttp2 decides on meanwhile, ends it
+     * before any handler runs. */
+    struct srv_conn *c = call->conn;
+    call->pending = true;
+    call->pend_prev = c->pend_tail;
+    if (c->pend_tail) {
+        c->pend_tail->pend_next = call;
+    } else {
+        c->pend_head = call;
+    }
+    c->pend_tail = call;
+    return LG_OK;
+}
+
+/* Starts a routed call: its deadline timer, then the handler's on_start. Returns LG_OK (the
+ * call started, or on_start refused it and it was answered) or LG_ERR_NOMEM. */
+static int call_start(lg_grpc_call *call)
+{
+    lg_grpc_server *srv = call->conn->srv;
+    const struct srv_method *m = call->method;
     if (call->deadline_ms >= 0) {
         int64_t left = call->deadline_ms - lg_loop_now_ms();
         if (left < 0) {
@@ -1417,6 +1491,9 @@ static int call_on_request_headers(lg_grpc_call *call)
         }
     }
     call->started = true;
+    if (call->stream_id > call->conn->last_started_sid) {
+        call->conn->last_started_sid = call->stream_id;
+    }
     call_set_state(call, SRV_CALL_STARTED);
     return LG_OK;
 }
@@ -1475,8 +1552,8 @@ static int call_on_frame_msg(const struct lg_grpc_frame_msg *msg, void *user_dat
 static void call_account_held(lg_grpc_call *call)
 {
     struct srv_conn *c = call->conn;
-    size_t now =
-        (call->reader ? lg_grpc_frame_reader_pending_len(call->reader) : 0) + call->unary_msg.len;
+    size_t now = (call->reader ? lg_grpc_frame_reader_pending_len(call->reader) : 0) +
+                 call->unary_msg.len + call->pending_in.len;
     c->held_bytes = c->held_bytes - call->held_bytes + now;
     call->held_bytes = now;
     if (c->held_bytes <= LG_GRPC_SERVER_CONN_RECV_HELD_BYTES || call->finished) {
@@ -1487,23 +1564,21 @@ static void call_account_held(lg_grpc_call *call)
     lg_grpc_frame_reader_free(call->reader);
     call->reader = NULL;
     lg_buf_deinit(&call->unary_msg);
+    lg_buf_deinit(&call->pending_in);
     c->held_bytes -= call->held_bytes;
     call->held_bytes = 0;
 }
 
-static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
-                             const uint8_t *data, size_t len, void *user_data)
+/* Request DATA for a started call: reassembles messages and delivers them. */
+static void call_on_data(lg_grpc_call *call, const uint8_t *data, size_t len)
 {
-    (void)flags;
-    (void)user_data;
-    lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
-    if (!call || !call->started || call->ended || call->finished) {
-        return 0;
+    if (call->ended || call->finished) {
+        return;
     }
     if (!call->reader && lg_grpc_frame_reader_new(
                              &call->reader, call->conn->srv->opts.max_recv_msg_bytes) != LG_OK) {
         call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
-        return 0;
+        return;
     }
     int rc = lg_grpc_frame_reader_feed(call->reader, data, len, call_on_frame_msg, call);
     call_account_held(call);
@@ -1515,13 +1590,39 @@ static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t st
     } else if (rc == LG_ERR_NOMEM) {
         call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
     }
+}
+
+static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                             const uint8_t *data, size_t len, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (!call || call->ended || call->finished) {
+        return 0;
+    }
+    if (call->pending) {
+        /* Held until conn_dispatch starts the call, within the connection's held bytes. */
+        int rc = lg_buf_append(&call->pending_in, data, len);
+        if (rc != LG_OK) {
+            call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
+                              rc == LG_ERR_NOMEM ? "out of memory"
+                                                 : "received message larger than max",
+                              false);
+            return 0;
+        }
+        call_account_held(call);
+        return 0;
+    }
+    if (call->started) {
+        call_on_data(call, data, len);
+    }
     return 0;
 }
 
-/* The client half-closed (END_STREAM on DATA or HEADERS). */
-static void call_on_half_close(lg_grpc_call *call)
+/* Delivers the client's half-close (already recorded in call->half_closed) to a started call. */
+static void call_deliver_half_close(lg_grpc_call *call)
 {
-    call->half_closed = true;
     if (!call->started || call->ended || call->finished) {
         return;
     }
@@ -1547,6 +1648,14 @@ static void call_on_half_close(lg_grpc_call *call)
     }
 }
 
+/* The client half-closed (END_STREAM on DATA or HEADERS); a pending call learns it when it
+ * starts. */
+static void call_on_half_close(lg_grpc_call *call)
+{
+    call->half_closed = true;
+    call_deliver_half_close(call);
+}
+
 static void conn_send_final_goaway(struct srv_conn *c);
 
 static void conn_on_client_ping(struct srv_conn *c)
@@ -1567,6 +1676,40 @@ static void conn_on_client_ping(struct srv_conn *c)
         }
     }
     c->last_client_ping_ms = now;
+}
+
+/* The client reset a running call (its handler started and has not finished): one token of
+ * the connection's reset budget (rapid reset, CVE-2023-44487: without it HEADERS+RST_STREAM
+ * pairs start calls without ever holding a concurrency slot). With the budget spent, the
+ * connection gets GOAWAY(ENHANCE_YOUR_CALM) naming the last started stream; nghttp2 ignores the
+ * rest of its input, refuses the streams above it when the GOAWAY goes out (conn_dispatch never
+ * starts them) and the connection closes. Called from nghttp2's receive path, before the stream
+ * is closed. */
+static void conn_on_client_reset(struct srv_conn *c)
+{
+    const struct lg_grpc_server_opts *o = &c->srv->opts;
+    if (c->calm) {
+        return;
+    }
+    c->client_resets++;
+    int64_t now = lg_loop_now_ms();
+    uint64_t cap = (uint64_t)o->max_client_resets * SRV_RESET_TOKEN;
+    if (now > c->reset_refill_ms) {
+        uint64_t add = (uint64_t)(now - c->reset_refill_ms) * o->client_resets_per_sec;
+        c->reset_tokens = c->reset_tokens + add < cap ? c->reset_tokens + add : cap;
+        c->reset_refill_ms = now;
+    }
+    if (c->reset_tokens >= SRV_RESET_TOKEN) {
+        c->reset_tokens -= SRV_RESET_TOKEN;
+        return;
+    }
+    c->calm = true;
+    lg_log(LG_LOG_WARN, SRV_CTX(c), "rapid_reset", "peer=%s resets=%" PRIu64 " last_stream=%d",
+           c->peer, c->client_resets, (int)c->last_started_sid);
+    if (nghttp2_session_terminate_session2(c->h2, c->last_started_sid,
+                                           NGHTTP2_ENHANCE_YOUR_CALM) != 0) {
+        c->close_after_write = true;
+    }
 }
 
 static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -1590,6 +1733,13 @@ static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *fram
         }
         break;
     }
+    case NGHTTP2_RST_STREAM: {
+        lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (call && call->started && !call->finished && !call->ended) {
+            conn_on_client_reset(c);
+        }
+        break;
+    }
     case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
             c->ping_outstanding = false;
@@ -1608,7 +1758,20 @@ static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *fram
 
 static int srv_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
-    (void)user_data;
+    struct srv_conn *c = user_data;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        /* Also nghttp2's own (reset rate limit, floods): conn_dispatch starts no call above
+         * the last-stream-id. nghttp2 closes those streams (REFUSED_STREAM) right after this. */
+        int32_t last = frame->goaway.last_stream_id;
+        if (last < c->goaway_last_sid) {
+            c->goaway_last_sid = last;
+        }
+        if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+            lg_log(LG_LOG_INFO, SRV_CTX(c), "goaway_sent", "peer=%s error=%u last_stream=%d",
+                   c->peer, frame->goaway.error_code, (int)last);
+        }
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         return 0;
     }
@@ -1701,10 +1864,15 @@ static int srv_setup_h2(lg_grpc_server *srv)
     /* Bound the reserved stream and closed-stream bookkeeping nghttp2 keeps. */
     nghttp2_option_set_no_closed_streams(srv->h2opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(srv->h2opt, 4096);
+    /* Every RST_STREAM frame (CVE-2023-44487 fix); resets of running calls have our own,
+     * tighter budget (conn_on_client_reset). */
+    nghttp2_option_set_stream_reset_rate_limit(srv->h2opt, srv->opts.max_stream_resets,
+                                               srv->opts.stream_resets_per_sec);
     return LG_OK;
 }
 
-static void conn_flush(struct srv_conn *c);
+static bool conn_flush(struct srv_conn *c);
+static void conn_service(struct srv_conn *c);
 
 static void conn_on_flush_ev(evutil_socket_t fd, short what, void *arg)
 {
@@ -1712,7 +1880,7 @@ static void conn_on_flush_ev(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct srv_conn *c = arg;
     c->flush_pending = false;
-    conn_flush(c);
+    conn_service(c);
 }
 
 static void conn_schedule_flush(struct srv_conn *c)
@@ -1782,10 +1950,11 @@ static int conn_write(struct srv_conn *c)
     return LG_OK;
 }
 
-static void conn_flush(struct srv_conn *c)
+/* Returns false when the connection was closed (and |c| freed). */
+static bool conn_flush(struct srv_conn *c)
 {
     if (c->closing) {
-        return;
+        return false;
     }
     /* Each round lets nghttp2 fill the output up to the high mark, then writes it. Bounded
      * (redis NET_MAX_WRITES_PER_EVENT), so one fast stream cannot starve other connections;
@@ -1795,12 +1964,12 @@ static void conn_flush(struct srv_conn *c)
         if (rv != 0) {
             lg_log(LG_LOG_WARN, SRV_CTX(c), "h2_send_failed", "err=%s", nghttp2_strerror(rv));
             conn_close(c);
-            return;
+            return false;
         }
         if (conn_write(c) != LG_OK) {
             c->close_reason = LG_GRPC_CLOSE_CONN_LOST;
             conn_close(c);
-            return;
+            return false;
         }
         if (c->writable_waiters > 0) {
             conn_notify_writable(c);
@@ -1814,8 +1983,78 @@ static void conn_flush(struct srv_conn *c)
     }
     if (c->close_after_write && evbuffer_get_length(c->out) == 0) {
         conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+/* Starts a pending call (conn_dispatch): on_start, then the DATA and half-close that arrived
+ * with its headers. */
+static void call_dispatch(lg_grpc_call *call)
+{
+    struct srv_conn *c = call->conn;
+    call_unpend(call);
+    if (call->ended || call->finished) {
+        return; /* answered while pending (an error status): no handler */
+    }
+    if (call->stream_id > c->goaway_last_sid) {
+        /* nghttp2 closes these when the GOAWAY goes out; never start one regardless. */
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        call->ended = true;
+        call_set_state(call, SRV_CALL_ABORTED);
+        return;
+    }
+    if (call_start(call) != LG_OK) {
+        call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED, "out of memory", false);
+        return;
+    }
+    if (call->pending_in.len > 0) {
+        struct lg_buf in = call->pending_in; /* moved out: call_on_data recounts held bytes */
+        lg_buf_init(&call->pending_in, in.max);
+        call_on_data(call, in.data, in.len);
+        lg_buf_deinit(&in);
+    }
+    call_account_held(call);
+    if (call->half_closed) {
+        call_deliver_half_close(call);
     }
 }
+
+/* Starts the calls whose headers arrived (call_on_request_headers), once nghttp2 has sent
+ * every frame it queued while reading them: a GOAWAY among those (its reset rate limit, a
+ * flood) has then gone out, nghttp2 has closed the streams above its last-stream-id, and
+ * those calls never start. Streams the client reset meanwhile are gone too. While the output
+ * is full (frames still queued) the calls wait for conn_on_write; after our own GOAWAY
+ * (c->calm) none starts. */
+static void conn_dispatch(struct srv_conn *c)
+{
+    if (!c->pend_head || c->closing || c->calm) {
+        return;
+    }
+    if (nghttp2_session_send(c->h2) != 0 || nghttp2_session_get_outbound_queue_size(c->h2) > 0) {
+        return; /* a failed send closes the connection in conn_flush */
+    }
+    while (c->pend_head && !c->calm && !c->closing) {
+        call_dispatch(c->pend_head);
+    }
+}
+
+/* After input or output: start what is ready, then flush. Handlers' writes during the
+ * dispatch fold into this flush. */
+static void conn_service(struct srv_conn *c)
+{
+    c->in_read = true;
+    conn_dispatch(c);
+    c->in_read = false;
+    if (!conn_flush(c)) {
+        return;
+    }
+    if (c->pend_head && !c->calm && nghttp2_session_get_outbound_queue_size(c->h2) == 0) {
+        conn_schedule_flush(c); /* the output drained within the flush: start them next turn */
+    }
+}
+
 
 /* Before the first nghttp2 input: an HTTP/1.x request line gets a plain-text 505 and the
  * connection closes. Returns true when the input was handled here. */
@@ -1899,7 +2138,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     c->in_read = true;
     conn_feed(c);
     c->in_read = false;
-    conn_flush(c);
+    conn_service(c);
 }
 
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
@@ -1917,8 +2156,8 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->preface_checked && evbuffer_get_length(c->out) == 0 &&
-        nghttp2_session_want_write(c->h2)) {
-        conn_flush(c);
+        (nghttp2_session_want_write(c->h2) || c->pend_head)) {
+        conn_service(c);
     }
 }
 
@@ -1966,7 +2205,14 @@ static void conn_close(struct srv_conn *c)
     while (c->calls) {
         lg_grpc_call *call = c->calls;
         nghttp2_session_set_stream_user_data(c->h2, call->stream_id, NULL);
-        call_end(call, call->deadline_hit ? LG_GRPC_CLOSE_DEADLINE : c->close_reason);
+        enum lg_grpc_close_reason r = c->close_reason;
+        if (call->deadline_hit) {
+            r = LG_GRPC_CLOSE_DEADLINE;
+        } else if (r == LG_GRPC_CLOSE_FINISHED && !call->trailers_sent) {
+            /* A close after a GOAWAY (ours: ping or reset abuse; nghttp2's) cuts this call. */
+            r = LG_GRPC_CLOSE_CONN_LOST;
+        }
+        call_end(call, r);
     }
     nghttp2_session_del(c->h2);
     event_free(c->rev);
@@ -2029,6 +2275,9 @@ static int conn_adopt(lg_grpc_server *srv, int fd, const char *peer)
     c->srv = srv;
     c->id = srv->next_conn_id++;
     c->last_activity_ms = lg_loop_now_ms();
+    c->reset_tokens = (uint64_t)srv->opts.max_client_resets * SRV_RESET_TOKEN;
+    c->reset_refill_ms = c->last_activity_ms;
+    c->goaway_last_sid = INT32_MAX;
     snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "unknown");
     c->fd = fd;
     c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);

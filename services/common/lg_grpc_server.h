@@ -21,8 +21,13 @@
  * lg_grpc_call_get_arena(), which lives until the call is freed). Bytes passed to
  * lg_grpc_call_send are copied. Strings passed to register/metadata functions are copied.
  *
- * Callbacks. Handlers run from the loop, possibly inside the HTTP/2 session's receive
- * path; they may call any lg_grpc_call_* function on their own call (the runtime defers
+ * Callbacks. Handlers run from the loop. A call is started (on_start, then whatever request
+ * data and half-close came with its headers) only after the read that brought its headers
+ * has been processed and every frame nghttp2 queued meanwhile has been sent: a call whose
+ * client reset it in that same read never starts, nor does one that a GOAWAY sent meanwhile
+ * excludes (its stream id above the GOAWAY's last-stream-id). Later messages and half-closes
+ * of a started call may be delivered inside the HTTP/2 session's receive path. Handlers may
+ * call any lg_grpc_call_* function on their own call (the runtime defers
  * socket writes to the end of the loop turn, coalescing what is queued), but must not call
  * lg_grpc_server_free from a callback. Every call gets exactly one on_close.
  *
@@ -74,6 +79,14 @@ struct lg_grpc_server_opts {
      * max_ping_strikes get GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). */
     uint32_t min_ping_interval_ms;
     uint32_t max_ping_strikes;
+    /* Rapid reset: running calls (handler started, not finished) the client may reset, per
+     * connection: max_client_resets at once, refilled at client_resets_per_sec; past it
+     * GOAWAY(ENHANCE_YOUR_CALM) with the last started stream, and the connection closes. */
+    uint32_t max_client_resets;
+    uint32_t client_resets_per_sec;
+    /* nghttp2's limit on every RST_STREAM frame (GOAWAY(INTERNAL_ERROR) past it). */
+    uint32_t max_stream_resets;
+    uint32_t stream_resets_per_sec;
     /* Graceful shutdown: time in-flight calls get to finish. */
     uint32_t drain_ms;
 };

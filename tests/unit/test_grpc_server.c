@@ -32,6 +32,8 @@
 #define T_PATH        "/t.Svc/M"
 #define T_STREAM_PATH "/t.Svc/S"
 #define T_ADDR_BYTES  64
+/* Requests one test may send with t_client_submit (each has its own body buffer). */
+#define T_MAX_BODIES 8
 
 /* ---- handler side ---------------------------------------------------------------------- */
 
@@ -73,6 +75,12 @@ struct t_fixture {
     char initial_md[64];
     struct evbuffer *body; /* request bytes not yet sent */
     bool conn_closed;      /* the server closed the client's connection */
+    struct evbuffer *bodies[T_MAX_BODIES]; /* of t_client_submit */
+    int nbodies;
+    bool goaway_seen; /* a GOAWAY from the server: its code and last-stream-id */
+    uint32_t goaway_code;
+    int32_t goaway_last_sid;
+    int ping_acks;
 };
 
 static int t_on_start(lg_grpc_call *call, void *user_data)
@@ -240,6 +248,14 @@ static int c_on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void 
     if (frame->hd.type == NGHTTP2_RST_STREAM && frame->hd.stream_id == f->sid) {
         f->rst_code = frame->rst_stream.error_code;
     }
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        f->goaway_seen = true;
+        f->goaway_code = frame->goaway.error_code;
+        f->goaway_last_sid = frame->goaway.last_stream_id;
+    }
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        f->ping_acks++;
+    }
     return 0;
 }
 
@@ -318,6 +334,40 @@ static ssize_t c_read_body(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t
     return n;
 }
 
+/* Queues one request on |path| with one message |msg| and END_STREAM, with its own body
+ * buffer; nghttp2_session_send puts it on the wire. Returns the stream id. */
+static int32_t t_client_submit(struct t_fixture *f, const char *path, const char *msg)
+{
+    assert_true(f->nbodies < T_MAX_BODIES);
+    struct evbuffer *body = evbuffer_new();
+    f->bodies[f->nbodies++] = body;
+#define T_NV2(k, v)                                                                                \
+    {(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv nva[] = {
+        T_NV2(":method", "POST"),      T_NV2(":scheme", "http"),
+        T_NV2(":path", path),          T_NV2(":authority", "t"),
+        T_NV2("content-type", "application/grpc"), T_NV2("te", "trailers"),
+    };
+#undef T_NV2
+    size_t mlen = strlen(msg);
+    uint8_t prefix[5] = {0, 0, 0, 0, (uint8_t)mlen};
+    evbuffer_add(body, prefix, sizeof(prefix));
+    evbuffer_add(body, msg, mlen);
+    nghttp2_data_provider prd;
+    prd.source.ptr = body;
+    prd.read_callback = c_read_body;
+    int32_t sid =
+        nghttp2_submit_request(f->cs, NULL, nva, sizeof(nva) / sizeof(nva[0]), &prd, NULL);
+    assert_true(sid > 0);
+    return sid;
+}
+
+/* Resets stream |sid| from the client (queued; nghttp2_session_send sends it). */
+static void t_client_reset(struct t_fixture *f, int32_t sid)
+{
+    assert_int_equal(nghttp2_submit_rst_stream(f->cs, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL), 0);
+}
+
 /* Sends one request on |path| with one message |msg| and END_STREAM; |timeout| is a
  * grpc-timeout value or NULL. */
 static void t_client_call(struct t_fixture *f, const char *path, const char *msg,
@@ -379,6 +429,24 @@ static void t_run_until_closes(struct t_fixture *f, int n)
     assert_true(done);
 }
 
+/* Runs the loop until |n| calls have started on the server. */
+static void t_run_until_starts(struct t_fixture *f, int n)
+{
+    bool done = false;
+    for (int i = 0; i < T_MAX_TURNS && !(done = f->starts >= n); i++) {
+        struct timeval tv = {0, 1000};
+        event_base_loopexit(f->base, &tv);
+        event_base_loop(f->base, EVLOOP_ONCE);
+    }
+    assert_true(done);
+}
+
+/* Runs the loop until the server has closed the client's connection. */
+static void t_run_until_conn_closed(struct t_fixture *f)
+{
+    t_run_until(f, &f->conn_closed);
+}
+
 /* Runs the loop until the client has received a message from the server. */
 static void t_run_until_first_message(struct t_fixture *f)
 {
@@ -395,17 +463,22 @@ static void t_run_until_first_message(struct t_fixture *f)
 
 /* The server and client live inside each test body: cmocka checks for leaks around the test
  * function alone, so what a test allocates it must free itself (t_stop). */
-static void t_start(struct t_fixture *f)
+static void t_start_opts(struct t_fixture *f, const struct lg_grpc_server_opts *opts)
 {
     f->resp_status = -1;
     f->body = evbuffer_new();
-    assert_int_equal(lg_grpc_server_new(&f->srv, f->base, NULL), LG_OK);
+    assert_int_equal(lg_grpc_server_new(&f->srv, f->base, opts), LG_OK);
     static const struct lg_grpc_method_cbs cbs = {t_on_start, t_on_message, NULL, t_on_writable,
                                                   t_on_close};
     assert_int_equal(lg_grpc_server_register(f->srv, T_PATH, LG_GRPC_UNARY, &cbs, f), LG_OK);
     assert_int_equal(
         lg_grpc_server_register(f->srv, T_STREAM_PATH, LG_GRPC_SERVER_STREAMING, &cbs, f), LG_OK);
     assert_int_equal(lg_grpc_server_listen(f->srv, "127.0.0.1:0", f->addr, sizeof(f->addr)), LG_OK);
+}
+
+static void t_start(struct t_fixture *f)
+{
+    t_start_opts(f, NULL);
 }
 
 static void t_stop(struct t_fixture *f)
@@ -422,6 +495,10 @@ static void t_stop(struct t_fixture *f)
     }
     evbuffer_free(f->body);
     f->body = NULL;
+    for (int i = 0; i < f->nbodies; i++) {
+        evbuffer_free(f->bodies[i]);
+    }
+    f->nbodies = 0;
 }
 
 static int setup(void **state)
@@ -684,6 +761,103 @@ static void test_grpc_server_nomem_anywhere_fails_cleanly(void **state)
     assert_int_equal(f->resp_status, LG_GRPC_OK);
 }
 
+/* A request and its reset arriving in one read: the handler never runs (the call is started
+ * only after the read), so a rapid-reset client costs no handler work for such pairs. */
+static void test_grpc_server_reset_in_same_read_never_starts(void **state)
+{
+    struct t_fixture *f = *state;
+    t_start(f);
+    f->mode = T_HOLD;
+    t_client_connect(f);
+    int32_t sid = t_client_submit(f, T_STREAM_PATH, "x");
+    nghttp2_session_send(f->cs); /* HEADERS + DATA first (nghttp2 sends RST_STREAM earlier) */
+    t_client_reset(f, sid);
+    nghttp2_submit_ping(f->cs, NGHTTP2_FLAG_NONE, NULL);
+    nghttp2_session_send(f->cs);
+    /* The PING came in the same read: its ACK goes out after that read was dispatched. */
+    bool acked = false;
+    for (int i = 0; i < T_MAX_TURNS && !(acked = f->ping_acks > 0); i++) {
+        struct timeval tv = {0, 1000};
+        event_base_loopexit(f->base, &tv);
+        event_base_loop(f->base, EVLOOP_ONCE);
+    }
+    assert_true(acked);
+    assert_int_equal(f->starts, 0);
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(lg_grpc_server_get_call_count(f->srv), 0);
+    assert_false(f->goaway_seen);
+    t_stop(f);
+}
+
+/* Running calls reset past the budget (2, no refill here): GOAWAY(ENHANCE_YOUR_CALM) naming
+ * the last started stream, and a request that arrived in the same read, before the resets,
+ * never starts. */
+static void test_grpc_server_resets_past_budget_enhance_your_calm(void **state)
+{
+    struct t_fixture *f = *state;
+    struct lg_grpc_server_opts o;
+    lg_grpc_server_opts_default(&o);
+    o.max_client_resets = 2;
+    o.client_resets_per_sec = 0;
+    t_start_opts(f, &o);
+    f->mode = T_HOLD;
+    t_client_connect(f);
+    int32_t sids[3];
+    for (int i = 0; i < 3; i++) {
+        sids[i] = t_client_submit(f, T_STREAM_PATH, "x");
+        nghttp2_session_send(f->cs);
+        t_run_until_starts(f, i + 1);
+    }
+    int32_t late = t_client_submit(f, T_STREAM_PATH, "late");
+    nghttp2_session_send(f->cs);
+    for (int i = 0; i < 3; i++) {
+        t_client_reset(f, sids[i]);
+    }
+    nghttp2_session_send(f->cs); /* one write: late's HEADERS+DATA, then the three resets */
+    t_run_until_conn_closed(f);
+    assert_true(f->goaway_seen);
+    assert_int_equal(f->goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+    assert_int_equal(f->goaway_last_sid, sids[2]);
+    assert_true(late > f->goaway_last_sid);
+    assert_int_equal(f->starts, 3); /* |late| never started */
+    assert_int_equal(f->closes, 3);
+    assert_int_equal(f->close_reasons[LG_GRPC_CLOSE_CANCELLED], 3);
+    t_stop(f);
+}
+
+/* nghttp2's own reset limit (2 here) sends GOAWAY(INTERNAL_ERROR) in the middle of a read;
+ * the requests after it in that read are above its last-stream-id and never start, and the
+ * ones reset within the read did not start either. */
+static void test_grpc_server_goaway_in_same_read_starts_nothing_above_it(void **state)
+{
+    struct t_fixture *f = *state;
+    struct lg_grpc_server_opts o;
+    lg_grpc_server_opts_default(&o);
+    o.max_stream_resets = 2;
+    o.stream_resets_per_sec = 0;
+    t_start_opts(f, &o);
+    f->mode = T_HOLD;
+    t_client_connect(f);
+    int32_t last_reset = 0;
+    for (int i = 0; i < 3; i++) {
+        last_reset = t_client_submit(f, T_STREAM_PATH, "x");
+        nghttp2_session_send(f->cs);
+        t_client_reset(f, last_reset);
+        nghttp2_session_send(f->cs);
+    }
+    int32_t after1 = t_client_submit(f, T_STREAM_PATH, "y");
+    int32_t after2 = t_client_submit(f, T_STREAM_PATH, "z");
+    nghttp2_session_send(f->cs); /* all of it in one write */
+    t_run_until_conn_closed(f);
+    assert_true(f->goaway_seen);
+    assert_int_equal(f->goaway_code, NGHTTP2_INTERNAL_ERROR);
+    assert_int_equal(f->goaway_last_sid, last_reset);
+    assert_true(after1 > f->goaway_last_sid && after2 > f->goaway_last_sid);
+    assert_int_equal(f->starts, 0);
+    assert_int_equal(f->closes, 0);
+    t_stop(f);
+}
+
 static void t_on_done(lg_grpc_server *srv, void *user_data)
 {
     (void)srv;
@@ -723,6 +897,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grpc_server_call_api_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grpc_server_nomem_anywhere_fails_cleanly, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_server_reset_in_same_read_never_starts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_server_resets_past_budget_enhance_your_calm,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_grpc_server_goaway_in_same_read_starts_nothing_above_it, setup, teardown),
     };
     return cmocka_run_group_tests_name("grpc_server", tests, NULL, NULL);
 }

@@ -3,11 +3,16 @@
 case gets the protocol's answer, and the server keeps serving other connections (proved with a
 real grpcio call after each case)."""
 import gzip
+import os
+import re
 import select
 import socket
 import struct
+import threading
 import time
 import unittest
+
+import grpc
 
 import h2.config
 import h2.connection
@@ -22,6 +27,22 @@ H2_FRAME_GOAWAY = 0x7
 H2_PROTOCOL_ERROR = 0x1
 H2_CANCEL = 0x8
 H2_NO_ERROR = 0x0
+H2_ENHANCE_YOUR_CALM = 0xB
+CLOSE_REASONS = ("closed_finished", "closed_cancelled", "closed_deadline", "closed_conn_lost",
+                 "closed_shutdown", "closed_error")
+
+
+def grpc_server_limit(name):
+    """A limit of the gRPC server section of services/common/lg_limits.h."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                        "services", "common", "lg_limits.h")
+    with open(path) as f:
+        return int(re.search(r"#define %s (\d+)u?\b" % name, f.read()).group(1))
+
+
+def calls_ended(stats):
+    """Calls whose handler ran and ended (every started call gets exactly one on_close)."""
+    return sum(stats[k] for k in CLOSE_REASONS)
 
 
 def lpm(payload, compressed=False):
@@ -473,6 +494,148 @@ class BadInput(unittest.TestCase):
         self.server.wait_stats(lambda s: s["closed_conn_lost"] >= before["closed_conn_lost"] + 3,
                                "handlers told of the connection loss")
 
+
+class RapidReset(unittest.TestCase):
+    """Rapid reset (CVE-2023-44487) against the per-connection budget for resets of running
+    calls, and a legitimate client that cancels some of its calls."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def tearDown(self):
+        self.server.assert_serving()
+
+    def test_resets_of_running_calls_past_budget_get_enhance_your_calm(self):
+        """Batches of calls, each reset once it has answered (so it runs): past the budget
+        (LG_GRPC_SERVER_CLIENT_RESET_BURST, refilled at ..._RESETS_PER_SEC) the connection gets
+        GOAWAY(ENHANCE_YOUR_CALM); exactly the calls up to its last-stream-id started."""
+        burst = grpc_server_limit("LG_GRPC_SERVER_CLIENT_RESET_BURST")
+        rate = grpc_server_limit("LG_GRPC_SERVER_CLIENT_RESETS_PER_SEC")
+        before = self.server.wait_stats(lambda s: s["calls"] <= 1, "no calls")  # the Stats call itself
+        req = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=1),
+            messages_pb2.ResponseParameters(size=1, interval_us=30000000)])
+        body = lpm(req.SerializeToString())
+        c = H2Client(self.server)
+        c.sock.settimeout(0.5)
+        batch = 20
+        opened = []
+        t0 = time.monotonic()
+        while c.goaway is None and not c.closed and time.monotonic() - t0 < 60:
+            sids = []
+            try:
+                for _ in range(batch):
+                    sids.append(c.request(grpc_headers(STREAM), body))
+            except OSError:  # closed after its GOAWAY, which is still to be read
+                opened.extend(sids)
+                break
+            opened.extend(sids)
+            try:  # until each call of the batch has answered (runs), or the GOAWAY
+                c.pump(lambda: c.goaway is not None or
+                       all(c.streams[sid]["data"] for sid in sids), 20)
+            except (OSError, h2.exceptions.ProtocolError):
+                break
+            if c.goaway is not None or c.closed:
+                break
+            for sid in sids:
+                c.conn.reset_stream(sid, H2_CANCEL)
+            try:
+                c.flush()
+            except OSError:
+                break
+        try:
+            c.pump(lambda: c.goaway is not None, 10)
+        except (OSError, h2.exceptions.ProtocolError, AssertionError):
+            pass
+        elapsed = time.monotonic() - t0
+        c.close()
+        self.assertIsNotNone(c.goaway, "no GOAWAY")
+        self.assertEqual(c.goaway.error_code, H2_ENHANCE_YOUR_CALM)
+        last = c.goaway.last_stream_id
+        after = self.server.wait_stats(lambda s: s["calls"] <= 1, "calls released")
+        # The calls of this test never finish (they wait 30 s): they end cancelled (reset) or
+        # with the connection; the Stats calls polling here end finished.
+        started = ((calls_ended(after) - after["closed_finished"]) -
+                   (calls_ended(before) - before["closed_finished"]))
+        answered = [sid for sid in opened if c.streams[sid]["data"]]
+        print("[rapid reset] %d calls started in %.2f s (budget %d + %d/s), GOAWAY "
+              "last_stream=%d" % (started, elapsed, burst, rate, last))
+        # Exactly the streams up to the GOAWAY's last-stream-id started, none above it.
+        self.assertEqual(started, len([sid for sid in opened if sid <= last]))
+        self.assertEqual([sid for sid in answered if sid > last], [])
+        # The budget is honoured both ways: at least the burst, at most burst + refill, plus
+        # the batch that was running when the GOAWAY came.
+        self.assertGreaterEqual(started, burst)
+        self.assertLessEqual(started, burst + int(rate * elapsed) + 1 + batch)
+
+    def test_client_cancelling_a_tenth_of_its_calls_keeps_its_connection(self):
+        """grpcio on one channel at a few hundred calls/s for several seconds, cancelling every
+        tenth call once it has answered (a reset of a running call, as a user pressing stop):
+        the budget's refill covers it, so no call fails and the connection is never cut."""
+        target_rate = 400.0  # calls/s: cancels at 40/s, sustained past the burst of resets
+        total = 2000
+        workers = 8
+        before = self.server.wait_stats(lambda s: s["calls"] <= 1, "no calls")  # the Stats call itself
+        quick = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=1)])
+        slow = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=1),
+            messages_pb2.ResponseParameters(size=1, interval_us=30000000)])
+        results = {"ok": 0, "cancelled": 0, "bad": []}
+        lock = threading.Lock()
+        t0 = time.monotonic()
+
+        def worker(w, stub):
+            for j in range(w, total, workers):
+                delay = t0 + j / target_rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)  # pacing to the target rate, not a wait for a condition
+                try:
+                    if j % 10 == 0:
+                        it = stub.StreamingOutputCall(slow, timeout=30)
+                        next(it)
+                        it.cancel()
+                        try:
+                            next(it)
+                            outcome = "bad: no error after cancel"
+                        except grpc.RpcError as e:
+                            outcome = ("cancelled" if e.code() == grpc.StatusCode.CANCELLED
+                                       else "bad: %s" % e.code())
+                    else:
+                        n = len(list(stub.StreamingOutputCall(quick, timeout=30)))
+                        outcome = "ok" if n == 1 else "bad: %d responses" % n
+                except grpc.RpcError as e:
+                    outcome = "bad: %s %s" % (e.code(), e.details())
+                with lock:
+                    if outcome.startswith("bad"):
+                        results["bad"].append(outcome)
+                    else:
+                        results[outcome] += 1
+
+        with self.server.channel() as ch:
+            stub = self.server.stub(ch)
+            threads = [threading.Thread(target=worker, args=(w, stub)) for w in range(workers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        elapsed = time.monotonic() - t0
+        after = self.server.wait_stats(lambda s: s["calls"] <= 1, "calls released")
+        print("[cancelling client] %d calls in %.2f s (%.0f calls/s), %d cancelled, %d bad"
+              % (total, elapsed, total / elapsed, results["cancelled"], len(results["bad"])))
+        self.assertEqual(results["bad"], [])
+        self.assertEqual(results["cancelled"], total // 10)
+        self.assertEqual(results["ok"], total - total // 10)
+        # The server saw every cancel as a reset of a running call, and no connection was lost.
+        self.assertEqual(after["closed_cancelled"] - before["closed_cancelled"], total // 10)
+        self.assertEqual(after["closed_conn_lost"], before["closed_conn_lost"])
+        # The cancels went past the burst, so the refill was needed (and enough).
+        self.assertGreater(total // 10, grpc_server_limit("LG_GRPC_SERVER_CLIENT_RESET_BURST"))
 
 class Keepalive(unittest.TestCase):
     """A client that never acknowledges the server's keepalive PING is disconnected."""

@@ -207,6 +207,65 @@ def send_raw(s, frames):
     return sent
 
 
+H2_INTERNAL_ERROR = 0x2
+H2_ENHANCE_YOUR_CALM = 0xB
+
+
+def grpc_server_limit(name):
+    """A limit of the gRPC server section of services/common/lg_limits.h."""
+    path = os.path.join(HERE, "..", "..", "..", "services", "common", "lg_limits.h")
+    with open(path) as f:
+        m = re.search(r"#define %s (\d+)u?\b" % name, f.read())
+    return int(m.group(1))
+
+
+def reset_bound(elapsed_s, in_flight):
+    """Calls a resetting connection may start within |elapsed_s| (measured by the client,
+    first frame to close, so at least the server's time): the reset budget, its refill, the
+    calls started but not yet reset when the GOAWAY came (|in_flight|), and one for the reset
+    that tripped the GOAWAY."""
+    burst = grpc_server_limit("LG_GRPC_SERVER_CLIENT_RESET_BURST")
+    rate = grpc_server_limit("LG_GRPC_SERVER_CLIENT_RESETS_PER_SEC")
+    return burst + int(rate * elapsed_s) + 1 + in_flight
+
+
+def goaway_event(evs):
+    for ev in evs:
+        if isinstance(ev, h2.events.ConnectionTerminated):
+            return ev
+    return None
+
+
+def started_streams(logfile, port):
+    """The connection id of the client at 127.0.0.1:|port| and the stream ids of the calls
+    started on it, from llmgate-chat's debug log (grpc_server conn_open and call_state
+    HEADERS->STARTED lines), once its conn_close line is there."""
+    def scan():
+        conn, started, closed = None, [], False
+        with open(logfile) as f:
+            for line in f:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("module") != "grpc_server":
+                    continue
+                msg = ev.get("msg", "")
+                if ev.get("event") == "conn_open" and msg == "peer=127.0.0.1:%d" % port:
+                    conn, started, closed = ev.get("conn"), [], False
+                elif conn is not None and ev.get("conn") == conn:
+                    if ev.get("event") == "call_state" and msg.endswith(" HEADERS->STARTED"):
+                        started.append(int(msg.split()[0].split("=")[1]))
+                    elif ev.get("event") == "conn_close":
+                        closed = True
+        return (conn, started) if closed else None
+    return lib.wait_for(scan, "the attacking connection's close in the chat log")
+
+
+def no_live_streams():
+    return lib.metrics(ENV["chat"].addr["admin"]).get("llmgate_chat_streams", 0) < 100
+
+
 class Http2Abuse(unittest.TestCase):
     def after(self, what):
         """The service still serves a fresh client, and memory stayed bounded."""
@@ -223,9 +282,15 @@ class Http2Abuse(unittest.TestCase):
         self.assertLess(rss, 1024 * 1024)
 
     def test_h2_rapid_reset(self):
+        """HEADERS+DATA+RST_STREAM in bulk, without reading: calls whose reset arrives in the
+        same read as their headers never start; nghttp2's reset limit (every RST_STREAM) ends
+        the connection with GOAWAY, and no call above its last-stream-id ever starts."""
         s, c = h2_connect(ENV["chat"].addr["grpc"])
+        port = s.getsockname()[1]
         n = 20000
         sent = 0
+        evs = []
+        t0 = time.monotonic()
         for i in range(n):
             sid = c.get_next_available_stream_id()
             try:
@@ -242,23 +307,121 @@ class Http2Abuse(unittest.TestCase):
                     data = s.recv(1 << 20)
                     if not data:
                         break
-                    c.receive_data(data)
+                    evs.extend(c.receive_data(data))
                 except (BlockingIOError, h2.exceptions.ProtocolError):
                     pass
                 except OSError:
                     break
                 finally:
                     s.setblocking(True)
-        goaway, closed, _ = drain_until_closed(s, c, 5)
+        goaway, closed, more = drain_until_closed(s, c, 5)
+        elapsed = time.monotonic() - t0
         s.close()
-        sys.stderr.write("[rapid reset] streams opened+reset %d of %d, goaway=%s closed=%s\n"
-                         % (sent, n, goaway, closed))
-        # nghttp2's stream reset rate limit (CVE-2023-44487 fix) ends the connection.
-        self.assertTrue(goaway is not None or closed, "rapid reset was not refused")
+        ga = goaway_event(evs + more)
+        conn, started = started_streams(ENV["chat"].logfile, port)
+        sys.stderr.write("[rapid reset] streams opened+reset %d of %d in %.2f s, goaway=%s "
+                         "last_stream=%s closed=%s, calls started %d (bound %d)\n"
+                         % (sent, n, elapsed, ga and ga.error_code,
+                            ga and ga.last_stream_id, closed, len(started),
+                            reset_bound(elapsed, 0)))
+        # nghttp2's stream reset rate limit (CVE-2023-44487 fix, burst lowered to
+        # LG_GRPC_SERVER_STREAM_RESET_BURST) or our own budget ends the connection.
+        self.assertIsNotNone(ga, "rapid reset got no GOAWAY")
+        self.assertIn(ga.error_code, (H2_INTERNAL_ERROR, H2_ENHANCE_YOUR_CALM))
+        self.assertTrue(closed, "connection not closed after the GOAWAY")
+        self.assertLessEqual(len(started), reset_bound(elapsed, 0))
+        above = [sid for sid in started if sid > ga.last_stream_id]
+        self.assertEqual(above, [], "calls above the GOAWAY's last-stream-id started")
+        # Every started call that got its request made exactly one record; no more.
+        recs = lambda: [r for r in lib.records(ENV["chat"].records)
+                        if r["user_id"].startswith("rr-")]
+        lib.wait_for(lambda: no_live_streams(), "reset streams released")
+        self.assertLessEqual(len(recs()), len(started))
         # Every started call is cancelled at once: no generation piles up.
-        lib.wait_for(lambda: lib.metrics(ENV["chat"].addr["admin"]).get(
-            "llmgate_chat_streams", 0) < 100, "reset streams released")
         self.after("rapid reset")
+
+    def test_h2_rapid_reset_of_running_calls(self):
+        """A client that lets each call start (waits for its first response) and then resets
+        it, in batches: our per-connection budget for resets of running calls
+        (LG_GRPC_SERVER_CLIENT_RESET_BURST, refilled at ..._RESETS_PER_SEC) ends it with
+        GOAWAY(ENHANCE_YOUR_CALM); the calls started stay within that budget, none above the
+        GOAWAY's last-stream-id, and each started call is billed once."""
+        s, c = h2_connect(ENV["chat"].addr["grpc"])
+        port = s.getsockname()[1]
+        s.settimeout(0.5)
+        batch = 20
+        evs = []
+        responded = set()
+        t0 = time.monotonic()
+        done = False
+        k = 0
+        while not done and time.monotonic() - t0 < 60:
+            sids = []
+            try:
+                for _ in range(batch):
+                    sid = c.get_next_available_stream_id()
+                    c.send_headers(sid, GRPC_HEADERS)
+                    c.send_data(sid, grpc_msg("rrr-%d" % k), end_stream=True)
+                    k += 1
+                    sids.append(sid)
+                s.sendall(c.data_to_send())
+            except (OSError, h2.exceptions.ProtocolError):
+                break
+            # Wait until every call of the batch has answered (it runs), or the GOAWAY.
+            while not done and not all(sid in responded for sid in sids):
+                try:
+                    data = s.recv(1 << 20)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    done = True
+                    break
+                if not data:
+                    done = True
+                    break
+                try:
+                    for ev in c.receive_data(data):
+                        evs.append(ev)
+                        if isinstance(ev, (h2.events.ResponseReceived,
+                                           h2.events.DataReceived)):
+                            responded.add(ev.stream_id)
+                        if isinstance(ev, h2.events.ConnectionTerminated):
+                            done = True
+                except h2.exceptions.ProtocolError:
+                    done = True
+            if done:
+                break
+            try:
+                for sid in sids:
+                    c.reset_stream(sid)
+                s.sendall(c.data_to_send())
+            except (OSError, h2.exceptions.ProtocolError):
+                break
+        goaway, closed, more = drain_until_closed(s, c, 5)
+        elapsed = time.monotonic() - t0
+        s.close()
+        ga = goaway_event(evs + more)
+        conn, started = started_streams(ENV["chat"].logfile, port)
+        bound = reset_bound(elapsed, batch)
+        sys.stderr.write("[rapid reset, running calls] %d calls answered then reset in "
+                         "batches of %d in %.2f s, goaway=%s last_stream=%s closed=%s, calls "
+                         "started %d (bound %d)\n"
+                         % (len(responded), batch, elapsed, ga and ga.error_code,
+                            ga and ga.last_stream_id, closed, len(started), bound))
+        self.assertIsNotNone(ga, "no GOAWAY")
+        self.assertEqual(ga.error_code, H2_ENHANCE_YOUR_CALM)
+        self.assertTrue(closed)
+        self.assertLessEqual(len(started), bound)
+        self.assertGreaterEqual(len(started), len(responded))
+        self.assertEqual([sid for sid in started if sid > ga.last_stream_id], [])
+        self.assertEqual([sid for sid in responded if sid > ga.last_stream_id], [])
+        # One record per started call that got its request, and none for the others.
+        recs = lambda: [r for r in lib.records(ENV["chat"].records)
+                        if r["user_id"].startswith("rrr-")]
+        lib.wait_for(lambda: len(recs()) >= len(responded) and no_live_streams(),
+                     "records of the reset calls")
+        self.assertLessEqual(len(recs()), len(started))
+        self.after("rapid reset of running calls")
 
     def test_h2_continuation_flood(self):
         s, c = h2_connect(ENV["chat"].addr["grpc"])
