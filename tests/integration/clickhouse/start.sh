@@ -15,6 +15,9 @@
 #   stop.sh DIR      SIGTERM, wait (deadline 30 s), then SIGKILL. `stop.sh DIR -9` kills at
 #                    once (crash simulation). Idempotent; exits 0 when nothing runs.
 #   client.sh DIR [clickhouse-client args...]   clickhouse-client on the server's TCP port.
+# LG_CH_HTTPS=1 (first start of DIR only): also serve HTTPS on a free port with a fresh
+# self-signed certificate for 127.0.0.1 (openssl); DIR/https_url holds https://127.0.0.1:PORT
+# and DIR/ca.pem the certificate to trust. The printed line stays the plain HTTP URL.
 # Users: "default" with no password, and "llmgate" with password "llmgate-secret" (for auth
 # tests: basic auth in the URL or X-ClickHouse-User/-Key). Server timezone UTC. Exit status != 0 (and a reason on
 # stderr, with the tail of the server log) when the server does not come up in time.
@@ -40,6 +43,23 @@ if [ ! -f "$DIR/config.xml" ]; then
   while [ "$TCP_PORT" = "$HTTP_PORT" ]; do TCP_PORT=$(free_port); done
   INTER_PORT=$(free_port)
   mkdir -p "$DIR/data" "$DIR/tmp" "$DIR/user_files" "$DIR/format_schemas"
+  HTTPS_XML=""
+  if [ "${LG_CH_HTTPS:-0}" = 1 ]; then
+    HTTPS_PORT=$(free_port)
+    while [ "$HTTPS_PORT" = "$HTTP_PORT" ] || [ "$HTTPS_PORT" = "$TCP_PORT" ]; do
+      HTTPS_PORT=$(free_port)
+    done
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1" -keyout "$DIR/key.pem" -out "$DIR/ca.pem" 2>/dev/null
+    HTTPS_XML="<https_port>$HTTPS_PORT</https_port>
+    <openSSL><server>
+        <certificateFile>$DIR/ca.pem</certificateFile><privateKeyFile>$DIR/key.pem</privateKeyFile>
+        <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>
+        <cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols>
+        <preferServerCiphers>true</preferServerCiphers>
+    </server></openSSL>"
+    echo "https://127.0.0.1:$HTTPS_PORT" > "$DIR/https_url"
+  fi
   cat > "$DIR/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -71,6 +91,7 @@ if [ ! -f "$DIR/config.xml" ]; then
     <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
     <max_session_timeout>3600</max_session_timeout>
     <default_session_timeout>60</default_session_timeout>
+    $HTTPS_XML
 </yandex>
 XML
   cat > "$DIR/users.xml" <<XML
