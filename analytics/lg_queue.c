@@ -124,6 +124,10 @@ int lg_queue_new(lg_queue **out, size_t capacity)
         nshards /= 2;
     }
     size_t per = capacity / nshards;
+    const size_t slot_bytes = sizeof(struct lg_queue_slot) + sizeof(struct lg_queue_dep);
+    if (capacity > (SIZE_MAX - LG_QUEUE_CACHE_LINE) / slot_bytes) {
+        return LG_ERR_NOMEM; /* the size would wrap: no allocation could hold it */
+    }
     lg_queue *q = lg_calloc(1, sizeof(*q));
     if (q == NULL) {
         return LG_ERR_NOMEM;
@@ -132,9 +136,7 @@ int lg_queue_new(lg_queue **out, size_t capacity)
     if (q->shards_mem == NULL) {
         goto out_free_queue;
     }
-    q->slots_mem = lg_calloc(1, capacity * (sizeof(struct lg_queue_slot) +
-                                            sizeof(struct lg_queue_dep)) +
-                                    LG_QUEUE_CACHE_LINE);
+    q->slots_mem = lg_calloc(1, capacity * slot_bytes + LG_QUEUE_CACHE_LINE);
     if (q->slots_mem == NULL) {
         goto out_free_shards;
     }

@@ -41,6 +41,8 @@ static void test_queue_capacity_must_be_power_of_two(void **state)
     lg_test_fail_after(2);
     assert_int_equal(lg_queue_new(&q, 4), LG_ERR_NOMEM);
     lg_test_fail_after(-1);
+    /* A power of two whose slot bytes would wrap size_t: refused before any allocation. */
+    assert_int_equal(lg_queue_new(&q, (size_t)1 << (sizeof(size_t) * 8 - 2)), LG_ERR_NOMEM);
 }
 
 static void test_queue_full_then_empty_fifo(void **state)
