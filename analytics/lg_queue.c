@@ -47,14 +47,14 @@ struct lg_queue_shard {
     alignas(LG_QUEUE_CACHE_LINE) struct lg_queue_slot *slots;
     struct lg_queue_dep *deps; /* parallel to slots */
     size_t mask;               /* slots in this shard - 1 */
-    atomic_size_t head; /* next position to push */
+    atomic_size_t head;        /* next position to push */
     /* Consumer's line, with its own copy of the geometry: were the consumer to read the
      * producers' line at every pop, the next push would have to take that line back from
      * its core (measured: p99 of a lone producer 25 -> ~130 ns). */
     alignas(LG_QUEUE_CACHE_LINE) atomic_size_t tail; /* next position to pop */
-    struct lg_queue_slot *c_slots;                     /* == slots */
-    struct lg_queue_dep *c_deps;                       /* == deps */
-    size_t c_mask;                                     /* == mask */
+    struct lg_queue_slot *c_slots;                   /* == slots */
+    struct lg_queue_dep *c_deps;                     /* == deps */
+    size_t c_mask;                                   /* == mask */
 };
 
 struct lg_queue {
@@ -231,8 +231,7 @@ static bool shard_push(lg_queue *q, struct lg_queue_binding *b, uint32_t s, void
         intptr_t dif = (intptr_t)seq - (intptr_t)pos;
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&sh->head, &pos, pos + 1,
-                                                      memory_order_relaxed,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_relaxed, memory_order_relaxed)) {
                 slot->item = item;
                 uint32_t dep = dep_check(q, b, s);
                 if (dep != LG_QUEUE_NO_DEP) {
@@ -289,8 +288,7 @@ static bool shard_pop(lg_queue *q, uint32_t s, void **out)
     }
     struct lg_queue_dep *dep = &sh->c_deps[pos & sh->c_mask];
     if (dep->shard != LG_QUEUE_NO_DEP) {
-        if (atomic_load_explicit(&q->shards[dep->shard].tail, memory_order_relaxed) <=
-            dep->pos) {
+        if (atomic_load_explicit(&q->shards[dep->shard].tail, memory_order_relaxed) <= dep->pos) {
             return false; /* the producer's previous item is still in shard dep->shard */
         }
         dep->shard = LG_QUEUE_NO_DEP; /* before the slot is released to the next push */

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <pthread.h>
-#include <sched.h>
 
 #include <cmocka.h>
 
@@ -69,7 +69,7 @@ static void test_queue_full_then_empty_fifo(void **state)
     assert_int_equal(lg_queue_capacity(q), 8);
 }
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 50000
 
 struct producer_arg {
@@ -178,8 +178,8 @@ struct pusher {
     uintptr_t accepted; /* items accepted */
     bool spin;          /* retry a refused push (a consumer runs) */
     pthread_barrier_t *go;
-    int bad;            /* a push result other than LG_OK / LG_ERR_EXHAUSTED (cmocka
-                         * asserts only on the test's own thread) */
+    int bad; /* a push result other than LG_OK / LG_ERR_EXHAUSTED (cmocka
+              * asserts only on the test's own thread) */
 };
 
 static void *pusher_main(void *p)
@@ -284,7 +284,7 @@ static void test_queue_producers_fill_then_drain_in_order(void **state)
     lg_queue_free(q);
 }
 
-#define RACERS 6
+#define RACERS    6
 #define PER_RACER 20000u
 
 /* More producers than the small queue has room for, pushing while the consumer drains:
@@ -405,11 +405,9 @@ static void test_queue_new_queue_after_free(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_queue_capacity_must_be_power_of_two, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_capacity_must_be_power_of_two, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_then_empty_fifo, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_many_producers_lose_nothing, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_many_producers_lose_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_capacity_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_shard_spills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_producers_fill_then_drain_in_order, setup,
