@@ -4,8 +4,8 @@
  *
  * Purpose: collects open JSONEachRow rows (lg_record_encode_row output: '{' ... without the
  * closing brace) until a row, byte or age limit is reached; then lg_batch_seal computes a
- * deterministic batch_id (FNV-1a 64 of the rows and their count, so the same rows always
- * give the same id, across restarts), closes every row with ,"batch_id":"<id>"}\n and
+ * deterministic batch_id (a 64-bit hash of the rows, XXH3 or FNV-1a by build, and their
+ * count, so the same rows always give the same id, across restarts), closes every row with ,"batch_id":"<id>"}\n and
  * gzips the body. A row ClickHouse rejects can be removed (lg_batch_remove) and the batch
  * sealed again; its id changes with its content.
  *
@@ -78,9 +78,20 @@ int lg_batch_seal_begin(lg_batch *b, bool gzip);
 int lg_batch_seal_step(lg_batch *b, size_t budget);
 /* True between lg_batch_seal_begin and the step that finished (or failed). */
 bool lg_batch_is_sealing(const lg_batch *b);
+/* Seals without building a body: computes the batch_id only; the uncompressed body (rows
+ * with their batch_id) is produced by lg_batch_body_read straight from the rows, so an
+ * uncompressed insert copies each byte once (into curl's buffer) instead of twice.
+ * LG_OK, LG_ERR_INVALID (empty). Abandons a seal in progress. */
+int lg_batch_seal_stream(lg_batch *b);
+/* Bytes of the last seal's body as sent (compressed, or raw for a streamed seal). */
+size_t lg_batch_body_len(const lg_batch *b);
+/* Copies body bytes [off, off + n) of the last seal into |dst|, n = min(cap, len - off);
+ * any kind of seal. Sequential reads are O(bytes); a read behind the last one finds its
+ * row by binary search. Returns n (0 at the end). The batch must not change meanwhile. */
+size_t lg_batch_body_read(lg_batch *b, size_t off, uint8_t *dst, size_t cap);
 /* The id of the last seal ("" before). */
 const char *lg_batch_id(const lg_batch *b);
-/* The body of the last seal. */
+/* The body of the last seal ({NULL, 0} after lg_batch_seal_stream). */
 struct lg_slice lg_batch_body(const lg_batch *b);
 /* Size of the last sealed body before compression. */
 size_t lg_batch_body_raw_len(const lg_batch *b);

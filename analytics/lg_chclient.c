@@ -231,11 +231,69 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     return lg_buf_append(resp, ptr, n) == LG_OK ? n : 0;
 }
 
+/* CURLOPT_READFUNCTION for lg_chclient_setup_reader. */
+static size_t read_cb(char *dst, size_t size, size_t nitems, void *ud)
+{
+    struct lg_chclient_reader *r = ud;
+    size_t cap = size * nitems;
+    if (r->off >= r->len) {
+        return 0;
+    }
+    if (cap > r->len - r->off) {
+        cap = r->len - r->off;
+    }
+    size_t n = r->fn(r->ud, r->off, (uint8_t *)dst, cap);
+    if (n == 0) {
+        /* The source ended before the length announced: fail the transfer rather than
+         * send a short body under a Content-Length it does not match. */
+        return CURL_READFUNC_ABORT;
+    }
+    r->off += n;
+    return n;
+}
+
+static int setup_common(CURL *e, const struct lg_chclient_opts *o, const char *params,
+                        bool gzip_body, struct lg_buf *resp, struct lg_buf *url_buf,
+                        struct curl_slist **headers_out);
+
 int lg_chclient_setup(void *easy, const struct lg_chclient_opts *o, const char *params,
                       const void *body, size_t len, bool gzip_body, struct lg_buf *resp,
                       struct lg_buf *url_buf, struct curl_slist **headers_out)
 {
     CURL *e = easy;
+    int rc = setup_common(e, o, params, gzip_body, resp, url_buf, headers_out);
+    if (rc == LG_OK) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    return rc;
+}
+
+int lg_chclient_setup_reader(void *easy, const struct lg_chclient_opts *o, const char *params,
+                             struct lg_chclient_reader *rd, bool gzip_body, struct lg_buf *resp,
+                             struct lg_buf *url_buf, struct curl_slist **headers_out)
+{
+    CURL *e = easy;
+    int rc = setup_common(e, o, params, gzip_body, resp, url_buf, headers_out);
+    if (rc == LG_OK) {
+        rd->off = 0;
+        /* No POSTFIELDS: curl reads the body through read_cb, Content-Length = len. No
+         * CURLOPT_SEEKFUNCTION on purpose: a transfer that would need to rewind (and send
+         * the INSERT again) fails instead (CURLE_SEND_FAIL_REWIND), and the shipper's
+         * landed-check decides. */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rd->len);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(e, CURLOPT_READDATA, rd);
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)LG_CHCLIENT_UPLOAD_BUFFER_BYTES);
+    }
+    return rc;
+}
+
+static int setup_common(CURL *e, const struct lg_chclient_opts *o, const char *params,
+                        bool gzip_body, struct lg_buf *resp, struct lg_buf *url_buf,
+                        struct curl_slist **headers_out)
+{
     lg_buf_reset(url_buf);
     int rc = lg_buf_append_str(url_buf, o->url);
     if (rc == LG_OK) {
@@ -277,8 +335,6 @@ int lg_chclient_setup(void *easy, const struct lg_chclient_opts *o, const char *
     }
     curl_easy_setopt(e, CURLOPT_URL, (const char *)url_buf->data);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);

@@ -77,6 +77,23 @@ int lg_chclient_setup(void *easy, const struct lg_chclient_opts *o, const char *
                       const void *body, size_t len, bool gzip_body, struct lg_buf *resp,
                       struct lg_buf *url_buf, struct curl_slist **headers_out);
 
+/* A body produced on demand (lg_chclient_setup_reader): |fn| copies up to |cap| bytes of
+ * the body from offset |off| into |dst| and returns how many (0 only past the end). */
+struct lg_chclient_reader {
+    size_t (*fn)(void *ud, size_t off, uint8_t *dst, size_t cap);
+    void *ud;
+    size_t len; /* the whole body's length (Content-Length) */
+    size_t off; /* next offset curl asks for; set to 0 by setup */
+};
+/* As lg_chclient_setup, but curl pulls the body through |rd| (borrowed until the transfer
+ * ends; so are the bytes |fn| reads): no copy of the body is made up front. A transfer
+ * that would have to rewind the body fails (no silent resend of an INSERT). The same easy
+ * handle may be set up with lg_chclient_setup afterwards (POSTFIELDS wins over the read
+ * function). */
+int lg_chclient_setup_reader(void *easy, const struct lg_chclient_opts *o, const char *params,
+                             struct lg_chclient_reader *rd, bool gzip_body, struct lg_buf *resp,
+                             struct lg_buf *url_buf, struct curl_slist **headers_out);
+
 /* True when |url|'s host is a loopback address: "localhost" (RFC 6761), 127.0.0.0/8, ::1 or
  * ::ffff:127.x.y.z. Names are not resolved. False for anything unparsable. Pure. */
 bool lg_chclient_url_is_loopback(const char *url);

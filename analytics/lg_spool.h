@@ -35,7 +35,8 @@
  * lg_spool_close (also for segments rotated away and new directory entries): never inside
  * lg_spool_append, which request threads call on the overflow path (and which never
  * retries a failed write: only lg_spool_flush does).
- * Ownership: the spool copies what it is given; lg_spool_read fills a caller-owned lg_buf.
+ * Ownership: the spool copies what it is given; lg_spool_read fills a caller-owned lg_buf;
+ * lg_spool_read_view lends a view of its own buffer.
  * Errors: LG_ERR_IO (with errno logged by the caller's context), LG_ERR_NOMEM,
  * LG_ERR_EXHAUSTED (cap), LG_ERR_TOO_LARGE (record larger than the maximum), LG_ERR_AGAIN
  * (nothing more to read yet), LG_ERR_CORRUPT (bad record skipped; read again),
@@ -49,6 +50,7 @@
 #include <stdint.h>
 
 struct lg_buf;
+struct lg_slice;
 
 typedef struct lg_spool lg_spool;
 
@@ -106,6 +108,9 @@ uint64_t lg_spool_discard(lg_spool *sp);
  * LG_ERR_CORRUPT (CRC mismatch: |*cur| moved to the next segment; call again),
  * LG_ERR_IO, LG_ERR_NOMEM / LG_ERR_TOO_LARGE (|out| cap). */
 int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out);
+/* The same without a copy: |*out| points into the spool's read-ahead buffer, valid until
+ * the next lg_spool_read* / lg_spool_close call. Errors as lg_spool_read (no cap error). */
+int lg_spool_read_view(lg_spool *sp, struct lg_spool_pos *cur, struct lg_slice *out);
 
 /* The state loaded at open or last saved. A fresh spool starts at the first record. */
 void lg_spool_get_state(const lg_spool *sp, struct lg_spool_state *out);

@@ -407,6 +407,9 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
  * window cost nothing measurable (ratio 22.6 with 1 MiB members vs 19.6 for zlib's single
  * stream), small enough to copy cheaply into one buffer. */
 #define LG_BATCH_GZIP_MEMBER_BYTES (1024u * 1024u)
+/* lg_batch looks for "start_time_ms" in this many last bytes of a row before searching the
+ * whole row (the encoder puts it after the bodies; the fields after it are ~250 bytes). */
+#define LG_BATCH_TIME_KEY_TAIL_BYTES 512u
 
 /* One X-ClickHouse-* header line; user names and keys are short. Longer ones are cut. */
 #define LG_CHCLIENT_MAX_HEADER_BYTES 512
@@ -418,6 +421,9 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
 /* A query result read by the CLI or UsageService; larger results fail with TOO_LARGE
  * (queries carry LIMITs well below this). */
 #define LG_CHCLIENT_MAX_RESPONSE_BYTES (64u * 1024u * 1024u)
+/* curl's upload buffer for INSERT bodies pulled through a read callback: one callback and
+ * about one send(2) per this many bytes (curl's default is 64 KiB; it allows up to 2 MiB). */
+#define LG_CHCLIENT_UPLOAD_BUFFER_BYTES (512u * 1024u)
 
 /* Shipper batching defaults (ClickHouse guidance: 10k-100k rows per insert, about one
  * insert per second per table; each insert is one part, too many parts fail with 252).

@@ -289,6 +289,74 @@ static void test_batch_gzip_members_inflate_to_rows(void **state)
     lg_batch_free(b);
 }
 
+/* Reads the whole body of the last seal through lg_batch_body_read in |chunk|-byte reads. */
+static size_t read_all(lg_batch *b, size_t chunk, uint8_t *out, size_t cap)
+{
+    size_t off = 0, n;
+    while (off < cap && (n = lg_batch_body_read(b, off, out + off,
+                                                chunk < cap - off ? chunk : cap - off)) > 0) {
+        off += n;
+    }
+    return off;
+}
+
+static void test_batch_streamed_body_equals_sealed_body(void **state)
+{
+    (void)state;
+    struct lg_batch_limits lim = {100, 100000, 500};
+    lg_batch *b = NULL;
+    assert_int_equal(lg_batch_new(&b, &lim), LG_OK);
+    char row[128];
+    for (int i = 0; i < 37; i++) {
+        int n = snprintf(row, sizeof(row), "{\"i\":%d,\"pad\":\"%.*s\"", i, i % 23,
+                         "abcdefghijklmnopqrstuvwxyz");
+        assert_int_equal(lg_batch_add(b, (const uint8_t *)row, (size_t)n, 0), LG_OK);
+    }
+    static uint8_t want[8192], got[8192];
+    assert_int_equal(lg_batch_seal(b, false), LG_OK);
+    struct lg_slice body = lg_batch_body(b);
+    assert_true(body.len < sizeof(want));
+    memcpy(want, body.ptr, body.len);
+    char id[64];
+    strcpy(id, lg_batch_id(b));
+    /* A materialized seal reads back through the same call. */
+    assert_int_equal(lg_batch_body_len(b), body.len);
+    assert_int_equal(read_all(b, 1000, got, sizeof(got)), body.len);
+    assert_memory_equal(got, want, body.len);
+
+    assert_int_equal(lg_batch_seal_stream(b), LG_OK);
+    assert_string_equal(lg_batch_id(b), id); /* same rows, same id, whatever the seal */
+    assert_int_equal(lg_batch_body(b).len, 0);
+    assert_int_equal(lg_batch_body_len(b), body.len);
+    assert_int_equal(lg_batch_body_raw_len(b), body.len);
+    /* Chunk sizes that cut rows and suffixes anywhere, including one byte at a time. */
+    const size_t chunks[] = {1, 7, 31, 64, 100, 4096};
+    for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+        memset(got, 0, sizeof(got));
+        assert_int_equal(read_all(b, chunks[c], got, sizeof(got)), body.len);
+        assert_memory_equal(got, want, body.len);
+    }
+    /* Past the end: nothing. A read behind the last one (a rewind) finds its row. */
+    assert_int_equal(lg_batch_body_read(b, body.len, got, 10), 0);
+    for (size_t off = 0; off < body.len; off += 97) {
+        size_t n = lg_batch_body_read(b, off, got, 50);
+        assert_int_equal(n, body.len - off < 50 ? body.len - off : 50);
+        assert_memory_equal(got, want + off, n);
+    }
+    for (size_t off = body.len - 1; off > 0; off -= off > 61 ? 61 : off) {
+        assert_int_equal(lg_batch_body_read(b, off, got, 1), 1);
+        assert_int_equal(got[0], want[off]);
+    }
+    /* Removing a row ends the streamed seal (the id no longer holds). */
+    assert_int_equal(lg_batch_remove(b, 3), LG_OK);
+    assert_int_equal(lg_batch_body_len(b), 0);
+    assert_int_equal(lg_batch_seal_stream(b), LG_OK);
+    assert_string_not_equal(lg_batch_id(b), id);
+    lg_batch_reset(b);
+    assert_int_equal(lg_batch_seal_stream(b), LG_ERR_INVALID); /* empty */
+    lg_batch_free(b);
+}
+
 static void test_batch_invalid_limits_and_nomem(void **state)
 {
     (void)state;
@@ -315,6 +383,7 @@ int main(void)
         cmocka_unit_test_setup(test_batch_never_spans_two_months, setup),
         cmocka_unit_test_setup(test_batch_seal_in_steps, setup),
         cmocka_unit_test_setup(test_batch_gzip_members_inflate_to_rows, setup),
+        cmocka_unit_test_setup(test_batch_streamed_body_equals_sealed_body, setup),
         cmocka_unit_test_setup(test_batch_invalid_limits_and_nomem, setup),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
