@@ -60,6 +60,41 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_ticks(pid):
+    """utime + stime of pid (clock ticks, 10 ms here)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
+def proc_name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return str(pid)
+
+
+# Idle runs also sample the servers' CPU while they hold the streams (heartbeats only), over
+# this window: a figure, not a check.
+HOLD_CPU_S = 5
+
+
+def hold_cpu(pids):
+    """CPU of pids over HOLD_CPU_S, in % of one core, summed by process name."""
+    names = {x: proc_name(x) for x in pids}
+    t0 = {x: cpu_ticks(x) for x in pids}
+    time.sleep(HOLD_CPU_S)
+    out = {}
+    for x in pids:
+        pct = (cpu_ticks(x) - t0[x]) * 100.0 / os.sysconf("SC_CLK_TCK") / HOLD_CPU_S
+        out[names[x]] = round(out.get(names[x], 0) + pct, 1)
+    return out
+
+
 def create(addr, n, prompt):
     host, port = addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=WAIT_S)
@@ -180,13 +215,14 @@ def idle(bins, load, n, workers, fanout, pace=()):
         base = sum(rss_kb(p) for p in pids)
         lps, res = run_load(load, addr, urls, "idle", pace=pace)
         held = sum(rss_kb(p) for p in pids)
+        cpu = hold_cpu(pids + [chat.pid])
         release(lps)
         per = (held - base) * 1024 / max(1, res["headers"])
         print(f"idle: {res['headers']}/{n} streams open on {workers} adapter process(es), "
               f"RSS {base} -> {held} KiB, {per:.0f} B/stream ({per / 1024:.2f} KiB), "
-              f"failed {res['failed']}")
+              f"failed {res['failed']}; CPU while holding (% of a core): {cpu}")
         return {"streams": n, "workers": workers, "open": res["headers"], "rss_base_kib": base,
-                "rss_held_kib": held, "bytes_per_stream": round(per)}
+                "rss_held_kib": held, "bytes_per_stream": round(per), "hold_cpu_pct": cpu}
     finally:
         stop(sse, chat)
 
@@ -286,12 +322,14 @@ def nchan_idle(load, n, workers, pace=()):
         base = sum(rss_kb(x) for x in pids)
         lps, res = run_load(load, addr, [f"/sub/c{i}" for i in range(n)], "idle", pace=pace)
         held = sum(rss_kb(x) for x in pids)
+        cpu = hold_cpu(pids)
         release(lps)
         per = (held - base) * 1024 / max(1, res["headers"])
         print(f"nchan idle: {res['headers']}/{n} streams on {workers} worker(s), RSS {base} -> "
-              f"{held} KiB, {per:.0f} B/stream ({per / 1024:.2f} KiB), failed {res['failed']}")
+              f"{held} KiB, {per:.0f} B/stream ({per / 1024:.2f} KiB), failed {res['failed']}; "
+              f"CPU while holding (% of a core): {cpu}")
         return {"streams": n, "workers": workers, "open": res["headers"], "rss_base_kib": base,
-                "rss_held_kib": held, "bytes_per_stream": round(per)}
+                "rss_held_kib": held, "bytes_per_stream": round(per), "hold_cpu_pct": cpu}
     finally:
         p.terminate()
         p.wait()
@@ -411,6 +449,15 @@ class GripOrigin(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class GripOriginServer(http.server.ThreadingHTTPServer):
+    """Quiet about clients (zurl) that closed first, which happens when Pushpin cancels."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def ports_free(first, count):
     for q in range(first, first + count):
         try:
@@ -424,8 +471,7 @@ def ports_free(first, count):
 def pushpin_start():
     if shutil.which("pushpin") is None or shutil.which("condure") is None:
         return None
-    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GripOrigin)
-    origin.daemon_threads = True
+    origin = GripOriginServer(("127.0.0.1", 0), GripOrigin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     d = tempfile.mkdtemp(prefix="lg-pushpin-")
     os.makedirs(f"{d}/run")
@@ -496,24 +542,6 @@ def tree_pids(pid):
     return out
 
 
-def cpu_ticks(pid):
-    """utime + stime of pid (clock ticks, 10 ms here)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    except OSError:
-        return 0
-
-
-def proc_name(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return str(pid)
-
-
 def pushpin_idle(load, n, instances=1):
     """n idle streams over |instances| Pushpin instances (each its own condure, proxy,
     handler, zurl and origin; the urls split evenly). One process may hold at most ~20000
@@ -533,23 +561,26 @@ def pushpin_idle(load, n, instances=1):
         lps, res = run_load(load, [st[1] for st in started], [f"/sub/c{i}" for i in range(n)],
                             "idle", deadline_s=deadline_s, pace=PUSHPIN_PACE)
         after = {x: rss_kb(x) for x in pids}
+        names = {x: proc_name(x) for x in pids}
+        cpu = hold_cpu(pids)
         release(lps)
         keep = bool(res.get("timed_out") or res["failed"] or res["headers"] < n)
         base, held = sum(before.values()), sum(after.values())
         per = (held - base) * 1024 / max(1, res["headers"])
         growth = {}  # KiB of growth per process name, summed over the instances
         for x in pids:
-            growth[proc_name(x)] = growth.get(proc_name(x), 0) + after[x] - before[x]
+            growth[names[x]] = growth.get(names[x], 0) + after[x] - before[x]
         if res.get("timed_out"):
             print(f"pushpin idle: TIMED OUT after {deadline_s:.0f} s (streams without "
                   f"a heartbeat remained; logs in {[st[4] for st in started]})")
         print(f"pushpin idle: {res['headers']}/{n} streams on {instances} instance(s) "
               f"({len(pids)} processes), RSS {base} -> {held} KiB, {per:.0f} B/stream "
               f"({per / 1024:.2f} KiB), failed {res['failed']}, all had headers after "
-              f"{res.get('headers_s', -1):.1f} s; growth by process (KiB): {growth}")
+              f"{res.get('headers_s', -1):.1f} s (-1: not all); growth by process (KiB): "
+              f"{growth}; CPU while holding (% of a core): {cpu}")
         return {"streams": n, "instances": instances, "open": res["headers"],
                 "rss_base_kib": base, "rss_held_kib": held, "bytes_per_stream": round(per),
-                "growth_kib": growth, "headers_s": res.get("headers_s"),
+                "growth_kib": growth, "headers_s": res.get("headers_s"), "hold_cpu_pct": cpu,
                 "timed_out": res.get("timed_out", 0)}
     finally:
         for st in started:
