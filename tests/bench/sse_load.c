@@ -71,7 +71,8 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Counts |needle| in tail+buf (markers may straddle reads). */
+/* Counts |needle| in tail+buf (markers may straddle reads). A match that lies wholly inside
+ * the tail was counted by the previous read and is skipped. */
 static uint64_t count_marker(struct conn *c, const char *buf, size_t n, const char *needle)
 {
     static char joined[LOAD_TAIL_BYTES + LOAD_READ_BYTES + 1];
@@ -83,7 +84,9 @@ static uint64_t count_marker(struct conn *c, const char *buf, size_t n, const ch
     size_t nl = strlen(needle);
     for (const char *p = joined; (p = memmem(p, (size_t)(joined + len - p), needle, nl)) != NULL;
          p += nl) {
-        k++;
+        if ((size_t)(p - joined) + nl > c->tail_len) {
+            k++;
+        }
     }
     return k;
 }
