@@ -15,11 +15,17 @@
  * and the same busy shipper, but the timed call is an empty function and the enqueue runs
  * right after it, untimed. Its tail is what the timer, interrupts and the scheduler
  * (preemption of the timing thread itself, which dominates when threads > cores) add to
- * any call this short; the enqueue's tail beyond it is the queue's.
+ * any call this short; the enqueue's tail beyond it is the queue's or the shipper's.
+ *
+ * Last, "queue_only" lines: the same thread counts pushing straight into an lg_queue of the
+ * same size, with one consumer thread that pops and spins QUEUE_ONLY_WORK_SPINS per item
+ * (slower than the producers, like the shipper, but without its memory traffic and
+ * its shared state): the queue's own figures, apart from lg_shipper's.
  * usage: bench_enqueue [total_records_per_thread_count] [spool_dir]
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +36,7 @@
 #include "lg_buf.h"
 #include "lg_err.h"
 #include "lg_limits.h"
+#include "lg_queue.h"
 #include "lg_record.h"
 #include "lg_shipper.h"
 
@@ -205,6 +212,99 @@ static void encode_rate(void)
     lg_record_free(r);
 }
 
+/* Per popped item in the queue_only run: a few hundred ns of work (the shipper spends
+ * ~1-2 us per record encoding and spooling). */
+enum { QUEUE_ONLY_WORK_SPINS = 300 };
+
+struct q_producer {
+    lg_queue *q;
+    int64_t base, n;
+    int64_t *lat;
+    pthread_barrier_t *start;
+    bool refused; /* a push found the queue full (it is sized not to be) */
+};
+
+struct q_consumer {
+    lg_queue *q;
+    atomic_bool stop;
+    int64_t popped;
+};
+
+static void *q_produce(void *p)
+{
+    struct q_producer *a = p;
+    pthread_barrier_wait(a->start);
+    for (int64_t i = 0; i < a->n; i++) {
+        int64_t t0 = now_ns();
+        int rc = lg_queue_push(a->q, (void *)(uintptr_t)(a->base + i + 1));
+        a->lat[i] = now_ns() - t0;
+        a->refused |= rc != LG_OK;
+    }
+    return NULL;
+}
+
+static void *q_consume(void *p)
+{
+    struct q_consumer *c = p;
+    volatile uint64_t sink = 0;
+    void *out;
+    for (;;) {
+        bool stop = atomic_load_explicit(&c->stop, memory_order_acquire);
+        if (lg_queue_pop(c->q, &out) == LG_OK) {
+            c->popped++;
+            for (int k = 0; k < QUEUE_ONLY_WORK_SPINS; k++) {
+                sink = sink + (uint64_t)k;
+            }
+        } else if (stop) {
+            return NULL;
+        }
+    }
+}
+
+static void run_queue_only(int threads, int64_t per_thread)
+{
+    int64_t n = per_thread * threads;
+    size_t cap = 1;
+    while (cap < (size_t)n * 2) {
+        cap <<= 1;
+    }
+    lg_queue *q = NULL;
+    if (lg_queue_new(&q, cap) != LG_OK) {
+        fprintf(stderr, "bench_enqueue: queue failed\n");
+        exit(1);
+    }
+    struct q_consumer c = {q, false, 0};
+    pthread_t ct;
+    pthread_create(&ct, NULL, q_consume, &c);
+    struct q_producer *ps = calloc((size_t)threads, sizeof(*ps));
+    pthread_t *th = calloc((size_t)threads, sizeof(*th));
+    int64_t *all = calloc((size_t)n, sizeof(*all));
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads);
+    for (int t = 0; t < threads; t++) {
+        ps[t] = (struct q_producer){q, t * per_thread, per_thread, all + t * per_thread, &start,
+                                    false};
+        pthread_create(&th[t], NULL, q_produce, &ps[t]);
+    }
+    bool refused = false;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        refused |= ps[t].refused;
+    }
+    atomic_store_explicit(&c.stop, true, memory_order_release);
+    pthread_join(ct, NULL);
+    qsort(all, (size_t)n, sizeof(*all), cmp64);
+    printf("queue_only threads=%d calls=%" PRId64 " p50_ns=%" PRId64 " p99_ns=%" PRId64
+           " p99.9_ns=%" PRId64 " max_ns=%" PRId64 " popped=%" PRId64 "%s\n",
+           threads, n, all[n / 2], all[n * 99 / 100], all[n * 999 / 1000], all[n - 1], c.popped,
+           refused ? " (refusals: figures invalid)" : "");
+    pthread_barrier_destroy(&start);
+    lg_queue_free(q);
+    free(all);
+    free(th);
+    free(ps);
+}
+
 static int64_t parse_count(const char *s, int64_t def)
 {
     int64_t v = 0;
@@ -227,6 +327,9 @@ int main(int argc, char **argv)
             snprintf(d, sizeof(d), "%s-%d%s", dir, threads[i], b ? "-baseline" : "");
             run(threads[i], per / threads[i] > 0 ? per / threads[i] : 1, d, b == 1);
         }
+    }
+    for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++) {
+        run_queue_only(threads[i], per / threads[i] > 0 ? per / threads[i] : 1);
     }
     return 0;
 }
