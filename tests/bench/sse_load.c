@@ -261,7 +261,8 @@ int main(int argc, char **argv)
             }
             opened++;
         }
-        int k = epoll_wait(ep, evs, LOAD_EPOLL_BATCH, opened < n ? LOAD_PACE_POLL_MS : LOAD_POLL_MS);
+        int wait_ms = opened < n ? LOAD_PACE_POLL_MS : LOAD_POLL_MS;
+        int k = epoll_wait(ep, evs, LOAD_EPOLL_BATCH, wait_ms);
         for (int i = 0; i < k; i++) {
             on_ready(evs[i].data.ptr, evs[i].events, target, ep);
         }
