@@ -170,11 +170,30 @@ struct lg_slice lg_buf_slice(const struct lg_buf *b)
     return s;
 }
 
+/* Nonzero when a byte of |w| needs a JSON escape: < 0x20, '"', '\\' or 0x7f ("Bit Twiddling
+ * Hacks", hasless / haszero: exact as a yes/no for the whole word; bytes >= 0x80 never
+ * match). Lets the loop below skip 8 plain bytes at a time: the byte loop was ~20% of the
+ * shipper thread's CPU (JSON rows of ~2 KB, analytics/README.md). */
+static uint64_t json_word_special(uint64_t w)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\'), del = w ^ (ones * 0x7f);
+    return ((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) |
+           ((bs - ones) & ~bs & highs) | ((del - ones) & ~del & highs);
+}
+
 int lg_buf_append_json_escaped(struct lg_buf *b, const uint8_t *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t run = 0; /* start of the pending run of bytes that need no escaping */
     for (size_t i = 0; i < len; i++) {
+        uint64_t w;
+        while (i + sizeof(w) <= len && (memcpy(&w, s + i, sizeof(w)), !json_word_special(w))) {
+            i += sizeof(w);
+        }
+        if (i >= len) {
+            break;
+        }
         uint8_t c = s[i];
         const char *esc = NULL;
         char u[7];

@@ -76,6 +76,35 @@ static void test_buf_json_escape(void **state)
     lg_buf_deinit(&b);
 }
 
+/* The escaper skips 8 plain bytes at a time: every byte value, at every position of a
+ * 20-byte run of plain text, is escaped exactly as on its own. */
+static void test_buf_json_escape_any_position(void **state)
+{
+    (void)state;
+    struct lg_buf b, one;
+    lg_buf_init(&b, 256);
+    lg_buf_init(&one, 16);
+    for (int v = 0; v < 256; v++) {
+        uint8_t c = (uint8_t)v;
+        lg_buf_reset(&one);
+        assert_int_equal(lg_buf_append_json_escaped(&one, &c, 1), LG_OK);
+        for (size_t pos = 0; pos < 20; pos++) {
+            uint8_t in[20];
+            memset(in, 'x', sizeof(in));
+            in[pos] = c;
+            lg_buf_reset(&b);
+            assert_int_equal(lg_buf_append_json_escaped(&b, in, sizeof(in)), LG_OK);
+            assert_int_equal(b.len, sizeof(in) - 1 + one.len);
+            for (size_t k = 0; k < pos; k++) {
+                assert_int_equal(b.data[k], 'x');
+            }
+            assert_memory_equal(b.data + pos, one.data, one.len);
+        }
+    }
+    lg_buf_deinit(&one);
+    lg_buf_deinit(&b);
+}
+
 static void test_buf_slice_helpers(void **state)
 {
     (void)state;
@@ -93,6 +122,7 @@ int main(void)
         cmocka_unit_test_setup(test_buf_cap_is_enforced, setup),
         cmocka_unit_test_setup(test_buf_nomem, setup),
         cmocka_unit_test_setup(test_buf_json_escape, setup),
+        cmocka_unit_test_setup(test_buf_json_escape_any_position, setup),
         cmocka_unit_test_setup(test_buf_slice_helpers, setup),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
