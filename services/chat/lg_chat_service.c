@@ -1670,6 +1670,11 @@ static int chat_register(lg_chat_service *svc)
                                      &resume_cbs, svc);
     }
     if (rc == LG_OK) {
+        /* A follower of a stream: its reset (llmgate-sse cancels it when a browser goes away)
+         * wastes no model call, so it spends no rapid-reset budget. */
+        rc = lg_grpc_server_exempt_from_reset_budget(svc->srv, CHAT_PATH_RESUME);
+    }
+    if (rc == LG_OK) {
         rc = lg_grpc_server_register(svc->srv, CHAT_PATH_COMPLETE, LG_GRPC_UNARY, &complete_cbs,
                                      svc);
     }

@@ -61,6 +61,7 @@ struct srv_method {
     enum lg_grpc_method_kind kind;
     struct lg_grpc_method_cbs cbs;
     void *user_data;
+    bool reset_exempt; /* resets of its calls spend no client-reset budget */
     /* Metric series, resolved on first use (resolving takes the registry mutex) and kept:
      * one duration histogram per method, one request counter per (method, status). */
     lg_metrics_series *m_duration;
@@ -122,14 +123,16 @@ struct srv_conn {
     bool final_goaway_sent;
     bool ping_outstanding;
     int64_t last_activity_ms;
+    int64_t opened_ms;
     int64_t last_client_ping_ms;
     uint32_t ping_strikes;
     /* Rapid reset: thousandths of a reset left in the client-reset bucket, refilled up to
      * opts.max_client_resets by the time since reset_refill_ms (conn_on_client_reset). */
     uint64_t reset_tokens;
     int64_t reset_refill_ms;
-    uint64_t client_resets; /* running calls the client reset, for the log */
-    bool calm;              /* our GOAWAY(ENHANCE_YOUR_CALM) is queued: start nothing more */
+    uint64_t client_resets; /* resets counted by conn_on_client_reset, for the log */
+    uint64_t rst_frames;    /* every RST_STREAM received, for the log */
+    bool calm; /* our GOAWAY(ENHANCE_YOUR_CALM) (resets, pings) is queued: start nothing more */
     int32_t last_started_sid;
     int32_t goaway_last_sid; /* lowest last-stream-id of the GOAWAYs sent; INT32_MAX none */
     /* Calls whose request headers arrived and were valid, waiting to be started by
@@ -398,6 +401,17 @@ int lg_grpc_server_register(lg_grpc_server *srv, const char *path, enum lg_grpc_
     srv->methods[i] = (struct srv_method){
         .path = copy, .path_len = len, .kind = kind, .cbs = *cbs, .user_data = user_data};
     srv->nmethods++;
+    return LG_OK;
+}
+
+int lg_grpc_server_exempt_from_reset_budget(lg_grpc_server *srv, const char *path)
+{
+    struct srv_method *m =
+        path ? (struct srv_method *)(uintptr_t)srv_find_method(srv, path, strlen(path)) : NULL;
+    if (!m) {
+        return LG_ERR_INVALID;
+    }
+    m->reset_exempt = true;
     return LG_OK;
 }
 
@@ -1665,7 +1679,8 @@ static void conn_on_client_ping(struct srv_conn *c)
     if (c->calls == NULL && c->last_client_ping_ms > 0 &&
         now - c->last_client_ping_ms < (int64_t)srv->opts.min_ping_interval_ms) {
         c->ping_strikes++;
-        if (c->ping_strikes > srv->opts.max_ping_strikes) {
+        if (c->ping_strikes > srv->opts.max_ping_strikes && !c->calm) {
+            c->calm = true; /* one GOAWAY, not one per PING of the flood */
             static const char reason[] = "too_many_pings";
             lg_log(LG_LOG_WARN, SRV_CTX(c), "ping_flood", "peer=%s strikes=%u", c->peer,
                    c->ping_strikes);
@@ -1678,9 +1693,10 @@ static void conn_on_client_ping(struct srv_conn *c)
     c->last_client_ping_ms = now;
 }
 
-/* The client reset a running call (its handler started and has not finished): one token of
- * the connection's reset budget (rapid reset, CVE-2023-44487: without it HEADERS+RST_STREAM
- * pairs start calls without ever holding a concurrency slot). With the budget spent, the
+/* The client reset a call that was about to start or running (see srv_on_frame_recv): one
+ * token of the connection's reset budget (rapid reset, CVE-2023-44487: without it
+ * HEADERS+RST_STREAM pairs start calls without ever holding a concurrency slot; calls reset in
+ * the read that brought them never start, but still mark the pattern). With the budget spent, the
  * connection gets GOAWAY(ENHANCE_YOUR_CALM) naming the last started stream; nghttp2 ignores the
  * rest of its input, refuses the streams above it when the GOAWAY goes out (conn_dispatch never
  * starts them) and the connection closes. Called from nghttp2's receive path, before the stream
@@ -1734,8 +1750,14 @@ static int srv_on_frame_recv(nghttp2_session *session, const nghttp2_frame *fram
         break;
     }
     case NGHTTP2_RST_STREAM: {
+        c->rst_frames++;
         lg_grpc_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-        if (call && call->started && !call->finished && !call->ended) {
+        /* A reset before the call could start (it came in the read that brought the
+         * headers: the blind rapid-reset pattern), or of a running call whose method is not
+         * exempt. Not: resets of finished calls, of exempt methods' calls (a proxy's readers
+         * going away), or of streams without a call. */
+        if (call && !call->ended && !call->finished &&
+            (call->pending || (call->started && !call->method->reset_exempt))) {
             conn_on_client_reset(c);
         }
         break;
@@ -2200,8 +2222,11 @@ static void conn_close(struct srv_conn *c)
     for (const lg_grpc_call *call = c->calls; call; call = call->next) {
         ncalls++;
     }
-    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_close", "peer=%s calls=%zu reason=%d", c->peer, ncalls,
-           (int)c->close_reason);
+    lg_log(LG_LOG_DEBUG, SRV_CTX(c), "conn_close",
+           "peer=%s calls=%zu reason=%d client_resets=%" PRIu64 " rst_frames=%" PRIu64
+           " age_ms=%" PRId64,
+           c->peer, ncalls, (int)c->close_reason, c->client_resets, c->rst_frames,
+           lg_loop_now_ms() - c->opened_ms);
     while (c->calls) {
         lg_grpc_call *call = c->calls;
         nghttp2_session_set_stream_user_data(c->h2, call->stream_id, NULL);
@@ -2277,6 +2302,7 @@ static int conn_adopt(lg_grpc_server *srv, int fd, const char *peer)
     c->last_activity_ms = lg_loop_now_ms();
     c->reset_tokens = (uint64_t)srv->opts.max_client_resets * SRV_RESET_TOKEN;
     c->reset_refill_ms = c->last_activity_ms;
+    c->opened_ms = c->last_activity_ms;
     c->goaway_last_sid = INT32_MAX;
     snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "unknown");
     c->fd = fd;

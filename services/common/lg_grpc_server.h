@@ -79,8 +79,10 @@ struct lg_grpc_server_opts {
      * max_ping_strikes get GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"). */
     uint32_t min_ping_interval_ms;
     uint32_t max_ping_strikes;
-    /* Rapid reset: running calls (handler started, not finished) the client may reset, per
-     * connection: max_client_resets at once, refilled at client_resets_per_sec; past it
+    /* Rapid reset: calls the client may reset per connection, counting calls reset before
+     * they could start (in the read that brought their headers) and running calls (handler
+     * started, not finished) of methods not exempted (lg_grpc_server_exempt_from_reset_budget):
+     * max_client_resets at once, refilled at client_resets_per_sec; past it
      * GOAWAY(ENHANCE_YOUR_CALM) with the last started stream, and the connection closes. */
     uint32_t max_client_resets;
     uint32_t client_resets_per_sec;
@@ -170,6 +172,14 @@ void lg_grpc_server_free(lg_grpc_server *srv);
  * (duplicate path) or LG_ERR_NOMEM. */
 int lg_grpc_server_register(lg_grpc_server *srv, const char *path, enum lg_grpc_method_kind kind,
                             const struct lg_grpc_method_cbs *cbs, void *user_data);
+
+/* Marks the registered method |path| as cheap to reset: a client resetting its running calls
+ * spends none of its connection's client-reset budget (opts.max_client_resets). For methods
+ * whose calls start nothing a reset wastes (no upstream request), which a proxy cancels as its
+ * own clients go away (llmgate-sse cancels ResumeStream calls when browsers disconnect);
+ * nghttp2's limit on RST_STREAM frames (opts.max_stream_resets) still applies. Returns LG_OK or
+ * LG_ERR_INVALID (|path| not registered). */
+int lg_grpc_server_exempt_from_reset_budget(lg_grpc_server *srv, const char *path);
 
 /* Listens on |hostport| ("127.0.0.1:0" picks a free port). The bound address is written to
  * |bound| (|boundlen| bytes, NUL-terminated, "HOST:PORT"). May be called up to

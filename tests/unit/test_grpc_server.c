@@ -825,6 +825,39 @@ static void test_grpc_server_resets_past_budget_enhance_your_calm(void **state)
     t_stop(f);
 }
 
+/* Resets of running calls of a method exempted from the budget (a proxy's followers) spend
+ * none of it: with a budget of 1 and no refill, three such resets leave the connection up. */
+static void test_grpc_server_exempt_method_resets_spend_no_budget(void **state)
+{
+    struct t_fixture *f = *state;
+    struct lg_grpc_server_opts o;
+    lg_grpc_server_opts_default(&o);
+    o.max_client_resets = 1;
+    o.client_resets_per_sec = 0;
+    t_start_opts(f, &o);
+    assert_int_equal(lg_grpc_server_exempt_from_reset_budget(f->srv, "/t.Svc/Nope"),
+                     LG_ERR_INVALID);
+    assert_int_equal(lg_grpc_server_exempt_from_reset_budget(f->srv, T_STREAM_PATH), LG_OK);
+    f->mode = T_HOLD;
+    t_client_connect(f);
+    for (int i = 0; i < 3; i++) {
+        int32_t sid = t_client_submit(f, T_STREAM_PATH, "x");
+        nghttp2_session_send(f->cs);
+        t_run_until_starts(f, i + 1);
+        t_client_reset(f, sid);
+        nghttp2_session_send(f->cs);
+        t_run_until_closes(f, i + 1);
+    }
+    f->sid = t_client_submit(f, T_PATH, "still");
+    f->mode = T_ECHO;
+    nghttp2_session_send(f->cs);
+    t_run_until(f, &f->stream_closed);
+    assert_int_equal(f->resp_status, LG_GRPC_OK);
+    assert_false(f->goaway_seen);
+    assert_int_equal(f->close_reasons[LG_GRPC_CLOSE_CANCELLED], 3);
+    t_stop(f);
+}
+
 /* nghttp2's own reset limit (2 here) sends GOAWAY(INTERNAL_ERROR) in the middle of a read;
  * the requests after it in that read are above its last-stream-id and never start, and the
  * ones reset within the read did not start either. */
@@ -903,6 +936,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_grpc_server_goaway_in_same_read_starts_nothing_above_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grpc_server_exempt_method_resets_spend_no_budget,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests_name("grpc_server", tests, NULL, NULL);
 }

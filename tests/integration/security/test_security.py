@@ -283,8 +283,10 @@ class Http2Abuse(unittest.TestCase):
 
     def test_h2_rapid_reset(self):
         """HEADERS+DATA+RST_STREAM in bulk, without reading: calls whose reset arrives in the
-        same read as their headers never start; nghttp2's reset limit (every RST_STREAM) ends
-        the connection with GOAWAY, and no call above its last-stream-id ever starts."""
+        same read as their headers never start, and those resets spend the connection's reset
+        budget (LG_GRPC_SERVER_CLIENT_RESET_*), which ends it with GOAWAY(ENHANCE_YOUR_CALM)
+        (or nghttp2's backstop limit with INTERNAL_ERROR); no call above the GOAWAY's
+        last-stream-id ever starts."""
         s, c = h2_connect(ENV["chat"].addr["grpc"])
         port = s.getsockname()[1]
         n = 20000
@@ -324,8 +326,8 @@ class Http2Abuse(unittest.TestCase):
                          % (sent, n, elapsed, ga and ga.error_code,
                             ga and ga.last_stream_id, closed, len(started),
                             reset_bound(elapsed, 0)))
-        # nghttp2's stream reset rate limit (CVE-2023-44487 fix, burst lowered to
-        # LG_GRPC_SERVER_STREAM_RESET_BURST) or our own budget ends the connection.
+        # Our reset budget (or nghttp2's stream reset rate limit, the CVE-2023-44487 fix, as
+        # a backstop) ends the connection.
         self.assertIsNotNone(ga, "rapid reset got no GOAWAY")
         self.assertIn(ga.error_code, (H2_INTERNAL_ERROR, H2_ENHANCE_YOUR_CALM))
         self.assertTrue(closed, "connection not closed after the GOAWAY")
