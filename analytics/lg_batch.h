@@ -5,9 +5,10 @@
  * Purpose: collects open JSONEachRow rows (lg_record_encode_row output: '{' ... without the
  * closing brace) until a row, byte or age limit is reached; then lg_batch_seal computes a
  * deterministic batch_id (a 64-bit hash of the rows, XXH3 or FNV-1a by build, and their
- * count, so the same rows always give the same id, across restarts), closes every row with ,"batch_id":"<id>"}\n and
- * gzips the body. A row ClickHouse rejects can be removed (lg_batch_remove) and the batch
- * sealed again; its id changes with its content.
+ * count, so the same rows always give the same id, across restarts), closes every row with
+ * ,"batch_id":"<id>"}\n and gzips the body (or streams it: lg_batch_seal_stream). A row
+ * ClickHouse rejects can be removed (lg_batch_remove) and the batch sealed again; its id
+ * changes with its content.
  *
  * Thread: none; a batch belongs to the shipper thread.
  * Ownership: rows are copied in; lg_batch_row / lg_batch_body / lg_batch_id return views

@@ -6,8 +6,9 @@
  * shipper thread: encoded as a JSONEachRow row and appended to the write-ahead spool
  * (lg_spool; written every LG_SHIPPER_TICK_MS, fdatasync'd every
  * LG_SHIPPER_SYNC_INTERVAL_MS) -> read back from the spool into a batch (lg_batch: rows,
- * bytes, age; the next batch is prepared while one is in flight) -> one gzip'd
- * INSERT INTO llm_ingest FORMAT JSONEachRow over libcurl multi (curl_multi_poll on the
+ * bytes, age; the next batch is prepared while one is in flight) -> one INSERT INTO
+ * llm_ingest FORMAT JSONEachRow (gzip'd, or uncompressed and streamed from the batch's rows:
+ * |compression|) over libcurl multi (curl_multi_poll on the
  * shipper's own loop; a fresh connection per INSERT, see start_insert: libcurl would
  * silently resend an INSERT whose reused connection died) -> on success the spool's ack
  * position moves past the batch and whole acknowledged segments are deleted.

@@ -59,6 +59,7 @@ struct chat_flags {
     const char *admin_listen;
     const char *config;
     const char *clickhouse_url;
+    const char *clickhouse_compression;
     const char *spool_dir;
     const char *records_file;
     const char *body_logging;
@@ -149,6 +150,9 @@ static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
          "provider config JSON file (default: built-in demo provider, model \"demo\")"},
         {"clickhouse-url", LG_CFG_STRING, &f->clickhouse_url, NULL, 0, 0,
          "ship billing records to ClickHouse at this URL (needs --spool-dir)"},
+        {"clickhouse-compression", LG_CFG_STRING, &f->clickhouse_compression, "auto", 0, 0,
+         "INSERT bodies to ClickHouse: auto (gzip unless its host is a loopback address) | "
+         "gzip | none"},
         {"spool-dir", LG_CFG_STRING, &f->spool_dir, NULL, 0, 0,
          "write-ahead spool directory for the ClickHouse shipper"},
         {"records-file", LG_CFG_STRING, &f->records_file, "llmgate-records.jsonl", 0, 0,
@@ -208,6 +212,10 @@ static int chat_main_sink(const struct chat_flags *f, lg_shipper **shipper,
         memset(&so, 0, sizeof(so));
         so.clickhouse_url = f->clickhouse_url;
         so.spool_dir = f->spool_dir;
+        if (lg_shipper_compression_parse(f->clickhouse_compression, &so.compression) != LG_OK) {
+            fprintf(stderr, "llmgate-chat: --clickhouse-compression: auto, gzip or none\n");
+            return LG_ERR_INVALID;
+        }
         int rc = lg_shipper_new(shipper, &so);
         if (rc != LG_OK) {
             fprintf(stderr, "llmgate-chat: shipper: %s\n", lg_err_str(rc));
