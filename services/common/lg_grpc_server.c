@@ -178,7 +178,7 @@ struct lg_grpc_call {
     lg_grpc_call *prev, *next;
     lg_grpc_call *pend_prev, *pend_next; /* conn's pending list, while pending */
     bool pending;                        /* routed, waiting for conn_dispatch */
-    struct lg_buf pending_in; /* request DATA that arrived while pending, fed at start */
+    struct lg_buf pending_in;            /* request DATA that arrived while pending, fed at start */
     int32_t stream_id;
     const struct srv_method *method; /* NULL until routed */
     void *user_data;
@@ -1619,10 +1619,9 @@ static int srv_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t st
         /* Held until conn_dispatch starts the call, within the connection's held bytes. */
         int rc = lg_buf_append(&call->pending_in, data, len);
         if (rc != LG_OK) {
-            call_submit_error(call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
-                              rc == LG_ERR_NOMEM ? "out of memory"
-                                                 : "received message larger than max",
-                              false);
+            call_submit_error(
+                call, 200, LG_GRPC_RESOURCE_EXHAUSTED,
+                rc == LG_ERR_NOMEM ? "out of memory" : "received message larger than max", false);
             return 0;
         }
         call_account_held(call);
@@ -1722,8 +1721,9 @@ static void conn_on_client_reset(struct srv_conn *c)
     c->calm = true;
     lg_log(LG_LOG_WARN, SRV_CTX(c), "rapid_reset", "peer=%s resets=%" PRIu64 " last_stream=%d",
            c->peer, c->client_resets, (int)c->last_started_sid);
-    if (nghttp2_session_terminate_session2(c->h2, c->last_started_sid,
-                                           NGHTTP2_ENHANCE_YOUR_CALM) != 0) {
+    int rv =
+        nghttp2_session_terminate_session2(c->h2, c->last_started_sid, NGHTTP2_ENHANCE_YOUR_CALM);
+    if (rv != 0) {
         c->close_after_write = true;
     }
 }
@@ -2076,7 +2076,6 @@ static void conn_service(struct srv_conn *c)
         conn_schedule_flush(c); /* the output drained within the flush: start them next turn */
     }
 }
-
 
 /* Before the first nghttp2 input: an HTTP/1.x request line gets a plain-text 505 and the
  * connection closes. Returns true when the input was handled here. */

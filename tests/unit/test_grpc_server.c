@@ -73,8 +73,8 @@ struct t_fixture {
     bool stream_closed;
     bool ended;
     char initial_md[64];
-    struct evbuffer *body; /* request bytes not yet sent */
-    bool conn_closed;      /* the server closed the client's connection */
+    struct evbuffer *body;                 /* request bytes not yet sent */
+    bool conn_closed;                      /* the server closed the client's connection */
     struct evbuffer *bodies[T_MAX_BODIES]; /* of t_client_submit */
     int nbodies;
     bool goaway_seen; /* a GOAWAY from the server: its code and last-stream-id */
@@ -342,11 +342,15 @@ static int32_t t_client_submit(struct t_fixture *f, const char *path, const char
     struct evbuffer *body = evbuffer_new();
     f->bodies[f->nbodies++] = body;
 #define T_NV2(k, v)                                                                                \
-    {(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE}
+    {(uint8_t *)(uintptr_t)(k), (uint8_t *)(uintptr_t)(v), strlen(k), strlen(v),                   \
+     NGHTTP2_NV_FLAG_NONE}
     nghttp2_nv nva[] = {
-        T_NV2(":method", "POST"),      T_NV2(":scheme", "http"),
-        T_NV2(":path", path),          T_NV2(":authority", "t"),
-        T_NV2("content-type", "application/grpc"), T_NV2("te", "trailers"),
+        T_NV2(":method", "POST"),
+        T_NV2(":scheme", "http"),
+        T_NV2(":path", path),
+        T_NV2(":authority", "t"),
+        T_NV2("content-type", "application/grpc"),
+        T_NV2("te", "trailers"),
     };
 #undef T_NV2
     size_t mlen = strlen(msg);
