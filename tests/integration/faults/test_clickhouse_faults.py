@@ -317,7 +317,7 @@ class ClickHouseFaults(unittest.TestCase):
             failed = f.read().count(b'"accept_failed"') - before_total
         REPORT.append("fd exhaustion: %d accept_failed log lines while %d connections waited"
                       % (failed, limit * 2))
-        # Accepting pauses on EMFILE (LG_GRPC_SERVER_ACCEPT_PAUSE_MS) instead of spinning on
+        # Accepting pauses on EMFILE (LG_LOOP_ACCEPT_PAUSE_MS) instead of spinning on
         # the still-readable socket: before that fix this run logged thousands of lines.
         self.assertLess(failed, limit * 2)
         p = prefix()
