@@ -10,7 +10,7 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/lg_admin.c)
   add_library(lg_admin STATIC ${CMAKE_CURRENT_LIST_DIR}/lg_admin.c)
   lg_target_warnings(lg_admin)
   target_include_directories(lg_admin PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-  target_link_libraries(lg_admin PUBLIC lg_metrics lg_common PkgConfig::LIBEVENT)
+  target_link_libraries(lg_admin PUBLIC lg_loop lg_metrics lg_common PkgConfig::LIBEVENT)
 endif()
 
 foreach(t metrics admin)
