@@ -121,14 +121,24 @@ int lg_chclient_curl_error(int curl_code, bool *ambiguous)
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
+    /* TLS handshake failures (an untrusted or wrong certificate, no common cipher, a bad CA
+     * file): the handshake comes before any byte of the request, so nothing ran. */
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
         *ambiguous = false;
         return LG_ERR_UNAVAILABLE;
     case CURLE_OPERATION_TIMEDOUT:
         *ambiguous = true;
         return LG_ERR_TIMEOUT;
     default:
-        /* Send/receive errors, empty replies, resets, TLS failures after connect: the
-         * request may have been executed. */
+        /* Send/receive errors, empty replies, resets, TLS record errors after the
+         * handshake: the request may have been executed. */
         *ambiguous = true;
         return LG_ERR_IO;
     }
@@ -342,6 +352,9 @@ static int setup_common(CURL *e, const struct lg_chclient_opts *o, const char *p
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (o->ca_file != NULL && o->ca_file[0] != 0) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+    }
     /* Compressed answers: ClickHouse gzips results when asked (enable_http_compression). */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     *headers_out = h;

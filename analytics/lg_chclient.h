@@ -7,7 +7,8 @@
  * off any request loop) talk to ClickHouse through these functions. Works with 18.16 and
  * current servers: queries go in the body (POST), INSERTs in ?query= with the data in the
  * body; gzip uses Content-Encoding (18.16 supports it); auth by the URL's user:password
- * (basic) or X-ClickHouse-User / X-ClickHouse-Key; TLS when the URL is https.
+ * (basic) or X-ClickHouse-User / X-ClickHouse-Key; TLS when the URL is https, verified against
+ * the system's CAs or opts.ca_file.
  *
  * Success is HTTP 200 *and* no exception text in the body: ClickHouse can start a 200 reply
  * and append "Code: N, e.displayText() = DB::Exception: ..." (18.16) or
@@ -37,6 +38,9 @@ struct lg_chclient_opts {
     const char *key;        /* X-ClickHouse-Key, or NULL */
     long timeout_ms;        /* whole request */
     long connect_timeout_ms;
+    const char *ca_file;    /* https: PEM bundle of the CAs to trust (CURLOPT_CAINFO), for a
+                               ClickHouse with a private CA; NULL = the system's store. The
+                               server's certificate and name are always verified. */
 };
 
 /* What ClickHouse said. */

@@ -102,7 +102,13 @@ int lg_migrate_apply(const struct lg_chclient_opts *ch, size_t *applied_out)
     lg_buf_init(&resp, LG_CHCLIENT_MAX_RESPONSE_BYTES);
     lg_buf_init(&sql, LG_CHCLIENT_MAX_URL_BYTES);
     size_t applied = 0;
-    int rc = lg_chclient_query(ch, MIGRATIONS_TABLE_SQL, &resp, NULL);
+    struct lg_chclient_result res;
+    int rc = lg_chclient_query(ch, MIGRATIONS_TABLE_SQL, &resp, &res);
+    if (rc != LG_OK) {
+        /* The first request: an unreachable server or a refused certificate shows here. */
+        lg_log(LG_LOG_ERROR, NULL, "migration_failed", "name=schema_migrations msg=%.300s",
+               res.message);
+    }
     if (rc == LG_OK) {
         rc = lg_chclient_query(ch, "SELECT version, checksum FROM schema_migrations FINAL "
                                    "ORDER BY version FORMAT TSV", &resp, NULL);

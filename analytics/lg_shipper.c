@@ -41,7 +41,7 @@ enum ship_phase {
 struct lg_shipper {
     /* Immutable after new. */
     struct lg_chclient_opts ch;
-    char *url, *user, *key, *dl_path;
+    char *url, *user, *key, *ca_file, *dl_path;
     bool gzip, no_ship;
     lg_queue *q;
     lg_spool *sp;
@@ -964,6 +964,7 @@ static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
     s->url = dup_or_null(o->clickhouse_url != NULL ? o->clickhouse_url : "", &ok);
     s->user = dup_or_null(o->user, &ok);
     s->key = dup_or_null(o->key, &ok);
+    s->ca_file = dup_or_null(o->ca_file, &ok);
     struct lg_buf p;
     lg_buf_init(&p, LG_CHCLIENT_MAX_URL_BYTES);
     if (o->dead_letter_path != NULL) {
@@ -979,7 +980,7 @@ static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
     s->ch = (struct lg_chclient_opts){s->url, s->user, s->key,
                                       o->http_timeout_ms > 0 ? o->http_timeout_ms
                                                              : LG_SHIPPER_HTTP_TIMEOUT_MS,
-                                      LG_SHIPPER_CONNECT_TIMEOUT_MS};
+                                      LG_SHIPPER_CONNECT_TIMEOUT_MS, s->ca_file};
     int rc = lg_queue_new(&s->q, o->queue_capacity > 0 ? o->queue_capacity
                                                           : LG_SHIPPER_QUEUE_CAPACITY);
     if (rc != LG_OK) {
@@ -1037,6 +1038,7 @@ static void free_resources(lg_shipper *s)
     lg_free(s->url);
     lg_free(s->user);
     lg_free(s->key);
+    lg_free(s->ca_file);
     lg_free(s->dl_path);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

@@ -69,6 +69,7 @@ struct lg_shipper_opts {
     const char *clickhouse_url;  /* http(s)://[user:pass@]host:port */
     const char *user;            /* X-ClickHouse-User or NULL */
     const char *key;             /* X-ClickHouse-Key or NULL */
+    const char *ca_file;         /* https: CAs to trust (PEM), NULL = system store */
     const char *spool_dir;       /* required */
     const char *dead_letter_path;/* NULL: <spool_dir>/deadletter.jsonl */
     uint64_t spool_max_bytes;    /* 0: LG_SPOOL_DEFAULT_MAX_BYTES */

@@ -324,7 +324,7 @@ struct usage_job {
 };
 
 struct lg_usage {
-    char *url, *user, *key;
+    char *url, *user, *key, *ca_file;
     struct lg_chclient_opts ch;
     pthread_t th;
     pthread_mutex_t mu;
@@ -389,14 +389,16 @@ int lg_usage_new(lg_usage **out, const struct lg_chclient_opts *ch)
     u->url = lg_strdup(ch->url != NULL ? ch->url : "");
     u->user = ch->user != NULL ? lg_strdup(ch->user) : NULL;
     u->key = ch->key != NULL ? lg_strdup(ch->key) : NULL;
+    u->ca_file = ch->ca_file != NULL ? lg_strdup(ch->ca_file) : NULL;
     if (u->url == NULL || (ch->user != NULL && u->user == NULL) ||
-        (ch->key != NULL && u->key == NULL)) {
+        (ch->key != NULL && u->key == NULL) || (ch->ca_file != NULL && u->ca_file == NULL)) {
         goto out_free_strings;
     }
     u->ch = *ch;
     u->ch.url = u->url;
     u->ch.user = u->user;
     u->ch.key = u->key;
+    u->ch.ca_file = u->ca_file;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
     if (pthread_create(&u->th, NULL, worker, u) != 0) {
@@ -411,6 +413,7 @@ out_free_strings:
     lg_free(u->url);
     lg_free(u->user);
     lg_free(u->key);
+    lg_free(u->ca_file);
     lg_free(u);
     return LG_ERR_NOMEM;
 }
@@ -430,6 +433,7 @@ void lg_usage_free(lg_usage *u)
     lg_free(u->url);
     lg_free(u->user);
     lg_free(u->key);
+    lg_free(u->ca_file);
     lg_free(u);
 }
 

@@ -32,7 +32,7 @@
 #include "lg_usage.h"
 
 struct cli {
-    const char *url, *ch_user, *ch_key, *user, *from, *to, *spool_dir, *log_level, *compression;
+    const char *url, *ch_user, *ch_key, *ch_ca_file, *user, *from, *to, *spool_dir, *log_level, *compression;
     int64_t keep_months, limit, page, timeout_ms, batch_rows, batch_bytes;
     bool no_gzip;
     struct lg_chclient_opts ch;
@@ -154,6 +154,7 @@ static int cmd_replay(struct cli *c)
     memset(&o, 0, sizeof(o));
     o.clickhouse_url = c->url;
     o.user = c->ch_user;
+    o.ca_file = c->ch_ca_file;
     o.key = c->ch_key;
     o.spool_dir = c->spool_dir;
     o.batch_rows = (size_t)c->batch_rows;
@@ -195,6 +196,8 @@ int main(int argc, char **argv)
          "ClickHouse user (X-ClickHouse-User)"},
         {"clickhouse-key", LG_CFG_STRING, &c.ch_key, NULL, 0, 0,
          "ClickHouse password (X-ClickHouse-Key)"},
+        {"clickhouse-ca-file", LG_CFG_STRING, &c.ch_ca_file, NULL, 0, 0,
+         "https: PEM file of the CAs to trust (default: the system's)"},
         {"user", LG_CFG_STRING, &c.user, NULL, 0, 0, "user id (usage, logs)"},
         {"from", LG_CFG_STRING, &c.from, NULL, 0, 0, "first day YYYY-MM-DD (usage)"},
         {"to", LG_CFG_STRING, &c.to, NULL, 0, 0, "last day YYYY-MM-DD, inclusive (usage)"},
@@ -239,7 +242,7 @@ int main(int argc, char **argv)
     lg_log_init(lvl, -1);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     c.ch = (struct lg_chclient_opts){c.url, c.ch_user, c.ch_key, LG_SHIPPER_HTTP_TIMEOUT_MS,
-                                     LG_SHIPPER_CONNECT_TIMEOUT_MS};
+                                     LG_SHIPPER_CONNECT_TIMEOUT_MS, c.ch_ca_file};
     const char *cmd = argv[pos[0]];
     int status = 2;
     if (strcmp(cmd, "migrate") == 0) {

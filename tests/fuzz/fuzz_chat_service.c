@@ -207,7 +207,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct lg_grpc_server_opts go;
     lg_grpc_server_opts_default(&go);
     go.keepalive_time_ms = 0;
-    struct lg_chclient_opts ch = {FUZZ_CH_URL, NULL, NULL, FUZZ_CH_TIMEOUT_MS, FUZZ_CH_TIMEOUT_MS};
+    struct lg_chclient_opts ch = {FUZZ_CH_URL,        NULL, NULL, FUZZ_CH_TIMEOUT_MS,
+                                  FUZZ_CH_TIMEOUT_MS, NULL};
     struct lg_chat_service_opts so;
     lg_chat_service_opts_default(&so);
     so.demo_pace_ms = 0;

@@ -94,6 +94,14 @@ static void test_chclient_retry_classes(void **state)
     assert_true(amb);
     assert_int_equal(lg_chclient_curl_error(CURLE_RECV_ERROR, &amb), LG_ERR_IO);
     assert_true(amb);
+    /* A refused certificate or a failed handshake: nothing was sent, no landed-check. */
+    assert_int_equal(lg_chclient_curl_error(CURLE_PEER_FAILED_VERIFICATION, &amb),
+                     LG_ERR_UNAVAILABLE);
+    assert_false(amb);
+    assert_int_equal(lg_chclient_curl_error(CURLE_SSL_CONNECT_ERROR, &amb), LG_ERR_UNAVAILABLE);
+    assert_false(amb);
+    assert_int_equal(lg_chclient_curl_error(CURLE_SEND_ERROR, &amb), LG_ERR_IO);
+    assert_true(amb);
 }
 
 static void test_chclient_quote_blocks_injection(void **state)

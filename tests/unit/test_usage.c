@@ -20,7 +20,7 @@
 #include "lg_limits.h"
 #include "lg_usage.h"
 
-static const struct lg_chclient_opts dead = {"http://127.0.0.1:9", NULL, NULL, 2000, 1000};
+static const struct lg_chclient_opts dead = {"http://127.0.0.1:9", NULL, NULL, 2000, 1000, NULL};
 
 static void test_usage_user_id_validation(void **state)
 {

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         n = n * 10 + (*p - '0');
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct lg_chclient_opts ch = {argv[1], NULL, NULL, 30000, 3000};
+    struct lg_chclient_opts ch = {argv[1], NULL, NULL, 30000, 3000, NULL};
     lg_usage *u = NULL;
     CHECK(lg_usage_new(&u, &ch) == LG_OK, "new");
     struct waiter w;
@@ -172,7 +172,7 @@ int main(int argc, char **argv)
     printf("ok: injection attempts match nothing; invalid ids refused\n");
 
     /* Server gone: the callback reports the error, nothing hangs. */
-    struct lg_chclient_opts dead = {"http://127.0.0.1:9", NULL, NULL, 2000, 1000};
+    struct lg_chclient_opts dead = {"http://127.0.0.1:9", NULL, NULL, 2000, 1000, NULL};
     lg_usage *u2 = NULL;
     CHECK(lg_usage_new(&u2, &dead) == LG_OK, "new dead");
     CHECK(lg_usage_list_logs(u2, "user-3", 10, 0, on_logs, &w) == LG_OK, "submit dead");
