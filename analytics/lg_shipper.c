@@ -53,6 +53,10 @@ struct lg_shipper {
     /* Hot path and control flags. */
     atomic_bool closed;  /* enqueue refuses */
     atomic_bool stop;    /* thread must finish */
+    /* Keeps |closed|, read by every enqueue, off the line of the counters below that the
+     * shipper thread writes per record (bench_enqueue, 8 producers: p99 90-142 ns in 6 of
+     * 13 runs without, 29-52 ns in 10 of 10 with; lg_malloc aligns only to 16). */
+    char pad_counters[64];
     atomic_uint_fast64_t overflowed, dropped, popped, spooled, rows_shipped, batches, retries,
         dead_letters, landed_checks, landed_on_check;
 
