@@ -156,6 +156,29 @@ void lg_batch_reset(lg_batch *b)
 #endif
 }
 
+/* Frees |buf|'s memory when it grew past |keep| (keeps its maximum). */
+static void trim_buf(struct lg_buf *buf, size_t keep)
+{
+    if (buf->cap > keep) {
+        size_t max = buf->max;
+        lg_buf_deinit(buf);
+        lg_buf_init(buf, max);
+    }
+}
+
+void lg_batch_trim(lg_batch *b, size_t keep_bytes)
+{
+    if (b->count != 0 || b->sealing) {
+        return;
+    }
+    trim_buf(&b->rows, keep_bytes);
+    trim_buf(&b->body, keep_bytes);
+    b->streamed = false;
+#ifdef LG_HAVE_LIBDEFLATE
+    trim_buf(&b->member, keep_bytes);
+#endif
+}
+
 /* Finds "start_time_ms":<digits> in a row made by lg_record_encode_row (the key occurs
  * once; string values cannot contain it unescaped since '"' is escaped in them). */
 static bool row_start_ms(const uint8_t *row, size_t len, int64_t *out)

@@ -39,6 +39,12 @@ void lg_batch_free(lg_batch *b);
 /* Empties the batch (keeps its memory). */
 void lg_batch_reset(lg_batch *b);
 
+/* Gives back the memory of an empty batch whose buffers grew past |keep_bytes| (a backlog
+ * fills batches to their byte cap; a batch keeps its memory across lg_batch_reset, so
+ * without this a gateway would hold two full batches for good after one outage). No-op
+ * while the batch holds rows or is being sealed. */
+void lg_batch_trim(lg_batch *b, size_t keep_bytes);
+
 /* Adds one open row of |len| bytes, read at |now_ms| (monotonic). LG_OK, LG_ERR_EXHAUSTED
  * when the batch already holds max_rows rows, the row would pass max_bytes (and the batch
  * is not empty), or the row's start_time_ms is in another UTC month than the batch's rows

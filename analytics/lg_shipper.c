@@ -666,6 +666,11 @@ static void handle_control(lg_shipper *s, int64_t now, bool *draining)
                 !s->sealed && !s->need_check && lg_batch_count(s->batch) == 0 &&
                 lg_batch_count(s->next) == 0 &&
                 lg_spool_at_end(s->sp, s->rd);
+    if (idle) {
+        /* Caught up: a backlog's full-size batch buffers go back (both batches are empty). */
+        lg_batch_trim(s->batch, LG_SHIPPER_IDLE_KEEP_BATCH_BYTES);
+        lg_batch_trim(s->next, LG_SHIPPER_IDLE_KEEP_BATCH_BYTES);
+    }
     pthread_mutex_lock(&s->mu);
     /* A sync is complete once the ring is empty (everything in it is in the spool, which
      * was just fdatasync'd), or the spool is full or cannot write (records wait in memory:

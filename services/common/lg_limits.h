@@ -429,11 +429,17 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
  * At steady load the 500 ms age closes batches (low-load latency of a few hundred ms, at
  * most ~2 inserts/s); the row and byte caps matter when catching up after an outage.
  * Measured on 18.16 (tests/bench/analytics, replay of 200k ~2.4 KB rows): 10k-row batches
- * 35k rows/s, 50k-row batches 45k rows/s gzip'd (57k uncompressed), against 64k for curl
- * POSTing 100k-row batches. 64 MiB is ~27k such rows; two batches are held (one in
- * flight, one being prepared), so backlog replay costs up to ~2 x (64 MiB + gzip output). */
+ * 35k rows/s, 50k-row batches 45k rows/s gzip'd (57k uncompressed). Replay of 1M such rows,
+ * same run, two repetitions: 64 MiB caps (~28k rows, 36 inserts) 53k rows/s and 16-18 s of
+ * ClickHouse CPU; 128 MiB (the 50k-row cap binds, 20 inserts) 63k rows/s and 13-14 s, as
+ * much as curl POSTing 50k-row files. Two batches are held (one in flight, one being
+ * prepared), so a backlog replay holds up to ~2 x (118 MiB of rows + gzip output); given
+ * back once caught up (LG_SHIPPER_IDLE_KEEP_BATCH_BYTES). */
 #define LG_SHIPPER_DEFAULT_BATCH_ROWS 50000u
-#define LG_SHIPPER_DEFAULT_BATCH_BYTES (64u * 1024u * 1024u)
+#define LG_SHIPPER_DEFAULT_BATCH_BYTES (128u * 1024u * 1024u)
+/* When the shipper is idle (ring, spool and batches empty), batch buffers larger than this
+ * are freed: steady-state batches (500 ms of records) stay well below it. */
+#define LG_SHIPPER_IDLE_KEEP_BATCH_BYTES (8u * 1024u * 1024u)
 #define LG_SHIPPER_DEFAULT_BATCH_AGE_MS 500
 /* Hot-path ring: records waiting for the shipper thread. 64k pointers is 512 KiB of ring
  * and ~2 s of a very busy gateway; when full, records are spooled by the caller. */

@@ -366,6 +366,37 @@ static void test_batch_streamed_body_equals_sealed_body(void **state)
     lg_batch_free(b);
 }
 
+static void test_batch_trim_gives_memory_back(void **state)
+{
+    (void)state;
+    struct lg_batch_limits lim = {1000, 1 << 20, 500};
+    lg_batch *b = NULL;
+    assert_int_equal(lg_batch_new(&b, &lim), LG_OK);
+    char row[600];
+    memset(row, 'x', sizeof(row));
+    row[0] = '{';
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(lg_batch_add(b, (const uint8_t *)row, sizeof(row), 0), LG_OK);
+    }
+    assert_int_equal(lg_batch_seal(b, true), LG_OK);
+    char id[64];
+    strcpy(id, lg_batch_id(b));
+    lg_batch_trim(b, 1024); /* holds rows: no-op */
+    assert_int_equal(lg_batch_count(b), 200);
+    assert_string_equal(lg_batch_id(b), id);
+    lg_batch_reset(b);
+    lg_batch_trim(b, 1024); /* empty: buffers freed */
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(lg_batch_add(b, (const uint8_t *)row, sizeof(row), 0), LG_OK);
+    }
+    assert_int_equal(lg_batch_seal(b, true), LG_OK);
+    assert_string_equal(lg_batch_id(b), id); /* same rows, same id after a trim */
+    lg_batch_reset(b);
+    lg_batch_trim(b, 0);
+    assert_int_equal(lg_batch_seal_stream(b), LG_ERR_INVALID);
+    lg_batch_free(b);
+}
+
 static void test_batch_invalid_limits_and_nomem(void **state)
 {
     (void)state;
@@ -393,6 +424,7 @@ int main(void)
         cmocka_unit_test_setup(test_batch_seal_in_steps, setup),
         cmocka_unit_test_setup(test_batch_gzip_members_inflate_to_rows, setup),
         cmocka_unit_test_setup(test_batch_streamed_body_equals_sealed_body, setup),
+        cmocka_unit_test_setup(test_batch_trim_gives_memory_back, setup),
         cmocka_unit_test_setup(test_batch_invalid_limits_and_nomem, setup),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);

@@ -98,7 +98,7 @@ PEER_RB=$(rate "$N" "$t0" "$t1")
 echo "peer_rowbinary_rows_per_s=$PEER_RB"
 rm -rf "$WORK/rb" "$WORK/json"
 
-echo "== 3. the shipper (JSONEachRow, gzip, default batching)"
+echo "== 3. the shipper (JSONEachRow, default batching, compression auto: none on this loopback server)"
 reset_schema
 "$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/ship" --count "$N" --drain-ms 3600000 --spool-max-bytes 8000000000 | tee "$WORK/ship.out"
 [ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "shipper rows mismatch"; exit 1; }
