@@ -121,6 +121,42 @@ static void test_spool_append_read_across_segments(void **state)
     lg_spool_close(sp);
 }
 
+/* lg_spool_read_view lends the record without a copy and caches the writer's end: records
+ * flushed after the reader reached that end (in the same segment and in new ones) must
+ * still be seen, in order. */
+static void test_spool_view_reads_follow_the_writer(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 300);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    struct lg_slice v;
+    int next = 0;
+    for (int round = 0; round < 6; round++) {
+        int add = 3 + round * 7; /* some rounds stay in a segment, some cross into new ones */
+        for (int i = 0; i < add; i++) {
+            char rec[64];
+            int len = snprintf(rec, sizeof(rec), "record-%06d", next + i);
+            assert_int_equal(lg_spool_append(sp, rec, (size_t)len), LG_OK);
+        }
+        assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+        for (int i = 0; i < add; i++) {
+            assert_int_equal(lg_spool_read_view(sp, &cur, &v), LG_OK);
+            char want[64];
+            int len = snprintf(want, sizeof(want), "record-%06d", next + i);
+            assert_int_equal(v.len, (size_t)len);
+            assert_memory_equal(v.ptr, want, v.len);
+        }
+        assert_int_equal(lg_spool_read_view(sp, &cur, &v), LG_ERR_AGAIN);
+        next += add;
+    }
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_true(stats.segments > 1);
+    lg_spool_close(sp);
+}
+
 static void test_spool_ack_persists_and_frees_segments(void **state)
 {
     struct fixture *f = *state;
@@ -480,6 +516,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_spool_append_read_across_segments, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_view_reads_follow_the_writer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_ack_persists_and_frees_segments, setup,
                                         teardown),
