@@ -1104,8 +1104,8 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
         return LG_ERR_NOMEM;
     }
     s->thread_started = true;
-    lg_log(LG_LOG_INFO, NULL, "shipper_started", "compression=%s no_ship=%d",
-           s->gzip ? "gzip" : "none", s->no_ship ? 1 : 0);
+    lg_log(LG_LOG_INFO, NULL, "shipper_started", "compression=%s",
+           s->no_ship ? "n/a (spool only)" : s->gzip ? "gzip" : "none");
     *out = s;
     return LG_OK;
 }
