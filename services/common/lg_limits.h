@@ -441,8 +441,9 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
  * are freed: steady-state batches (500 ms of records) stay well below it. */
 #define LG_SHIPPER_IDLE_KEEP_BATCH_BYTES (8u * 1024u * 1024u)
 #define LG_SHIPPER_DEFAULT_BATCH_AGE_MS 500
-/* Hot-path ring: records waiting for the shipper thread. 64k pointers is 512 KiB of ring
- * and ~2 s of a very busy gateway; when full, records are spooled by the caller. */
+/* Hot-path queue: records waiting for the shipper thread. 64k slots (16 shards, 16-byte
+ * slots and a dependency array) is 2 MiB and ~2 s of a very busy gateway; when full,
+ * records are spooled by the caller. */
 #define LG_SHIPPER_QUEUE_CAPACITY 65536u
 /* The shipper thread wakes at least this often to drain the ring (no syscall on the hot
  * path to wake it), and fsyncs the spool at this interval: the window in which a record
