@@ -156,7 +156,9 @@ def h2_frames(data):
     return out
 
 
-class BadInput(unittest.TestCase):
+class ServerCase(unittest.TestCase):
+    """One server per test class; after each test it must still be serving."""
+
     @classmethod
     def setUpClass(cls):
         cls.server = Server()
@@ -168,6 +170,8 @@ class BadInput(unittest.TestCase):
     def tearDown(self):
         self.server.assert_serving()
 
+
+class BadInput(ServerCase):
     def test_garbage_bytes_get_goaway_and_close(self):
         s = raw_connect(self.server)
         s.sendall(b"\x16\x03\x01\x02\x00garbage that is not an HTTP/2 preface" * 4)
@@ -495,20 +499,9 @@ class BadInput(unittest.TestCase):
                                "handlers told of the connection loss")
 
 
-class RapidReset(unittest.TestCase):
+class RapidReset(ServerCase):
     """Rapid reset (CVE-2023-44487) against the per-connection budget for resets of running
     calls, and a legitimate client that cancels some of its calls."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-
-    def tearDown(self):
-        self.server.assert_serving()
 
     def test_resets_of_running_calls_past_budget_get_enhance_your_calm(self):
         """Batches of calls, each reset once it has answered (so it runs): past the budget
@@ -636,6 +629,7 @@ class RapidReset(unittest.TestCase):
         self.assertEqual(after["closed_conn_lost"], before["closed_conn_lost"])
         # The cancels went past the burst, so the refill was needed (and enough).
         self.assertGreater(total // 10, grpc_server_limit("LG_GRPC_SERVER_CLIENT_RESET_BURST"))
+
 
 class Keepalive(unittest.TestCase):
     """A client that never acknowledges the server's keepalive PING is disconnected."""
