@@ -331,6 +331,8 @@ void lg_record_sink_close(struct lg_record_sink *s)
     }
     s->enqueue = NULL;
     s->close = NULL;
+    s->ticket = NULL;
+    s->written = NULL;
     s->impl = NULL;
 }
 
@@ -394,6 +396,8 @@ int lg_record_file_sink_open(struct lg_record_sink *out, const char *path)
     pthread_mutex_init(&fs->mu, NULL);
     out->enqueue = file_sink_enqueue;
     out->close = file_sink_close;
+    out->ticket = NULL; /* each record is written by enqueue itself */
+    out->written = NULL;
     out->impl = fs;
     return LG_OK;
 }

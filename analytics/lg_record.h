@@ -129,6 +129,11 @@ struct lg_record_sink {
     int (*enqueue)(void *impl, struct lg_record *r);
     /* Releases the sink (flushes what it can). */
     void (*close)(void *impl);
+    /* Optional (NULL: every accepted record is already written, as the file sink's are):
+     * a ticket for the records enqueued so far by this thread, and whether they have all
+     * reached a file that outlives the process (lg_shipper_ticket / lg_shipper_written). */
+    uint64_t (*ticket)(void *impl);
+    bool (*written)(void *impl, uint64_t ticket);
     void *impl; /* the sink's own state */
 };
 

@@ -59,6 +59,9 @@ struct lg_shipper {
     char pad_counters[64];
     atomic_uint_fast64_t overflowed, dropped, popped, spooled, rows_shipped, batches, retries,
         dead_letters, landed_checks, landed_on_check;
+    /* Spool turns (lg_shipper_ticket): a turn takes a number, drains the whole ring into the
+     * spool and writes it out; turn_done is the last turn that did both. */
+    atomic_uint_fast64_t turn_started, turn_done;
 
     /* Control requests, guarded by mu. */
     pthread_mutex_t mu;
@@ -179,14 +182,14 @@ static int spool_record(lg_shipper *s, struct lg_buf *row, struct lg_record *r)
 /* Moves records from the ring to the spool: at most LG_SHIPPER_DRAIN_MAX_PER_TURN per loop
  * turn (|all| at shutdown), so a flood of producers cannot keep this thread from shipping;
  * when they outpace it the ring fills and they spool records themselves. */
-static void drain_ring(lg_shipper *s, bool all)
+static bool drain_ring(lg_shipper *s, bool all)
 {
     for (size_t n = 0; all || n < LG_SHIPPER_DRAIN_MAX_PER_TURN; n++) {
         struct lg_record *r = s->held;
         if (r == NULL) {
             void *item;
             if (lg_queue_pop(s->q, &item) != LG_OK) {
-                return;
+                return true; /* emptied */
             }
             r = item;
             add(&s->popped, 1);
@@ -199,7 +202,7 @@ static void drain_ring(lg_shipper *s, bool all)
              * is short. Held here, the ring fills, then producers spool themselves and a
              * refusal there is the counted, logged drop (overflow). */
             s->held = r;
-            return;
+            return false;
         }
         if (rc == LG_OK) {
             add(&s->spooled, 1);
@@ -211,6 +214,7 @@ static void drain_ring(lg_shipper *s, bool all)
         }
         lg_record_free(r);
     }
+    return false;
 }
 
 /* ---- batches ------------------------------------------------------------------------ */
@@ -642,7 +646,8 @@ static void step_ship(lg_shipper *s, int64_t now, bool draining)
 
 /* ---- the thread --------------------------------------------------------------------- */
 
-static void handle_control(lg_shipper *s, int64_t now, bool *draining)
+/* Returns the spool flush's result. */
+static int handle_control(lg_shipper *s, int64_t now, bool *draining)
 {
     bool sync_now = now - s->last_sync_ms >= LG_SHIPPER_SYNC_INTERVAL_MS;
     pthread_mutex_lock(&s->mu);
@@ -689,6 +694,7 @@ static void handle_control(lg_shipper *s, int64_t now, bool *draining)
         pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 static int64_t poll_timeout(lg_shipper *s, int64_t now)
@@ -719,9 +725,15 @@ static void *thread_main(void *arg)
         if (stopping && stop_deadline == INT64_MAX) {
             stop_deadline = now + LG_SHIPPER_DRAIN_DEADLINE_MS;
         }
-        drain_ring(s, false);
+        /* The fence pairs with lg_shipper_ticket's: either this turn's drain sees a record
+         * pushed before the ticket was taken, or the ticket names a later turn. */
+        uint64_t turn = atomic_fetch_add(&s->turn_started, 1) + 1;
+        atomic_thread_fence(memory_order_seq_cst);
+        bool emptied = drain_ring(s, false);
         bool draining = false;
-        handle_control(s, now, &draining);
+        if (handle_control(s, now, &draining) == LG_OK && emptied) {
+            atomic_store_explicit(&s->turn_done, turn, memory_order_release);
+        }
         if (!s->no_ship) {
             step_ship(s, now, draining || stopping);
         }
@@ -819,9 +831,32 @@ int lg_shipper_enqueue(lg_shipper *s, struct lg_record *r)
     return overflow(s, r);
 }
 
+uint64_t lg_shipper_ticket(lg_shipper *s)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t t = atomic_load(&s->turn_started) + 1;
+    curl_multi_wakeup(s->multi); /* that turn now, not at the next tick */
+    return t;
+}
+
+bool lg_shipper_written(lg_shipper *s, uint64_t ticket)
+{
+    return atomic_load_explicit(&s->turn_done, memory_order_acquire) >= ticket;
+}
+
 static int sink_enqueue(void *impl, struct lg_record *r)
 {
     return lg_shipper_enqueue(impl, r);
+}
+
+static uint64_t sink_ticket(void *impl)
+{
+    return lg_shipper_ticket(impl);
+}
+
+static bool sink_written(void *impl, uint64_t ticket)
+{
+    return lg_shipper_written(impl, ticket);
 }
 
 static void sink_close(void *impl)
@@ -833,6 +868,8 @@ void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out)
 {
     out->enqueue = sink_enqueue;
     out->close = sink_close;
+    out->ticket = sink_ticket;
+    out->written = sink_written;
     out->impl = s;
 }
 

@@ -127,6 +127,16 @@ int lg_shipper_enqueue(lg_shipper *s, struct lg_record *r);
 /* Fills |out| with a sink that enqueues into |s| (close is a no-op: free |s| yourself). */
 void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out);
 
+/* Durable answers. After enqueueing a record, a caller that must not answer its client until
+ * the record survives a kill -9 of this process takes a ticket, then polls
+ * lg_shipper_written(ticket): true once every record it enqueued before the ticket has been
+ * written to the spool file (write(2): in the page cache, which outlives the process; the
+ * fdatasync follows within LG_SHIPPER_SYNC_INTERVAL_MS). Taking a ticket wakes the shipper
+ * thread (one curl_multi_wakeup), so the wait is one shipper turn, not a tick. False for
+ * as long as the spool cannot write (disk full): callers bound their wait. Any thread. */
+uint64_t lg_shipper_ticket(lg_shipper *s);
+bool lg_shipper_written(lg_shipper *s, uint64_t ticket);
+
 /* Waits until every record accepted before the call is in the spool and fdatasync'd
  * (survives kill -9). LG_OK, LG_ERR_TIMEOUT, or LG_ERR_EXHAUSTED: the spool is at its cap
  * or cannot write (disk full), and some accepted records wait in memory for room. */

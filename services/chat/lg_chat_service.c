@@ -125,6 +125,24 @@ struct chat_stream {
     int64_t first_token_mono_ms; /* -1 before the first token */
     int64_t in_us;               /* monotonic: request handling began */
     int64_t pre_upstream_us;     /* time from in_us until the upstream call was handed off */
+    /* Durable answers: the final event and the unary answer wait until the record is in the
+     * spool file (the sink's ticket), so a kill -9 cannot lose the record of a call whose
+     * client saw it end. */
+    bool held;
+    uint64_t ticket;
+    int64_t held_since_ms;
+    struct chat_stream *held_prev, *held_next;
+    struct chat_unary_stash *stash; /* Complete: the answer to give once released */
+};
+
+/* A Complete answer kept while its record is not yet written (strings copied). */
+struct chat_unary_stash {
+    int err;
+    char *message;
+    char *finish_reason;
+    struct lg_chat_usage usage;
+    uint64_t cost;
+    bool reported;
 };
 
 /* A provider/price configuration and the streams using it. SIGHUP swaps in a new one
@@ -170,6 +188,11 @@ struct lg_chat_service {
     pthread_mutex_t usage_lock;
     struct usage_job *usage_ready; /* guarded by usage_lock */
     struct event *usage_ev;
+    /* Streams whose final answer waits for their record to be written, oldest first, and
+     * the timer that polls the sink for them (armed only while the list is not empty). */
+    struct chat_stream *held_head, *held_tail;
+    struct event *held_ev;
+    lg_metrics_series *m_unwritten_answers;
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -359,6 +382,11 @@ static void chat_record_finish(struct chat_stream *st, enum lg_record_status sta
         return;
     }
     lg_metrics_counter_inc(svc->m_records);
+    struct lg_record_sink *sink = svc->opts.sink;
+    if (sink->ticket != NULL && sink->written != NULL) {
+        st->ticket = sink->ticket(sink->impl);
+        st->held = !sink->written(sink->impl, st->ticket);
+    }
 }
 
 /* Counts the call under {provider=<config id>, status=<record status>}. Provider ids come
@@ -508,7 +536,9 @@ static void chat_sub_pump(struct chat_sub *sub)
     if (st == NULL || sub->blocked || sub->finished) {
         return;
     }
-    while (sub->next_seq <= st->last_seq) {
+    /* A held stream's last event (done or error) waits until its record is written. */
+    uint64_t last = st->held ? st->last_seq - 1 : st->last_seq;
+    while (sub->next_seq <= last) {
         struct lg_slice ev;
         int rc = lg_chat_replay_get(st->replay, sub->next_seq, &ev);
         if (rc == LG_ERR_EXPIRED) {
@@ -533,7 +563,7 @@ static void chat_sub_pump(struct chat_sub *sub)
             return;
         }
     }
-    if (st->state == STREAM_FINISHED) {
+    if (st->state == STREAM_FINISHED && !st->held) {
         /* A failure before any content ends the call with its gRPC status (after the error
          * event); once content was streamed the error event is the outcome. */
         sub->finished = true;
@@ -609,10 +639,15 @@ static void chat_cfg_unref(lg_chat_service *svc, struct chat_cfg *c)
     lg_free(c);
 }
 
+static void chat_held_unlink(lg_chat_service *svc, struct chat_stream *st);
+static void chat_stash_free(struct chat_stream *st);
+
 static void chat_stream_free(struct chat_stream *st)
 {
     lg_chat_service *svc = st->svc;
     chat_fin_unlink(svc, st);
+    chat_held_unlink(svc, st);
+    chat_stash_free(st);
     while (st->subs != NULL) {
         chat_stream_detach(st, st->subs);
     }
@@ -706,6 +741,108 @@ static enum lg_record_status chat_status_for(int err)
     }
 }
 
+/* ---- durable answers ------------------------------------------------------------------- */
+
+static void chat_stash_free(struct chat_stream *st)
+{
+    if (st->stash == NULL) {
+        return;
+    }
+    lg_free(st->stash->message);
+    lg_free(st->stash->finish_reason);
+    lg_free(st->stash);
+    st->stash = NULL;
+}
+
+static void chat_held_unlink(lg_chat_service *svc, struct chat_stream *st)
+{
+    if (!st->held) {
+        return;
+    }
+    st->held = false;
+    if (st->held_prev != NULL) {
+        st->held_prev->held_next = st->held_next;
+    } else if (svc->held_head == st) {
+        svc->held_head = st->held_next;
+    }
+    if (st->held_next != NULL) {
+        st->held_next->held_prev = st->held_prev;
+    } else if (svc->held_tail == st) {
+        svc->held_tail = st->held_prev;
+    }
+    st->held_prev = st->held_next = NULL;
+}
+
+static void chat_held_arm(lg_chat_service *svc)
+{
+    struct timeval tv = {0, LG_CHAT_DURABLE_POLL_US};
+    if (svc->held_ev != NULL && !evtimer_pending(svc->held_ev, NULL)) {
+        evtimer_add(svc->held_ev, &tv);
+    }
+}
+
+/* Puts |st| (held: its record is not written yet) at the end of the held list. */
+static void chat_held_link(lg_chat_service *svc, struct chat_stream *st)
+{
+    st->held_since_ms = lg_time_mono_ms();
+    st->held_prev = svc->held_tail;
+    st->held_next = NULL;
+    if (svc->held_tail != NULL) {
+        svc->held_tail->held_next = st;
+    } else {
+        svc->held_head = st;
+    }
+    svc->held_tail = st;
+    chat_held_arm(svc);
+}
+
+/* The record is written (or the wait gave up): the final event goes to the readers and the
+ * unary call gets its answer. */
+static void chat_held_release(struct chat_stream *st)
+{
+    chat_held_unlink(st->svc, st);
+    for (struct chat_sub *s = st->subs; s != NULL; s = s->next) {
+        chat_sub_pump(s);
+    }
+    struct chat_unary_stash *u = st->stash;
+    if (u != NULL && st->unary != NULL) {
+        chat_unary_answer(st, u->err, u->message, u->finish_reason, &u->usage, u->cost,
+                          u->reported);
+    }
+    chat_stash_free(st);
+}
+
+static void chat_on_held(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lg_chat_service *svc = arg;
+    struct lg_record_sink *sink = svc->opts.sink;
+    int64_t now = lg_time_mono_ms();
+    struct chat_stream *st = svc->held_head;
+    while (st != NULL) {
+        struct chat_stream *next = st->held_next;
+        bool written = sink != NULL && sink->written != NULL &&
+                       sink->written(sink->impl, st->ticket);
+        if (!written && now - st->held_since_ms >= LG_CHAT_DURABLE_WAIT_MS) {
+            /* The spool cannot write (disk full): answer anyway rather than hang the client;
+             * the record waits in memory (SECURITY.md) and is counted here. */
+            struct lg_log_ctx ctx = chat_ctx(st);
+            lg_log(LG_LOG_WARN, &ctx, "answer_before_written", "waited_ms=%lld",
+                   (long long)(now - st->held_since_ms));
+            lg_metrics_counter_inc(svc->m_unwritten_answers);
+            written = true;
+        }
+        if (written) {
+            chat_held_release(st);
+        }
+        st = next;
+    }
+    if (svc->held_head != NULL) {
+        chat_held_arm(svc);
+    }
+}
+
 /* The stream ended: with the provider's outcome, or stopped by us (|by_us|: cancel, grace
  * expiry, client deadline, shutdown; |err| LG_ERR_CANCELLED or LG_ERR_TIMEOUT, reported as a
  * done event with finish_reason "cancelled"/"timeout"). Writes the record, emits the final
@@ -732,6 +869,9 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us, const c
     int64_t duration = lg_time_mono_ms() - st->start_mono_ms;
     chat_record_finish(st, chat_status_for(err), finish_reason, err == LG_OK ? NULL : message,
                        &usage, reported, cost, priced);
+    if (st->held) {
+        chat_held_link(svc, st);
+    }
     chat_count_call(svc, st, chat_status_for(err));
     if (err != LG_OK && !by_us && err != LG_ERR_CANCELLED) {
         chat_count_upstream_error(svc, st, err);
@@ -763,7 +903,24 @@ static void chat_stream_end(struct chat_stream *st, int err, bool by_us, const c
     for (struct chat_sub *s = st->subs; s != NULL; s = s->next) {
         chat_sub_pump(s);
     }
-    if (st->unary != NULL) {
+    if (st->unary != NULL && st->held) {
+        struct chat_unary_stash *u = lg_calloc(1, sizeof(*u));
+        st->stash = u;
+        if (u != NULL) {
+            u->err = err;
+            u->message = message != NULL ? lg_strdup(message) : NULL;
+            u->finish_reason = finish_reason != NULL ? lg_strdup(finish_reason) : NULL;
+            u->usage = usage;
+            u->cost = cost;
+            u->reported = reported;
+        }
+        if (u == NULL || (message != NULL && u->message == NULL) ||
+            (finish_reason != NULL && u->finish_reason == NULL)) {
+            chat_stash_free(st);
+            chat_held_unlink(svc, st); /* out of memory: answer now */
+        }
+    }
+    if (st->unary != NULL && !st->held) {
         chat_unary_answer(st, err, message, finish_reason, &usage, cost, reported);
     }
     if (st->registered) {
@@ -1596,7 +1753,7 @@ static void chat_on_sweep(evutil_socket_t fd, short what, void *arg)
     struct chat_stream *st = svc->streams;
     while (st != NULL) {
         struct chat_stream *next = st->next;
-        if (st->dead) {
+        if (st->dead && !st->held) {
             chat_stream_free(st);
         }
         st = next;
@@ -1709,6 +1866,10 @@ static void chat_register_metrics(lg_chat_service *svc)
                                       "Billing records handed to the sink", &svc->m_records);
     (void)lg_metrics_register_counter(m, "llmgate_chat_records_dropped_total",
                                       "Billing records the sink refused", &svc->m_record_drops);
+    (void)lg_metrics_register_counter(m, "llmgate_chat_answers_before_written_total",
+                                      "Calls answered before their record reached the spool "
+                                      "file (it could not write within the wait)",
+                                      &svc->m_unwritten_answers);
     /* Microsecond buckets: the gateway's share of TTFT is far below the default latency
      * buckets (5 ms and up). */
     static const double overhead_buckets[] = {25e-6, 50e-6, 100e-6, 200e-6, 500e-6,
@@ -1801,6 +1962,11 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
         rc = LG_ERR_NOMEM;
         goto out_free_svc;
     }
+    svc->held_ev = evtimer_new(base, chat_on_held, svc);
+    if (svc->held_ev == NULL) {
+        rc = LG_ERR_NOMEM;
+        goto out_free_svc;
+    }
     svc->sweep = event_new(base, -1, EV_PERSIST, chat_on_sweep, svc);
     struct timeval tv = {LG_CHAT_SWEEP_MS / 1000, (LG_CHAT_SWEEP_MS % 1000) * 1000};
     if (svc->sweep == NULL || event_add(svc->sweep, &tv) != 0) {
@@ -1826,6 +1992,12 @@ void lg_chat_service_free(lg_chat_service *svc)
     }
     if (svc->sweep != NULL) {
         event_free(svc->sweep);
+    }
+    while (svc->held_head != NULL) {
+        chat_held_release(svc->held_head); /* shutting down: the drain writes the records */
+    }
+    if (svc->held_ev != NULL) {
+        event_free(svc->held_ev);
     }
     while (svc->streams != NULL) {
         struct chat_stream *st = svc->streams;

@@ -251,6 +251,14 @@
 #define LG_CHAT_RETENTION_MS_MAX 3600000
 /* Period of the sweep that expires streams past grace or retention (O(streams) per tick). */
 #define LG_CHAT_SWEEP_MS 200
+/* Durable answers: a call's final event / unary answer waits until its billing record is in
+ * the spool file (a kill -9 cannot lose the record of a call its client saw end). Taking the
+ * ticket wakes the shipper, so the wait is about one shipper turn; it is polled this often
+ * while any answer waits (a timer, armed only then). */
+#define LG_CHAT_DURABLE_POLL_US 100
+/* ...and given up after this long (the spool cannot write: disk full): the answer goes out,
+ * counted in llmgate_chat_answers_before_written_total and logged. */
+#define LG_CHAT_DURABLE_WAIT_MS 1000
 /* Response text kept for the billing record and for Complete. Text past this is still
  * streamed to the client but not kept; the record notes the truncation. */
 #define LG_CHAT_MAX_RESPONSE_BYTES (4u * 1024u * 1024u)
