@@ -62,6 +62,10 @@ struct lg_shipper {
     /* Spool turns (lg_shipper_ticket): a turn takes a number, drains the whole ring into the
      * spool and writes it out; turn_done is the last turn that did both. */
     atomic_uint_fast64_t turn_started, turn_done;
+    /* The spool cannot take records now (disk full or failing, at its cap): waiting for a
+     * turn would only delay answers, so lg_shipper_written says yes (the records wait in
+     * memory, as documented for a full disk). */
+    atomic_bool spool_blocked;
 
     /* Control requests, guarded by mu. */
     pthread_mutex_t mu;
@@ -731,9 +735,12 @@ static void *thread_main(void *arg)
         atomic_thread_fence(memory_order_seq_cst);
         bool emptied = drain_ring(s, false);
         bool draining = false;
-        if (handle_control(s, now, &draining) == LG_OK && emptied) {
+        int frc = handle_control(s, now, &draining);
+        if (frc == LG_OK && emptied) {
             atomic_store_explicit(&s->turn_done, turn, memory_order_release);
         }
+        atomic_store_explicit(&s->spool_blocked, frc != LG_OK || s->held != NULL,
+                              memory_order_release);
         if (!s->no_ship) {
             step_ship(s, now, draining || stopping);
         }
@@ -841,7 +848,8 @@ uint64_t lg_shipper_ticket(lg_shipper *s)
 
 bool lg_shipper_written(lg_shipper *s, uint64_t ticket)
 {
-    return atomic_load_explicit(&s->turn_done, memory_order_acquire) >= ticket;
+    return atomic_load_explicit(&s->turn_done, memory_order_acquire) >= ticket ||
+           atomic_load_explicit(&s->spool_blocked, memory_order_acquire);
 }
 
 static int sink_enqueue(void *impl, struct lg_record *r)

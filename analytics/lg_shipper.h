@@ -132,8 +132,10 @@ void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out);
  * lg_shipper_written(ticket): true once every record it enqueued before the ticket has been
  * written to the spool file (write(2): in the page cache, which outlives the process; the
  * fdatasync follows within LG_SHIPPER_SYNC_INTERVAL_MS). Taking a ticket wakes the shipper
- * thread (one curl_multi_wakeup), so the wait is one shipper turn, not a tick. False for
- * as long as the spool cannot write (disk full): callers bound their wait. Any thread. */
+ * thread (one curl_multi_wakeup), so the wait is one shipper turn, not a tick. While the
+ * spool cannot take records (disk full or failing, at its cap) it also says true: waiting
+ * would only delay answers, and those records wait in memory (analytics/README.md). Any
+ * thread. */
 uint64_t lg_shipper_ticket(lg_shipper *s);
 bool lg_shipper_written(lg_shipper *s, uint64_t ticket);
 
