@@ -282,15 +282,12 @@ static void test_shipper_cap_drops_are_counted(void **state)
     (void)ok;
 }
 
-/* The spool's disk fills (RLIMIT_FSIZE: a write past it fails after a partial write, like
- * ENOSPC): records are held, not dead-lettered; producers that find the ring full are
- * refused and counted; once space returns every accepted record reaches the spool. */
-static void test_shipper_disk_full_is_backpressure(void **state)
+/* A spool-only shipper with a 4-slot ring whose first record is spooled, then a "full
+ * disk": RLIMIT_FSIZE stops the segment from growing. |saved| gets the limit to restore. */
+static lg_shipper *start_disk_full(struct fixture *f, struct rlimit *saved)
 {
-    struct fixture *f = *state;
     signal(SIGXFSZ, SIG_IGN);
-    struct rlimit saved;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, saved), 0);
     struct lg_shipper_opts o = spool_only(f->dir);
     o.queue_capacity = 4;
     lg_shipper *s = NULL;
@@ -301,9 +298,20 @@ static void test_shipper_disk_full_is_backpressure(void **state)
     snprintf(seg, sizeof(seg), "%s/%020d.seg", f->dir, 0);
     struct stat sb;
     assert_int_equal(stat(seg, &sb), 0);
-    struct rlimit full = saved;
+    struct rlimit full = *saved;
     full.rlim_cur = (rlim_t)sb.st_size + 1;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+    return s;
+}
+
+/* The spool's disk fills (RLIMIT_FSIZE: a write past it fails after a partial write, like
+ * ENOSPC): records are held, not dead-lettered; producers that find the ring full are
+ * refused and counted; once space returns every accepted record reaches the spool. */
+static void test_shipper_disk_full_is_backpressure(void **state)
+{
+    struct fixture *f = *state;
+    struct rlimit saved;
+    lg_shipper *s = start_disk_full(f, &saved);
     assert_int_equal(lg_shipper_enqueue(s, rec(1)), LG_OK);
     /* The flush fails: sync reports that accepted records wait in memory. */
     assert_int_equal(lg_shipper_sync(s, 30000), LG_ERR_EXHAUSTED);
@@ -346,22 +354,8 @@ static void test_shipper_disk_full_is_backpressure(void **state)
 static void test_shipper_disk_full_at_stop_counts_unwritten(void **state)
 {
     struct fixture *f = *state;
-    signal(SIGXFSZ, SIG_IGN);
     struct rlimit saved;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
-    struct lg_shipper_opts o = spool_only(f->dir);
-    o.queue_capacity = 4;
-    lg_shipper *s = NULL;
-    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
-    assert_int_equal(lg_shipper_enqueue(s, rec(0)), LG_OK);
-    assert_int_equal(lg_shipper_sync(s, 30000), LG_OK);
-    char seg[160];
-    snprintf(seg, sizeof(seg), "%s/%020d.seg", f->dir, 0);
-    struct stat sb;
-    assert_int_equal(stat(seg, &sb), 0);
-    struct rlimit full = saved;
-    full.rlim_cur = (rlim_t)sb.st_size + 1;
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+    lg_shipper *s = start_disk_full(f, &saved);
     int refused = 0;
     for (int i = 1; i < 21; i++) {
         struct lg_record *r = rec(i);
