@@ -4,7 +4,11 @@
 #                                         old=/tmp/before/build:--no-gzip
 #   FLAGS (space-separated, one shell word each; write --flag=value) go to both
 #   `llmgate-analytics replay` and `ship_driver`.
-#   Env: E2E=0 skips the end-to-end steps, REPLAY=0 the replays.
+#   Env: E2E=0 skips the end-to-end steps, REPLAY=0 the replays; E2E_FLAGS (default
+#   --premake) go to ship_driver only: the records are made before its clock starts, and
+#   its CPU is the whole process's from the first enqueue to drained (all shipping work:
+#   the producer's enqueues and overflow spooling, and the shipper thread). E2E_FLAGS=
+#   (empty) gives the older figure: records made while enqueueing, shipper thread's CPU.
 #
 # Same-run A/B of the shipper against ClickHouse's own ingest (analytics/README.md,
 # "Performance against the issue 5 goals"). The machine is shared, so absolute figures
@@ -68,11 +72,14 @@ for r in $(seq 1 "$REPS"); do
         t1=$(date +%s.%N); c1=$(ch_cpu);;
       e2e:*)
         c0=$(ch_cpu)
+        read -r -a ef <<< "${E2E_FLAGS---premake}"
         out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "$N" \
-              --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}")
+              --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" "${ef[@]}")
         c1=$(ch_cpu)
         t0=0; t1=$(echo "$out" | sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p')
-        cpu=$(echo "$out" | sed -n 's/.*shipper_cpu_s=\([0-9.]*\).*/\1/p');;
+        key=shipper_cpu_s
+        case " ${ef[*]} " in *" --premake "*) key=process_cpu_s;; esac
+        cpu=$(echo "$out" | sed -n "s/.* $key=\([0-9.]*\).*/\1/p");;
     esac
     got=$(q 'SELECT count() FROM llm_requests')
     [ "$got" = "$N" ] || echo "WARNING: $v landed $got rows, expected $N"
