@@ -10,10 +10,19 @@
  * Thread: a record belongs to one thread at a time. lg_record_sink_enqueue may be called
  * from any thread, concurrently, as long as the sink is open.
  *
- * Ownership: every string field is NULL (= empty) or an lg_malloc'd NUL-terminated copy
- * that the record owns; lg_record_free frees them all and the record. Set strings with
- * lg_record_set_str (copies). A sink's enqueue takes the record on LG_OK (the caller must
- * not touch it again); on an error the caller still owns it and frees it.
+ * Ownership: every string field is NULL (= empty) or a NUL-terminated string that the
+ * record owns. A record from lg_record_new or lg_record_dup is ONE allocation: the struct
+ * plus an inline area for its strings; lg_record_set_str copies a short value (ids, model,
+ * provider, params, finish_reason, metadata, ...) into that area while it has room, and a
+ * long one (a body) or one that no longer fits into its own lg_malloc'd block. A caller may
+ * still assign an lg_malloc'd string to a field directly: the record then owns it.
+ * lg_record_free frees each field that does not point into the record's own area, then the
+ * record. Hence: never lg_free a field yourself, never point a field at another record's
+ * string or at memory you do not hand over, and call lg_record_set_str only on fields of a
+ * record from lg_record_new/lg_record_dup (it finds the record from the field's address).
+ * Records are only made by lg_record_new/lg_record_dup (not on the stack, not by copying
+ * the struct). A sink's enqueue takes the record on LG_OK (the caller must not touch it
+ * again); on an error the caller still owns it and frees it.
  *
  * Errors: LG_ERR_NOMEM, LG_ERR_TOO_LARGE (encoding past the buffer cap), LG_ERR_INVALID,
  * LG_ERR_EXHAUSTED (sink full: queue and spool at their caps; the drop was counted),
@@ -91,23 +100,32 @@ struct lg_record {
 
 /* ---- lifecycle --------------------------------------------------------------------- */
 
-/* Allocates a zeroed record (time_to_first_token_ms = -1). Returned owned; LG_ERR_NOMEM. */
+/* Allocates a zeroed record (time_to_first_token_ms = -1) with its inline string area, in
+ * one allocation. Returned owned; LG_ERR_NOMEM. */
 int lg_record_new(struct lg_record **out);
-/* Frees every owned string and |r|. Accepts NULL. */
+/* Frees every string field that is not in the record's own area, and |r| with its area.
+ * Accepts NULL. */
 void lg_record_free(struct lg_record *r);
-/* Replaces *|field| (a string field of a record) with an lg_malloc'd copy of |len| bytes of
- * |p| (p may be NULL when len is 0: the field becomes NULL). The old value is freed only on
- * success. LG_OK or LG_ERR_NOMEM. */
+/* Replaces *|field| (&r->x for a string field x of a record r from lg_record_new or
+ * lg_record_dup) with a copy of |len| bytes of |p| (p may be NULL when len is 0: the field
+ * becomes NULL); |p| may point into the record's own strings. The copy goes into the
+ * record's area when it is short and fits (no allocation), else into an lg_malloc'd block.
+ * The old value is released only on success: freed if it was its own block, left in the
+ * area (not reused) if it was there. LG_OK or LG_ERR_NOMEM. */
 int lg_record_set_str(char **field, const char *p, size_t len);
-/* Deep copy of |r|. Returned owned; LG_ERR_NOMEM. */
+/* Deep copy of |r|, every string in the copy's area: one allocation. Returned owned;
+ * LG_ERR_NOMEM. */
 int lg_record_dup(const struct lg_record *r, struct lg_record **out);
 
 /* ---- encoding ---------------------------------------------------------------------- */
 
 /* Appends |r| as an *open* JSONEachRow object to |out|: '{' and every column, but no
  * closing brace, so the batcher can add the batch_id column and '}' without re-encoding.
- * Strings are JSON-escaped (control bytes as \u00XX; UTF-8 passes through); integers are
- * exact decimals; the temperature is printed with 17 significant digits (round-trips).
+ * Strings are JSON-escaped (control bytes and 0x7f as \u00XX; UTF-8, valid or not, passes
+ * through; a string ends at its first NUL); integers are exact decimals; the temperature is
+ * the text of printf "%.17g" (17 significant digits, trailing zeros dropped: round-trips;
+ * "-0" for negative zero; a NaN or infinite temperature is written as has_temperature 0,
+ * temperature 0). The row is reserved and written in one step (no partial output).
  * Columns: see analytics/schema (table llm_ingest). LG_OK, LG_ERR_TOO_LARGE (|out| cap:
  * |out| is left as it was), LG_ERR_NOMEM. */
 int lg_record_encode_row(const struct lg_record *r, struct lg_buf *out);

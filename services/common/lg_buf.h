@@ -71,4 +71,17 @@ struct lg_slice lg_buf_slice(const struct lg_buf *b);
  * bytes >= 0x80 are copied as they are (callers pass UTF-8). */
 int lg_buf_append_json_escaped(struct lg_buf *b, const uint8_t *s, size_t len);
 
+/* The most bytes |len| input bytes can take once JSON-escaped (a control byte becomes
+ * \u00XX): room to reserve before lg_buf_json_escape_to without measuring. */
+#define LG_BUF_JSON_ESCAPE_MAX_GROWTH 6u
+
+/* Bytes that lg_buf_append_json_escaped would append for |s| (exact; one pass). */
+size_t lg_buf_json_escaped_len(const uint8_t *s, size_t len);
+/* Writes |s| JSON-escaped, exactly as lg_buf_append_json_escaped would append it, to |dst|
+ * and returns the end of what it wrote. |dst| must have room for the escaped bytes
+ * (lg_buf_json_escaped_len, or LG_BUF_JSON_ESCAPE_MAX_GROWTH * len); nothing past them is
+ * written. For encoders that reserve a whole row once (lg_buf_reserve) and fill it with a
+ * raw pointer instead of one append per piece. */
+uint8_t *lg_buf_json_escape_to(uint8_t *dst, const uint8_t *s, size_t len);
+
 #endif /* LG_BUF_H */

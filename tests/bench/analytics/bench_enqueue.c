@@ -22,6 +22,8 @@
  * (slower than the producers, like the shipper, but without its memory traffic and
  * its shared state): the queue's own figures, apart from lg_shipper's.
  * usage: bench_enqueue [total_records_per_thread_count] [spool_dir]
+ *        bench_enqueue encode   (only the encoding and record new+fill+free figures: ns per
+ *        row of a small record and of a realistic ~2.4 KB one, as ship_driver makes them)
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -192,24 +194,166 @@ static void timer_cost(void)
            "\n", best[0], best[1], best[2]);
 }
 
-static void encode_rate(void)
+/* A realistic billing row, as tests/integration/analytics/ship_driver.c makes them: ~1.5 KB
+ * of response with a few escapes, messages with UTF-8 and escapes, ids, numbers, a
+ * temperature k/10 (~2.4 KB encoded). */
+static struct lg_record *make_realistic(int64_t i)
 {
-    struct lg_record *r = make(1);
+    struct lg_record *r = NULL;
+    if (lg_record_new(&r) != LG_OK) {
+        return NULL;
+    }
+    char buf[256];
+    int rc = LG_OK;
+#define BENCH_SET(field, ...)                                                                  \
+    do {                                                                                       \
+        int bn = snprintf(buf, sizeof(buf), __VA_ARGS__);                                      \
+        rc |= lg_record_set_str(&r->field, buf, (size_t)bn);                                   \
+    } while (0)
+    BENCH_SET(request_id, "req-%08" PRId64, i);
+    BENCH_SET(stream_id, "stream-%" PRId64, i / 2);
+    BENCH_SET(user_id, "user-%" PRId64, i % 7);
+    BENCH_SET(conversation_id, "conv-%" PRId64, i % 101);
+    BENCH_SET(agent_id, "%s", "agent-\"quoted\"");
+    BENCH_SET(provider_config_id, "%s", "pc-1");
+    BENCH_SET(provider, "%s", i % 2 ? "openai" : "demo");
+    BENCH_SET(model, "model-%" PRId64, i % 3);
+    BENCH_SET(request_messages,
+              "[{\"role\":\"user\",\"content\":\"h\xc3\xa9llo \\\"%" PRId64
+              "\\\"\\n\\ttab \xf0\x9f\x98\x80\"}]",
+              i);
+    BENCH_SET(request_params, "%s", "{\"top_p\":1}");
+    BENCH_SET(finish_reason, "%s", "stop");
+    BENCH_SET(metadata, "%s", "{\"k\":\"v\"}");
+    if (i % 10 == 9) {
+        BENCH_SET(error_message, "%s", "upstream 500: \"boom\"");
+        r->status = LG_RECORD_STATUS_ERROR;
+    }
+#undef BENCH_SET
+    char body[1600];
+    int n = snprintf(body, sizeof(body), "answer %" PRId64 " back\\slash 'single' \"double\"\n",
+                     i);
+    while (n < (int)sizeof(body) - 40) {
+        n += snprintf(body + n, sizeof(body) - (size_t)n, " lorem ipsum %" PRId64, i % 997);
+    }
+    rc |= lg_record_set_str(&r->response_content, body, (size_t)n);
+    r->has_temperature = i % 4 != 0;
+    r->temperature = 0.1 * (double)(i % 10);
+    r->has_max_tokens = i % 5 != 0;
+    r->max_tokens = 100 + i % 50;
+    r->stream = i % 2 == 0;
+    r->prompt_tokens = 10 + i % 90;
+    r->completion_tokens = 20 + i % 80;
+    r->cached_tokens = i % 3;
+    r->total_tokens = r->prompt_tokens + r->completion_tokens;
+    r->estimated_cost_nano_usd = INT64_C(1234567) * (1 + i % 1000);
+    r->start_time_ms = 1793491200000 + i * 1000 + i % 1000;
+    r->end_time_ms = r->start_time_ms + 500 + i % 400;
+    r->duration_ms = r->end_time_ms - r->start_time_ms;
+    r->time_to_first_token_ms = i % 8 == 0 ? -1 : 50 + i % 300;
+    if (rc != LG_OK) {
+        lg_record_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Encodes |nrec| records round-robin |N| times into one reused buffer, as the shipper's row
+ * buffer is; prints rows/s and ns per row (one thread, CPU time of this thread). */
+static void encode_one(const char *name, struct lg_record **recs, int nrec)
+{
     struct lg_buf b;
     lg_buf_init(&b, LG_RECORD_MAX_ROW_BYTES);
     enum { N = 200000 };
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     int64_t t0 = now_ns();
     size_t bytes = 0;
     for (int i = 0; i < N; i++) {
         lg_buf_reset(&b);
-        lg_record_encode_row(r, &b);
+        lg_record_encode_row(recs[i % nrec], &b);
         bytes += b.len;
     }
     double s = (double)(now_ns() - t0) / 1e9;
-    printf("encode JSONEachRow rows_per_s=%.0f MB_per_s=%.1f row_bytes=%zu\n", N / s,
-           (double)bytes / s / 1e6, bytes / N);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    printf("encode %s JSONEachRow rows_per_s=%.0f MB_per_s=%.1f row_bytes=%zu ns_per_row=%.0f "
+           "cpu_ns_per_row=%.0f\n",
+           name, N / s, (double)bytes / s / 1e6, bytes / N, s * 1e9 / N, cpu * 1e9 / N);
     lg_buf_deinit(&b);
+}
+
+/* Fills a new record from |t| the way a request does: every string with lg_record_set_str
+ * (from a prepared value), the numbers directly. */
+static struct lg_record *fill_like(const struct lg_record *t)
+{
+    struct lg_record *r = NULL;
+    if (lg_record_new(&r) != LG_OK) {
+        return NULL;
+    }
+    int rc = LG_OK;
+#define BENCH_COPY(f)                                                                          \
+    if (t->f != NULL) {                                                                        \
+        rc |= lg_record_set_str(&r->f, t->f, strlen(t->f));                                    \
+    }
+    BENCH_COPY(request_id)
+    BENCH_COPY(stream_id)
+    BENCH_COPY(user_id)
+    BENCH_COPY(conversation_id)
+    BENCH_COPY(agent_id)
+    BENCH_COPY(provider_config_id)
+    BENCH_COPY(provider)
+    BENCH_COPY(model)
+    BENCH_COPY(request_messages)
+    BENCH_COPY(request_params)
+    BENCH_COPY(response_content)
+    BENCH_COPY(finish_reason)
+    BENCH_COPY(error_message)
+    BENCH_COPY(metadata)
+#undef BENCH_COPY
+    r->has_temperature = t->has_temperature;
+    r->temperature = t->temperature;
+    r->prompt_tokens = t->prompt_tokens;
+    r->start_time_ms = t->start_time_ms;
+    if (rc != LG_OK) {
+        lg_record_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* lg_record_new + filling every field with lg_record_set_str + lg_record_free of a
+ * realistic record: what a request and the shipper pay in malloc/free per record. */
+static void record_lifecycle_rate(struct lg_record **tmpl, int ntmpl)
+{
+    enum { N = 400000 };
+    int64_t t0 = now_ns();
+    for (int i = 0; i < N; i++) {
+        lg_record_free(fill_like(tmpl[i % ntmpl]));
+    }
+    double s = (double)(now_ns() - t0) / 1e9;
+    printf("record new+fill+free realistic ns_per_record=%.0f\n", s * 1e9 / N);
+}
+
+static void encode_rate(void)
+{
+    struct lg_record *r = make(1);
+    encode_one("small", &r, 1);
     lg_record_free(r);
+    enum { NREC = 64 };
+    struct lg_record *recs[NREC];
+    for (int i = 0; i < NREC; i++) {
+        recs[i] = make_realistic(i);
+        if (recs[i] == NULL) {
+            fprintf(stderr, "bench_enqueue: out of memory\n");
+            exit(1);
+        }
+    }
+    encode_one("realistic", recs, NREC);
+    record_lifecycle_rate(recs, NREC);
+    for (int i = 0; i < NREC; i++) {
+        lg_record_free(recs[i]);
+    }
 }
 
 /* Per popped item in the queue_only run: a few hundred ns of work (the shipper spends
@@ -316,6 +460,10 @@ static int64_t parse_count(const char *s, int64_t def)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "encode") == 0) {
+        encode_rate(); /* the encoding figures alone */
+        return 0;
+    }
     int64_t per = parse_count(argc > 1 ? argv[1] : NULL, 200000);
     const char *dir = argc > 2 ? argv[2] : "/tmp/lg-bench-enqueue-spool";
     timer_cost();
