@@ -4,8 +4,9 @@
  *
  * Purpose: collects open JSONEachRow rows (lg_record_encode_row output: '{' ... without the
  * closing brace) until a row, byte or age limit is reached; then lg_batch_seal computes a
- * deterministic batch_id (a 64-bit hash of the rows, XXH3 or FNV-1a by build, and their
- * count, so the same rows always give the same id, across restarts), closes every row with
+ * deterministic batch_id (a 64-bit hash, XXH3 or FNV-1a by build, of each row's CRC-32 and
+ * length in order, and their count, so the same rows always give the same id, across
+ * restarts), closes every row with
  * ,"batch_id":"<id>"}\n and gzips the body (or streams it: lg_batch_seal_stream). A row
  * ClickHouse rejects can be removed (lg_batch_remove) and the batch sealed again; its id
  * changes with its content.
@@ -51,6 +52,10 @@ void lg_batch_trim(lg_batch *b, size_t keep_bytes);
  * (one batch never spans two monthly partitions, so it lands whole or not at all),
  * LG_ERR_INVALID (empty row or a row not starting with '{'), LG_ERR_NOMEM. */
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms);
+/* lg_batch_add for a row whose CRC-32 (lg_spool_crc32 of its |len| bytes) the caller already
+ * has, such as the spool frame's it was read from (lg_spool_last_crc). A wrong |crc| gives a
+ * wrong batch_id, nothing worse. */
+int lg_batch_add_crc(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms);
 /* True when the batch holds max_rows rows or max_bytes bytes. */
 bool lg_batch_is_full(const lg_batch *b);
 /* True when the batch should be sent now: full, or non-empty and max_age_ms old. */

@@ -81,7 +81,7 @@ struct lg_shipper {
     CURLM *multi;
     CURL *easy;
     struct curl_slist *hdrs;
-    struct lg_buf resp, urlbuf, sql, row, dl, params;
+    struct lg_buf resp, urlbuf, sql, dl, params;
     struct lg_chclient_reader body_rd; /* curl pulls the in-flight batch's body through it */
     lg_batch *batch;             /* the batch being sent (or collected when none is) */
     lg_batch *next;              /* prepared while |batch| is in flight: double buffering
@@ -89,6 +89,7 @@ struct lg_shipper {
     struct lg_spool_pos next_end;/* spool position after |next|'s last row */
     bool next_sealed;
     bool prep_more;              /* preparing |next| has another slice to do */
+    bool ring_more;              /* the last turn left records in the ring (per-turn cap) */
     enum ship_phase phase;
     bool sealed;                 /* batch content is fixed (sent or about to be) */
     bool need_check;             /* ask ClickHouse before (re)sending */
@@ -102,7 +103,13 @@ struct lg_shipper {
     int64_t backoff_until;
     uint64_t rng;
     int64_t last_sync_ms;
-    struct lg_record *held; /* popped but not yet spooled (spool full or failing) */
+    /* The run: records popped from the ring and encoded as spool frames into |frames|, run[i]
+     * taking run_len[i] bytes of it; run[run_done..run_n) are not yet in the spool (held
+     * while it is full or failing), starting at byte |run_off|. */
+    struct lg_buf frames;
+    struct lg_record *run[LG_SHIPPER_RUN_RECORDS];
+    size_t run_len[LG_SHIPPER_RUN_RECORDS];
+    size_t run_n, run_done, run_off;
     bool spool_failing;     /* the last spool flush failed (logged once per episode) */
     int dl_fd;
     uint64_t drop_logged;
@@ -171,8 +178,8 @@ static void dead_letter(lg_shipper *s, const char *batch_id, int code, const cha
 /* ---- ring -> spool ------------------------------------------------------------------ */
 
 /* Encodes |r| and appends it to the spool. LG_OK (record spooled), or the error of the
- * encoder or of lg_spool_append; |r| is untouched either way (the caller frees it). Used
- * by the shipper thread and by the overflow path. */
+ * encoder or of lg_spool_append; |r| is untouched either way (the caller frees it). The
+ * overflow path (a producer spooling itself). */
 static int spool_record(lg_shipper *s, struct lg_buf *row, struct lg_record *r)
 {
     lg_buf_reset(row);
@@ -183,42 +190,120 @@ static int spool_record(lg_shipper *s, struct lg_buf *row, struct lg_record *r)
     return rc;
 }
 
-/* Moves records from the ring to the spool: at most LG_SHIPPER_DRAIN_MAX_PER_TURN per loop
- * turn (|all| at shutdown), so a flood of producers cannot keep this thread from shipping;
- * when they outpace it the ring fills and they spool records themselves. */
-static bool drain_ring(lg_shipper *s, bool all)
+static bool run_held(const lg_shipper *s)
 {
-    for (size_t n = 0; all || n < LG_SHIPPER_DRAIN_MAX_PER_TURN; n++) {
-        struct lg_record *r = s->held;
-        if (r == NULL) {
-            void *item;
-            if (lg_queue_pop(s->q, &item) != LG_OK) {
-                return true; /* emptied */
-            }
-            r = item;
-            add(&s->popped, 1);
+    return s->run_done < s->run_n;
+}
+
+/* Appends the run's unspooled frames in one lg_spool_append_frames call and frees the
+ * records taken. True when the whole run is in the spool; false while the spool refuses
+ * (at its cap, or its disk full or failing, or memory short): backpressure, not a fault
+ * of the records. They stay held here, the ring fills, then producers spool themselves and
+ * a refusal there is the counted, logged drop (overflow). */
+static bool flush_run(lg_shipper *s)
+{
+    size_t taken = 0;
+    int rc = lg_spool_append_frames(s->sp, s->frames.data + s->run_off,
+                                    s->frames.len - s->run_off, &taken);
+    s->run_off += taken;
+    while (s->run_done < s->run_n && taken >= s->run_len[s->run_done]) {
+        taken -= s->run_len[s->run_done];
+        lg_record_free(s->run[s->run_done]);
+        s->run[s->run_done++] = NULL;
+        add(&s->spooled, 1);
+    }
+    if (rc == LG_ERR_INVALID) {
+        /* Cannot happen (the frames are ours); never spin on it: give the rest up, counted
+         * and logged as the contract's drops. */
+        lg_log(LG_LOG_ERROR, NULL, "record_dropped", "reason=bad_frames n=%zu",
+               s->run_n - s->run_done);
+        add(&s->dropped, s->run_n - s->run_done);
+        while (s->run_done < s->run_n) {
+            lg_record_free(s->run[s->run_done]);
+            s->run[s->run_done++] = NULL;
         }
-        s->held = NULL;
-        int rc = spool_record(s, &s->row, r);
-        if (rc == LG_ERR_EXHAUSTED || rc == LG_ERR_IO || rc == LG_ERR_NOMEM) {
-            /* Backpressure, not a fault of the record: the spool is at its cap, or its disk
-             * is full or failing (the spool refuses until a flush writes again), or memory
-             * is short. Held here, the ring fills, then producers spool themselves and a
-             * refusal there is the counted, logged drop (overflow). */
-            s->held = r;
-            return false;
+    }
+    return !run_held(s);
+}
+
+/* Pops up to LG_SHIPPER_RUN_RECORDS records (about LG_SHIPPER_RUN_BYTES of rows) and
+ * encodes each straight into |frames| as a spool frame. A record that can never be
+ * encoded or spooled (too large, invalid) is dead-lettered by request id and freed, kept
+ * out of the pipeline but not lost. Returns how many were popped. */
+static size_t fill_run(lg_shipper *s)
+{
+    lg_buf_reset(&s->frames);
+    s->run_n = s->run_done = s->run_off = 0;
+    size_t popped = 0;
+    while (s->run_n < LG_SHIPPER_RUN_RECORDS && s->frames.len < LG_SHIPPER_RUN_BYTES) {
+        void *item;
+        if (lg_queue_pop(s->q, &item) != LG_OK) {
+            break;
+        }
+        popped++;
+        add(&s->popped, 1);
+        struct lg_record *r = item;
+        size_t mark = s->frames.len;
+        int rc = lg_buf_append(&s->frames, (const uint8_t[LG_SPOOL_FRAME_HDR_BYTES]){0},
+                               LG_SPOOL_FRAME_HDR_BYTES);
+        if (rc == LG_OK) {
+            rc = lg_record_encode_row(r, &s->frames);
+        }
+        size_t plen = s->frames.len - mark - (rc == LG_OK ? LG_SPOOL_FRAME_HDR_BYTES : 0);
+        if (rc == LG_OK && plen > LG_RECORD_MAX_ROW_BYTES) {
+            rc = LG_ERR_TOO_LARGE; /* the row cap of the overflow path's encoder */
         }
         if (rc == LG_OK) {
-            add(&s->spooled, 1);
-        } else {
-            /* Can never be encoded or spooled (too large, invalid): keep it out of the
-             * pipeline but not lost. */
+            rc = lg_spool_frame_finish(s->frames.data + mark, plen);
+        }
+        if (rc != LG_OK) {
+            s->frames.len = mark;
+            if (s->frames.data != NULL) {
+                s->frames.data[mark] = 0;
+            }
             const char *rid = r->request_id != NULL ? r->request_id : "";
             dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid));
+            lg_record_free(r);
+            continue;
         }
-        lg_record_free(r);
+        s->run[s->run_n] = r;
+        s->run_len[s->run_n++] = s->frames.len - mark;
     }
-    return false;
+    return popped;
+}
+
+/* Moves records from the ring to the spool, a run at a time (one spool lock per run): at
+ * most LG_SHIPPER_DRAIN_MAX_PER_TURN per loop turn (|all| at shutdown), so a flood of
+ * producers cannot keep this thread from shipping; when they outpace it the ring fills and
+ * they spool records themselves. True when the ring was emptied and nothing is held. */
+static bool drain_ring(lg_shipper *s, bool all)
+{
+    size_t n = 0;
+    for (;;) {
+        if (run_held(s) && !flush_run(s)) {
+            return false;
+        }
+        if (!all && n >= LG_SHIPPER_DRAIN_MAX_PER_TURN) {
+            return false;
+        }
+        size_t got = fill_run(s);
+        if (got == 0) {
+            return true; /* emptied */
+        }
+        n += got;
+    }
+}
+
+/* Frees the run's unspooled records (at stop); returns how many. */
+static uint64_t discard_run(lg_shipper *s)
+{
+    uint64_t n = 0;
+    while (s->run_done < s->run_n) {
+        lg_record_free(s->run[s->run_done]);
+        s->run[s->run_done++] = NULL;
+        n++;
+    }
+    return n;
 }
 
 /* ---- batches ------------------------------------------------------------------------ */
@@ -260,7 +345,7 @@ static enum fill_end fill_batch(lg_shipper *s, lg_batch *b, struct lg_spool_pos 
             return FILL_AT_END;
         }
         used += row.len;
-        rc = lg_batch_add(b, row.ptr, row.len, now);
+        rc = lg_batch_add_crc(b, row.ptr, row.len, lg_spool_last_crc(s->sp), now);
         if (rc == LG_ERR_EXHAUSTED) {
             s->rd = before; /* re-read it for the next batch */
             return FILL_CLOSED;
@@ -665,13 +750,13 @@ static int handle_control(lg_shipper *s, int64_t now, bool *draining)
     if (rc != LG_OK && !s->spool_failing) {
         lg_log(LG_LOG_ERROR, NULL, "spool_flush_failed", "err=%s", lg_err_name(rc));
     } else if (rc == LG_OK && s->spool_failing) {
-        lg_log(LG_LOG_WARN, NULL, "spool_flush_recovered", "held=%d", s->held != NULL ? 1 : 0);
+        lg_log(LG_LOG_WARN, NULL, "spool_flush_recovered", "held=%zu", s->run_n - s->run_done);
     }
     s->spool_failing = rc != LG_OK;
     if (sync_now || sync_pending) {
         s->last_sync_ms = now;
     }
-    bool idle = lg_queue_count(s->q) == 0 && s->held == NULL && s->phase == PHASE_IDLE &&
+    bool idle = lg_queue_count(s->q) == 0 && !run_held(s) && s->phase == PHASE_IDLE &&
                 !s->sealed && !s->need_check && lg_batch_count(s->batch) == 0 &&
                 lg_batch_count(s->next) == 0 &&
                 lg_spool_at_end(s->sp, s->rd);
@@ -685,9 +770,9 @@ static int handle_control(lg_shipper *s, int64_t now, bool *draining)
      * was just fdatasync'd), or the spool is full or cannot write (records wait in memory:
      * reported). */
     bool synced = false;
-    if (sync_pending && (rc != LG_OK || lg_queue_count(s->q) == 0 || s->held != NULL)) {
+    if (sync_pending && (rc != LG_OK || lg_queue_count(s->q) == 0 || run_held(s))) {
         s->sync_done = want_sync;
-        s->sync_full = rc != LG_OK || s->held != NULL;
+        s->sync_full = rc != LG_OK || run_held(s);
         synced = true;
     }
     s->idle = idle || s->no_ship;
@@ -704,8 +789,10 @@ static int handle_control(lg_shipper *s, int64_t now, bool *draining)
 static int64_t poll_timeout(lg_shipper *s, int64_t now)
 {
     int64_t t = LG_SHIPPER_TICK_MS;
-    if (s->prep_more) {
-        return 0; /* a slice of the next batch is waiting: just let curl move first */
+    if (s->prep_more || s->ring_more) {
+        /* A slice of the next batch, or records over the turn's cap, are waiting: just let
+         * curl move first (sleeping a tick here capped a backlog at 8192 records/20 ms). */
+        return 0;
     }
     if (s->phase == PHASE_BACKOFF && s->backoff_until - now < t) {
         t = s->backoff_until - now;
@@ -734,12 +821,13 @@ static void *thread_main(void *arg)
         uint64_t turn = atomic_fetch_add(&s->turn_started, 1) + 1;
         atomic_thread_fence(memory_order_seq_cst);
         bool emptied = drain_ring(s, false);
+        s->ring_more = !emptied && !run_held(s);
         bool draining = false;
         int frc = handle_control(s, now, &draining);
         if (frc == LG_OK && emptied) {
             atomic_store_explicit(&s->turn_done, turn, memory_order_release);
         }
-        atomic_store_explicit(&s->spool_blocked, frc != LG_OK || s->held != NULL,
+        atomic_store_explicit(&s->spool_blocked, frc != LG_OK || run_held(s),
                               memory_order_release);
         if (!s->no_ship) {
             step_ship(s, now, draining || stopping);
@@ -1086,7 +1174,7 @@ static void free_resources(lg_shipper *s)
     lg_buf_deinit(&s->resp);
     lg_buf_deinit(&s->urlbuf);
     lg_buf_deinit(&s->sql);
-    lg_buf_deinit(&s->row);
+    lg_buf_deinit(&s->frames);
     lg_buf_deinit(&s->dl);
     lg_buf_deinit(&s->params);
     lg_free(s->url);
@@ -1120,7 +1208,8 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     lg_buf_init(&s->resp, LG_CHCLIENT_MAX_ERROR_BYTES);
     lg_buf_init(&s->urlbuf, LG_CHCLIENT_MAX_URL_BYTES);
     lg_buf_init(&s->sql, LG_CHCLIENT_MAX_URL_BYTES);
-    lg_buf_init(&s->row, LG_SPOOL_MAX_RECORD_BYTES);
+    lg_buf_init(&s->frames,
+                LG_SHIPPER_RUN_BYTES + LG_SPOOL_FRAME_HDR_BYTES + LG_RECORD_MAX_ROW_BYTES);
     lg_buf_init(&s->dl, 2 * LG_SPOOL_MAX_RECORD_BYTES);
     lg_buf_init(&s->params, LG_CHCLIENT_MAX_URL_BYTES);
     s->gzip = lg_shipper_compression_gzip(o->compression, o->clickhouse_url);
@@ -1174,13 +1263,8 @@ void lg_shipper_stop(lg_shipper *s)
         lg_log(LG_LOG_ERROR, NULL, "record_dropped", "dropped_at_stop=%" PRIu64
                " reason=spool_write_failed", unwritten);
     }
-    uint64_t lost = 0;
+    uint64_t lost = discard_run(s);
     void *item;
-    if (s->held != NULL) {
-        lg_record_free(s->held);
-        s->held = NULL;
-        lost++;
-    }
     while (lg_queue_pop(s->q, &item) == LG_OK) {
         lg_record_free(item);
         lost++;

@@ -96,6 +96,20 @@ void lg_spool_close(lg_spool *sp);
  * now or earlier and not yet retried by a successful flush: the record is not taken),
  * LG_ERR_NOMEM. On any error the record is not in the spool. */
 int lg_spool_append(lg_spool *sp, const void *p, size_t len);
+/* Batched appends, for a thread that spools many records at once (the shipper): one lock
+ * per call instead of one per record, and no copy of the row between encoder and spool.
+ * A frame is LG_SPOOL_FRAME_HDR_BYTES of header then the payload: reserve the header,
+ * write the payload after it, then lg_spool_frame_finish(frame, payload_len) fills the
+ * header (length, CRC-32). LG_OK or LG_ERR_TOO_LARGE (payload_len past
+ * LG_SPOOL_MAX_RECORD_BYTES). Pure. */
+#define LG_SPOOL_FRAME_HDR_BYTES 8
+int lg_spool_frame_finish(uint8_t *frame, size_t payload_len);
+/* Appends the finished frames in |frames| (|len| bytes, back to back) in order, each as
+ * lg_spool_append would, stopping at the first one refused. |*taken| gets the bytes of the
+ * frames appended (a prefix of whole frames; the rest are not in the spool). LG_OK (all
+ * taken), the refused frame's error (LG_ERR_EXHAUSTED, LG_ERR_IO, LG_ERR_NOMEM), or
+ * LG_ERR_INVALID (|frames| does not parse as frames: nothing from there on is taken). */
+int lg_spool_append_frames(lg_spool *sp, const uint8_t *frames, size_t len, size_t *taken);
 /* Writes buffered records to the segment file; with |sync|, fdatasync()s it too. LG_OK or
  * LG_ERR_IO (what could not be written stays buffered for the next call). */
 int lg_spool_flush(lg_spool *sp, bool sync);
@@ -111,6 +125,12 @@ int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out);
 /* The same without a copy: |*out| points into the spool's read-ahead buffer, valid until
  * the next lg_spool_read* / lg_spool_close call. Errors as lg_spool_read (no cap error). */
 int lg_spool_read_view(lg_spool *sp, struct lg_spool_pos *cur, struct lg_slice *out);
+
+/* The CRC-32 of the record the last successful lg_spool_read / lg_spool_read_view returned
+ * (checked against its bytes by that read). */
+uint32_t lg_spool_last_crc(const lg_spool *sp);
+/* CRC-32 (the zlib/gzip polynomial) of |len| bytes: the frames' checksum. Pure. */
+uint32_t lg_spool_crc32(const void *p, size_t len);
 
 /* The state loaded at open or last saved. A fresh spool starts at the first record. */
 void lg_spool_get_state(const lg_spool *sp, struct lg_spool_state *out);

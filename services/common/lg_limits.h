@@ -461,6 +461,11 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
 /* Records moved from the ring to the spool per loop turn (~20 ms of encoding at most), so
  * that shipping keeps its turn under a flood. */
 #define LG_SHIPPER_DRAIN_MAX_PER_TURN 8192u
+/* The shipper thread moves records from the ring to the spool in runs: up to this many
+ * records, or until this many bytes of frames are encoded, per spool lock (one lock per
+ * record contended with producers on the overflow path). */
+#define LG_SHIPPER_RUN_RECORDS 512u
+#define LG_SHIPPER_RUN_BYTES (512u * 1024u)
 /* While an insert is in flight, the next batch is read from the spool and compressed in
  * slices of this many raw bytes, one per loop turn, so curl keeps feeding the in-flight
  * request between slices (a slice is a few ms of gzip level 1; the loopback socket buffer

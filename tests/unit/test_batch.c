@@ -11,6 +11,7 @@
 
 #include "lg_batch.h"
 #include "lg_err.h"
+#include "lg_spool.h"
 #include "lg_test.h"
 
 static int setup(void **state)
@@ -144,7 +145,7 @@ static void test_batch_remove_changes_id(void **state)
     assert_int_equal(lg_batch_seal(b, false), LG_OK);
     assert_string_not_equal(lg_batch_id(b), id1);
     /* The id after a removal is the id of the remaining rows, as a fresh batch of just them
-     * would get (the hash fed row by row is recomputed, not patched). */
+     * would get (the removed row's digest leaves the list the id is hashed from). */
     char id2[64];
     strcpy(id2, lg_batch_id(b));
     lg_batch_reset(b);
@@ -154,6 +155,46 @@ static void test_batch_remove_changes_id(void **state)
     assert_string_equal(lg_batch_id(b), id2);
     lg_batch_reset(b);
     assert_int_equal(lg_batch_seal(b, false), LG_ERR_INVALID);
+    lg_batch_free(b);
+}
+
+/* The id is a hash of the rows' CRC-32s and lengths: lg_batch_add (CRC computed) and
+ * lg_batch_add_crc with the spool's CRC give the same id; any changed byte, a swap of two
+ * rows, or one row fewer changes it; and it is the given CRC that counts. */
+static void test_batch_id_follows_row_crcs(void **state)
+{
+    (void)state;
+    static const char *rows[] = {"{\"a\":1", "{\"a\":2", "{\"a\":3"};
+    lg_batch *b = mk();
+    char ids[6][64];
+    for (int v = 0; v < 6; v++) {
+        lg_batch_reset(b);
+        for (int i = 0; i < (v == 5 ? 2 : 3); i++) { /* v5: one row fewer */
+            const char *r = rows[v == 2 ? 2 - i : i];
+            char tmp[16];
+            snprintf(tmp, sizeof(tmp), "%s", r);
+            if (v == 3 && i == 1) {
+                tmp[5] = '7'; /* one changed byte */
+            }
+            size_t len = strlen(tmp);
+            uint32_t crc = lg_spool_crc32(tmp, len);
+            if (v == 4 && i == 0) {
+                crc ^= 1; /* a wrong CRC: a different id, nothing worse */
+            }
+            if (v == 0 || v == 5) {
+                assert_int_equal(lg_batch_add(b, (const uint8_t *)tmp, len, 0), LG_OK);
+            } else {
+                assert_int_equal(lg_batch_add_crc(b, (const uint8_t *)tmp, len, crc, 0),
+                                 LG_OK);
+            }
+        }
+        assert_int_equal(lg_batch_seal_stream(b), LG_OK);
+        snprintf(ids[v], sizeof(ids[v]), "%s", lg_batch_id(b));
+    }
+    assert_string_equal(ids[0], ids[1]); /* v1: same rows through add_crc */
+    for (int v = 2; v < 6; v++) {
+        assert_string_not_equal(ids[v], ids[0]);
+    }
     lg_batch_free(b);
 }
 
@@ -408,6 +449,8 @@ static void test_batch_invalid_limits_and_nomem(void **state)
     assert_int_equal(lg_batch_new(&b, &lim), LG_ERR_NOMEM);
     lg_test_fail_after(1);
     assert_int_equal(lg_batch_new(&b, &lim), LG_ERR_NOMEM);
+    lg_test_fail_after(2);
+    assert_int_equal(lg_batch_new(&b, &lim), LG_ERR_NOMEM);
     lg_test_fail_after(-1);
 }
 
@@ -419,6 +462,7 @@ int main(void)
         cmocka_unit_test_setup(test_batch_byte_limit, setup),
         cmocka_unit_test_setup(test_batch_id_deterministic_and_body, setup),
         cmocka_unit_test_setup(test_batch_remove_changes_id, setup),
+        cmocka_unit_test_setup(test_batch_id_follows_row_crcs, setup),
         cmocka_unit_test_setup(test_batch_time_range, setup),
         cmocka_unit_test_setup(test_batch_never_spans_two_months, setup),
         cmocka_unit_test_setup(test_batch_seal_in_steps, setup),

@@ -305,6 +305,82 @@ static void test_spool_cap_refuses(void **state)
     lg_spool_close(sp);
 }
 
+/* A frame of "record-NNNNNN": 8-byte header and 13 bytes. */
+#define REC_FRAME_BYTES (8u + 13u)
+
+/* Frames of "record-NNNNNN" for from..from+n-1, back to back, made the way the shipper
+ * makes them (header reserved, payload written after it, lg_spool_frame_finish). */
+static size_t make_frames(uint8_t *out, int from, int n)
+{
+    size_t len = 0;
+    for (int i = from; i < from + n; i++) {
+        int plen = snprintf((char *)out + len + LG_SPOOL_FRAME_HDR_BYTES, 32, "record-%06d", i);
+        assert_int_equal(lg_spool_frame_finish(out + len, (size_t)plen), LG_OK);
+        len += LG_SPOOL_FRAME_HDR_BYTES + (size_t)plen;
+    }
+    return len;
+}
+
+/* One call appends many frames, read back as the records appended one by one would be,
+ * each with the CRC lg_spool_last_crc reports equal to lg_spool_crc32 of its bytes. */
+static void test_spool_append_frames_reads_back(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 256); /* 256-byte segments: frames rotate */
+    uint8_t frames[64 * 40];
+    append_n(sp, 0, 3);
+    size_t len = make_frames(frames, 3, 40);
+    size_t taken = 0;
+    assert_int_equal(lg_spool_append_frames(sp, frames, len, &taken), LG_OK);
+    assert_int_equal(taken, len);
+    append_n(sp, 43, 2);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    struct lg_spool_pos cur = {0, 0};
+    struct lg_slice v;
+    for (int i = 0; i < 45; i++) {
+        assert_int_equal(lg_spool_read_view(sp, &cur, &v), LG_OK);
+        char want[32];
+        snprintf(want, sizeof(want), "record-%06d", i);
+        assert_int_equal(v.len, strlen(want));
+        assert_memory_equal(v.ptr, want, v.len);
+        assert_int_equal(lg_spool_last_crc(sp), lg_spool_crc32(want, strlen(want)));
+    }
+    assert_int_equal(lg_spool_read_view(sp, &cur, &v), LG_ERR_AGAIN);
+    struct lg_spool_stats st;
+    lg_spool_get_stats(sp, &st);
+    assert_int_equal(st.appended, 45);
+    assert_true(st.segments > 1);
+    lg_spool_close(sp);
+}
+
+/* At the cap, a prefix of whole frames is taken and reported; the rest is not in the spool
+ * and a later call (after room returns) takes it. Garbage is refused as LG_ERR_INVALID. */
+static void test_spool_append_frames_prefix_at_cap(void **state)
+{
+    struct fixture *f = *state;
+    /* Room for 8 + 10 frames of 21 bytes (the magic is not counted against the cap). */
+    lg_spool *sp = open_spool(f, 8 + 10 * REC_FRAME_BYTES, 64);
+    uint8_t frames[64 * 16];
+    size_t len = make_frames(frames, 0, 16);
+    size_t taken = 0;
+    assert_int_equal(lg_spool_append_frames(sp, frames, len, &taken), LG_ERR_EXHAUSTED);
+    assert_true(taken > 0 && taken < len);
+    assert_int_equal(taken % REC_FRAME_BYTES, 0);
+    int in = (int)(taken / REC_FRAME_BYTES);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    struct lg_spool_pos cur = {0, 0};
+    assert_int_equal(read_all(sp, &cur, 0), in);
+    /* Garbage: a length past the end. Nothing taken. */
+    uint8_t bad[LG_SPOOL_FRAME_HDR_BYTES + 4] = {0xff, 0xff, 0, 0};
+    assert_int_equal(lg_spool_append_frames(sp, bad, sizeof(bad), &taken), LG_ERR_INVALID);
+    assert_int_equal(taken, 0);
+    assert_int_equal(lg_spool_append_frames(sp, bad, 3, &taken), LG_ERR_INVALID);
+    uint8_t big[LG_SPOOL_FRAME_HDR_BYTES];
+    assert_int_equal(lg_spool_frame_finish(big, (size_t)LG_SPOOL_MAX_RECORD_BYTES + 1),
+                     LG_ERR_TOO_LARGE);
+    lg_spool_close(sp);
+}
+
 /* Files may grow to |bytes| (the soft limit; |f->fsize| is put back by teardown). */
 static void limit_file_size(struct fixture *f, uint64_t bytes)
 {
@@ -324,8 +400,6 @@ static uint64_t seg_size(struct fixture *f, uint64_t seg)
     return (uint64_t)st.st_size;
 }
 
-/* A frame of "record-NNNNNN": 8-byte header and 13 bytes. */
-#define REC_FRAME_BYTES (8u + 13u)
 
 /* 10 records written, 5 more buffered, then the disk "fills" with room for one and a half
  * more frames: the write takes a prefix and the flush fails. The whole frame stays written,
@@ -526,6 +600,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spool_corrupt_middle_segment_skipped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_cap_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_append_frames_reads_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_append_frames_prefix_at_cap, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_spool_invalid_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_append_after_failed_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_rollback_leaves_readable_spool, setup,
