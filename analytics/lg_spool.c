@@ -42,6 +42,7 @@ struct lg_spool {
     struct lg_buf wbuf;  /* frames not yet written */
     uint64_t disk_bytes; /* bytes of all segment files */
     uint64_t first_seg;  /* lowest segment present */
+    uint64_t reap_lo, reap_hi; /* dropped segments whose files lg_spool_reap removes */
     uint64_t appended;
     uint64_t wbuf_records; /* records in |wbuf| */
     int werr;            /* permanent write error: a failed write could not be rolled back */
@@ -240,25 +241,56 @@ static int rollback_locked(lg_spool *sp)
     return LG_ERR_IO;
 }
 
-/* Deletes the segments before |seg| (never the active one). Each is truncated before it is
- * unlinked: the reader may still hold it open, and on a full disk the space must return
- * now, not when that descriptor moves on. Caller holds mu. */
-static void delete_before_locked(lg_spool *sp, uint64_t seg)
+/* Truncates then unlinks segment |seg|: the reader may still hold it open, and on a full
+ * disk the space must return now, not when that descriptor moves on. The truncate drops
+ * the file's pages from the page cache, ~15 ms for a 64 MiB segment here. */
+static void remove_segment(const lg_spool *sp, uint64_t seg)
+{
+    char path[SPOOL_PATH_MAX];
+    if (seg_path(sp, seg, path, sizeof(path)) == LG_OK && truncate(path, 0) == 0) {
+        (void)unlink(path);
+    }
+}
+
+/* Drops the segments before |seg| (never the active one) from the spool: their bytes leave
+ * the count at once. The files go now when |now| (the disk is full: the space is needed for
+ * the next write), else they are left for lg_spool_reap, off the caller's thread (the
+ * shipper loop, which must not stall on a truncate between two inserts). Caller holds mu. */
+static void delete_before_locked(lg_spool *sp, uint64_t seg, bool now)
 {
     while (sp->first_seg < seg && sp->first_seg < sp->wseg) {
         char path[SPOOL_PATH_MAX];
         struct stat sb;
-        if (seg_path(sp, sp->first_seg, path, sizeof(path)) == LG_OK && stat(path, &sb) == 0 &&
-            truncate(path, 0) == 0 && unlink(path) == 0) {
+        if (seg_path(sp, sp->first_seg, path, sizeof(path)) == LG_OK && stat(path, &sb) == 0) {
             uint64_t n = (uint64_t)sb.st_size;
             sp->disk_bytes -= n < sp->disk_bytes ? n : sp->disk_bytes;
         }
+        if (sp->reap_lo == sp->reap_hi) {
+            sp->reap_lo = sp->first_seg;
+        }
+        sp->reap_hi = sp->first_seg + 1;
         sp->first_seg++;
+    }
+    if (now) {
+        for (; sp->reap_lo < sp->reap_hi; sp->reap_lo++) {
+            remove_segment(sp, sp->reap_lo);
+        }
     }
     if (sp->unsynced_fd >= 0 && sp->unsynced_seg < sp->first_seg) {
         /* The rotated-away segment was acknowledged and deleted: nothing left to sync. */
         close(sp->unsynced_fd);
         sp->unsynced_fd = -1;
+    }
+}
+
+void lg_spool_reap(lg_spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    uint64_t lo = sp->reap_lo, hi = sp->reap_hi;
+    sp->reap_lo = sp->reap_hi;
+    pthread_mutex_unlock(&sp->mu);
+    for (uint64_t seg = lo; seg < hi; seg++) {
+        remove_segment(sp, seg);
     }
 }
 
@@ -285,7 +317,7 @@ static bool reclaim_locked(lg_spool *sp)
     }
     (void)unlink(path);
     sp->disk_bytes -= sp->wsize < sp->disk_bytes ? sp->wsize : sp->disk_bytes;
-    delete_before_locked(sp, sp->wseg);
+    delete_before_locked(sp, sp->wseg, true);
     sp->first_seg = sp->wseg + 1; /* no segment left; the next write creates wseg + 1 */
     if (sp->unsynced_fd >= 0) {
         close(sp->unsynced_fd); /* it was one of those deleted */
@@ -477,27 +509,65 @@ int lg_spool_append_frames(lg_spool *sp, const uint8_t *frames, size_t len, size
     return rc;
 }
 
-int lg_spool_flush(lg_spool *sp, bool sync)
+int lg_spool_sync_begin(lg_spool *sp, struct lg_spool_sync *job)
 {
+    job->fd[0] = job->fd[1] = -1;
+    job->dir = false;
     pthread_mutex_lock(&sp->mu);
     int rc = flush_locked(sp);
-    int fd = sp->wfd;
-    if (rc == LG_OK && sync && sp->unsynced_fd >= 0) {
-        if (fdatasync(sp->unsynced_fd) != 0) {
+    if (rc == LG_OK && sp->wfd >= 0) {
+        /* A duplicate: a rotation may close |wfd| while the job runs. */
+        job->fd[0] = fcntl(sp->wfd, F_DUPFD_CLOEXEC, 0);
+        if (job->fd[0] < 0) {
             rc = LG_ERR_IO;
         }
-        close(sp->unsynced_fd);
+    }
+    if (rc == LG_OK) {
+        job->fd[1] = sp->unsynced_fd; /* the job owns it now */
         sp->unsynced_fd = -1;
-    }
-    if (rc == LG_OK && sync && fd >= 0 && fdatasync(fd) != 0) {
-        rc = LG_ERR_IO;
-    }
-    if (rc == LG_OK && sync && sp->dir_dirty) {
-        rc = fsync_dir(sp->dir);
-        sp->dir_dirty = rc != LG_OK;
+        job->dir = sp->dir_dirty;
+        sp->dir_dirty = false;
     }
     pthread_mutex_unlock(&sp->mu);
     return rc;
+}
+
+int lg_spool_sync_run(lg_spool *sp, struct lg_spool_sync *job)
+{
+    int rc = LG_OK;
+    for (int i = 0; i < 2; i++) {
+        if (job->fd[i] >= 0) {
+            if (fdatasync(job->fd[i]) != 0) {
+                rc = LG_ERR_IO;
+            }
+            close(job->fd[i]);
+            job->fd[i] = -1;
+        }
+    }
+    if (job->dir) {
+        job->dir = false;
+        if (fsync_dir(sp->dir) != LG_OK) {
+            pthread_mutex_lock(&sp->mu);
+            sp->dir_dirty = true; /* the next sync tries again */
+            pthread_mutex_unlock(&sp->mu);
+            rc = LG_ERR_IO;
+        }
+    }
+    return rc;
+}
+
+int lg_spool_flush(lg_spool *sp, bool sync)
+{
+    if (!sync) {
+        pthread_mutex_lock(&sp->mu);
+        int rc = flush_locked(sp);
+        pthread_mutex_unlock(&sp->mu);
+        return rc;
+    }
+    struct lg_spool_sync job;
+    int rc = lg_spool_sync_begin(sp, &job);
+    int src = lg_spool_sync_run(sp, &job); /* also releases what begin took on failure */
+    return rc != LG_OK ? rc : src;
 }
 
 /* Returns |len| bytes at |off| of |fd| through the window |win| (file offset |*win_off|),
@@ -697,7 +767,9 @@ int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st)
     if (lg_spool_pos_before(sp->acked, st->ack)) {
         sp->acked = st->ack;
     }
-    delete_before_locked(sp, st->ack.seg);
+    /* Deferred to lg_spool_reap unless the disk is full: then the state file itself may need
+     * the space now. */
+    delete_before_locked(sp, st->ack.seg, sp->wfailed);
     if (sp->wfailed) {
         /* Disk full and the active segment now wholly acknowledged: free it before the
          * state file needs room (the next flush writes into a new segment). */
@@ -858,6 +930,7 @@ void lg_spool_close(lg_spool *sp)
     if (lg_spool_flush(sp, true) != LG_OK) {
         (void)lg_spool_discard(sp);
     }
+    lg_spool_reap(sp);
     if (sp->unsynced_fd >= 0) {
         close(sp->unsynced_fd); /* only after a failed flush */
     }

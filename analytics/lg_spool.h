@@ -8,7 +8,8 @@
  * frames of u32 length (LE) | u32 CRC-32 of the payload (LE) | payload). A small state file
  * (DIR/state, replaced atomically with write+fsync+rename) holds the acknowledged position
  * and the batch in flight, so a restart knows where to resume and which batch_id to check
- * before resending. Segments wholly before the acknowledged position are deleted. The
+ * before resending. Segments wholly before the acknowledged position are deleted
+ * (lg_spool_reap; a restart before that skips them: they lie before the ack). The
  * total size of the segments plus buffered bytes never exceeds max_bytes: an append past
  * it fails with LG_ERR_EXHAUSTED (the caller counts the drop).
  *
@@ -31,9 +32,10 @@
  * the writer; the append path only copies into a buffer unless that buffer is full).
  * lg_spool_read, lg_spool_save_state and lg_spool_get_state belong to one thread (the
  * shipper). open/close while no other thread uses the spool. fsync runs only in
- * lg_spool_flush(sync=true), lg_spool_save_state, lg_spool_open (recovery) and
- * lg_spool_close (also for segments rotated away and new directory entries): never inside
- * lg_spool_append, which request threads call on the overflow path (and which never
+ * lg_spool_flush(sync=true) and lg_spool_sync_run (without the writer lock),
+ * lg_spool_save_state, lg_spool_open (recovery) and lg_spool_close (also for segments
+ * rotated away and new directory entries): never inside lg_spool_append (but for a second
+ * rotation before the first rotated segment was synced), which request threads call on the overflow path (and which never
  * retries a failed write: only lg_spool_flush does).
  * Ownership: the spool copies what it is given; lg_spool_read fills a caller-owned lg_buf;
  * lg_spool_read_view lends a view of its own buffer.
@@ -113,6 +115,22 @@ int lg_spool_append_frames(lg_spool *sp, const uint8_t *frames, size_t len, size
 /* Writes buffered records to the segment file; with |sync|, fdatasync()s it too. LG_OK or
  * LG_ERR_IO (what could not be written stays buffered for the next call). */
 int lg_spool_flush(lg_spool *sp, bool sync);
+/* lg_spool_flush(sync=true) in two steps, so the disk wait holds no lock and can run on
+ * another thread than the writer's: appends (producers on the overflow path) never wait
+ * for an fdatasync, and neither does a shipper loop feeding an insert.
+ * lg_spool_sync_begin writes the buffer (as lg_spool_flush) and takes into |job| what must
+ * reach the disk for everything written so far (a duplicate of the active segment's
+ * descriptor, the segment rotated away since the last sync, whether the directory
+ * changed); LG_OK or LG_ERR_IO (the write failed; |job| may still hold descriptors: run
+ * it anyway, which releases them). lg_spool_sync_run, with no lock held and from any
+ * thread, fdatasync()s and closes those files and fsyncs the directory; LG_OK or
+ * LG_ERR_IO (the directory is retried by the next sync). One job at a time per spool. */
+struct lg_spool_sync {
+    int fd[2];
+    bool dir;
+};
+int lg_spool_sync_begin(lg_spool *sp, struct lg_spool_sync *job);
+int lg_spool_sync_run(lg_spool *sp, struct lg_spool_sync *job);
 /* Gives up the buffered records a failed flush could not write: frees them, adds them to
  * stats.lost and returns how many (the caller logs and counts the loss). For shutdown. */
 uint64_t lg_spool_discard(lg_spool *sp);
@@ -138,6 +156,13 @@ void lg_spool_get_state(const lg_spool *sp, struct lg_spool_state *out);
  * fsync, rename, fsync dir). Everything before st->ack must be in ClickHouse (it may be
  * deleted even when persisting fails). LG_OK or LG_ERR_IO (the old state stays valid). */
 int lg_spool_save_state(lg_spool *sp, const struct lg_spool_state *st);
+
+/* Removes the files of segments lg_spool_save_state dropped (wholly acknowledged): a
+ * truncate and an unlink each, done here rather than inside save_state so the thread that
+ * acknowledges batches does not wait on the page cache (~15 ms per 64 MiB segment). Their
+ * bytes already left the spool's count. Any thread, no lock held while removing; also done
+ * by lg_spool_close. On a full disk save_state removes them itself. */
+void lg_spool_reap(lg_spool *sp);
 
 /* True when no record (written or buffered) lies at or after |pos|. Any thread. */
 bool lg_spool_at_end(lg_spool *sp, struct lg_spool_pos pos);

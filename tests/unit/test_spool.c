@@ -59,6 +59,8 @@ static int teardown(void **state)
     return 0;
 }
 
+static uint64_t seg_size(struct fixture *f, uint64_t seg);
+
 static lg_spool *open_spool(struct fixture *f, uint64_t max, uint64_t seg)
 {
     struct lg_spool_opts o = {f->dir, max, seg};
@@ -181,6 +183,12 @@ static void test_spool_ack_persists_and_frees_segments(void **state)
     lg_spool_get_stats(sp, &after);
     assert_true(after.bytes < before.bytes);
     assert_true(after.segments < before.segments);
+    /* The files go in lg_spool_reap, not in save_state (off the acknowledging thread). */
+    assert_int_not_equal(seg_size(f, 0), UINT64_MAX);
+    lg_spool_reap(sp);
+    assert_int_equal(seg_size(f, 0), UINT64_MAX);
+    assert_int_not_equal(seg_size(f, cur.seg), UINT64_MAX); /* the unacknowledged stay */
+    lg_spool_reap(sp); /* nothing left to remove: harmless */
     lg_buf_deinit(&b);
     lg_spool_close(sp);
     sp = open_spool(f, 1 << 20, 256);

@@ -12,6 +12,7 @@
  * shipping after "spooled" until SIGTERM, then drains like a service's SIGTERM hook
  * (prints "sigterm", drains within LG_SHIPPER_DRAIN_DEADLINE_MS, stats, exits).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,7 +36,7 @@
 struct drv {
     const char *url, *spool_dir, *expect, *log_level, *compression;
     int64_t count, first, batch_rows, batch_age_ms, spool_max, queue_cap, drain_ms, seg_bytes;
-    int64_t bad_at;
+    int64_t bad_at, rate;
     bool hold, inject_bad, no_ship, metrics, premake;
 };
 
@@ -173,6 +174,9 @@ int main(int argc, char **argv)
         {"metrics", LG_CFG_BOOL, &d.metrics, "false", 0, 0, "print Prometheus metrics"},
         {"log-level", LG_CFG_STRING, &d.log_level, "warn", 0, 0, "log level"},
         {"compression", LG_CFG_STRING, &d.compression, "auto", 0, 0, "auto | gzip | none"},
+        {"rate", LG_CFG_INT, &d.rate, "0", 0, INT64_C(100000000),
+         "records per second to enqueue (paced in 1 ms steps, sleeping between them: a "
+         "gateway whose calls finish at this rate); 0 = as fast as possible"},
         {"premake", LG_CFG_BOOL, &d.premake, "false", 0, 0,
          "make every record before the clock starts (benchmark: time and CPU are the "
          "shipper's alone, as they are for ClickHouse's peer reading a ready file)"},
@@ -244,6 +248,20 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     for (int64_t i = d.first; i < d.first + d.count; i++) {
+        if (d.rate > 0 && (i - d.first) % (d.rate / 1000 > 0 ? d.rate / 1000 : 1) == 0) {
+            /* Record k is due at t0 + k / rate: sleep until then (absolute, so the pace
+             * does not drift with the work done between steps). */
+            int64_t due_ns = (i - d.first) * INT64_C(1000000000) / d.rate;
+            struct timespec at = t0;
+            at.tv_sec += (time_t)(due_ns / 1000000000);
+            at.tv_nsec += (long)(due_ns % 1000000000);
+            if (at.tv_nsec >= 1000000000L) {
+                at.tv_sec++;
+                at.tv_nsec -= 1000000000L;
+            }
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR) {
+            }
+        }
         struct lg_record *r = pre != NULL ? pre[i - d.first] : make(i);
         if (r == NULL) {
             return 1;
