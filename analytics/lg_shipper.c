@@ -67,6 +67,10 @@ struct lg_shipper {
      * memory, as documented for a full disk). */
     atomic_bool spool_blocked;
 
+    /* The overflow path's scratch encoding buffer (producers, when the ring is full). */
+    pthread_mutex_t ovf_mu;
+    struct lg_buf ovf_row;
+
     /* Control requests, guarded by mu. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -88,6 +92,7 @@ struct lg_shipper {
                                     keeps ClickHouse busy while we read, hash and gzip */
     struct lg_spool_pos next_end;/* spool position after |next|'s last row */
     bool next_sealed;
+    bool next_state_saved;       /* the state file already names |next| as in flight */
     bool prep_more;              /* preparing |next| has another slice to do */
     bool ring_more;              /* the last turn left records in the ring (per-turn cap) */
     enum ship_phase phase;
@@ -374,16 +379,19 @@ static enum fill_end fill_batch(lg_shipper *s, lg_batch *b, struct lg_spool_pos 
     }
 }
 
-static void save_state(lg_shipper *s, bool inflight)
+/* Persists the state: the acknowledged position moves to |ack| when given, and the batch
+ * in flight is [ack, |end|) with id |id| (NULL: none). */
+static void write_state(lg_shipper *s, const struct lg_spool_pos *ack, struct lg_spool_pos end,
+                        const char *id)
 {
     struct lg_spool_state st;
     lg_spool_get_state(s->sp, &st);
-    if (!inflight) {
-        st.ack = s->batch_end;
+    if (ack != NULL) {
+        st.ack = *ack;
     }
-    st.has_inflight = inflight;
-    st.inflight_end = s->batch_end;
-    snprintf(st.batch_id, sizeof(st.batch_id), "%s", inflight ? lg_batch_id(s->batch) : "");
+    st.has_inflight = id != NULL;
+    st.inflight_end = end;
+    snprintf(st.batch_id, sizeof(st.batch_id), "%s", id != NULL ? id : "");
     int rc = lg_spool_save_state(s->sp, &st);
     if (rc != LG_OK) {
         /* The old state stays: after a crash the batch is checked/resent and the
@@ -392,12 +400,32 @@ static void save_state(lg_shipper *s, bool inflight)
     }
 }
 
+/* |inflight|: the current batch is about to be sent (state written before the request: a
+ * crash from then on makes the next start check its batch_id before sending anything);
+ * else it landed: the acknowledged position moves past it. */
+static void save_state(lg_shipper *s, bool inflight)
+{
+    if (inflight) {
+        write_state(s, NULL, s->batch_end, lg_batch_id(s->batch));
+    } else {
+        write_state(s, &s->batch_end, s->batch_end, NULL);
+    }
+}
+
 /* The batch [ack, batch_end) landed (or was wholly dead-lettered). */
 static void syncer_reap(lg_shipper *s);
 
 static void ack_batch(lg_shipper *s, uint64_t rows)
 {
-    save_state(s, false);
+    if (s->next_sealed && lg_batch_count(s->next) > 0 && !s->startup_check) {
+        /* The next batch is ready and goes out next turn: one state write says both "this
+         * one landed" and "that one is in flight" (two fsync'd writes per insert were most of
+         * the pause between inserts in a backlog). */
+        write_state(s, &s->batch_end, s->next_end, lg_batch_id(s->next));
+        s->next_state_saved = true;
+    } else {
+        save_state(s, false);
+    }
     syncer_reap(s); /* the segments this acknowledgement emptied go off this thread */
     if (lg_spool_pos_before(s->rd, s->batch_end)) {
         s->rd = s->batch_end; /* a startup check acknowledged rows not yet read */
@@ -742,13 +770,17 @@ static void step_ship(lg_shipper *s, int64_t now, bool draining)
         return;
     }
     if (lg_batch_count(s->batch) == 0 && lg_batch_count(s->next) > 0) {
+        bool state_saved = s->next_state_saved;
+        s->next_state_saved = false;
         promote_next(s);
         if (!s->sealed && lg_batch_is_sealing(s->batch)) {
             /* Its seal was under way: finish it now (nothing is in flight to feed). */
             s->sealed = lg_batch_seal_step(s->batch, SIZE_MAX) == LG_OK;
         }
         if (s->sealed) {
-            save_state(s, true);
+            if (!state_saved) {
+                save_state(s, true);
+            }
             start_insert(s, now);
             return;
         }
@@ -1055,10 +1087,26 @@ bool lg_shipper_compression_gzip(enum lg_shipper_compression c, const char *url)
 
 static int overflow(lg_shipper *s, struct lg_record *r)
 {
-    struct lg_buf row;
-    lg_buf_init(&row, LG_RECORD_MAX_ROW_BYTES);
-    int rc = spool_record(s, &row, r);
-    lg_buf_deinit(&row);
+    /* The shared scratch buffer when no other producer holds it: a fresh buffer per record
+     * (malloc of the encoder's worst case, ~15 KB for a 2.4 KB row) was the largest cost of
+     * a burst after encoding itself (_int_malloc, page faults, and the malloc arena's lock,
+     * which the shipper thread freeing records also takes). A producer that finds it taken
+     * does not wait: it uses its own, as before. */
+    int rc;
+    if (pthread_mutex_trylock(&s->ovf_mu) == 0) {
+        rc = spool_record(s, &s->ovf_row, r);
+        if (s->ovf_row.cap > LG_SHIPPER_OVERFLOW_KEEP_BYTES) {
+            size_t max = s->ovf_row.max;
+            lg_buf_deinit(&s->ovf_row); /* a huge record's buffer is not kept */
+            lg_buf_init(&s->ovf_row, max);
+        }
+        pthread_mutex_unlock(&s->ovf_mu);
+    } else {
+        struct lg_buf row;
+        lg_buf_init(&row, LG_RECORD_MAX_ROW_BYTES);
+        rc = spool_record(s, &row, r);
+        lg_buf_deinit(&row);
+    }
     if (rc == LG_OK) {
         add(&s->overflowed, 1);
         lg_record_free(r);
@@ -1344,6 +1392,8 @@ static void free_resources(lg_shipper *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->sy_cv);
     pthread_mutex_destroy(&s->sy_mu);
+    lg_buf_deinit(&s->ovf_row);
+    pthread_mutex_destroy(&s->ovf_mu);
     lg_free(s);
 }
 
@@ -1367,6 +1417,8 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->sy_mu, NULL);
     pthread_cond_init(&s->sy_cv, NULL);
+    pthread_mutex_init(&s->ovf_mu, NULL);
+    lg_buf_init(&s->ovf_row, LG_RECORD_MAX_ROW_BYTES);
     lg_buf_init(&s->resp, LG_CHCLIENT_MAX_ERROR_BYTES);
     lg_buf_init(&s->urlbuf, LG_CHCLIENT_MAX_URL_BYTES);
     lg_buf_init(&s->sql, LG_CHCLIENT_MAX_URL_BYTES);

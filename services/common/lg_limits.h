@@ -466,6 +466,8 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
  * record contended with producers on the overflow path). */
 #define LG_SHIPPER_RUN_RECORDS 512u
 #define LG_SHIPPER_RUN_BYTES (512u * 1024u)
+/* The overflow path's shared encoding buffer is given back when a record grew it past this. */
+#define LG_SHIPPER_OVERFLOW_KEEP_BYTES (1024u * 1024u)
 /* While an insert is in flight, the next batch is read from the spool and compressed in
  * slices of this many raw bytes, one per loop turn, so curl keeps feeding the in-flight
  * request between slices (a slice is a few ms of gzip level 1; the loopback socket buffer

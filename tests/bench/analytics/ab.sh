@@ -4,7 +4,11 @@
 #                                         old=/tmp/before/build:--no-gzip
 #   FLAGS (space-separated, one shell word each; write --flag=value) go to both
 #   `llmgate-analytics replay` and `ship_driver`.
-#   Env: E2E=0 skips the end-to-end steps, REPLAY=0 the replays; E2E_FLAGS (default
+#   Env: RATES="30000 100000" adds, per arm, an end-to-end step paced at each rate (records
+#   enqueued at that many per second, as a gateway's finished calls would arrive): its line
+#   gives the rows/s reached and the process CPU as a share of one core over the run (the
+#   issue's CPU goal: under 10% of a core at ClickHouse's ingest rate).
+#   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; E2E_FLAGS (default
 #   --premake) go to ship_driver only: the records are made before its clock starts, and
 #   its CPU is the whole process's from the first enqueue to drained (all shipping work:
 #   the producer's enqueues and overflow spooling, and the shipper thread). E2E_FLAGS=
@@ -54,6 +58,7 @@ for l in "${LABELS[@]}"; do echo "== arm $l: ${BUILD[$l]} flags: ${FLAGS[$l]:-(n
 STEPS=(peer)
 [ "${REPLAY:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("replay:$l"); done
 [ "${E2E:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("e2e:$l"); done
+for rt in ${RATES:-}; do for l in "${LABELS[@]}"; do STEPS+=("pace$rt:$l"); done; done
 for r in $(seq 1 "$REPS"); do
   for v in "${STEPS[@]}"; do
     reset_schema; rm -rf "$W/sp" "$W/ds"
@@ -80,27 +85,38 @@ for r in $(seq 1 "$REPS"); do
         key=shipper_cpu_s
         case " ${ef[*]} " in *" --premake "*) key=process_cpu_s;; esac
         cpu=$(echo "$out" | sed -n "s/.* $key=\([0-9.]*\).*/\1/p");;
+      pace*)
+        rt=${v%%:*}; rt=${rt#pace}
+        c0=$(ch_cpu)
+        out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "$N" \
+              --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" --premake --rate "$rt")
+        c1=$(ch_cpu)
+        t0=0; t1=$(echo "$out" | sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p')
+        cpu=$(echo "$out" | sed -n 's/.* process_cpu_s=\([0-9.]*\).*/\1/p');;
     esac
     got=$(q 'SELECT count() FROM llm_requests')
     [ "$got" = "$N" ] || echo "WARNING: $v landed $got rows, expected $N"
-    /usr/bin/python3 -c "import sys; n=int(sys.argv[1]); a,b,c,c0,c1=map(float,sys.argv[2:7]); print('rep=%s %-14s rows_per_s=%.0f cpu_s=%.2f cpu_us_per_row=%.1f ch_cpu_s=%.2f load=%s' % (sys.argv[7], sys.argv[8], n/(b-a), c, 1e6*c/n, c1-c0, open('/proc/loadavg').read().split()[0]))" \
+    /usr/bin/python3 -c "import sys; n=int(sys.argv[1]); a,b,c,c0,c1=map(float,sys.argv[2:7]); print('rep=%s %-14s rows_per_s=%.0f cpu_s=%.2f cpu_us_per_row=%.1f ch_cpu_s=%.2f load=%s core_pct=%.1f' % (sys.argv[7], sys.argv[8], n/(b-a), c, 1e6*c/n, c1-c0, open('/proc/loadavg').read().split()[0], 100*c/(b-a)))" \
       "$N" "$t0" "$t1" "$cpu" "$c0" "$c1" "$r" "$v" | tee -a "$W/results"
   done
 done
 /usr/bin/python3 - "$W/results" <<'PY'
 import re, statistics, sys
 rows = {}
+pct = {}
 loads = []
 for line in open(sys.argv[1]):
-    m = re.match(r'rep=(\d+) (\S+)\s+rows_per_s=(\d+) cpu_s=\S+ cpu_us_per_row=(\S+) ch_cpu_s=(\S+) load=(\S+)', line)
+    m = re.match(r'rep=(\d+) (\S+)\s+rows_per_s=(\d+) cpu_s=\S+ cpu_us_per_row=(\S+) ch_cpu_s=(\S+) load=(\S+) core_pct=(\S+)', line)
     if m:
         rows.setdefault(m.group(2), []).append((int(m.group(1)), float(m.group(3)), float(m.group(4)), float(m.group(5))))
+        pct.setdefault(m.group(2), []).append(float(m.group(7)))
         loads.append(float(m.group(6)))
 peer = {r: v for r, v, _, _ in rows.get('peer', [])}
 print('== medians (load average %.2f-%.2f)' % (min(loads), max(loads)))
 for k, vals in rows.items():
     ratios = [v / peer[r] for r, v, _, _ in vals if peer.get(r)]
-    print('%-14s rows/s %8.0f  ratio to curl peer %.2fx  cpu %.1f us/row  clickhouse cpu %.2f s' % (
+    print('%-14s rows/s %8.0f  ratio to curl peer %.2fx  cpu %.1f us/row  clickhouse cpu %.2f s%s' % (
         k, statistics.median(v for _, v, _, _ in vals), statistics.median(ratios) if ratios else 0,
-        statistics.median(c for _, _, c, _ in vals), statistics.median(h for _, _, _, h in vals)))
+        statistics.median(c for _, _, c, _ in vals), statistics.median(h for _, _, _, h in vals),
+        '  our cpu %.1f%% of a core' % statistics.median(pct[k]) if k.startswith('pace') else ''))
 PY
