@@ -8,8 +8,10 @@
 #     the encoded JSONEachRow file POSTed with curl in 100k-row batches, the same file
 #     through clickhouse-client (native protocol), and the same rows as RowBinary (the
 #     format choice: server time and bytes of each);
-#  3. the shipper: N records enqueued -> all acknowledged by ClickHouse (rows/s, and the
-#     shipper thread's CPU as a share of one core over that time);
+#  3. the shipper: N records (made beforehand) enqueued at once -> all acknowledged by
+#     ClickHouse (rows/s, and the process's CPU as a share of one core over that time);
+#     3b. the same paced at 30000 and 150000 records/s (300k records; smoke: N): rows/s, CPU per row and the
+#     process's CPU as a share of one core (issue 5's CPU goal);
 #  4. spool replay after an outage: N records spooled with ClickHouse away, then
 #     `llmgate-analytics replay` (rows/s).
 # full: N = 1,000,000 (use an optimized build without sanitizers for real figures:
@@ -100,13 +102,29 @@ rm -rf "$WORK/rb" "$WORK/json"
 
 echo "== 3. the shipper (JSONEachRow, default batching, compression auto: none on this loopback server)"
 reset_schema
-"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/ship" --count "$N" --drain-ms 3600000 --spool-max-bytes 8000000000 | tee "$WORK/ship.out"
+"$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/ship" --count "$N" --drain-ms 3600000 --spool-max-bytes 8000000000 --premake | tee "$WORK/ship.out"
 [ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "shipper rows mismatch"; exit 1; }
 total_s=$(sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p' "$WORK/ship.out")
-cpu_s=$(sed -n 's/.*shipper_cpu_s=\([0-9.]*\).*/\1/p' "$WORK/ship.out")
+cpu_s=$(sed -n 's/.* process_cpu_s=\([0-9.]*\).*/\1/p' "$WORK/ship.out")
 SHIP=$(/usr/bin/python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$N" "$total_s")
 CPU=$(/usr/bin/python3 -c "import sys; print('%.1f' % (100 * float(sys.argv[1]) / float(sys.argv[2])))" "$cpu_s" "$total_s")
 rm -rf "$WORK/ship"
+
+echo "== 3b. the shipper paced: records arrive at a set rate (a gateway's finished calls), all"
+echo "      CPU of the process from the first enqueue to drained, as a share of one core"
+PACE_N=$N; [ "$MODE" = smoke ] || PACE_N=300000
+pace() {
+  reset_schema; rm -rf "$WORK/pace"
+  out=$("$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/pace" --count "$PACE_N" --drain-ms 3600000 \
+        --spool-max-bytes 8000000000 --premake --rate "$1")
+  [ "$(q 'SELECT count() FROM llm_requests')" = "$PACE_N" ] || { echo "paced rows mismatch"; exit 1; }
+  /usr/bin/python3 -c "import re,sys; o=sys.argv[1]; t=float(re.search(r'enqueue_to_drained_s=([0-9.]+)',o).group(1)); c=float(re.search(r' process_cpu_s=([0-9.]+)',o).group(1)); n=int(sys.argv[2]); print('%.0f rows/s, %.1f us/row, %.1f%% of one core' % (n/t, 1e6*c/n, 100*c/t))" "$out" "$PACE_N"
+}
+PACE_ISSUE=$(pace 30000)
+echo "paced 30000/s (the issue's measured ClickHouse rate): $PACE_ISSUE"
+PACE_OVER=$(pace 150000)
+echo "paced 150000/s (above this server's ingest rate: a backlog builds): $PACE_OVER"
+rm -rf "$WORK/pace"
 
 echo "== 4. spool replay after an outage"
 reset_schema
@@ -122,5 +140,7 @@ echo "== summary ($MODE, N=$N, $(nproc) cores, clickhouse $(q 'SELECT version()'
 echo "clickhouse ingest JSONEachRow (curl, ${CHUNK}-row batches): $PEER_JSON rows/s"
 echo "clickhouse ingest RowBinary   (curl, ${CHUNK}-row batches): $PEER_RB rows/s"
 echo "clickhouse-client bulk insert (JSONEachRow file, native):   $PEER_CLIENT rows/s"
-echo "shipper end to end (enqueue -> acknowledged):              $SHIP rows/s ($(/usr/bin/python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$SHIP" "$PEER_JSON")x the JSON peer), shipper thread CPU ${CPU}% of one core"
+echo "shipper end to end (enqueue -> acknowledged):              $SHIP rows/s ($(/usr/bin/python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$SHIP" "$PEER_JSON")x the JSON peer), process CPU ${CPU}% of one core (all records enqueued at once)"
 echo "spool replay after outage:                                 $REPLAY rows/s"
+echo "shipper paced at 30000 records/s ($PACE_N rows):              $PACE_ISSUE"
+echo "shipper paced at 150000 records/s ($PACE_N rows):             $PACE_OVER"

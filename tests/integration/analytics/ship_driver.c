@@ -35,7 +35,8 @@
 
 struct drv {
     const char *url, *spool_dir, *expect, *log_level, *compression;
-    int64_t count, first, batch_rows, batch_age_ms, spool_max, queue_cap, drain_ms, seg_bytes;
+    int64_t count, first, batch_rows, batch_bytes, batch_age_ms, spool_max, queue_cap, drain_ms,
+        seg_bytes;
     int64_t bad_at, rate;
     bool hold, inject_bad, no_ship, metrics, premake;
 };
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
         {"count", LG_CFG_INT, &d.count, "1000", 0, INT64_C(100000000), "records"},
         {"first", LG_CFG_INT, &d.first, "0", 0, INT64_C(100000000), "first index"},
         {"batch-rows", LG_CFG_INT, &d.batch_rows, "0", 0, INT64_C(10000000), "batch rows"},
+        {"batch-bytes", LG_CFG_INT, &d.batch_bytes, "0", 0, INT64_C(1) << 34, "batch bytes"},
         {"batch-age-ms", LG_CFG_INT, &d.batch_age_ms, "0", 0, INT64_C(100000), "batch age"},
         {"spool-max-bytes", LG_CFG_INT, &d.spool_max, "0", 0, INT64_MAX, "spool cap"},
         {"segment-bytes", LG_CFG_INT, &d.seg_bytes, "0", 0, INT64_MAX, "segment size"},
@@ -209,6 +211,7 @@ int main(int argc, char **argv)
     o.spool_dir = d.spool_dir;
     o.batch_rows = (size_t)d.batch_rows;
     o.batch_age_ms = d.batch_age_ms;
+    o.batch_bytes = (size_t)d.batch_bytes;
     o.spool_max_bytes = (uint64_t)d.spool_max;
     o.spool_segment_bytes = (uint64_t)d.seg_bytes;
     o.queue_capacity = (size_t)d.queue_cap;
