@@ -10,8 +10,8 @@
 #     format choice: server time and bytes of each);
 #  3. the shipper: N records (made beforehand) enqueued at once -> all acknowledged by
 #     ClickHouse (rows/s, and the process's CPU as a share of one core over that time);
-#     3b. the same paced at 30000 and 150000 records/s (300k records; smoke: N): rows/s, CPU per row and the
-#     process's CPU as a share of one core (issue 5's CPU goal);
+#     3b. the same paced at 30000 and 150000 records/s (300k records; smoke: N): rows/s,
+#     CPU per row and the process's CPU as a share of one core (issue 5's CPU goal);
 #  4. spool replay after an outage: N records spooled with ClickHouse away, then
 #     `llmgate-analytics replay` (rows/s).
 # full: N = 1,000,000 (use an optimized build without sanitizers for real figures:
