@@ -1,7 +1,8 @@
 # Analytics integration tests: each starts its own ClickHouse (tests/integration/clickhouse)
 # on free loopback ports, drives the real shipper / CLI, and checks ClickHouse's contents.
 if(TARGET lg_analytics)
-  add_executable(ship_driver ${CMAKE_CURRENT_LIST_DIR}/analytics/ship_driver.c)
+  add_executable(ship_driver ${CMAKE_CURRENT_LIST_DIR}/analytics/ship_driver.c
+                             ${CMAKE_CURRENT_LIST_DIR}/analytics/drv_record.c)
   lg_target_warnings(ship_driver)
   target_link_libraries(ship_driver PRIVATE lg_analytics)
   set_target_properties(ship_driver PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)

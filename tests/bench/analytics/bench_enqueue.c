@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "drv_record.h"
 #include "lg_buf.h"
 #include "lg_err.h"
 #include "lg_limits.h"
@@ -194,69 +195,6 @@ static void timer_cost(void)
            "\n", best[0], best[1], best[2]);
 }
 
-/* A realistic billing row, as tests/integration/analytics/ship_driver.c makes them: ~1.5 KB
- * of response with a few escapes, messages with UTF-8 and escapes, ids, numbers, a
- * temperature k/10 (~2.4 KB encoded). */
-static struct lg_record *make_realistic(int64_t i)
-{
-    struct lg_record *r = NULL;
-    if (lg_record_new(&r) != LG_OK) {
-        return NULL;
-    }
-    char buf[256];
-    int rc = LG_OK;
-#define BENCH_SET(field, ...)                                                                  \
-    do {                                                                                       \
-        int bn = snprintf(buf, sizeof(buf), __VA_ARGS__);                                      \
-        rc |= lg_record_set_str(&r->field, buf, (size_t)bn);                                   \
-    } while (0)
-    BENCH_SET(request_id, "req-%08" PRId64, i);
-    BENCH_SET(stream_id, "stream-%" PRId64, i / 2);
-    BENCH_SET(user_id, "user-%" PRId64, i % 7);
-    BENCH_SET(conversation_id, "conv-%" PRId64, i % 101);
-    BENCH_SET(agent_id, "%s", "agent-\"quoted\"");
-    BENCH_SET(provider_config_id, "%s", "pc-1");
-    BENCH_SET(provider, "%s", i % 2 ? "openai" : "demo");
-    BENCH_SET(model, "model-%" PRId64, i % 3);
-    BENCH_SET(request_messages,
-              "[{\"role\":\"user\",\"content\":\"h\xc3\xa9llo \\\"%" PRId64
-              "\\\"\\n\\ttab \xf0\x9f\x98\x80\"}]",
-              i);
-    BENCH_SET(request_params, "%s", "{\"top_p\":1}");
-    BENCH_SET(finish_reason, "%s", "stop");
-    BENCH_SET(metadata, "%s", "{\"k\":\"v\"}");
-    if (i % 10 == 9) {
-        BENCH_SET(error_message, "%s", "upstream 500: \"boom\"");
-        r->status = LG_RECORD_STATUS_ERROR;
-    }
-#undef BENCH_SET
-    char body[1600];
-    int n = snprintf(body, sizeof(body), "answer %" PRId64 " back\\slash 'single' \"double\"\n",
-                     i);
-    while (n < (int)sizeof(body) - 40) {
-        n += snprintf(body + n, sizeof(body) - (size_t)n, " lorem ipsum %" PRId64, i % 997);
-    }
-    rc |= lg_record_set_str(&r->response_content, body, (size_t)n);
-    r->has_temperature = i % 4 != 0;
-    r->temperature = 0.1 * (double)(i % 10);
-    r->has_max_tokens = i % 5 != 0;
-    r->max_tokens = 100 + i % 50;
-    r->stream = i % 2 == 0;
-    r->prompt_tokens = 10 + i % 90;
-    r->completion_tokens = 20 + i % 80;
-    r->cached_tokens = i % 3;
-    r->total_tokens = r->prompt_tokens + r->completion_tokens;
-    r->estimated_cost_nano_usd = INT64_C(1234567) * (1 + i % 1000);
-    r->start_time_ms = 1793491200000 + i * 1000 + i % 1000;
-    r->end_time_ms = r->start_time_ms + 500 + i % 400;
-    r->duration_ms = r->end_time_ms - r->start_time_ms;
-    r->time_to_first_token_ms = i % 8 == 0 ? -1 : 50 + i % 300;
-    if (rc != LG_OK) {
-        lg_record_free(r);
-        return NULL;
-    }
-    return r;
-}
 
 /* Encodes |nrec| records round-robin |N| times into one reused buffer, as the shipper's row
  * buffer is; prints rows/s and ns per row (one thread, CPU time of this thread). */
@@ -343,7 +281,7 @@ static void encode_rate(void)
     enum { NREC = 64 };
     struct lg_record *recs[NREC];
     for (int i = 0; i < NREC; i++) {
-        recs[i] = make_realistic(i);
+        recs[i] = drv_record_make(i);
         if (recs[i] == NULL) {
             fprintf(stderr, "bench_enqueue: out of memory\n");
             exit(1);
