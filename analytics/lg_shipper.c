@@ -412,9 +412,9 @@ static void save_state(lg_shipper *s, bool inflight)
     }
 }
 
-/* The batch [ack, batch_end) landed (or was wholly dead-lettered). */
 static void syncer_reap(lg_shipper *s);
 
+/* The batch [ack, batch_end) landed (or was wholly dead-lettered). */
 static void ack_batch(lg_shipper *s, uint64_t rows)
 {
     if (s->next_sealed && lg_batch_count(s->next) > 0 && !s->startup_check) {
@@ -791,9 +791,6 @@ static void step_ship(lg_shipper *s, int64_t now, bool draining)
     }
 }
 
-/* ---- the thread --------------------------------------------------------------------- */
-
-/* Returns the spool flush's result. */
 /* ---- the syncer ---------------------------------------------------------------------- */
 
 /* The syncer thread runs the spool's fdatasyncs (lg_spool_sync_run) handed over by the
@@ -878,6 +875,8 @@ static void syncer_stop(lg_shipper *s)
     pthread_join(s->sy_th, NULL);
     s->sy_started = false;
 }
+
+/* ---- the thread --------------------------------------------------------------------- */
 
 /* Returns the spool write's result (the fdatasync's come back through the syncer). */
 static int handle_control(lg_shipper *s, int64_t now, bool emptied, bool *draining)

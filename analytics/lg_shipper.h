@@ -3,9 +3,11 @@
  * lg_shipper: billing records to ClickHouse, once, never lost (issue 5).
  *
  * Path of a record: lg_shipper_enqueue (request thread: one lock-free ring push) ->
- * shipper thread: encoded as a JSONEachRow row and appended to the write-ahead spool
- * (lg_spool; written every LG_SHIPPER_TICK_MS, fdatasync'd every
- * LG_SHIPPER_SYNC_INTERVAL_MS) -> read back from the spool into a batch (lg_batch: rows,
+ * shipper thread: encoded as a JSONEachRow row straight into a spool frame and appended to
+ * the write-ahead spool a run of records at a time (lg_spool; written every
+ * LG_SHIPPER_TICK_MS, fdatasync'd every LG_SHIPPER_SYNC_INTERVAL_MS by a second thread, the
+ * syncer, which also removes acknowledged segments: the shipper thread never waits on the
+ * disk) -> read back from the spool into a batch (lg_batch: rows,
  * bytes, age; the next batch is prepared while one is in flight) -> one INSERT INTO
  * llm_ingest FORMAT JSONEachRow (gzip'd, or uncompressed and streamed from the batch's rows:
  * |compression|) over libcurl multi (curl_multi_poll on the
@@ -35,7 +37,8 @@
  * final only once none is; a resend racing it is refused by ClickHouse (Code 216). Tables are ReplacingMergeTree on request_id
  * as a second line of defence.
  *
- * Thread: lg_shipper_enqueue from any thread, concurrently. Everything else from one
+ * Thread: two threads of its own (lg-shipper, lg-spool-sync). lg_shipper_enqueue from any
+ * thread, concurrently. Everything else from one
  * controlling thread (the service's main/loop thread), never from the shipper's thread.
  * Ownership: enqueue takes the record on LG_OK (freed by the shipper once spooled); on
  * error the caller keeps it. Option strings are copied.

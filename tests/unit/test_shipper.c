@@ -24,6 +24,7 @@
 
 #include "lg_buf.h"
 #include "lg_err.h"
+#include "lg_limits.h"
 #include "lg_record.h"
 #include "lg_shipper.h"
 #include "lg_spool.h"
@@ -246,6 +247,51 @@ static void test_shipper_overflow_goes_to_spool(void **state)
     assert_int_equal(count_spooled(f->dir), 2000);
 }
 
+/* A record whose row can never be spooled (past LG_RECORD_MAX_ROW_BYTES: refused by the
+ * encoder at the buffer's cap, or by the row check of a run just under it) is
+ * dead-lettered by request id; the records before and after it in the same run are
+ * spooled. */
+static void test_shipper_unspoolable_record_dead_lettered(void **state)
+{
+    struct fixture *f = *state;
+    struct lg_shipper_opts o = spool_only(f->dir);
+    lg_shipper *s = NULL;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
+    size_t sizes[2] = {(size_t)LG_RECORD_MAX_ROW_BYTES + (2u << 20), /* past the run's cap */
+                       (size_t)LG_RECORD_MAX_ROW_BYTES + 4096u};     /* under it */
+    char *big = malloc(sizes[0]);
+    assert_non_null(big);
+    memset(big, 'x', sizes[0]);
+    for (int i = 0; i < 5; i++) {
+        struct lg_record *r = rec(i);
+        if (i == 1 || i == 3) {
+            assert_int_equal(lg_record_set_str(&r->response_content, big, sizes[i / 2]), LG_OK);
+        }
+        assert_int_equal(lg_shipper_enqueue(s, r), LG_OK);
+    }
+    free(big);
+    assert_int_equal(lg_shipper_sync(s, 30000), LG_OK);
+    struct lg_shipper_stats st;
+    lg_shipper_get_stats(s, &st);
+    assert_int_equal(st.accepted, 5);
+    assert_int_equal(st.spooled, 3);
+    assert_int_equal(st.dead_letters, 2);
+    assert_int_equal(st.dropped, 0);
+    lg_shipper_free(s);
+    assert_int_equal(count_spooled(f->dir), 3);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/deadletter.jsonl", f->dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char buf[4096];
+    size_t got = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[got] = 0;
+    assert_non_null(strstr(buf, "r-1"));
+    assert_non_null(strstr(buf, "r-3"));
+    assert_null(strstr(buf, "r-2"));
+}
+
 static void test_shipper_cap_drops_are_counted(void **state)
 {
     struct fixture *f = *state;
@@ -421,6 +467,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shipper_invalid_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_compression_auto_by_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_spools_every_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_unspoolable_record_dead_lettered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_shipper_ticket_written_means_in_spool_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shipper_overflow_goes_to_spool, setup, teardown),

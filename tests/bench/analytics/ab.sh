@@ -7,7 +7,8 @@
 #   Env: RATES="30000 100000" adds, per arm, an end-to-end step paced at each rate (records
 #   enqueued at that many per second, as a gateway's finished calls would arrive): its line
 #   gives the rows/s reached and the process CPU as a share of one core over the run (the
-#   issue's CPU goal: under 10% of a core at ClickHouse's ingest rate).
+#   issue's CPU goal: under 10% of a core at ClickHouse's ingest rate); PACE_ARMS="a b" limits
+#   them to those arms (a build from before ship_driver had --rate).
 #   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; E2E_FLAGS (default
 #   --premake) go to ship_driver only: the records are made before its clock starts, and
 #   its CPU is the whole process's from the first enqueue to drained (all shipping work:
@@ -58,7 +59,7 @@ for l in "${LABELS[@]}"; do echo "== arm $l: ${BUILD[$l]} flags: ${FLAGS[$l]:-(n
 STEPS=(peer)
 [ "${REPLAY:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("replay:$l"); done
 [ "${E2E:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("e2e:$l"); done
-for rt in ${RATES:-}; do for l in "${LABELS[@]}"; do STEPS+=("pace$rt:$l"); done; done
+for rt in ${RATES:-}; do for l in ${PACE_ARMS:-${LABELS[@]}}; do STEPS+=("pace$rt:$l"); done; done
 for r in $(seq 1 "$REPS"); do
   for v in "${STEPS[@]}"; do
     reset_schema; rm -rf "$W/sp" "$W/ds"
