@@ -131,6 +131,7 @@ struct lg_shipper {
     int sy_rc;
     bool sy_quit;
     bool sy_reap;                /* acknowledged segments wait for lg_spool_reap */
+    atomic_uint_fast64_t sy_cpu_ns; /* the syncer's CPU time, as it last noted it */
     /* Shipper thread only: the sync request generation the job in flight completes (0:
      * none) and whether it found the spool blocked. */
     uint64_t sy_covers;
@@ -797,12 +798,24 @@ static void step_ship(lg_shipper *s, int64_t now, bool draining)
  * loop, so the loop keeps feeding the insert in flight while the disk catches up: in a
  * 1M-record burst the loop spent 1.1 s of the first batch's 3.2 s blocked in fdatasync
  * (strace), and ClickHouse waited for body bytes meanwhile. One job at a time. */
+/* Publishes this thread's CPU time for lg_shipper_get_stats. */
+static void syncer_note_cpu(lg_shipper *s)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
+        atomic_store_explicit(&s->sy_cpu_ns,
+                              (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                              memory_order_relaxed);
+    }
+}
+
 static void *syncer_main(void *arg)
 {
     lg_shipper *s = arg;
     pthread_setname_np(pthread_self(), "lg-spool-sync");
     pthread_mutex_lock(&s->sy_mu);
     for (;;) {
+        syncer_note_cpu(s);
         if (s->sy_reap) {
             s->sy_reap = false;
             pthread_mutex_unlock(&s->sy_mu);
@@ -1248,7 +1261,8 @@ void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
         clock_gettime(cid, &ts) == 0) {
         s->cpu_ns_last = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     }
-    out->thread_cpu_ns = s->cpu_ns_last;
+    out->thread_cpu_ns = s->cpu_ns_last + atomic_load_explicit(&s->sy_cpu_ns,
+                                                                memory_order_relaxed);
     struct lg_spool_stats ss;
     lg_spool_get_stats(s->sp, &ss);
     out->spool_bytes = ss.bytes;

@@ -389,6 +389,51 @@ static void test_spool_append_frames_prefix_at_cap(void **state)
     lg_spool_close(sp);
 }
 
+/* Descriptors open in this process (to check that a sync job closes what it took). */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+/* lg_spool_sync_begin writes the buffer (the records are readable after it, before the job
+ * runs) and takes the active segment (a duplicate) and the one rotated away; a rotation
+ * while the job waits does not disturb it; running it closes what it took; the next job
+ * takes the segment rotated away meanwhile. */
+static void test_spool_sync_job_in_two_steps(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 256);
+    int fds0 = open_fds();
+    append_n(sp, 0, 5);
+    struct lg_spool_sync job;
+    assert_int_equal(lg_spool_sync_begin(sp, &job), LG_OK);
+    assert_true(job.fd[0] >= 0);
+    assert_true(job.dir); /* segment 0 was created since the last directory sync */
+    struct lg_spool_pos cur = {0, 0};
+    assert_int_equal(read_all(sp, &cur, 0), 5);
+    append_n(sp, 5, 30); /* rotates: 256-byte segments */
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    assert_int_equal(lg_spool_sync_run(sp, &job), LG_OK);
+    assert_int_equal(job.fd[0], -1);
+    assert_int_equal(job.fd[1], -1);
+    struct lg_spool_sync job2;
+    assert_int_equal(lg_spool_sync_begin(sp, &job2), LG_OK);
+    assert_true(job2.fd[1] >= 0); /* the segment rotated away since the first job */
+    assert_int_equal(lg_spool_sync_run(sp, &job2), LG_OK);
+    assert_int_equal(open_fds(), fds0 + 1); /* the new active segment; the reader's is open too */
+    assert_int_equal(read_all(sp, &cur, 5), 30);
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK); /* the one-step form still works */
+    lg_spool_close(sp);
+}
+
 /* Files may grow to |bytes| (the soft limit; |f->fsize| is put back by teardown). */
 static void limit_file_size(struct fixture *f, uint64_t bytes)
 {
@@ -609,6 +654,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_cap_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_append_frames_reads_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_sync_job_in_two_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_append_frames_prefix_at_cap, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_invalid_options, setup, teardown),

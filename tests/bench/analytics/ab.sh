@@ -7,7 +7,9 @@
 #   Env: RATES="30000 100000" adds, per arm, an end-to-end step paced at each rate (records
 #   enqueued at that many per second, as a gateway's finished calls would arrive): its line
 #   gives the rows/s reached and the process CPU as a share of one core over the run (the
-#   issue's CPU goal: under 10% of a core at ClickHouse's ingest rate); PACE_ARMS="a b" limits
+#   issue's CPU goal: under 10% of a core at ClickHouse's ingest rate), and that of the
+#   shipper's own two threads (without the driver's pacing wake-ups and enqueue calls;
+#   equal to the shipping work when no record took the overflow path); PACE_ARMS="a b" limits
 #   them to those arms (a build from before ship_driver had --rate).
 #   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; E2E_FLAGS (default
 #   --premake) go to ship_driver only: the records are made before its clock starts, and
@@ -63,7 +65,7 @@ for rt in ${RATES:-}; do for l in ${PACE_ARMS:-${LABELS[@]}}; do STEPS+=("pace$r
 for r in $(seq 1 "$REPS"); do
   for v in "${STEPS[@]}"; do
     reset_schema; rm -rf "$W/sp" "$W/ds"
-    l=${v#*:}; b=${BUILD[$l]:-}; read -r -a fl <<< "${FLAGS[$l]:-}"
+    l=${v#*:}; b=${BUILD[$l]:-}; read -r -a fl <<< "${FLAGS[$l]:-}"; tcpu=0
     case $v in
       peer)
         c0=$(ch_cpu); t0=$(date +%s.%N)
@@ -93,24 +95,27 @@ for r in $(seq 1 "$REPS"); do
               --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" --premake --rate "$rt")
         c1=$(ch_cpu)
         t0=0; t1=$(echo "$out" | sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p')
-        cpu=$(echo "$out" | sed -n 's/.* process_cpu_s=\([0-9.]*\).*/\1/p');;
+        cpu=$(echo "$out" | sed -n 's/.* process_cpu_s=\([0-9.]*\).*/\1/p')
+        tcpu=$(echo "$out" | sed -n 's/.* shipper_cpu_s=\([0-9.]*\).*/\1/p');;
     esac
     got=$(q 'SELECT count() FROM llm_requests')
     [ "$got" = "$N" ] || echo "WARNING: $v landed $got rows, expected $N"
-    /usr/bin/python3 -c "import sys; n=int(sys.argv[1]); a,b,c,c0,c1=map(float,sys.argv[2:7]); print('rep=%s %-14s rows_per_s=%.0f cpu_s=%.2f cpu_us_per_row=%.1f ch_cpu_s=%.2f load=%s core_pct=%.1f' % (sys.argv[7], sys.argv[8], n/(b-a), c, 1e6*c/n, c1-c0, open('/proc/loadavg').read().split()[0], 100*c/(b-a)))" \
-      "$N" "$t0" "$t1" "$cpu" "$c0" "$c1" "$r" "$v" | tee -a "$W/results"
+    /usr/bin/python3 -c "import sys; n=int(sys.argv[1]); a,b,c,c0,c1=map(float,sys.argv[2:7]); print('rep=%s %-14s rows_per_s=%.0f cpu_s=%.2f cpu_us_per_row=%.1f ch_cpu_s=%.2f load=%s core_pct=%.1f threads_pct=%.1f' % (sys.argv[7], sys.argv[8], n/(b-a), c, 1e6*c/n, c1-c0, open('/proc/loadavg').read().split()[0], 100*c/(b-a), 100*float(sys.argv[9])/(b-a)))" \
+      "$N" "$t0" "$t1" "$cpu" "$c0" "$c1" "$r" "$v" "$tcpu" | tee -a "$W/results"
   done
 done
 /usr/bin/python3 - "$W/results" <<'PY'
 import re, statistics, sys
 rows = {}
 pct = {}
+tpct = {}
 loads = []
 for line in open(sys.argv[1]):
-    m = re.match(r'rep=(\d+) (\S+)\s+rows_per_s=(\d+) cpu_s=\S+ cpu_us_per_row=(\S+) ch_cpu_s=(\S+) load=(\S+) core_pct=(\S+)', line)
+    m = re.match(r'rep=(\d+) (\S+)\s+rows_per_s=(\d+) cpu_s=\S+ cpu_us_per_row=(\S+) ch_cpu_s=(\S+) load=(\S+) core_pct=(\S+) threads_pct=(\S+)', line)
     if m:
         rows.setdefault(m.group(2), []).append((int(m.group(1)), float(m.group(3)), float(m.group(4)), float(m.group(5))))
         pct.setdefault(m.group(2), []).append(float(m.group(7)))
+        tpct.setdefault(m.group(2), []).append(float(m.group(8)))
         loads.append(float(m.group(6)))
 peer = {r: v for r, v, _, _ in rows.get('peer', [])}
 print('== medians (load average %.2f-%.2f)' % (min(loads), max(loads)))
@@ -119,5 +124,6 @@ for k, vals in rows.items():
     print('%-14s rows/s %8.0f  ratio to curl peer %.2fx  cpu %.1f us/row  clickhouse cpu %.2f s%s' % (
         k, statistics.median(v for _, v, _, _ in vals), statistics.median(ratios) if ratios else 0,
         statistics.median(c for _, _, c, _ in vals), statistics.median(h for _, _, _, h in vals),
-        '  our cpu %.1f%% of a core' % statistics.median(pct[k]) if k.startswith('pace') else ''))
+        '  our cpu %.1f%% of a core (the shipper\'s threads %.1f%%)' % (
+            statistics.median(pct[k]), statistics.median(tpct[k])) if k.startswith('pace') else ''))
 PY
