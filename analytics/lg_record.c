@@ -620,6 +620,7 @@ void lg_record_sink_close(struct lg_record_sink *s)
     s->close = NULL;
     s->ticket = NULL;
     s->written = NULL;
+    s->set_notify = NULL;
     s->impl = NULL;
 }
 
@@ -685,6 +686,7 @@ int lg_record_file_sink_open(struct lg_record_sink *out, const char *path)
     out->close = file_sink_close;
     out->ticket = NULL; /* each record is written by enqueue itself */
     out->written = NULL;
+    out->set_notify = NULL;
     out->impl = fs;
     return LG_OK;
 }

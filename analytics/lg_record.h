@@ -152,6 +152,11 @@ struct lg_record_sink {
      * reached a file that outlives the process (lg_shipper_ticket / lg_shipper_written). */
     uint64_t (*ticket)(void *impl);
     bool (*written)(void *impl, uint64_t ticket);
+    /* Optional (NULL: poll written()): has |fn|(|arg|) called, from the sink's own thread,
+     * whenever a ticket taken before may have become written (a hint: check written()). fn
+     * NULL stops it; once that call returns, fn is neither running nor called again.
+     * (lg_shipper_set_written_notify.) */
+    void (*set_notify)(void *impl, void (*fn)(void *arg), void *arg);
     void *impl; /* the sink's own state */
 };
 

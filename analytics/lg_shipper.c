@@ -66,6 +66,13 @@ struct lg_shipper {
      * turn would only delay answers, so lg_shipper_written says yes (the records wait in
      * memory, as documented for a full disk). */
     atomic_bool spool_blocked;
+    /* lg_shipper_set_written_notify: the highest ticket taken (tickets wake the shipper and
+     * ask for a call), and the callback, guarded by nt_mu (held while it runs, so clearing
+     * it waits for a call in progress). */
+    atomic_uint_fast64_t nt_want;
+    pthread_mutex_t nt_mu;
+    void (*nt_fn)(void *arg);
+    void *nt_arg;
 
     /* The overflow path's scratch encoding buffer (producers, when the ring is full). */
     pthread_mutex_t ovf_mu;
@@ -1021,6 +1028,7 @@ static void *thread_main(void *arg)
          * pushed before the ticket was taken, or the ticket names a later turn. */
         uint64_t turn = atomic_fetch_add(&s->turn_started, 1) + 1;
         atomic_thread_fence(memory_order_seq_cst);
+        uint64_t done_before = atomic_load_explicit(&s->turn_done, memory_order_relaxed);
         bool emptied = drain_ring(s, false);
         s->ring_more = !emptied && !run_held(s);
         bool draining = false;
@@ -1028,8 +1036,18 @@ static void *thread_main(void *arg)
         if (frc == LG_OK && emptied) {
             atomic_store_explicit(&s->turn_done, turn, memory_order_release);
         }
-        atomic_store_explicit(&s->spool_blocked, frc != LG_OK || run_held(s),
-                              memory_order_release);
+        bool blocked = frc != LG_OK || run_held(s);
+        atomic_store_explicit(&s->spool_blocked, blocked, memory_order_release);
+        if ((blocked || (frc == LG_OK && emptied)) &&
+            atomic_load_explicit(&s->nt_want, memory_order_relaxed) > done_before) {
+            /* Someone holds a ticket this turn may have satisfied (or the spool is blocked,
+             * which lg_shipper_written also reports as written). */
+            pthread_mutex_lock(&s->nt_mu);
+            if (s->nt_fn != NULL) {
+                s->nt_fn(s->nt_arg);
+            }
+            pthread_mutex_unlock(&s->nt_mu);
+        }
         if (!s->no_ship) {
             step_ship(s, now, draining || stopping);
         }
@@ -1148,8 +1166,24 @@ uint64_t lg_shipper_ticket(lg_shipper *s)
 {
     atomic_thread_fence(memory_order_seq_cst);
     uint64_t t = atomic_load(&s->turn_started) + 1;
+    uint64_t w = atomic_load_explicit(&s->nt_want, memory_order_relaxed);
+    while (w < t && !atomic_compare_exchange_weak(&s->nt_want, &w, t)) {
+    }
     curl_multi_wakeup(s->multi); /* that turn now, not at the next tick */
     return t;
+}
+
+void lg_shipper_set_written_notify(lg_shipper *s, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&s->nt_mu);
+    s->nt_fn = fn;
+    s->nt_arg = arg;
+    pthread_mutex_unlock(&s->nt_mu);
+}
+
+static void sink_set_notify(void *impl, void (*fn)(void *arg), void *arg)
+{
+    lg_shipper_set_written_notify(impl, fn, arg);
 }
 
 bool lg_shipper_written(lg_shipper *s, uint64_t ticket)
@@ -1184,6 +1218,7 @@ void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out)
     out->close = sink_close;
     out->ticket = sink_ticket;
     out->written = sink_written;
+    out->set_notify = sink_set_notify;
     out->impl = s;
 }
 
@@ -1407,6 +1442,7 @@ static void free_resources(lg_shipper *s)
     pthread_mutex_destroy(&s->sy_mu);
     lg_buf_deinit(&s->ovf_row);
     pthread_mutex_destroy(&s->ovf_mu);
+    pthread_mutex_destroy(&s->nt_mu);
     lg_free(s);
 }
 
@@ -1431,6 +1467,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     pthread_mutex_init(&s->sy_mu, NULL);
     pthread_cond_init(&s->sy_cv, NULL);
     pthread_mutex_init(&s->ovf_mu, NULL);
+    pthread_mutex_init(&s->nt_mu, NULL);
     lg_buf_init(&s->ovf_row, LG_RECORD_MAX_ROW_BYTES);
     lg_buf_init(&s->resp, LG_CHCLIENT_MAX_ERROR_BYTES);
     lg_buf_init(&s->urlbuf, LG_CHCLIENT_MAX_URL_BYTES);

@@ -142,6 +142,13 @@ void lg_shipper_sink(lg_shipper *s, struct lg_record_sink *out);
  * thread. */
 uint64_t lg_shipper_ticket(lg_shipper *s);
 bool lg_shipper_written(lg_shipper *s, uint64_t ticket);
+/* Instead of polling lg_shipper_written: |fn|(|arg|) is called on the shipper thread after
+ * each turn that wrote records (or found the spool blocked) while a ticket taken since the
+ * last call waits; a hint, so check lg_shipper_written (a call may come for a later turn
+ * than yours). It must be quick and must not call into the shipper (e.g. event_active on
+ * a libevent base with threading). fn NULL stops the calls; once this returns, |fn| is not
+ * running and will not be called with the old |arg|. Any thread. */
+void lg_shipper_set_written_notify(lg_shipper *s, void (*fn)(void *arg), void *arg);
 
 /* Waits until every record accepted before the call is in the spool and fdatasync'd
  * (survives kill -9). LG_OK, LG_ERR_TIMEOUT, or LG_ERR_EXHAUSTED: the spool is at its cap

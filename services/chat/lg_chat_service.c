@@ -192,6 +192,9 @@ struct lg_chat_service {
      * the timer that polls the sink for them (armed only while the list is not empty). */
     struct chat_stream *held_head, *held_tail;
     struct event *held_ev;
+    /* The sink activates |held_ev| when records may have been written (set_notify): the
+     * timer then only enforces LG_CHAT_DURABLE_WAIT_MS, at a coarse interval. */
+    bool held_notified;
     lg_metrics_series *m_unwritten_answers;
 };
 
@@ -775,7 +778,8 @@ static void chat_held_unlink(lg_chat_service *svc, struct chat_stream *st)
 
 static void chat_held_arm(lg_chat_service *svc)
 {
-    struct timeval tv = {0, LG_CHAT_DURABLE_POLL_US};
+    struct timeval tv = {0, svc->held_notified ? LG_CHAT_DURABLE_NOTIFIED_POLL_MS * 1000
+                                               : LG_CHAT_DURABLE_POLL_US};
     if (svc->held_ev != NULL && !evtimer_pending(svc->held_ev, NULL)) {
         evtimer_add(svc->held_ev, &tv);
     }
@@ -810,6 +814,13 @@ static void chat_held_release(struct chat_stream *st)
                           u->reported);
     }
     chat_stash_free(st);
+}
+
+/* The sink's thread: records may have been written. */
+static void chat_held_notify(void *arg)
+{
+    lg_chat_service *svc = arg;
+    event_active(svc->held_ev, EV_TIMEOUT, 1);
 }
 
 static void chat_on_held(evutil_socket_t fd, short what, void *arg)
@@ -1967,6 +1978,12 @@ int lg_chat_service_new(lg_chat_service **out, struct event_base *base, lg_grpc_
         rc = LG_ERR_NOMEM;
         goto out_free_svc;
     }
+    if (opts->sink != NULL && opts->sink->set_notify != NULL && opts->sink->ticket != NULL) {
+        /* Woken by the shipper the moment a held answer's record is written, instead of
+         * polling every LG_CHAT_DURABLE_POLL_US. */
+        opts->sink->set_notify(opts->sink->impl, chat_held_notify, svc);
+        svc->held_notified = true;
+    }
     svc->sweep = event_new(base, -1, EV_PERSIST, chat_on_sweep, svc);
     struct timeval tv = {LG_CHAT_SWEEP_MS / 1000, (LG_CHAT_SWEEP_MS % 1000) * 1000};
     if (svc->sweep == NULL || event_add(svc->sweep, &tv) != 0) {
@@ -1995,6 +2012,10 @@ void lg_chat_service_free(lg_chat_service *svc)
     }
     while (svc->held_head != NULL) {
         chat_held_release(svc->held_head); /* shutting down: the drain writes the records */
+    }
+    if (svc->held_notified) {
+        /* Returns once no notification is running: none can reach the freed event. */
+        svc->opts.sink->set_notify(svc->opts.sink->impl, NULL, NULL);
     }
     if (svc->held_ev != NULL) {
         event_free(svc->held_ev);

@@ -49,7 +49,10 @@ enum lg_chat_body_mode {
 
 struct lg_chat_service_opts {
     const lg_chat_config *cfg;   /* providers; borrowed */
-    struct lg_record_sink *sink; /* billing records; borrowed */
+    struct lg_record_sink *sink; /* billing records; borrowed. A sink with set_notify (the
+                                    shipper) tells the loop from its own thread, with
+                                    event_active, when held answers may go: the event_base
+                                    must then be thread-aware, as for |usage|. */
     lg_curlm *curlm;             /* for openai providers; may be NULL when there are none */
     lg_metrics *metrics;         /* may be NULL */
     const char *node;            /* this pod's node (StatefulSet ordinal, 1-5 digits), put

@@ -256,6 +256,9 @@
  * ticket wakes the shipper, so the wait is about one shipper turn; it is polled this often
  * while any answer waits (a timer, armed only then). */
 #define LG_CHAT_DURABLE_POLL_US 100
+/* With a sink that notifies (the shipper: lg_shipper_set_written_notify) the timer only
+ * checks the give-up deadline below, this often. */
+#define LG_CHAT_DURABLE_NOTIFIED_POLL_MS 50
 /* ...and given up after this long (the spool cannot write: disk full): the answer goes out,
  * counted in llmgate_chat_answers_before_written_total and logged. */
 #define LG_CHAT_DURABLE_WAIT_MS 1000

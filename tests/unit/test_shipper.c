@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <time.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -225,6 +226,76 @@ static void test_shipper_ticket_written_means_in_spool_file(void **state)
         assert_true(sink.written(sink.impl, t));
         assert_int_equal(count_written(f->dir), total);
     }
+    lg_shipper_free(s);
+}
+
+/* The written-notification: after a ticket, the callback comes (on the shipper thread) and
+ * by then written() is true for it, each round, without polling written() in between; once
+ * the callback is cleared it is not called again, even with tickets taken. */
+struct notify_box {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;
+};
+
+static void on_written(void *arg)
+{
+    struct notify_box *b = arg;
+    pthread_mutex_lock(&b->mu);
+    b->calls++;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void test_shipper_written_notify(void **state)
+{
+    struct fixture *f = *state;
+    struct lg_shipper_opts o = spool_only(f->dir);
+    lg_shipper *s = NULL;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
+    struct lg_record_sink sink;
+    lg_shipper_sink(s, &sink);
+    assert_non_null(sink.set_notify);
+    struct notify_box box = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    sink.set_notify(sink.impl, on_written, &box);
+    int total = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 20; i++) {
+            assert_int_equal(lg_record_sink_enqueue(&sink, rec(total++)), LG_OK);
+        }
+        pthread_mutex_lock(&box.mu);
+        int seen = box.calls;
+        pthread_mutex_unlock(&box.mu);
+        uint64_t t = sink.ticket(sink.impl);
+        /* Wait for calls (a call may be for an earlier turn: wait again until written). */
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 30;
+        pthread_mutex_lock(&box.mu);
+        while (!sink.written(sink.impl, t)) {
+            while (box.calls == seen) {
+                assert_int_equal(pthread_cond_timedwait(&box.cv, &box.mu, &deadline), 0);
+            }
+            seen = box.calls;
+        }
+        pthread_mutex_unlock(&box.mu);
+        assert_int_equal(count_written(f->dir), total);
+    }
+    sink.set_notify(sink.impl, NULL, NULL);
+    pthread_mutex_lock(&box.mu);
+    int after = box.calls;
+    pthread_mutex_unlock(&box.mu);
+    assert_int_equal(lg_record_sink_enqueue(&sink, rec(total++)), LG_OK);
+    uint64_t t = sink.ticket(sink.impl);
+    struct timespec pause = {0, 100000};
+    for (int k = 0; k < 300000 && !sink.written(sink.impl, t); k++) {
+        nanosleep(&pause, NULL);
+    }
+    assert_true(sink.written(sink.impl, t));
+    assert_int_equal(lg_shipper_sync(s, 30000), LG_OK);
+    pthread_mutex_lock(&box.mu);
+    assert_int_equal(box.calls, after);
+    pthread_mutex_unlock(&box.mu);
     lg_shipper_free(s);
 }
 
@@ -467,6 +538,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shipper_invalid_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_compression_auto_by_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_spools_every_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_written_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_unspoolable_record_dead_lettered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shipper_ticket_written_means_in_spool_file, setup,
