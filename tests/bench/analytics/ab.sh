@@ -11,7 +11,8 @@
 #   shipper's own two threads (without the driver's pacing wake-ups and enqueue calls;
 #   equal to the shipping work when no record took the overflow path); PACE_ARMS="a b" limits
 #   them to those arms (a build from before ship_driver had --rate).
-#   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; E2E_FLAGS (default
+#   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; SHOW=1 prints ship_driver's
+#   timing and stats lines; E2E_FLAGS (default
 #   --premake) go to ship_driver only: the records are made before its clock starts, and
 #   its CPU is the whole process's from the first enqueue to drained (all shipping work:
 #   the producer's enqueues and overflow spooling, and the shipper thread). E2E_FLAGS=
@@ -56,7 +57,14 @@ reset_schema() {
 "$FIRST/tests/ship_driver" --no-ship --spool-dir "$W/spool0" --count "$N" \
   --spool-max-bytes 8000000000 --expect "$W/rows.jsonl" >/dev/null
 mkdir -p "$W/json"; split -l 50000 -d -a 4 "$W/rows.jsonl" "$W/json/c"
-echo "== clickhouse $(q 'SELECT version()'), N=$N, $(( $(stat -c %s "$W/rows.jsonl") / N )) bytes/row, $(nproc) cores"
+ROW_BYTES=$(( $(stat -c %s "$W/rows.jsonl") / N ))
+# Only what later steps read stays: this VM's memory is elastic (virtio balloon, free page
+# reporting), and with 7 GB of fresh setup files in the page cache the end-to-end step's
+# spool writes (2.4 GB of new page cache) ran 2x slower in the kernel's copy into the page
+# cache (perf: copy_folio_from_iter_atomic 3% -> 36% of the process), in every arm.
+rm -f "$W/rows.jsonl"
+[ "${REPLAY:-1}" != 0 ] || rm -rf "$W/spool0"
+echo "== clickhouse $(q 'SELECT version()'), N=$N, $ROW_BYTES bytes/row, $(nproc) cores"
 for l in "${LABELS[@]}"; do echo "== arm $l: ${BUILD[$l]} flags: ${FLAGS[$l]:-(none)}"; done
 STEPS=(peer)
 [ "${REPLAY:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("replay:$l"); done
@@ -84,6 +92,7 @@ for r in $(seq 1 "$REPS"); do
         out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "$N" \
               --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" "${ef[@]}")
         c1=$(ch_cpu)
+        [ "${SHOW:-0}" = 0 ] || echo "$out" | grep -E '^(timing|stats)'
         t0=0; t1=$(echo "$out" | sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p')
         key=shipper_cpu_s
         case " ${ef[*]} " in *" --premake "*) key=process_cpu_s;; esac

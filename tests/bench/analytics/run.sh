@@ -98,7 +98,7 @@ t1=$(now)
 [ "$(q 'SELECT count() FROM llm_requests')" = "$N" ] || { echo "peer RowBinary rows mismatch"; exit 1; }
 PEER_RB=$(rate "$N" "$t0" "$t1")
 echo "peer_rowbinary_rows_per_s=$PEER_RB"
-rm -rf "$WORK/rb" "$WORK/json"
+rm -rf "$WORK/rb" "$WORK/json" "$WORK/rows.jsonl" # fresh page cache slows the steps after (ab.sh)
 
 echo "== 3. the shipper (JSONEachRow, default batching, compression auto: none on this loopback server)"
 reset_schema
