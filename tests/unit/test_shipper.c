@@ -200,18 +200,26 @@ static int count_written(const char *dir)
     return n;
 }
 
+/* A spool-only shipper and its sink, with the durable-answer operations. */
+static lg_shipper *start_sink(struct fixture *f, struct lg_record_sink *sink)
+{
+    struct lg_shipper_opts o = spool_only(f->dir);
+    lg_shipper *s = NULL;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
+    lg_shipper_sink(s, sink);
+    assert_non_null(sink->ticket);
+    assert_non_null(sink->written);
+    assert_non_null(sink->set_notify);
+    return s;
+}
+
 /* Durable answers: once lg_shipper_written(ticket) says so, every record enqueued before the
  * ticket is in a segment file, while the shipper still runs (no stop, no sync). */
 static void test_shipper_ticket_written_means_in_spool_file(void **state)
 {
     struct fixture *f = *state;
-    struct lg_shipper_opts o = spool_only(f->dir);
-    lg_shipper *s = NULL;
-    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
     struct lg_record_sink sink;
-    lg_shipper_sink(s, &sink);
-    assert_non_null(sink.ticket);
-    assert_non_null(sink.written);
+    lg_shipper *s = start_sink(f, &sink);
     int total = 0;
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < 50; i++) {
@@ -250,12 +258,8 @@ static void on_written(void *arg)
 static void test_shipper_written_notify(void **state)
 {
     struct fixture *f = *state;
-    struct lg_shipper_opts o = spool_only(f->dir);
-    lg_shipper *s = NULL;
-    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
     struct lg_record_sink sink;
-    lg_shipper_sink(s, &sink);
-    assert_non_null(sink.set_notify);
+    lg_shipper *s = start_sink(f, &sink);
     struct notify_box box = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     sink.set_notify(sink.impl, on_written, &box);
     int total = 0;
