@@ -137,26 +137,16 @@ void lg_batch_reset(lg_batch *b)
     b->range_ok = true;
 }
 
-/* Frees |buf|'s memory when it grew past |keep| (keeps its maximum). */
-static void trim_buf(struct lg_buf *buf, size_t keep)
-{
-    if (buf->cap > keep) {
-        size_t max = buf->max;
-        lg_buf_deinit(buf);
-        lg_buf_init(buf, max);
-    }
-}
-
 void lg_batch_trim(lg_batch *b, size_t keep_bytes)
 {
     if (b->count != 0 || b->sealing) {
         return;
     }
-    trim_buf(&b->rows, keep_bytes);
-    trim_buf(&b->body, keep_bytes);
+    lg_buf_trim(&b->rows, keep_bytes);
+    lg_buf_trim(&b->body, keep_bytes);
     b->streamed = false;
 #ifdef LG_HAVE_LIBDEFLATE
-    trim_buf(&b->member, keep_bytes);
+    lg_buf_trim(&b->member, keep_bytes);
 #endif
 }
 

@@ -207,15 +207,30 @@ static void dead_letter(lg_shipper *s, const char *batch_id, int code, const cha
 
 /* ---- ring -> spool ------------------------------------------------------------------ */
 
-/* Encodes |r| and appends it to the spool. LG_OK (record spooled), or the error of the
- * encoder or of lg_spool_append; |r| is untouched either way (the caller frees it). The
- * overflow path (a producer spooling itself). */
-static int spool_record(lg_shipper *s, struct lg_buf *row, struct lg_record *r)
+/* Appends |r| to |buf| as one spool frame: the header (lg_spool_frame_finish) and the
+ * JSONEachRow row. LG_OK; LG_ERR_TOO_LARGE when the row passes LG_RECORD_MAX_ROW_BYTES or
+ * |buf|'s cap, LG_ERR_NOMEM, or the encoder's error: |buf| is then as it was. Used by the
+ * shipper thread (a run of frames) and by the overflow path (one frame). */
+static int encode_frame(struct lg_buf *buf, const struct lg_record *r)
 {
-    lg_buf_reset(row);
-    int rc = lg_record_encode_row(r, row);
+    size_t mark = buf->len;
+    int rc = lg_buf_append(buf, (const uint8_t[LG_SPOOL_FRAME_HDR_BYTES]){0},
+                           LG_SPOOL_FRAME_HDR_BYTES);
     if (rc == LG_OK) {
-        rc = lg_spool_append(s->sp, row->data, row->len);
+        rc = lg_record_encode_row(r, buf);
+    }
+    size_t plen = rc == LG_OK ? buf->len - mark - LG_SPOOL_FRAME_HDR_BYTES : 0;
+    if (rc == LG_OK && plen > LG_RECORD_MAX_ROW_BYTES) {
+        rc = LG_ERR_TOO_LARGE;
+    }
+    if (rc == LG_OK) {
+        rc = lg_spool_frame_finish(buf->data + mark, plen);
+    }
+    if (rc != LG_OK) {
+        buf->len = mark;
+        if (buf->data != NULL) {
+            buf->data[mark] = 0;
+        }
     }
     return rc;
 }
@@ -274,23 +289,8 @@ static size_t fill_run(lg_shipper *s)
         add(&s->popped, 1);
         struct lg_record *r = item;
         size_t mark = s->frames.len;
-        int rc = lg_buf_append(&s->frames, (const uint8_t[LG_SPOOL_FRAME_HDR_BYTES]){0},
-                               LG_SPOOL_FRAME_HDR_BYTES);
-        if (rc == LG_OK) {
-            rc = lg_record_encode_row(r, &s->frames);
-        }
-        size_t plen = s->frames.len - mark - (rc == LG_OK ? LG_SPOOL_FRAME_HDR_BYTES : 0);
-        if (rc == LG_OK && plen > LG_RECORD_MAX_ROW_BYTES) {
-            rc = LG_ERR_TOO_LARGE; /* the row cap of the overflow path's encoder */
-        }
-        if (rc == LG_OK) {
-            rc = lg_spool_frame_finish(s->frames.data + mark, plen);
-        }
+        int rc = encode_frame(&s->frames, r);
         if (rc != LG_OK) {
-            s->frames.len = mark;
-            if (s->frames.data != NULL) {
-                s->frames.data[mark] = 0;
-            }
             const char *rid = r->request_id != NULL ? r->request_id : "";
             dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid));
             lg_record_free(r);
@@ -1115,6 +1115,19 @@ bool lg_shipper_compression_gzip(enum lg_shipper_compression c, const char *url)
     }
 }
 
+/* The overflow path's append: |r| as one frame in |row| (reset first), then into the
+ * spool. LG_OK or the error of the encoder or of the spool (|r| untouched). */
+static int spool_frame(lg_shipper *s, struct lg_buf *row, const struct lg_record *r)
+{
+    lg_buf_reset(row);
+    int rc = encode_frame(row, r);
+    size_t taken = 0;
+    if (rc == LG_OK) {
+        rc = lg_spool_append_frames(s->sp, row->data, row->len, &taken);
+    }
+    return rc;
+}
+
 static int overflow(lg_shipper *s, struct lg_record *r)
 {
     /* The shared scratch buffer when no other producer holds it: a fresh buffer per record
@@ -1124,17 +1137,13 @@ static int overflow(lg_shipper *s, struct lg_record *r)
      * does not wait: it uses its own, as before. */
     int rc;
     if (pthread_mutex_trylock(&s->ovf_mu) == 0) {
-        rc = spool_record(s, &s->ovf_row, r);
-        if (s->ovf_row.cap > LG_SHIPPER_OVERFLOW_KEEP_BYTES) {
-            size_t max = s->ovf_row.max;
-            lg_buf_deinit(&s->ovf_row); /* a huge record's buffer is not kept */
-            lg_buf_init(&s->ovf_row, max);
-        }
+        rc = spool_frame(s, &s->ovf_row, r);
+        lg_buf_trim(&s->ovf_row, LG_SHIPPER_OVERFLOW_KEEP_BYTES); /* a huge record's */
         pthread_mutex_unlock(&s->ovf_mu);
     } else {
         struct lg_buf row;
-        lg_buf_init(&row, LG_RECORD_MAX_ROW_BYTES);
-        rc = spool_record(s, &row, r);
+        lg_buf_init(&row, LG_SPOOL_FRAME_HDR_BYTES + LG_RECORD_MAX_ROW_BYTES);
+        rc = spool_frame(s, &row, r);
         lg_buf_deinit(&row);
     }
     if (rc == LG_OK) {
@@ -1468,7 +1477,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     pthread_cond_init(&s->sy_cv, NULL);
     pthread_mutex_init(&s->ovf_mu, NULL);
     pthread_mutex_init(&s->nt_mu, NULL);
-    lg_buf_init(&s->ovf_row, LG_RECORD_MAX_ROW_BYTES);
+    lg_buf_init(&s->ovf_row, LG_SPOOL_FRAME_HDR_BYTES + LG_RECORD_MAX_ROW_BYTES);
     lg_buf_init(&s->resp, LG_CHCLIENT_MAX_ERROR_BYTES);
     lg_buf_init(&s->urlbuf, LG_CHCLIENT_MAX_URL_BYTES);
     lg_buf_init(&s->sql, LG_CHCLIENT_MAX_URL_BYTES);

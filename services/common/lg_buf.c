@@ -52,6 +52,15 @@ void lg_buf_reset(struct lg_buf *b)
     }
 }
 
+void lg_buf_trim(struct lg_buf *b, size_t keep)
+{
+    if (b->cap > keep) {
+        size_t max = b->max;
+        lg_buf_deinit(b);
+        lg_buf_init(b, max);
+    }
+}
+
 static int buf_grow(struct lg_buf *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra) {

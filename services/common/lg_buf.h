@@ -45,6 +45,10 @@ void lg_buf_init(struct lg_buf *b, size_t max);
 void lg_buf_deinit(struct lg_buf *b);
 /* Empties the buffer, keeping its memory. */
 void lg_buf_reset(struct lg_buf *b);
+/* Empties the buffer and frees its memory when its capacity grew past |keep| (the maximum
+ * stays), so a buffer that once held something huge does not keep it; otherwise leaves
+ * it as it is. */
+void lg_buf_trim(struct lg_buf *b, size_t keep);
 
 int lg_buf_append(struct lg_buf *b, const void *p, size_t len);
 int lg_buf_append_str(struct lg_buf *b, const char *s);

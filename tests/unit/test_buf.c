@@ -253,6 +253,28 @@ static void test_buf_slice_helpers(void **state)
     assert_true(lg_slice_eq_cstr(lg_slice_from_cstr(NULL), ""));
 }
 
+/* lg_buf_trim frees a buffer that grew past |keep| (empty, same maximum, usable again)
+ * and leaves a smaller one as it is. */
+static void test_buf_trim(void **state)
+{
+    (void)state;
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    assert_int_equal(lg_buf_append(&b, (const uint8_t *)"abc", 3), LG_OK);
+    lg_buf_trim(&b, 1024);
+    assert_int_equal(b.len, 3); /* small: kept */
+    assert_memory_equal(b.data, "abc", 3);
+    assert_non_null(lg_buf_reserve(&b, 4096));
+    lg_buf_trim(&b, 1024);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 0);
+    assert_int_equal(b.max, 1 << 20);
+    assert_int_equal(lg_buf_append(&b, (const uint8_t *)"x", 1), LG_OK);
+    assert_int_equal(b.len, 1);
+    lg_buf_deinit(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup(test_buf_json_escape_cap_exact, setup),
         cmocka_unit_test_setup(test_buf_json_escape_long_input, setup),
         cmocka_unit_test_setup(test_buf_slice_helpers, setup),
+        cmocka_unit_test_setup(test_buf_trim, setup),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

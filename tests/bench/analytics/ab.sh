@@ -70,6 +70,18 @@ STEPS=(peer)
 [ "${REPLAY:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("replay:$l"); done
 [ "${E2E:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("e2e:$l"); done
 for rt in ${RATES:-}; do for l in ${PACE_ARMS:-${LABELS[@]}}; do STEPS+=("pace$rt:$l"); done; done
+# ship_driver end to end with arm |b| and its flags |fl| plus "$@": sets out, c0/c1
+# (ClickHouse's CPU around it), t0/t1 (0 .. enqueue to drained).
+drive() {
+  c0=$(ch_cpu)
+  out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "$N" \
+        --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" "$@")
+  c1=$(ch_cpu)
+  [ "${SHOW:-0}" = 0 ] || echo "$out" | grep -E '^(timing|stats)'
+  t0=0; t1=$(field enqueue_to_drained_s)
+}
+# The value of " NAME=" in ship_driver's output.
+field() { echo "$out" | sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p"; }
 for r in $(seq 1 "$REPS"); do
   for v in "${STEPS[@]}"; do
     reset_schema; rm -rf "$W/sp" "$W/ds"
@@ -87,25 +99,15 @@ for r in $(seq 1 "$REPS"); do
                  --spool-dir "$W/sp" --timeout-ms 3600000 "${fl[@]}" >/dev/null; } 2>&1 | tail -1 | awk '{print $1 + $2}')
         t1=$(date +%s.%N); c1=$(ch_cpu);;
       e2e:*)
-        c0=$(ch_cpu)
         read -r -a ef <<< "${E2E_FLAGS---premake}"
-        out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "$N" \
-              --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" "${ef[@]}")
-        c1=$(ch_cpu)
-        [ "${SHOW:-0}" = 0 ] || echo "$out" | grep -E '^(timing|stats)'
-        t0=0; t1=$(echo "$out" | sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p')
+        drive "${ef[@]}"
         key=shipper_cpu_s
         case " ${ef[*]} " in *" --premake "*) key=process_cpu_s;; esac
-        cpu=$(echo "$out" | sed -n "s/.* $key=\([0-9.]*\).*/\1/p");;
+        cpu=$(field "$key");;
       pace*)
         rt=${v%%:*}; rt=${rt#pace}
-        c0=$(ch_cpu)
-        out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "$N" \
-              --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" --premake --rate "$rt")
-        c1=$(ch_cpu)
-        t0=0; t1=$(echo "$out" | sed -n 's/.*enqueue_to_drained_s=\([0-9.]*\).*/\1/p')
-        cpu=$(echo "$out" | sed -n 's/.* process_cpu_s=\([0-9.]*\).*/\1/p')
-        tcpu=$(echo "$out" | sed -n 's/.* shipper_cpu_s=\([0-9.]*\).*/\1/p');;
+        drive --premake --rate "$rt"
+        cpu=$(field process_cpu_s); tcpu=$(field shipper_cpu_s);;
     esac
     got=$(q 'SELECT count() FROM llm_requests')
     [ "$got" = "$N" ] || echo "WARNING: $v landed $got rows, expected $N"
