@@ -1311,6 +1311,8 @@ void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
     lg_spool_get_stats(s->sp, &ss);
     out->spool_bytes = ss.bytes;
     out->corrupt_records = ss.corrupt_records;
+    out->spool_read_memory = ss.read_from_memory;
+    out->spool_read_file = ss.read_from_file;
     out->dropped += ss.lost;
 }
 
@@ -1338,6 +1340,11 @@ int lg_shipper_format_metrics(lg_shipper *s, struct lg_buf *out)
          st.landed_on_check},
         {"spool_corrupt_records_total", "counter", "Spool records skipped for a bad CRC.",
          st.corrupt_records},
+        {"spool_read_memory_total", "counter",
+         "Spooled records batched from memory (written buffers kept for the reader).",
+         st.spool_read_memory},
+        {"spool_read_file_total", "counter",
+         "Spooled records batched by reading the segment files back.", st.spool_read_file},
         {"spool_bytes", "gauge", "Bytes in the spool (segments and buffer).", st.spool_bytes},
         {"queue_depth", "gauge", "Records waiting in the hot-path ring.", st.queue_depth},
     };

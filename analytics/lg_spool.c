@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -53,12 +54,27 @@ struct lg_spool {
     int unsynced_fd;     /* the previous segment, rotated away but not yet fdatasync'd */
     uint64_t unsynced_seg; /* its number */
     bool dir_dirty;      /* a segment was created since the directory was last fsync'd */
+    /* Handoff: write buffers already written to the segment, kept for the reader instead
+     * of being emptied, so records the shipper reads soon after writing them come from
+     * memory: no pread copy back out of the page cache and no CRC pass (the bytes are the
+     * ones the CRC was computed over). A queue of LG_SPOOL_HANDOFF_SLOTS buffers in write
+     * order, holding at most LG_SPOOL_HANDOFF_BYTES; when the reader falls behind, newer
+     * buffers are emptied as before and it reads those records from the file. Buffers move
+     * between |wbuf|, the slots and |rb| by swapping their memory, never by copying. */
+    struct lg_buf ho[LG_SPOOL_HANDOFF_SLOTS];
+    struct lg_spool_pos ho_pos[LG_SPOOL_HANDOFF_SLOTS]; /* where each slot's bytes start */
+    size_t ho_head, ho_n;
+    uint64_t ho_bytes;   /* bytes held in the slots */
 
     /* Reader side: the shipper thread only. */
     int rfd;
     uint64_t rseg;     /* segment |rfd| belongs to; UINT64_MAX none */
     struct lg_buf rb;  /* read-ahead: bytes of segment |rseg| starting at |rb_off| */
     uint64_t rb_off;
+    bool rb_mem;       /* |rb| came from the handoff, not from the file: CRCs not rechecked */
+    /* Records read from the handoff / from the file: written by the reader only, read by
+     * lg_spool_get_stats from any thread. */
+    _Atomic uint64_t read_mem, read_file;
     /* The writer's end (wseg, wsize) and first_seg as last seen under |mu|. Reads before
      * that end need no lock (flushed bytes before it never change while unacknowledged):
      * one lock per record was 4% of a replay's CPU. Refreshed when a read reaches it. */
@@ -81,6 +97,19 @@ static void put_u32(uint8_t *p, uint32_t v)
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Exchanges the memory of two buffers; each keeps its own maximum (|a|'s contents must fit
+ * |b|'s and the other way round). */
+static void buf_swap(struct lg_buf *a, struct lg_buf *b)
+{
+    struct lg_buf t = *a;
+    a->data = b->data;
+    a->len = b->len;
+    a->cap = b->cap;
+    b->data = t.data;
+    b->len = t.len;
+    b->cap = t.cap;
 }
 
 /* CRC-32 (the zlib/gzip polynomial). libdeflate's computes the same values about 4x faster
@@ -353,6 +382,22 @@ static void keep_written_frames_locked(lg_spool *sp, size_t done)
     sp->wbuf_records -= n;
 }
 
+/* Moves the written buffer's bytes (whole frames, just written to end at wseg/wsize) into
+ * the next handoff slot, and that slot's empty memory into |wbuf|, when a slot and the
+ * byte budget allow; otherwise leaves |wbuf| to be emptied. Caller holds mu. */
+static void handoff_put_locked(lg_spool *sp)
+{
+    if (sp->wbuf.len == 0 || sp->ho_n == LG_SPOOL_HANDOFF_SLOTS ||
+        sp->ho_bytes + sp->wbuf.len > LG_SPOOL_HANDOFF_BYTES) {
+        return;
+    }
+    size_t i = (sp->ho_head + sp->ho_n) % LG_SPOOL_HANDOFF_SLOTS;
+    buf_swap(&sp->wbuf, &sp->ho[i]); /* the slot was empty: |wbuf| gets empty memory */
+    sp->ho_pos[i] = (struct lg_spool_pos){sp->wseg, sp->wsize - sp->ho[i].len};
+    sp->ho_bytes += sp->ho[i].len;
+    sp->ho_n++;
+}
+
 /* Writes the buffer to the active segment, creating that segment first if a rotation or a
  * reclaim left none. LG_OK or LG_ERR_IO (rolled back; the buffer is kept). Caller holds
  * mu. */
@@ -371,6 +416,7 @@ static int write_buffer_locked(lg_spool *sp)
         return rollback_locked(sp);
     }
     sp->wsize += sp->wbuf.len;
+    handoff_put_locked(sp);
     lg_buf_reset(&sp->wbuf);
     sp->wbuf_records = 0;
     sp->wfailed = false;
@@ -832,6 +878,15 @@ static int mkdir_parents(const char *dir)
     return LG_OK;
 }
 
+static void free_buffers(lg_spool *sp)
+{
+    lg_buf_deinit(&sp->wbuf);
+    lg_buf_deinit(&sp->rb);
+    for (size_t i = 0; i < LG_SPOOL_HANDOFF_SLOTS; i++) {
+        lg_buf_deinit(&sp->ho[i]);
+    }
+}
+
 int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
 {
     if (o->dir == NULL || o->segment_bytes <= SPOOL_MAGIC_LEN ||
@@ -858,6 +913,9 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
     sp->rseg = UINT64_MAX;
     lg_buf_init(&sp->wbuf, LG_SPOOL_WRITE_BUFFER_BYTES);
     lg_buf_init(&sp->rb, LG_SPOOL_MAX_RECORD_BYTES + SPOOL_FRAME_HDR + LG_SPOOL_READ_AHEAD_BYTES);
+    for (size_t i = 0; i < LG_SPOOL_HANDOFF_SLOTS; i++) {
+        lg_buf_init(&sp->ho[i], LG_SPOOL_WRITE_BUFFER_BYTES);
+    }
     /* Adaptive: the writer lock is held for a memcpy of one record almost always, and the
      * shipper thread and producers on the overflow path take it at ~100k records/s each
      * in a backlog; sleeping on the futex at once was a third of the shipper thread's
@@ -914,8 +972,7 @@ int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o)
     return LG_OK;
 
 out_free_spool:
-    lg_buf_deinit(&sp->wbuf);
-    lg_buf_deinit(&sp->rb);
+    free_buffers(sp);
     pthread_mutex_destroy(&sp->mu);
     lg_free(sp->dir);
     lg_free(sp);
@@ -940,8 +997,7 @@ void lg_spool_close(lg_spool *sp)
     if (sp->rfd >= 0) {
         close(sp->rfd);
     }
-    lg_buf_deinit(&sp->wbuf);
-    lg_buf_deinit(&sp->rb);
+    free_buffers(sp);
     pthread_mutex_destroy(&sp->mu);
     lg_free(sp->dir);
     lg_free(sp);
@@ -973,6 +1029,7 @@ static int reader_open(lg_spool *sp, uint64_t seg)
         sp->rseg = UINT64_MAX;
     }
     lg_buf_reset(&sp->rb);
+    sp->rb_mem = false;
     char path[SPOOL_PATH_MAX];
     int rc = seg_path(sp, seg, path, sizeof(path));
     if (rc != LG_OK) {
@@ -986,8 +1043,40 @@ static int reader_open(lg_spool *sp, uint64_t seg)
     return LG_OK;
 }
 
+/* Takes the handoff slot whose bytes start at |off| of the open read segment into |rb|
+ * (the slot gets |rb|'s memory back, trimmed), dropping the slots before it: the reader
+ * has passed them. True when one was taken. */
+static bool handoff_take(lg_spool *sp, uint64_t off)
+{
+    bool took = false;
+    pthread_mutex_lock(&sp->mu);
+    while (sp->ho_n > 0) {
+        size_t i = sp->ho_head;
+        struct lg_spool_pos at = sp->ho_pos[i];
+        bool passed = at.seg < sp->rseg || (at.seg == sp->rseg && at.off < off);
+        if (!passed && !(at.seg == sp->rseg && at.off == off)) {
+            break; /* a later slot: the bytes at |off| come from the file */
+        }
+        sp->ho_bytes -= sp->ho[i].len;
+        if (!passed) {
+            buf_swap(&sp->rb, &sp->ho[i]);
+            sp->rb_off = off;
+            took = true;
+        }
+        lg_buf_trim(&sp->ho[i], LG_SPOOL_WRITE_BUFFER_BYTES);
+        lg_buf_reset(&sp->ho[i]);
+        sp->ho_head = (i + 1) % LG_SPOOL_HANDOFF_SLOTS;
+        sp->ho_n--;
+        if (took) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sp->mu);
+    return took;
+}
+
 /* Returns |len| bytes of the open read segment at |off|, served from the read-ahead buffer
- * (refilled with one pread of up to LG_SPOOL_READ_AHEAD_BYTES), never reading at or past
+ * (refilled from the handoff when it holds the bytes at |off|, else with one pread of up to LG_SPOOL_READ_AHEAD_BYTES), never reading at or past
  * |limit| (the flushed size of the active segment; UINT64_MAX for a closed one, whose end
  * is the file's). NULL when fewer bytes exist; *|io| set on a read error. */
 static const uint8_t *reader_get(lg_spool *sp, uint64_t off, size_t len, uint64_t limit,
@@ -1009,6 +1098,11 @@ static const uint8_t *reader_get(lg_spool *sp, uint64_t off, size_t len, uint64_
     if (want < len) {
         return NULL;
     }
+    if (handoff_take(sp, off)) {
+        sp->rb_mem = true;
+        return len <= sp->rb.len ? sp->rb.data : NULL;
+    }
+    sp->rb_mem = false;
     lg_buf_reset(&sp->rb);
     uint8_t *dst = lg_buf_reserve(&sp->rb, want);
     if (dst == NULL) {
@@ -1089,9 +1183,15 @@ int lg_spool_read_view(lg_spool *sp, struct lg_spool_pos *cur, struct lg_slice *
         if (io) {
             return LG_ERR_IO;
         }
-        if (payload == NULL || crc_of(payload, len) != crc) {
+        /* From the handoff the frame is the memory its CRC was computed over (the header
+         * and payload come from one slot: slots hold whole frames and are taken only at a
+         * frame's start); from the file it is checked. */
+        if (payload == NULL || (!sp->rb_mem && crc_of(payload, len) != crc)) {
             goto corrupt;
         }
+        _Atomic uint64_t *n = sp->rb_mem ? &sp->read_mem : &sp->read_file;
+        atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+                              memory_order_relaxed); /* one writer: no locked add */
         *out = (struct lg_slice){payload, len};
         sp->last_crc = crc;
         cur->off += SPOOL_FRAME_HDR + len;
@@ -1147,4 +1247,6 @@ void lg_spool_get_stats(lg_spool *sp, struct lg_spool_stats *out)
     pthread_mutex_unlock(&sp->mu);
     out->torn_bytes = sp->torn_bytes;
     out->corrupt_records = sp->corrupt_records;
+    out->read_from_memory = atomic_load_explicit(&sp->read_mem, memory_order_relaxed);
+    out->read_from_file = atomic_load_explicit(&sp->read_file, memory_order_relaxed);
 }

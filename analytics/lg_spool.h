@@ -23,6 +23,12 @@
  * as soon as ClickHouse has taken what it holds. Records that are finally given up
  * (lg_spool_discard, lg_spool_close after a failed flush) are counted in stats.lost.
  *
+ * Reading back: records written by this process are usually read from memory. A written
+ * write buffer is kept (up to LG_SPOOL_HANDOFF_BYTES, by swapping buffers, not copying)
+ * until the reader reaches it, and its frames are not CRC-checked again: they are the bytes
+ * the CRC was computed over. Everything else (a reader behind, a restart) is read from the
+ * segment files and checked. stats.read_from_memory / read_from_file count each.
+ *
  * Recovery (lg_spool_open): the last segment is scanned; a torn tail (short header, length
  * past the end, or CRC mismatch) is truncated and counted (stats.torn_bytes). A CRC
  * mismatch met by lg_spool_read inside an earlier segment skips the rest of that segment
@@ -86,6 +92,8 @@ struct lg_spool_stats {
     uint64_t appended;        /* records appended since open */
     uint64_t lost;            /* records accepted but discarded unwritten (write failures) */
     bool write_failed;        /* the last write failed: appends refuse until a flush writes */
+    uint64_t read_from_memory; /* records lg_spool_read* served from written buffers kept */
+    uint64_t read_from_file;   /* records they read back from the segment files */
 };
 
 /* Opens (or creates) the spool in |o->dir|, recovering a torn tail. Returned owned. */
@@ -107,7 +115,8 @@ int lg_spool_append(lg_spool *sp, const void *p, size_t len);
 #define LG_SPOOL_FRAME_HDR_BYTES 8
 int lg_spool_frame_finish(uint8_t *frame, size_t payload_len);
 /* Appends the finished frames in |frames| (|len| bytes, back to back) in order, each as
- * lg_spool_append would, stopping at the first one refused. |*taken| gets the bytes of the
+ * lg_spool_append would, stopping at the first one refused. Their CRCs are taken as
+ * given (lg_spool_frame_finish made them): a read from memory does not recheck them. |*taken| gets the bytes of the
  * frames appended (a prefix of whole frames; the rest are not in the spool). LG_OK (all
  * taken), the refused frame's error (LG_ERR_EXHAUSTED, LG_ERR_IO, LG_ERR_NOMEM), or
  * LG_ERR_INVALID (|frames| does not parse as frames: nothing from there on is taken). */

@@ -403,6 +403,12 @@
 /* The shipper reads the spool back with one pread per this many bytes (not two per record:
  * header, payload), served from a buffer of this size plus one maximal record. */
 #define LG_SPOOL_READ_AHEAD_BYTES (1024u * 1024u)
+/* Written buffers the spool keeps for its reader (lg_spool.c, "Handoff"): records the
+ * shipper reads soon after writing them come from memory, not from the file (a pread
+ * copy and a CRC pass per record). Enough for the flushes between two batch fills; when
+ * the reader is further behind (a backlog) it reads the file as before. */
+#define LG_SPOOL_HANDOFF_SLOTS 16u
+#define LG_SPOOL_HANDOFF_BYTES (8u * 1024u * 1024u)
 /* Default disk cap for the spool (--spool-max-bytes may lower it): about 500k billing rows
  * of 2 KB, i.e. hours of a busy gateway's records during a ClickHouse outage. At the cap
  * new records are dropped, counted and logged (the only way a record is lost). */
