@@ -240,7 +240,7 @@ static bool run_held(const lg_shipper *s)
     return s->run_done < s->run_n;
 }
 
-/* Appends the run's unspooled frames in one lg_spool_append_frames call and frees the
+/* Appends the run's unspooled frames in one spool call and frees the
  * records taken. True when the whole run is in the spool; false while the spool refuses
  * (at its cap, or its disk full or failing, or memory short): backpressure, not a fault
  * of the records. They stay held here, the ring fills, then producers spool themselves and
@@ -248,8 +248,15 @@ static bool run_held(const lg_shipper *s)
 static bool flush_run(lg_shipper *s)
 {
     size_t taken = 0;
-    int rc = lg_spool_append_frames(s->sp, s->frames.data + s->run_off,
+    int rc;
+    if (s->run_off == 0) {
+        /* Usually the spool takes the run's memory whole (no copy); |frames| is then empty
+         * and the run is done. */
+        rc = lg_spool_append_buf(s->sp, &s->frames, &taken);
+    } else {
+        rc = lg_spool_append_frames(s->sp, s->frames.data + s->run_off,
                                     s->frames.len - s->run_off, &taken);
+    }
     s->run_off += taken;
     while (s->run_done < s->run_n && taken >= s->run_len[s->run_done]) {
         taken -= s->run_len[s->run_done];

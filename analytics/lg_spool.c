@@ -528,11 +528,64 @@ int lg_spool_frame_finish(uint8_t *frame, size_t payload_len)
     return LG_OK;
 }
 
-int lg_spool_append_frames(lg_spool *sp, const uint8_t *frames, size_t len, size_t *taken)
+/* Counts the frames of |frames| (|len| bytes) into |*n|; false when they do not parse as
+ * whole frames. */
+static bool count_frames(const uint8_t *frames, size_t len, uint64_t *n)
 {
-    *taken = 0;
+    size_t off = 0;
+    *n = 0;
+    while (off < len) {
+        if (len - off < SPOOL_FRAME_HDR) {
+            return false;
+        }
+        size_t plen = get_u32(frames + off);
+        if (plen > LG_SPOOL_MAX_RECORD_BYTES || plen > len - off - SPOOL_FRAME_HDR) {
+            return false;
+        }
+        off += SPOOL_FRAME_HDR + plen;
+        (*n)++;
+    }
+    return true;
+}
+
+/* Takes all of |b|'s frames (|n| of them) by exchanging memory with the empty write
+ * buffer, when the spool would take each of them as they come without a rotation inside
+ * the run and without reaching the cap; the buffered frames, if any, are written first
+ * (one write per run instead of a copy of every byte). False when it cannot (nothing
+ * taken: the caller appends them one by one). Caller holds mu. */
+static bool take_buffer_locked(lg_spool *sp, struct lg_buf *b, uint64_t n)
+{
+    size_t len = b->len;
+    if (sp->werr != LG_OK || sp->wfailed || sp->wfd < 0 || len == 0 || len > sp->wbuf.max) {
+        return false;
+    }
+    if (sp->wbuf.len > 0 && flush_locked(sp) != LG_OK) {
+        return false; /* the frame-by-frame path reports the error */
+    }
+    if (sp->wfd < 0 || sp->disk_bytes + len > sp->max_bytes) {
+        return false;
+    }
+    if (sp->wsize > SPOOL_MAGIC_LEN && sp->wsize + len > sp->segment_bytes) {
+        /* As append_frame_locked does when a record would overflow the segment. */
+        if (rotate_locked(sp) != LG_OK || sp->wfd < 0 ||
+            sp->disk_bytes + len > sp->max_bytes) {
+            return false;
+        }
+    }
+    if (sp->wsize + len > sp->segment_bytes) {
+        return false; /* longer than a segment: split by the frame-by-frame path */
+    }
+    buf_swap(&sp->wbuf, b); /* |b| gets the write buffer's empty memory */
+    sp->wbuf_records = n;
+    sp->disk_bytes += len;
+    sp->appended += n;
+    return true;
+}
+
+/* The frame-by-frame part of lg_spool_append_frames. Caller holds mu. */
+static int append_frames_locked(lg_spool *sp, const uint8_t *frames, size_t len, size_t *taken)
+{
     int rc = LG_OK;
-    pthread_mutex_lock(&sp->mu);
     size_t off = 0;
     while (off < len) {
         if (len - off < SPOOL_FRAME_HDR) {
@@ -550,8 +603,31 @@ int lg_spool_append_frames(lg_spool *sp, const uint8_t *frames, size_t len, size
         }
         off += SPOOL_FRAME_HDR + plen;
     }
-    pthread_mutex_unlock(&sp->mu);
     *taken = off;
+    return rc;
+}
+
+int lg_spool_append_frames(lg_spool *sp, const uint8_t *frames, size_t len, size_t *taken)
+{
+    pthread_mutex_lock(&sp->mu);
+    int rc = append_frames_locked(sp, frames, len, taken);
+    pthread_mutex_unlock(&sp->mu);
+    return rc;
+}
+
+int lg_spool_append_buf(lg_spool *sp, struct lg_buf *frames, size_t *taken)
+{
+    uint64_t n = 0;
+    bool whole = count_frames(frames->data, frames->len, &n); /* outside the lock */
+    pthread_mutex_lock(&sp->mu);
+    int rc = LG_OK;
+    size_t len = frames->len;
+    if (whole && take_buffer_locked(sp, frames, n)) {
+        *taken = len;
+    } else {
+        rc = append_frames_locked(sp, frames->data, frames->len, taken);
+    }
+    pthread_mutex_unlock(&sp->mu);
     return rc;
 }
 

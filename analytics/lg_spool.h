@@ -121,6 +121,13 @@ int lg_spool_frame_finish(uint8_t *frame, size_t payload_len);
  * taken), the refused frame's error (LG_ERR_EXHAUSTED, LG_ERR_IO, LG_ERR_NOMEM), or
  * LG_ERR_INVALID (|frames| does not parse as frames: nothing from there on is taken). */
 int lg_spool_append_frames(lg_spool *sp, const uint8_t *frames, size_t len, size_t *taken);
+/* lg_spool_append_frames over all of |frames|, without copying them when it can: when
+ * every frame would be taken, none crossing into a new segment (one may start the run)
+ * and |frames| fits the write buffer, the spool takes |frames|' memory and gives |frames|
+ * its own empty memory in exchange (|frames| is left empty, its maximum unchanged; the
+ * buffered frames before it, if any, are written first). Otherwise copies as
+ * lg_spool_append_frames (|frames| unchanged). |*taken| and the result as there. */
+int lg_spool_append_buf(lg_spool *sp, struct lg_buf *frames, size_t *taken);
 /* Writes buffered records to the segment file; with |sync|, fdatasync()s it too. LG_OK or
  * LG_ERR_IO (what could not be written stays buffered for the next call). */
 int lg_spool_flush(lg_spool *sp, bool sync);

@@ -467,6 +467,59 @@ static void test_spool_append_frames_prefix_at_cap(void **state)
     lg_spool_close(sp);
 }
 
+/* lg_spool_append_buf takes a run's memory instead of copying it: the caller's buffer comes
+ * back empty (other memory, same maximum) and the records read back in order, after the
+ * records buffered before it and across a rotation that the run starts. When the run would
+ * pass the cap it is copied frame by frame instead: a prefix is taken and the caller's
+ * buffer is left as it was. */
+static void test_spool_append_buf_takes_memory(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 8 + 200 * REC_FRAME_BYTES, 8 + 30 * REC_FRAME_BYTES);
+    struct lg_buf run;
+    lg_buf_init(&run, 128 * 64);
+    append_n(sp, 0, 2); /* buffered: written before the run's memory is taken */
+    size_t taken = 0;
+    for (int r = 0; r < 6; r++) { /* 2 + 6 * 20 records: runs 2 and 4 start new segments */
+        uint8_t *dst = lg_buf_reserve(&run, 20 * 64);
+        assert_non_null(dst);
+        size_t len = make_frames(dst, 2 + r * 20, 20);
+        lg_buf_commit(&run, len);
+        const uint8_t *mem = run.data;
+        assert_int_equal(lg_spool_append_buf(sp, &run, &taken), LG_OK);
+        assert_int_equal(taken, len);
+        assert_int_equal(run.len, 0);
+        assert_true(run.data != mem);
+        assert_int_equal(run.max, 128 * 64);
+    }
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    struct lg_spool_pos cur = {0, 0};
+    assert_int_equal(read_all(sp, &cur, 0), 122);
+    struct lg_spool_stats st;
+    lg_spool_get_stats(sp, &st);
+    assert_int_equal(st.appended, 122);
+    assert_true(st.segments >= 4);
+    assert_int_equal(st.corrupt_records, 0);
+    /* 78 more fit the cap: a run of 100 is cut there, copied, and stays in |run|. */
+    uint8_t *dst = lg_buf_reserve(&run, 100 * 64);
+    assert_non_null(dst);
+    size_t len = make_frames(dst, 122, 100);
+    lg_buf_commit(&run, len);
+    assert_int_equal(lg_spool_append_buf(sp, &run, &taken), LG_ERR_EXHAUSTED);
+    assert_int_equal(run.len, len);
+    assert_int_equal(taken % REC_FRAME_BYTES, 0);
+    assert_true(taken > 0 && taken < len);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    assert_int_equal(read_all(sp, &cur, 122), (int)(taken / REC_FRAME_BYTES));
+    /* Garbage is refused as by lg_spool_append_frames. */
+    lg_buf_reset(&run);
+    assert_int_equal(lg_buf_append(&run, "\xff\xff\0\0\0\0\0\0abc", 11), LG_OK);
+    assert_int_equal(lg_spool_append_buf(sp, &run, &taken), LG_ERR_INVALID);
+    assert_int_equal(taken, 0);
+    lg_buf_deinit(&run);
+    lg_spool_close(sp);
+}
+
 /* Descriptors open in this process (to check that a sync job closes what it took). */
 static int open_fds(void)
 {
@@ -735,6 +788,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spool_reader_behind_reads_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_cap_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_append_frames_reads_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_append_buf_takes_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_sync_job_in_two_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_append_frames_prefix_at_cap, setup,
                                         teardown),
