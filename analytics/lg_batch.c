@@ -156,10 +156,15 @@ static bool row_start_ms(const uint8_t *row, size_t len, int64_t *out)
 {
     static const char key[] = "\"start_time_ms\":";
     const size_t klen = sizeof(key) - 1;
-    /* Searched backwards, quote by quote (memrchr): lg_record_encode_row writes it after
-     * the bodies, ~200 bytes from the end, and it occurs once, so the last occurrence is
-     * the one. memmem over whole 2 KB rows was 3-5% of a replay's CPU. */
     const uint8_t *p = NULL;
+    if (len > klen && row[0] == '{' && memcmp(row + 1, key, klen) == 0) {
+        /* The encoder writes it first: the month of a row in one compare (the backwards
+         * search below was 4% of the shipper thread at 30k rows/s). */
+        p = row + 1;
+    }
+    /* Rows spooled by an older encoder have it after the bodies, ~200 bytes from the
+     * end: searched backwards, quote by quote (memrchr); it occurs once, so the last
+     * occurrence is the one. memmem over whole 2 KB rows was 3-5% of a replay's CPU. */
     for (size_t end = len; end > 0 && p == NULL;) {
         const uint8_t *q = memrchr(row, '"', end);
         if (q == NULL) {

@@ -264,7 +264,8 @@ struct row_vals {
 /* The row as literal pieces, each followed by a value: S(i) a quoted-escaped string's
  * text, I(i) an integer, T the temperature, N nothing. */
 #define ROW_PIECES(S, I, T, N)                                                                 \
-    S("{\"request_id\":\"", ROW_REQUEST_ID)                                                    \
+    I("{\"start_time_ms\":", ROW_START_TIME)                                                   \
+    S(",\"request_id\":\"", ROW_REQUEST_ID)                                                    \
     S("\",\"stream_id\":\"", ROW_STREAM_ID)                                                    \
     S("\",\"user_id\":\"", ROW_USER_ID)                                                        \
     S("\",\"conversation_id\":\"", ROW_CONVERSATION_ID)                                        \
@@ -288,7 +289,6 @@ struct row_vals {
     I(",\"estimated_cost_nano_usd\":", ROW_COST)                                               \
     S(",\"usage_source\":\"", ROW_USAGE_SOURCE)                                                \
     I("\",\"price_missing\":", ROW_PRICE_MISSING)                                              \
-    I(",\"start_time_ms\":", ROW_START_TIME)                                                   \
     I(",\"end_time_ms\":", ROW_END_TIME)                                                       \
     I(",\"duration_ms\":", ROW_DURATION)                                                       \
     I(",\"time_to_first_token_ms\":", ROW_TTFT)                                                \
