@@ -4,12 +4,18 @@
  *
  * Purpose: every billing record not yet acknowledged by ClickHouse lives here, so an outage,
  * a restart or a kill -9 loses nothing that reached the spool. Records are appended to
- * numbered segment files (DIR/<20-digit number>.seg, an 8-byte magic "LGSPOOL1", then
- * frames of u32 length (LE) | u32 CRC-32 of the payload (LE) | payload). A small state file
+ * numbered segment files (DIR/<20-digit number>.seg, an 8-byte magic "LGSPOOL2", then
+ * frames of u32 length (LE) | u32 CRC-32 of the payload XOR a value derived from the
+ * segment number (LE) | payload). Segments of version 1 ("LGSPOOL1", no XOR) from an
+ * older build are read, recovered and appended to as they are. A small state file
  * (DIR/state, replaced atomically with write+fsync+rename) holds the acknowledged position
  * and the batch in flight, so a restart knows where to resume and which batch_id to check
  * before resending. Segments wholly before the acknowledged position are deleted
- * (lg_spool_reap; a restart before that skips them: they lie before the ack). The
+ * (lg_spool_reap; a restart before that skips them: they lie before the ack), but for one
+ * that lg_spool_reap keeps as DIR/spare and the next new segment reuses (recycling: writing
+ * over allocated, cached blocks instead of a new file's; the spare is not counted in
+ * max_bytes and is deleted when the disk fills). A recycled file's old frames carry
+ * another segment number's XOR, so none passes the CRC check under its new number. The
  * total size of the segments plus buffered bytes never exceeds max_bytes: an append past
  * it fails with LG_ERR_EXHAUSTED (the caller counts the drop).
  *
@@ -94,6 +100,7 @@ struct lg_spool_stats {
     bool write_failed;        /* the last write failed: appends refuse until a flush writes */
     uint64_t read_from_memory; /* records lg_spool_read* served from written buffers kept */
     uint64_t read_from_file;   /* records they read back from the segment files */
+    uint64_t recycled;         /* segments made from the spare file (not created) */
 };
 
 /* Opens (or creates) the spool in |o->dir|, recovering a torn tail. Returned owned. */

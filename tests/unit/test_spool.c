@@ -201,6 +201,151 @@ static void test_spool_ack_persists_and_frees_segments(void **state)
     lg_spool_close(sp);
 }
 
+/* A frame of "record-NNNNNN": 8-byte header and 13 bytes. */
+#define REC_FRAME_BYTES (8u + 13u)
+
+/* Frames of "record-NNNNNN" for from..from+n-1, back to back, made the way the shipper
+ * makes them (header reserved, payload written after it, lg_spool_frame_finish). */
+static size_t make_frames(uint8_t *out, int from, int n)
+{
+    size_t len = 0;
+    for (int i = from; i < from + n; i++) {
+        int plen = snprintf((char *)out + len + LG_SPOOL_FRAME_HDR_BYTES, 32, "record-%06d", i);
+        assert_int_equal(lg_spool_frame_finish(out + len, (size_t)plen), LG_OK);
+        len += LG_SPOOL_FRAME_HDR_BYTES + (size_t)plen;
+    }
+    return len;
+}
+
+static uint64_t file_ino(struct fixture *f, const char *name)
+{
+    char p[160];
+    snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+    struct stat st;
+    return stat(p, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+#define LONG_PAD "........................................" /* 40 bytes */
+
+/* Appends |n| records "long-record-<i>-" and 40 dots. */
+static void append_padded(lg_spool *sp, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char rec[128];
+        int len = snprintf(rec, sizeof(rec), "long-record-%06d-" LONG_PAD, i);
+        assert_int_equal(lg_spool_append(sp, rec, (size_t)len), LG_OK);
+    }
+}
+
+/* Reads every record from |cur| and checks they are append_padded's from |from| on. */
+static int read_padded(lg_spool *sp, struct lg_spool_pos *cur, int from)
+{
+    struct lg_slice v;
+    int n = 0, rc;
+    while ((rc = lg_spool_read_view(sp, cur, &v)) == LG_OK) {
+        char want[128];
+        int len = snprintf(want, sizeof(want), "long-record-%06d-" LONG_PAD, from + n);
+        assert_int_equal(v.len, (size_t)len);
+        assert_memory_equal(v.ptr, want, v.len);
+        assert_int_equal(lg_spool_last_crc(sp), lg_spool_crc32(want, (size_t)len));
+        n++;
+    }
+    assert_int_equal(rc, LG_ERR_AGAIN);
+    return n;
+}
+
+/* An acknowledged segment is kept as DIR/spare by lg_spool_reap and becomes the next new
+ * segment (same file). Its old frames are valid frames of another segment number: after a
+ * restart none of them may come back (they are acknowledged rows: a duplicate bill). The
+ * new records are all there, from memory and after a reopen from the file, and a recycled
+ * segment closed by a rotation reads to its end without a corrupt record. */
+static void test_spool_recycles_acknowledged_segment(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 256);
+    append_n(sp, 0, 40); /* 11 per segment: segments 0-3 */
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 0), 40);
+    st.ack = cur;
+    assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
+    lg_spool_reap(sp);
+    uint64_t spare = file_ino(f, "spare");
+    assert_int_not_equal(spare, 0);
+    assert_int_equal(seg_size(f, 0), UINT64_MAX);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.recycled, 0);
+    /* Fill segment 3 (7 left), then 3 records in segment 4: the spare, same file. */
+    append_n(sp, 40, 10);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.recycled, 1);
+    assert_int_equal(file_ino(f, "spare"), 0);
+    assert_int_equal(file_ino(f, "00000000000000000004.seg"), spare);
+    assert_int_equal(read_all(sp, &cur, 40), 10);
+    lg_spool_close(sp); /* like a crash: the old frames past the new ones stay in the file */
+    sp = open_spool(f, 1 << 20, 256);
+    lg_spool_get_stats(sp, &stats);
+    assert_true(stats.torn_bytes > 0); /* the leftovers, cut by recovery */
+    lg_spool_get_state(sp, &st);
+    cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 40), 10); /* not one old record */
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.corrupt_records, 0);
+    /* Acknowledge, reap (segment 3 becomes the spare), and write longer records: the
+     * recycled segment 5 closes earlier than its old contents ended. */
+    st.ack = cur;
+    assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
+    lg_spool_reap(sp);
+    assert_int_not_equal(file_ino(f, "spare"), 0);
+    struct lg_spool_pos from = cur;
+    append_padded(sp, 0, 12);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.recycled, 1); /* counted since this open */
+    assert_true(stats.segments >= 3);
+    lg_spool_close(sp);
+    sp = open_spool(f, 1 << 20, 256);
+    cur = from;
+    assert_int_equal(read_padded(sp, &cur, 0), 12);
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.corrupt_records, 0);
+    assert_int_equal(stats.read_from_file, 12);
+    lg_spool_close(sp);
+}
+
+/* A spool written by an older build (version 1: "LGSPOOL1", plain CRCs) is read after the
+ * upgrade, and appended to in the same segment. */
+static void test_spool_reads_version_1_segments(void **state)
+{
+    struct fixture *f = *state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/%020d.seg", f->dir, 0);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "LGSPOOL1", 8), 8);
+    uint8_t frames[64 * 5];
+    size_t len = make_frames(frames, 0, 5);
+    assert_int_equal(write(fd, frames, len), (ssize_t)len);
+    close(fd);
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 16);
+    struct lg_spool_stats stats;
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.torn_bytes, 0);
+    append_n(sp, 5, 5);
+    lg_spool_close(sp);
+    assert_int_equal(seg_size(f, 0), 8 + 10 * REC_FRAME_BYTES); /* one segment, extended */
+    sp = open_spool(f, 1 << 20, 1 << 16);
+    struct lg_spool_pos cur = {0, 0};
+    assert_int_equal(read_all(sp, &cur, 0), 10);
+    lg_spool_get_stats(sp, &stats);
+    assert_int_equal(stats.corrupt_records, 0);
+    lg_spool_close(sp);
+}
+
 static void test_spool_torn_tail_truncated(void **state)
 {
     struct fixture *f = *state;
@@ -391,21 +536,6 @@ static void test_spool_cap_refuses(void **state)
     lg_spool_close(sp);
 }
 
-/* A frame of "record-NNNNNN": 8-byte header and 13 bytes. */
-#define REC_FRAME_BYTES (8u + 13u)
-
-/* Frames of "record-NNNNNN" for from..from+n-1, back to back, made the way the shipper
- * makes them (header reserved, payload written after it, lg_spool_frame_finish). */
-static size_t make_frames(uint8_t *out, int from, int n)
-{
-    size_t len = 0;
-    for (int i = from; i < from + n; i++) {
-        int plen = snprintf((char *)out + len + LG_SPOOL_FRAME_HDR_BYTES, 32, "record-%06d", i);
-        assert_int_equal(lg_spool_frame_finish(out + len, (size_t)plen), LG_OK);
-        len += LG_SPOOL_FRAME_HDR_BYTES + (size_t)plen;
-    }
-    return len;
-}
 
 /* One call appends many frames, read back as the records appended one by one would be,
  * each with the CRC lg_spool_last_crc reports equal to lg_spool_crc32 of its bytes. */
@@ -779,6 +909,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_ack_persists_and_frees_segments, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_spool_recycles_acknowledged_segment, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_spool_reads_version_1_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_torn_tail_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_crc_mismatch_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_corrupt_middle_segment_skipped, setup,
