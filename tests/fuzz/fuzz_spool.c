@@ -9,16 +9,23 @@
  *   byte 0      flags: bit 0 two segments (else one), bit 1 fix the CRC of every frame whose
  *               length fits (so hostile lengths and payloads get past the CRC check), bit 2
  *               write a state file, bit 3 segment numbers near UINT64_MAX, bit 4 omit the
- *               magic of the first segment, bits 5-7 unused;
+ *               magic of the first segment, bit 5 version 2 segments ("LGSPOOL2", each
+ *               walkable frame's CRC field XORed with the segment's mask, after the fix of
+ *               bit 1), bit 6 a spare file (DIR/spare: the first segment's bytes as valid
+ *               version 2 frames of another segment number) and 64-byte segments, so the
+ *               record appended after recovery starts a new segment made from the spare,
+ *               bit 7 unused;
  *   bytes 1-2   length of the first segment's body when there are two (little endian);
  *   bytes 3-34  state fields when bit 2 is set: ack seg delta, ack off, inflight end seg
  *               delta, inflight end off (u64 LE each), written with a correct CRC;
- *   rest        segment bodies (after the 8-byte magic "LGSPOOL1", unless bit 4 is set).
+ *   rest        segment bodies (after the 8-byte magic, unless bit 4 is set), frames with
+ *               plain CRCs (bit 5 masks them).
  * Properties: no crash, leak or sanitizer report; lg_spool_read returns only LG_OK,
  * LG_ERR_AGAIN, LG_ERR_CORRUPT (a bounded number of times) or LG_ERR_IO; every record it
  * returns is at most LG_SPOOL_MAX_RECORD_BYTES and matches its CRC (re-checked here);
  * without a state file, a record appended after recovery is read back intact after the
- * recovered ones; stats.bytes never exceeds max_bytes.
+ * recovered ones, as the last record (no leftover of a recycled spare after it);
+ * stats.bytes never exceeds max_bytes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +47,7 @@
 #include "lg_spool.h"
 
 #define FUZZ_MAGIC         "LGSPOOL1"
+#define FUZZ_MAGIC_V2      "LGSPOOL2"
 #define FUZZ_MAGIC_LEN     8
 #define FUZZ_FRAME_HDR     8
 #define FUZZ_HDR_BYTES     3
@@ -54,6 +62,9 @@
 #define F_STATE        0x04u
 #define F_HIGH_SEG     0x08u
 #define F_NO_MAGIC     0x10u
+#define F_V2           0x20u
+#define F_SPARE        0x40u
+#define FUZZ_SPARE_SEGMENT_BYTES 64u
 
 #define LG_FUZZ_SMOKE_ITERATIONS 3000
 #define LG_FUZZ_SMOKE_MAX_LEN    8192
@@ -94,8 +105,15 @@ static void write_file(const char *path, const uint8_t *a, size_t alen, const ui
     close(fd);
 }
 
-/* Rewrites the CRC of each frame of |p| that lies wholly inside it. */
-static void fix_crcs(uint8_t *p, size_t n)
+/* A version 2 segment's CRC mask (the spool format, analytics/lg_spool.h). */
+static uint32_t seg_mask(uint64_t seg)
+{
+    return (uint32_t)((seg + 1u) * 2654435761u);
+}
+
+/* For each frame of |p| that lies wholly inside it: rewrites its CRC when |fix|, then XORs
+ * |mask| into it. */
+static void fix_crcs(uint8_t *p, size_t n, bool fix, uint32_t mask)
 {
     size_t off = 0;
     while (off + FUZZ_FRAME_HDR <= n) {
@@ -103,20 +121,32 @@ static void fix_crcs(uint8_t *p, size_t n)
         if (len > n - off - FUZZ_FRAME_HDR) {
             break;
         }
-        put_u32(p + off + 4, (uint32_t)crc32(0L, p + off + FUZZ_FRAME_HDR, len));
+        uint32_t crc = fix ? (uint32_t)crc32(0L, p + off + FUZZ_FRAME_HDR, len)
+                           : get_u32(p + off + 4);
+        put_u32(p + off + 4, crc ^ mask);
         off += FUZZ_FRAME_HDR + len;
     }
 }
 
-static void write_segment(const char *dir, uint64_t seg, bool magic, uint8_t *body, size_t n,
-                          bool fix)
+/* Writes segment |seg| (or the spare file when |name| is given) from a copy of |body|. */
+static void write_segment(const char *dir, uint64_t seg, const char *name, bool magic,
+                          const uint8_t *body, size_t n, bool fix, bool v2)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/%020" PRIu64 ".seg", dir, seg);
-    if (fix) {
-        fix_crcs(body, n);
+    if (name != NULL) {
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+    } else {
+        snprintf(path, sizeof(path), "%s/%020" PRIu64 ".seg", dir, seg);
     }
-    write_file(path, (const uint8_t *)FUZZ_MAGIC, magic ? FUZZ_MAGIC_LEN : 0, body, n);
+    uint8_t *copy = malloc(n > 0 ? n : 1);
+    if (copy == NULL) {
+        abort();
+    }
+    memcpy(copy, body, n);
+    fix_crcs(copy, n, fix, v2 ? seg_mask(seg) : 0);
+    write_file(path, (const uint8_t *)(v2 ? FUZZ_MAGIC_V2 : FUZZ_MAGIC),
+               magic ? FUZZ_MAGIC_LEN : 0, copy, n);
+    free(copy);
 }
 
 static void write_state(const char *dir, uint64_t base, const uint8_t *f)
@@ -225,19 +255,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     uint64_t base = (flags & F_HIGH_SEG) ? UINT64_MAX - 2 : 1;
     bool fix = (flags & F_FIX_CRC) != 0;
+    bool v2 = (flags & F_V2) != 0;
+    if (flags & F_SPARE) {
+        /* Valid frames, but of a segment number the spool never gives the spare. */
+        write_segment(dir, base - 100, "spare", true, body, n, true, true);
+    }
     if (flags & F_TWO_SEGMENTS) {
         size_t a = split < n ? split : n;
-        write_segment(dir, base, !(flags & F_NO_MAGIC), body, a, fix);
-        write_segment(dir, base + 1, true, body + a, n - a, fix);
+        write_segment(dir, base, NULL, !(flags & F_NO_MAGIC), body, a, fix, v2);
+        write_segment(dir, base + 1, NULL, true, body + a, n - a, fix, v2);
     } else {
-        write_segment(dir, base, !(flags & F_NO_MAGIC), body, n, fix);
+        write_segment(dir, base, NULL, !(flags & F_NO_MAGIC), body, n, fix, v2);
     }
     free(body);
     if (state != NULL) {
         write_state(dir, base, state);
     }
 
-    struct lg_spool_opts o = {dir, FUZZ_MAX_BYTES, FUZZ_SEGMENT_BYTES};
+    struct lg_spool_opts o = {dir, FUZZ_MAX_BYTES,
+                              (flags & F_SPARE) ? FUZZ_SPARE_SEGMENT_BYTES : FUZZ_SEGMENT_BYTES};
     lg_spool *sp = NULL;
     if (lg_spool_open(&sp, &o) == LG_OK) {
         struct lg_spool_state st;
@@ -308,6 +344,9 @@ static void fuzz_seed_spool(lg_fuzz_emit_fn emit, void *ud, uint8_t flags, size_
         in[at + 8] = FUZZ_MAGIC_LEN; /* ack at the first record */
         at += FUZZ_STATE_BYTES;
     }
+    /* The body's frames carry plain CRCs (the writer's flags choose the version): the
+     * spool wrote segment 0 as version 2. */
+    fix_crcs(buf + FUZZ_MAGIC_LEN, body, false, seg_mask(0));
     memcpy(in + at, buf + FUZZ_MAGIC_LEN, body);
     emit(in, at + body, ud);
 }
@@ -320,5 +359,8 @@ static void fuzz_seeds(lg_fuzz_emit_fn emit, void *ud)
     fuzz_seed_spool(emit, ud, F_FIX_CRC, 3);
     fuzz_seed_spool(emit, ud, F_STATE | F_TWO_SEGMENTS, 6);
     fuzz_seed_spool(emit, ud, F_HIGH_SEG | F_TWO_SEGMENTS | F_FIX_CRC, 4);
+    fuzz_seed_spool(emit, ud, F_V2, 5);
+    fuzz_seed_spool(emit, ud, F_V2 | F_TWO_SEGMENTS | F_SPARE, 6);
+    fuzz_seed_spool(emit, ud, F_SPARE, 3);
 }
 #endif
