@@ -1320,6 +1320,7 @@ void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out)
     out->corrupt_records = ss.corrupt_records;
     out->spool_read_memory = ss.read_from_memory;
     out->spool_read_file = ss.read_from_file;
+    out->spool_recycled = ss.recycled;
     out->dropped += ss.lost;
 }
 
@@ -1352,6 +1353,9 @@ int lg_shipper_format_metrics(lg_shipper *s, struct lg_buf *out)
          st.spool_read_memory},
         {"spool_read_file_total", "counter",
          "Spooled records batched by reading the segment files back.", st.spool_read_file},
+        {"spool_segments_recycled_total", "counter",
+         "Spool segments made from an acknowledged segment's file instead of a new one.",
+         st.spool_recycled},
         {"spool_bytes", "gauge", "Bytes in the spool (segments and buffer).", st.spool_bytes},
         {"queue_depth", "gauge", "Records waiting in the hot-path ring.", st.queue_depth},
     };

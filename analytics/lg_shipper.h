@@ -102,6 +102,7 @@ struct lg_shipper_stats {
     uint64_t corrupt_records;/* spool records skipped for a bad CRC */
     uint64_t spool_read_memory; /* records batched from the spool's written buffers */
     uint64_t spool_read_file;   /* records batched by reading the spool's files back */
+    uint64_t spool_recycled;    /* spool segments made from a recycled file */
     uint64_t thread_cpu_ns;  /* CPU time used by the shipper's two threads so far (the
                                 syncer's as of its last job) */
     uint64_t spool_bytes;    /* gauge */

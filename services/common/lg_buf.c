@@ -7,6 +7,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h> /* AVX2 intrinsics, used under a target attribute */
+#endif
 
 #include "lg_err.h"
 #include "lg_mem.h"
@@ -240,15 +243,53 @@ static uint64_t json_word_special(uint64_t w)
 /* The wide scans below store a whole block of input to |dst| before looking at where its
  * first special byte is: safe because at least a block of input is left, and each input
  * byte becomes at least one output byte, so those bytes lie inside what the call writes. */
+#if defined(__x86_64__) && defined(__GNUC__)
+/* 32 bytes per step where the CPU has AVX2 (chosen at run time: the build targets the
+ * x86-64 baseline). Same scan as the SSE2 loop below; returns how far it got in |*at|.
+ * Perf at 30k rows/s: the escape was the shipper thread's largest own function. */
+__attribute__((target("avx2"))) static uint8_t *escape_avx2(uint8_t *dst, const uint8_t *s,
+                                                             size_t len, size_t *at)
+{
+    size_t i = 0;
+    const __m256i ctl = _mm256_set1_epi8(0x1f), quote = _mm256_set1_epi8('"');
+    const __m256i bslash = _mm256_set1_epi8('\\'), del = _mm256_set1_epi8(0x7f);
+    while (i + 32 <= len) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+        __m256i m = _mm256_or_si256(
+            _mm256_cmpeq_epi8(_mm256_min_epu8(v, ctl), v),
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, quote),
+                            _mm256_or_si256(_mm256_cmpeq_epi8(v, bslash),
+                                            _mm256_cmpeq_epi8(v, del))));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(m);
+        _mm256_storeu_si256((__m256i *)(void *)dst, v);
+        if (mask == 0) {
+            dst += 32;
+            i += 32;
+            continue;
+        }
+        unsigned skip = (unsigned)__builtin_ctz(mask);
+        dst = json_escape_byte(dst + skip, s[i + skip]);
+        i += skip + 1;
+    }
+    *at = i;
+    return dst;
+}
+#endif
+
 uint8_t *lg_buf_json_escape_to(uint8_t *dst, const uint8_t *s, size_t len)
 {
     size_t i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (len >= 64 && __builtin_cpu_supports("avx2")) {
+        dst = escape_avx2(dst, s, len, &i);
+    }
+#endif
 #if defined(__SSE2__)
     /* x86-64 baseline: 16 bytes per step (perf of the shipper: the escape scan was the
      * largest part of encoding a ~2 KB billing row). */
     const __m128i ctl = _mm_set1_epi8(0x1f), quote = _mm_set1_epi8('"');
     const __m128i bslash = _mm_set1_epi8('\\'), del = _mm_set1_epi8(0x7f);
-    while (i + 16 <= len) {
+    while (i + 16 <= len) { /* after the AVX2 loop: its last 16..31 bytes */
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
         __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v),
                                  _mm_or_si128(_mm_cmpeq_epi8(v, quote),

@@ -151,13 +151,13 @@ static void fill_random(uint8_t *in, size_t len, size_t nspecial, uint32_t *seed
     }
 }
 
-/* Every length 0..80 (crossing 8- and 16-byte blocks at each offset), every special byte
+/* Every length 0..100 (crossing 8-, 16- and 32-byte blocks at each offset), every special byte
  * at every position, and random mixes: the same bytes as the reference, the same count as
  * lg_buf_json_escaped_len, and lg_buf_json_escape_to writes nothing past its end. */
 static void test_buf_json_escape_matches_reference(void **state)
 {
     (void)state;
-    enum { MAXLEN = 80 };
+    enum { MAXLEN = 100 };
     uint8_t in[MAXLEN];
     char want[MAXLEN * 6 + 1];
     uint8_t raw[MAXLEN * 6 + 16];

@@ -264,10 +264,11 @@ int main(int argc, char **argv)
     printf("stats accepted=%" PRIu64 " rows_shipped=%" PRIu64 " dead_letters=%" PRIu64
            " dropped=%" PRIu64 " retries=%" PRIu64 " landed_checks=%" PRIu64
            " landed_on_check=%" PRIu64 " overflowed=%" PRIu64 " batches=%" PRIu64
-           " read_memory=%" PRIu64 " read_file=%" PRIu64 " drained=%d\n",
+           " read_memory=%" PRIu64 " read_file=%" PRIu64 " recycled=%" PRIu64 " drained=%d\n",
            st.accepted, st.rows_shipped, st.dead_letters, st.dropped, st.retries,
            st.landed_checks, st.landed_on_check, st.overflowed, st.batches,
-           st.spool_read_memory, st.spool_read_file, drained == LG_OK ? 1 : 0);
+           st.spool_read_memory, st.spool_read_file, st.spool_recycled,
+           drained == LG_OK ? 1 : 0);
     fflush(stdout);
     lg_shipper_free(s);
     return drained == LG_OK ? 0 : 1;
