@@ -36,8 +36,19 @@
 
 struct lg_batch {
     struct lg_batch_limits lim;
-    struct lg_buf rows; /* rows back to back */
-    size_t *offs;       /* start of row i in |rows|; offs[count] = rows.len */
+    struct lg_buf rows; /* rows back to back (copy mode) */
+    /* Start of row i among the rows back to back; offs[count] = their total length. In
+     * copy mode that is also where row i is in |rows|. */
+    size_t *offs;
+    /* Reference mode (lg_batch_add_ref): row i is at ptr[i], in memory the caller lends;
+     * the batch holds the caller's blocks (|holds|, each retained once) until reset. */
+    bool ref_mode;
+    const uint8_t **ptr;
+    void **holds;
+    size_t nholds, holds_cap;
+    void (*retain)(void *ctx, void *hold);
+    void (*release)(void *ctx, void *hold);
+    void *hold_ctx;
     uint64_t *digs;     /* row i's digest: CRC-32 << 32 | length, little endian (hash_rows) */
     size_t count;
     size_t offs_cap;
@@ -96,7 +107,8 @@ int lg_batch_new(lg_batch **out, const struct lg_batch_limits *lim)
 #endif
     b->offs = lg_malloc(sizeof(*b->offs) * 16);
     b->digs = lg_malloc(sizeof(*b->digs) * 16);
-    if (b->offs == NULL || b->digs == NULL) {
+    b->ptr = lg_malloc(sizeof(*b->ptr) * 16);
+    if (b->offs == NULL || b->digs == NULL || b->ptr == NULL) {
         lg_batch_free(b);
         return LG_ERR_NOMEM;
     }
@@ -107,12 +119,24 @@ int lg_batch_new(lg_batch **out, const struct lg_batch_limits *lim)
     return LG_OK;
 }
 
+/* Gives back every block the batch holds (reference mode). */
+static void release_holds(lg_batch *b)
+{
+    for (size_t i = 0; i < b->nholds; i++) {
+        b->release(b->hold_ctx, b->holds[i]);
+    }
+    b->nholds = 0;
+}
+
 void lg_batch_free(lg_batch *b)
 {
     if (b == NULL) {
         return;
     }
     seal_abort(b);
+    release_holds(b);
+    lg_free(b->holds);
+    lg_free(b->ptr);
 #ifdef LG_HAVE_LIBDEFLATE
     libdeflate_free_compressor(b->ldc);
     lg_buf_deinit(&b->member);
@@ -127,6 +151,8 @@ void lg_batch_free(lg_batch *b)
 void lg_batch_reset(lg_batch *b)
 {
     seal_abort(b);
+    release_holds(b);
+    b->ref_mode = false;
     lg_buf_reset(&b->rows);
     b->raw_len = 0;
     lg_buf_reset(&b->body);
@@ -211,13 +237,22 @@ int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
     return lg_batch_add_crc(b, row, len, lg_spool_crc32(row, len), now_ms);
 }
 
-int lg_batch_add_crc(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms)
+/* Where row |i|'s bytes are. */
+static const uint8_t *row_at(const lg_batch *b, size_t i)
 {
-    if (len == 0 || row[0] != '{' || b->sealing) {
+    return b->ref_mode ? b->ptr[i] : b->rows.data + b->offs[i];
+}
+
+/* The checks and bookkeeping of adding a row, around |store| (which puts the bytes where
+ * row |count| will be read from): LG_OK or the refusal, with nothing changed. */
+static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms,
+                   bool ref, void *hold)
+{
+    if (len == 0 || row[0] != '{' || b->sealing || (b->count > 0 && b->ref_mode != ref)) {
         return LG_ERR_INVALID;
     }
-    if (b->count >= b->lim.max_rows ||
-        (b->count > 0 && b->rows.len + len > b->lim.max_bytes)) {
+    size_t total = b->offs[b->count];
+    if (b->count >= b->lim.max_rows || (b->count > 0 && total + len > b->lim.max_bytes)) {
         return LG_ERR_EXHAUSTED;
     }
     int64_t t;
@@ -240,12 +275,35 @@ int lg_batch_add_crc(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, 
             return LG_ERR_NOMEM; /* offs grew alone: harmless, the next add retries */
         }
         b->digs = d;
+        const uint8_t **pp = lg_realloc(b->ptr, sizeof(*pp) * ncap);
+        if (pp == NULL) {
+            return LG_ERR_NOMEM;
+        }
+        b->ptr = pp;
         b->offs_cap = ncap;
     }
-    int rc = lg_buf_append(&b->rows, row, len);
-    if (rc != LG_OK) {
-        return rc;
+    if (ref) {
+        if (b->nholds == 0 || b->holds[b->nholds - 1] != hold) {
+            if (b->nholds == b->holds_cap) {
+                size_t ncap = b->holds_cap ? b->holds_cap * 2 : 16;
+                void **h = lg_realloc(b->holds, sizeof(*h) * ncap);
+                if (h == NULL) {
+                    return LG_ERR_NOMEM;
+                }
+                b->holds = h;
+                b->holds_cap = ncap;
+            }
+            b->retain(b->hold_ctx, hold);
+            b->holds[b->nholds++] = hold;
+        }
+        b->ptr[b->count] = row;
+    } else {
+        int rc = lg_buf_append(&b->rows, row, len);
+        if (rc != LG_OK) {
+            return rc;
+        }
     }
+    b->ref_mode = ref;
     if (b->count == 0) {
         b->first_ms = now_ms;
         b->min_start_ms = INT64_MAX;
@@ -262,13 +320,35 @@ int lg_batch_add_crc(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, 
         b->range_ok = false;
     }
     b->count++;
-    b->offs[b->count] = b->rows.len;
+    b->offs[b->count] = total + len;
     return LG_OK;
+}
+
+int lg_batch_add_crc(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms)
+{
+    return add_row(b, row, len, crc, now_ms, false, NULL);
+}
+
+void lg_batch_set_holder(lg_batch *b, void (*retain)(void *ctx, void *hold),
+                         void (*release)(void *ctx, void *hold), void *ctx)
+{
+    b->retain = retain;
+    b->release = release;
+    b->hold_ctx = ctx;
+}
+
+int lg_batch_add_ref(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc,
+                     int64_t now_ms, void *hold)
+{
+    if (b->retain == NULL || hold == NULL) {
+        return LG_ERR_INVALID;
+    }
+    return add_row(b, row, len, crc, now_ms, true, hold);
 }
 
 bool lg_batch_is_full(const lg_batch *b)
 {
-    return b->count >= b->lim.max_rows || b->rows.len >= b->lim.max_bytes;
+    return b->count >= b->lim.max_rows || b->offs[b->count] >= b->lim.max_bytes;
 }
 
 bool lg_batch_is_due(const lg_batch *b, int64_t now_ms)
@@ -276,7 +356,7 @@ bool lg_batch_is_due(const lg_batch *b, int64_t now_ms)
     if (b->count == 0) {
         return false;
     }
-    return b->count >= b->lim.max_rows || b->rows.len >= b->lim.max_bytes ||
+    return b->count >= b->lim.max_rows || b->offs[b->count] >= b->lim.max_bytes ||
            now_ms - b->first_ms >= b->lim.max_age_ms;
 }
 
@@ -298,7 +378,7 @@ size_t lg_batch_count(const lg_batch *b)
 
 size_t lg_batch_bytes(const lg_batch *b)
 {
-    return b->rows.len;
+    return b->offs[b->count];
 }
 
 bool lg_batch_time_range(const lg_batch *b, int64_t *min_ms, int64_t *max_ms)
@@ -316,7 +396,7 @@ struct lg_slice lg_batch_row(const lg_batch *b, size_t i)
     if (i >= b->count) {
         return (struct lg_slice){NULL, 0};
     }
-    return (struct lg_slice){b->rows.data + b->offs[i], b->offs[i + 1] - b->offs[i]};
+    return (struct lg_slice){row_at(b, i), b->offs[i + 1] - b->offs[i]};
 }
 
 int lg_batch_remove(lg_batch *b, size_t i)
@@ -326,9 +406,14 @@ int lg_batch_remove(lg_batch *b, size_t i)
     }
     seal_abort(b);
     size_t start = b->offs[i], end = b->offs[i + 1], len = end - start;
-    memmove(b->rows.data + start, b->rows.data + end, b->rows.len - end);
-    b->rows.len -= len;
-    b->rows.data[b->rows.len] = 0;
+    if (b->ref_mode) {
+        /* The block stays held (other rows may lie in it) until the reset. */
+        memmove(b->ptr + i, b->ptr + i + 1, sizeof(*b->ptr) * (b->count - i - 1));
+    } else {
+        memmove(b->rows.data + start, b->rows.data + end, b->rows.len - end);
+        b->rows.len -= len;
+        b->rows.data[b->rows.len] = 0;
+    }
     for (size_t k = i + 1; k <= b->count; k++) {
         b->offs[k - 1] = b->offs[k] - len;
     }
@@ -388,7 +473,7 @@ static int seal_id(lg_batch *b)
     snprintf(b->id, sizeof(b->id), "%016" PRIx64 "-%zu", hash_rows(b), b->count);
     int slen = snprintf(b->suffix, sizeof(b->suffix), ",\"batch_id\":\"%s\"}\n", b->id);
     b->suffix_len = (size_t)slen;
-    b->raw_len = b->rows.len + b->count * b->suffix_len;
+    b->raw_len = b->offs[b->count] + b->count * b->suffix_len;
     b->seal_next = 0;
     b->rd_row = 0;
     b->rd_base = 0;
@@ -609,7 +694,7 @@ static size_t stream_read(lg_batch *b, size_t off, uint8_t *dst, size_t cap)
         size_t take;
         if (in < rlen) {
             take = rlen - in < cap - n ? rlen - in : cap - n;
-            memcpy(dst + n, b->rows.data + b->offs[b->rd_row] + in, take);
+            memcpy(dst + n, row_at(b, b->rd_row) + in, take);
         } else {
             size_t sin = in - rlen;
             take = b->suffix_len - sin < cap - n ? b->suffix_len - sin : cap - n;

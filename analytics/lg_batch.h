@@ -12,8 +12,9 @@
  * changes with its content.
  *
  * Thread: none; a batch belongs to the shipper thread.
- * Ownership: rows are copied in; lg_batch_row / lg_batch_body / lg_batch_id return views
- * valid until the next mutation of the batch.
+ * Ownership: rows are copied in (lg_batch_add*), or lent with a hold on their memory
+ * (lg_batch_add_ref); lg_batch_row / lg_batch_body / lg_batch_id return views valid until
+ * the next mutation of the batch.
  * Errors: LG_ERR_EXHAUSTED (batch full: row not added), LG_ERR_INVALID, LG_ERR_NOMEM,
  * LG_ERR_TOO_LARGE, LG_ERR_INTERNAL (zlib failure).
  */
@@ -56,6 +57,19 @@ int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms);
  * has, such as the spool frame's it was read from (lg_spool_last_crc). A wrong |crc| gives a
  * wrong batch_id, nothing worse. */
 int lg_batch_add_crc(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms);
+/* Reference mode, for rows that already sit in memory that outlives the batch (the
+ * spool's read buffers): lg_batch_add_ref adds a row without copying it; |hold| names the
+ * caller's block of memory the row lies in, which the batch keeps retained (|retain| once
+ * per block, when a row from a block other than the last row's comes) until
+ * lg_batch_reset or lg_batch_free call |release| for it. The rows must stay unchanged
+ * meanwhile. A batch takes rows one way until it is reset: lg_batch_add_ref into a batch
+ * holding copied rows, or the reverse, is LG_ERR_INVALID (as is a NULL |hold|, or no
+ * holder set). Other results as lg_batch_add_crc. lg_batch_set_holder sets the two
+ * callbacks and their context (for every later lg_batch_add_ref). */
+void lg_batch_set_holder(lg_batch *b, void (*retain)(void *ctx, void *hold),
+                         void (*release)(void *ctx, void *hold), void *ctx);
+int lg_batch_add_ref(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc,
+                     int64_t now_ms, void *hold);
 /* True when the batch holds max_rows rows or max_bytes bytes. */
 bool lg_batch_is_full(const lg_batch *b);
 /* True when the batch should be sent now: full, or non-empty and max_age_ms old. */

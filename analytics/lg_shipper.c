@@ -382,10 +382,16 @@ static enum fill_end fill_batch(lg_shipper *s, lg_batch *b, struct lg_spool_pos 
             return FILL_AT_END;
         }
         used += row.len;
-        rc = lg_batch_add_crc(b, row.ptr, row.len, lg_spool_last_crc(s->sp), now);
-        if (rc == LG_ERR_EXHAUSTED) {
-            s->rd = before; /* re-read it for the next batch */
-            return FILL_CLOSED;
+        /* The row stays where the spool read it (a written buffer kept for the reader, or
+         * its read-ahead): the batch holds that block instead of copying the row (the copy
+         * was the shipper thread's largest user-space cost at 30k rows/s, perf). */
+        void *blk = lg_spool_last_block(s->sp);
+        rc = blk != NULL ? lg_batch_add_ref(b, row.ptr, row.len, lg_spool_last_crc(s->sp),
+                                            now, blk)
+                         : LG_ERR_NOMEM;
+        if (rc == LG_ERR_EXHAUSTED || rc == LG_ERR_NOMEM) {
+            s->rd = before; /* re-read it for the next batch, or on a later turn */
+            return rc == LG_ERR_NOMEM ? FILL_AT_END : FILL_CLOSED;
         }
         if (rc != LG_OK) {
             dead_letter(s, "", 0, "row is not a JSON object", row.ptr, row.len);
@@ -977,6 +983,7 @@ static int handle_control(lg_shipper *s, int64_t now, bool emptied, bool *draini
         /* Caught up: a backlog's full-size batch buffers go back (both batches are empty). */
         lg_batch_trim(s->batch, LG_SHIPPER_IDLE_KEEP_BATCH_BYTES);
         lg_batch_trim(s->next, LG_SHIPPER_IDLE_KEEP_BATCH_BYTES);
+        lg_spool_trim_free(s->sp, LG_SHIPPER_IDLE_KEEP_BATCH_BYTES);
     }
     pthread_mutex_lock(&s->mu);
     bool synced = false;
@@ -1369,6 +1376,19 @@ int lg_shipper_format_metrics(lg_shipper *s, struct lg_buf *out)
     return rc;
 }
 
+/* The batches' holder callbacks: they hold the spool's read blocks their rows lie in. */
+static void hold_block(void *ctx, void *blk)
+{
+    lg_shipper *s = ctx;
+    lg_spool_block_retain(s->sp, blk);
+}
+
+static void release_block(void *ctx, void *blk)
+{
+    lg_shipper *s = ctx;
+    lg_spool_block_release(s->sp, blk);
+}
+
 static char *dup_or_null(const char *p, bool *ok)
 {
     if (p == NULL) {
@@ -1431,6 +1451,8 @@ static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
     if (rc != LG_OK) {
         return rc;
     }
+    lg_batch_set_holder(s->batch, hold_block, release_block, s);
+    lg_batch_set_holder(s->next, hold_block, release_block, s);
     s->multi = curl_multi_init();
     s->easy = curl_easy_init();
     return s->multi != NULL && s->easy != NULL ? LG_OK : LG_ERR_NOMEM;

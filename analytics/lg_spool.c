@@ -36,6 +36,23 @@ _Static_assert(SPOOL_FRAME_HDR == LG_SPOOL_FRAME_HDR_BYTES, "frame header size")
 /* "<20 digits>.seg" plus the directory. */
 #define SPOOL_PATH_MAX 4096
 
+/* A block of the reader's memory that records returned by lg_spool_read_view lie in. Held
+ * (lg_spool_block_retain) it outlives the reader's next refill: the reader detaches it
+ * and reads on into other memory, and the last lg_spool_block_release gives the memory
+ * to the free list. */
+struct spool_block {
+    uint8_t *data; /* the memory, owned here once detached */
+    size_t cap;
+    unsigned refs;
+    bool detached;
+};
+
+/* A free block's header, kept in its own first bytes (the free list costs no memory). */
+struct spool_free {
+    struct spool_free *next;
+    size_t cap;
+};
+
 struct lg_spool {
     char *dir;
     uint64_t max_bytes;
@@ -95,6 +112,9 @@ struct lg_spool {
     uint64_t rb_off;
     bool rb_mem;       /* |rb| came from the handoff, not from the file: CRCs not rechecked */
     uint32_t rmask;    /* segment |rseg|'s CRC mask */
+    struct spool_block *rb_blk; /* |rb|'s memory as a block, once lg_spool_last_block asked */
+    struct spool_free *free;    /* released blocks' memory, reused by the reader */
+    uint64_t free_bytes;
     /* Records read from the handoff / from the file: written by the reader only, read by
      * lg_spool_get_stats from any thread. */
     _Atomic uint64_t read_mem, read_file;
@@ -1118,6 +1138,10 @@ static int mkdir_parents(const char *dir)
 
 static void free_buffers(lg_spool *sp)
 {
+    /* Every block was released (lg_spool_close's contract); |rb|'s own may remain. */
+    lg_free(sp->rb_blk);
+    sp->rb_blk = NULL;
+    lg_spool_trim_free(sp, 0);
     lg_buf_deinit(&sp->wbuf);
     lg_buf_deinit(&sp->rb);
     for (size_t i = 0; i < LG_SPOOL_HANDOFF_SLOTS; i++) {
@@ -1259,6 +1283,78 @@ bool lg_spool_at_end(lg_spool *sp, struct lg_spool_pos pos)
     return end;
 }
 
+/* Called before |rb|'s memory is reused or given away: a held block keeps it, and |rb|
+ * goes on with memory from the free list (or none: the next read allocates). */
+static void rb_detach(lg_spool *sp)
+{
+    struct spool_block *k = sp->rb_blk;
+    if (k == NULL) {
+        return;
+    }
+    sp->rb_blk = NULL;
+    if (k->refs == 0) {
+        lg_free(k);
+        return;
+    }
+    k->detached = true;
+    k->data = sp->rb.data;
+    k->cap = sp->rb.cap;
+    sp->rb.data = NULL;
+    sp->rb.len = 0;
+    sp->rb.cap = 0;
+    struct spool_free *f = sp->free;
+    if (f != NULL) {
+        sp->free = f->next;
+        sp->free_bytes -= f->cap;
+        sp->rb.cap = f->cap;
+        sp->rb.data = (uint8_t *)f;
+        sp->rb.data[0] = 0;
+    }
+}
+
+void *lg_spool_last_block(lg_spool *sp)
+{
+    if (sp->rb_blk == NULL) {
+        sp->rb_blk = lg_calloc(1, sizeof(*sp->rb_blk));
+    }
+    return sp->rb_blk;
+}
+
+void lg_spool_block_retain(lg_spool *sp, void *blk)
+{
+    (void)sp;
+    ((struct spool_block *)blk)->refs++;
+}
+
+void lg_spool_block_release(lg_spool *sp, void *blk)
+{
+    struct spool_block *k = blk;
+    if (--k->refs > 0 || !k->detached) {
+        return; /* still held, or still |rb|'s own memory */
+    }
+    if (k->cap >= sizeof(struct spool_free) + 4096 &&
+        sp->free_bytes + k->cap <= LG_SPOOL_FREE_BLOCK_BYTES) {
+        struct spool_free *f = (struct spool_free *)(void *)k->data;
+        f->next = sp->free;
+        f->cap = k->cap;
+        sp->free = f;
+        sp->free_bytes += k->cap;
+    } else {
+        lg_free(k->data);
+    }
+    lg_free(k);
+}
+
+void lg_spool_trim_free(lg_spool *sp, uint64_t keep_bytes)
+{
+    while (sp->free != NULL && sp->free_bytes > keep_bytes) {
+        struct spool_free *f = sp->free;
+        sp->free = f->next;
+        sp->free_bytes -= f->cap;
+        lg_free(f);
+    }
+}
+
 /* Opens segment |seg| for reading if it is not the one open. */
 static int reader_open(lg_spool *sp, uint64_t seg)
 {
@@ -1270,6 +1366,7 @@ static int reader_open(lg_spool *sp, uint64_t seg)
         sp->rfd = -1;
         sp->rseg = UINT64_MAX;
     }
+    rb_detach(sp);
     lg_buf_reset(&sp->rb);
     sp->rb_mem = false;
     char path[SPOOL_PATH_MAX];
@@ -1308,6 +1405,7 @@ static bool handoff_take(lg_spool *sp, uint64_t off)
         }
         sp->ho_bytes -= sp->ho[i].len;
         if (!passed) {
+            rb_detach(sp);
             buf_swap(&sp->rb, &sp->ho[i]);
             sp->rb_off = off;
             took = true;
@@ -1352,6 +1450,7 @@ static const uint8_t *reader_get(lg_spool *sp, uint64_t off, size_t len, uint64_
         return len <= sp->rb.len ? sp->rb.data : NULL;
     }
     sp->rb_mem = false;
+    rb_detach(sp);
     lg_buf_reset(&sp->rb);
     uint8_t *dst = lg_buf_reserve(&sp->rb, want);
     if (dst == NULL) {

@@ -167,6 +167,18 @@ int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out);
  * the next lg_spool_read* / lg_spool_close call. Errors as lg_spool_read (no cap error). */
 int lg_spool_read_view(lg_spool *sp, struct lg_spool_pos *cur, struct lg_slice *out);
 
+/* Holding what lg_spool_read_view returned past the next read (a batch that lends its rows
+ * instead of copying them). lg_spool_last_block names the block of memory the last view
+ * lies in (NULL: LG_ERR_NOMEM); while retained (lg_spool_block_retain, any number of
+ * times) its bytes stay valid and unchanged, whatever the reader does next, until as
+ * many lg_spool_block_release calls. Released memory is reused by the reader (up to
+ * LG_SPOOL_FREE_BLOCK_BYTES kept; lg_spool_trim_free gives back all but |keep_bytes|).
+ * The reader's thread only; every block is released before lg_spool_close. */
+void *lg_spool_last_block(lg_spool *sp);
+void lg_spool_block_retain(lg_spool *sp, void *blk);
+void lg_spool_block_release(lg_spool *sp, void *blk);
+void lg_spool_trim_free(lg_spool *sp, uint64_t keep_bytes);
+
 /* The CRC-32 of the record the last successful lg_spool_read / lg_spool_read_view returned
  * (checked against its bytes by that read). */
 uint32_t lg_spool_last_crc(const lg_spool *sp);

@@ -409,6 +409,11 @@
  * the reader is further behind (a backlog) it reads the file as before. */
 #define LG_SPOOL_HANDOFF_SLOTS 16u
 #define LG_SPOOL_HANDOFF_BYTES (8u * 1024u * 1024u)
+/* Memory of read blocks that batches held and gave back (lg_spool_block_release), kept for
+ * the reader's next blocks instead of freed: a batch lends its rows from these blocks, and
+ * fresh memory for every block costs a page fault per 4 KiB. About two default batches;
+ * the shipper trims it to LG_SHIPPER_IDLE_KEEP_BATCH_BYTES when idle. */
+#define LG_SPOOL_FREE_BLOCK_BYTES (256ull * 1024u * 1024u)
 /* Default disk cap for the spool (--spool-max-bytes may lower it): about 500k billing rows
  * of 2 KB, i.e. hours of a busy gateway's records during a ClickHouse outage. At the cap
  * new records are dropped, counted and logged (the only way a record is lost). */

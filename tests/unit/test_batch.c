@@ -454,6 +454,114 @@ static void test_batch_invalid_limits_and_nomem(void **state)
     lg_test_fail_after(-1);
 }
 
+/* The holder of test_batch_ref_mode: counts per block. */
+struct holder {
+    int refs[4];
+    int retains, releases;
+};
+
+static void t_retain(void *ctx, void *blk)
+{
+    struct holder *h = ctx;
+    h->refs[(int *)blk - h->refs]++;
+    h->retains++;
+}
+
+static void t_release(void *ctx, void *blk)
+{
+    struct holder *h = ctx;
+    assert_true(h->refs[(int *)blk - h->refs] > 0);
+    h->refs[(int *)blk - h->refs]--;
+    h->releases++;
+}
+
+/* Reference mode: rows lent with a hold on their block give the same id and the same
+ * bodies (materialized, gzip, streamed) as the same rows copied in; the batch retains each
+ * block once while its rows are held (a block's rows come one after another) and releases
+ * each once at the reset (and at free); a removed row leaves the rest intact; the two modes
+ * never mix. */
+static void test_batch_ref_mode(void **state)
+{
+    (void)state;
+    struct lg_batch_limits lim = {100, 100000, 500};
+    lg_batch *c = NULL, *r = NULL;
+    assert_int_equal(lg_batch_new(&c, &lim), LG_OK);
+    assert_int_equal(lg_batch_new(&r, &lim), LG_OK);
+    static char rows[40][96];
+    struct holder h = {{0}, 0, 0};
+    assert_int_equal(lg_batch_add_ref(r, (const uint8_t *)"{\"a\":1", 6, 1, 0, &h.refs[0]),
+                     LG_ERR_INVALID); /* no holder yet */
+    lg_batch_set_holder(r, t_retain, t_release, &h);
+    for (int i = 0; i < 40; i++) {
+        int n = snprintf(rows[i], sizeof(rows[i]),
+                         "{\"start_time_ms\":1793491200500,\"i\":%d,\"pad\":\"%.*s\"", i, i % 23,
+                         "abcdefghijklmnopqrstuvwxyz");
+        uint32_t crc = lg_spool_crc32(rows[i], (size_t)n);
+        assert_int_equal(
+            lg_batch_add_crc(c, (const uint8_t *)rows[i], (size_t)n, crc, 0), LG_OK);
+        assert_int_equal(lg_batch_add_ref(r, (const uint8_t *)rows[i], (size_t)n, crc, 0,
+                                          &h.refs[i / 10]),
+                         LG_OK);
+    }
+    assert_int_equal(h.retains, 4);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(h.refs[k], 1);
+    }
+    assert_int_equal(lg_batch_bytes(r), lg_batch_bytes(c));
+    int64_t lo, hi;
+    assert_true(lg_batch_time_range(r, &lo, &hi));
+    assert_int_equal(lo, INT64_C(1793491200500));
+    /* The modes do not mix. */
+    assert_int_equal(lg_batch_add(r, (const uint8_t *)"{\"x\":1", 6, 0), LG_ERR_INVALID);
+    assert_int_equal(lg_batch_add_ref(c, (const uint8_t *)rows[0], 6, 1, 0, &h.refs[0]),
+                     LG_ERR_INVALID);
+    assert_int_equal(lg_batch_add_ref(r, (const uint8_t *)rows[0], 6, 1, 0, NULL),
+                     LG_ERR_INVALID);
+    static uint8_t want[8192], got[8192];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int gz = 0; gz < 2; gz++) {
+            assert_int_equal(lg_batch_seal(c, gz), LG_OK);
+            assert_int_equal(lg_batch_seal(r, gz), LG_OK);
+            assert_string_equal(lg_batch_id(r), lg_batch_id(c));
+            struct lg_slice wb = lg_batch_body(c), rb = lg_batch_body(r);
+            assert_int_equal(rb.len, wb.len);
+            assert_memory_equal(rb.ptr, wb.ptr, wb.len);
+        }
+        assert_int_equal(lg_batch_seal_stream(c), LG_OK);
+        assert_int_equal(lg_batch_seal_stream(r), LG_OK);
+        size_t n = read_all(c, 4096, want, sizeof(want));
+        assert_int_equal(read_all(r, 37, got, sizeof(got)), n);
+        assert_memory_equal(got, want, n);
+        for (size_t i = 0; i < lg_batch_count(r); i++) {
+            struct lg_slice a = lg_batch_row(c, i), b = lg_batch_row(r, i);
+            assert_int_equal(a.len, b.len);
+            assert_memory_equal(a.ptr, b.ptr, a.len);
+        }
+        /* Second pass: the same after removing rows 0, 17 and the last. */
+        for (int k = 0; k < 3; k++) {
+            size_t i = k == 0 ? 0 : k == 1 ? 17 : lg_batch_count(r) - 1;
+            assert_int_equal(lg_batch_remove(c, i), LG_OK);
+            assert_int_equal(lg_batch_remove(r, i), LG_OK);
+        }
+        assert_int_equal(lg_batch_count(r), (size_t)(37 - 3 * pass));
+    }
+    assert_int_equal(h.releases, 0); /* held until the reset */
+    lg_batch_reset(r);
+    assert_int_equal(h.releases, 4);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(h.refs[k], 0);
+    }
+    /* After a reset, either mode again; a free releases what is held. */
+    assert_int_equal(lg_batch_add(r, (const uint8_t *)"{\"x\":1", 6, 0), LG_OK);
+    lg_batch_reset(r);
+    assert_int_equal(lg_batch_add_ref(r, (const uint8_t *)rows[3], 6, 1, 0, &h.refs[2]),
+                     LG_OK);
+    assert_int_equal(h.refs[2], 1);
+    lg_batch_free(r);
+    assert_int_equal(h.refs[2], 0);
+    lg_batch_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup(test_batch_streamed_body_equals_sealed_body, setup),
         cmocka_unit_test_setup(test_batch_trim_gives_memory_back, setup),
         cmocka_unit_test_setup(test_batch_invalid_limits_and_nomem, setup),
+        cmocka_unit_test_setup(test_batch_ref_mode, setup),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
 }
