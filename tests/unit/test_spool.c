@@ -480,6 +480,19 @@ static void test_spool_reads_written_records_from_memory(void **state)
     lg_spool_close(sp);
 }
 
+/* Appends records in three times as many flushes as the handoff has slots, none read:
+ * the first flushes' buffers stay in memory, the rest only in the file. Returns how many. */
+static int flush_past_handoff(lg_spool *sp)
+{
+    int n = 0;
+    for (unsigned i = 0; i < 3 * LG_SPOOL_HANDOFF_SLOTS; i++) {
+        append_n(sp, n, 50);
+        n += 50;
+        assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    }
+    return n;
+}
+
 /* A reader far behind the writer: the handoff keeps only its first buffers (slots, bytes
  * bounded); the rest is read from the file, in order, across segments. Reading again from
  * the start (a rewind) gets the same records, from the file. */
@@ -490,12 +503,7 @@ static void test_spool_reader_behind_reads_file(void **state)
     struct lg_spool_state st;
     lg_spool_get_state(sp, &st);
     struct lg_spool_pos start = st.ack, cur = start;
-    int n = 0;
-    for (unsigned i = 0; i < 3 * LG_SPOOL_HANDOFF_SLOTS; i++) {
-        append_n(sp, n, 50);
-        n += 50;
-        assert_int_equal(lg_spool_flush(sp, false), LG_OK);
-    }
+    int n = flush_past_handoff(sp);
     assert_int_equal(read_all(sp, &cur, 0), n);
     struct lg_spool_stats stats;
     lg_spool_get_stats(sp, &stats);
@@ -522,12 +530,7 @@ static void test_spool_held_block_outlives_reads(void **state)
     struct lg_spool_state st;
     lg_spool_get_state(sp, &st);
     struct lg_spool_pos cur = st.ack;
-    int n = 0;
-    for (unsigned i = 0; i < 3 * LG_SPOOL_HANDOFF_SLOTS; i++) {
-        append_n(sp, n, 50);
-        n += 50;
-        assert_int_equal(lg_spool_flush(sp, false), LG_OK);
-    }
+    int n = flush_past_handoff(sp);
     struct lg_slice held[3];
     void *blk[3];
     int at[3] = {0, 120, 2000}; /* in a handoff buffer, another one, read from the file */
