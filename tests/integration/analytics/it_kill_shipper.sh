@@ -6,8 +6,11 @@ source "$(dirname "$0")/lib.sh"
 ch_start
 "$CLI" migrate --clickhouse-url "$URL" >/dev/null
 N=50000
+# 1 MiB segments: each 2000-row acknowledgement frees several, so segments made while the
+# backlog is still being written are recycled files, and the killed spool holds files whose
+# old frames (acknowledged rows) must not come back in the replay.
 "$DRIVER" --clickhouse-url "$URL" --spool-dir "$WORK/spool" --count $N --batch-rows 2000 \
-  --hold > "$WORK/driver.out" 2> "$WORK/driver.err" &
+  --segment-bytes 1048576 --hold > "$WORK/driver.out" 2> "$WORK/driver.err" &
 DRV=$!
 BG_PIDS+=("$DRV")
 spooled() { grep -q '^spooled' "$WORK/driver.out"; }
