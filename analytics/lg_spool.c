@@ -461,6 +461,24 @@ static void delete_before_locked(lg_spool *sp, uint64_t seg, bool now)
     }
 }
 
+/* True when the segment file at |path| is of version 2. Only those are recycled: a
+ * crash after the spare is renamed to its new number but before its new magic is on disk
+ * leaves the old magic in place, and a version 1 file's old frames (plain CRCs) would then
+ * check again and be replayed: acknowledged rows billed twice. A version 2 file's old
+ * frames carry their old number's mask and fail under the new one. */
+static bool is_version_2(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    uint8_t magic[SPOOL_MAGIC_LEN];
+    bool v2 = pread_all(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+              memcmp(magic, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0;
+    close(fd);
+    return v2;
+}
+
 void lg_spool_reap(lg_spool *sp)
 {
     pthread_mutex_lock(&sp->mu);
@@ -475,6 +493,7 @@ void lg_spool_reap(lg_spool *sp)
         if (keep && seg == hi - 1) {
             char path[SPOOL_PATH_MAX], spare[SPOOL_PATH_MAX];
             bool ok = seg_path(sp, seg, path, sizeof(path)) == LG_OK &&
+                      is_version_2(path) &&
                       spare_path(sp, spare, sizeof(spare)) == LG_OK &&
                       rename(path, spare) == 0;
             pthread_mutex_lock(&sp->mu);

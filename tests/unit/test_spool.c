@@ -318,7 +318,10 @@ static void test_spool_recycles_acknowledged_segment(void **state)
 }
 
 /* A spool written by an older build (version 1: "LGSPOOL1", plain CRCs) is read after the
- * upgrade, and appended to in the same segment. */
+ * upgrade and appended to in the same segment; the next segment is version 2 and reads on
+ * in order. An acknowledged version 1 segment is removed, never recycled: after a crash
+ * between renaming the spare and writing its new magic, its old plain-CRC frames would
+ * check again. */
 static void test_spool_reads_version_1_segments(void **state)
 {
     struct fixture *f = *state;
@@ -331,18 +334,34 @@ static void test_spool_reads_version_1_segments(void **state)
     size_t len = make_frames(frames, 0, 5);
     assert_int_equal(write(fd, frames, len), (ssize_t)len);
     close(fd);
-    lg_spool *sp = open_spool(f, 1 << 20, 1 << 16);
+    lg_spool *sp = open_spool(f, 1 << 20, 256);
     struct lg_spool_stats stats;
     lg_spool_get_stats(sp, &stats);
     assert_int_equal(stats.torn_bytes, 0);
     append_n(sp, 5, 5);
     lg_spool_close(sp);
     assert_int_equal(seg_size(f, 0), 8 + 10 * REC_FRAME_BYTES); /* one segment, extended */
-    sp = open_spool(f, 1 << 20, 1 << 16);
+    sp = open_spool(f, 1 << 20, 256);
     struct lg_spool_pos cur = {0, 0};
     assert_int_equal(read_all(sp, &cur, 0), 10);
+    append_n(sp, 10, 10); /* one more fits segment 0; the rest start segment 1 (version 2) */
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    assert_int_equal(read_all(sp, &cur, 10), 10);
+    assert_int_equal(cur.seg, 1);
     lg_spool_get_stats(sp, &stats);
     assert_int_equal(stats.corrupt_records, 0);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    st.ack = cur;
+    assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
+    lg_spool_reap(sp);
+    assert_int_equal(seg_size(f, 0), UINT64_MAX);
+    assert_int_equal(file_ino(f, "spare"), 0); /* removed, not kept for reuse */
+    lg_spool_close(sp);
+    sp = open_spool(f, 1 << 20, 256);
+    lg_spool_get_state(sp, &st);
+    cur = st.ack;
+    assert_int_equal(read_all(sp, &cur, 20), 0);
     lg_spool_close(sp);
 }
 
