@@ -726,18 +726,25 @@ int lg_spool_frame_finish(uint8_t *frame, size_t payload_len)
     return LG_OK;
 }
 
+/* The payload length of the whole frame at |off| of |frames| (|len| bytes) into |*plen|;
+ * false when no whole, plausible frame starts there. */
+static bool frame_at(const uint8_t *frames, size_t len, size_t off, size_t *plen)
+{
+    if (len - off < SPOOL_FRAME_HDR) {
+        return false;
+    }
+    *plen = get_u32(frames + off);
+    return *plen <= LG_SPOOL_MAX_RECORD_BYTES && *plen <= len - off - SPOOL_FRAME_HDR;
+}
+
 /* Counts the frames of |frames| (|len| bytes) into |*n|; false when they do not parse as
  * whole frames. */
 static bool count_frames(const uint8_t *frames, size_t len, uint64_t *n)
 {
-    size_t off = 0;
+    size_t off = 0, plen;
     *n = 0;
     while (off < len) {
-        if (len - off < SPOOL_FRAME_HDR) {
-            return false;
-        }
-        size_t plen = get_u32(frames + off);
-        if (plen > LG_SPOOL_MAX_RECORD_BYTES || plen > len - off - SPOOL_FRAME_HDR) {
+        if (!frame_at(frames, len, off, &plen)) {
             return false;
         }
         off += SPOOL_FRAME_HDR + plen;
@@ -785,14 +792,9 @@ static bool take_buffer_locked(lg_spool *sp, struct lg_buf *b, uint64_t n)
 static int append_frames_locked(lg_spool *sp, const uint8_t *frames, size_t len, size_t *taken)
 {
     int rc = LG_OK;
-    size_t off = 0;
+    size_t off = 0, plen;
     while (off < len) {
-        if (len - off < SPOOL_FRAME_HDR) {
-            rc = LG_ERR_INVALID;
-            break;
-        }
-        size_t plen = get_u32(frames + off);
-        if (plen > LG_SPOOL_MAX_RECORD_BYTES || plen > len - off - SPOOL_FRAME_HDR) {
+        if (!frame_at(frames, len, off, &plen)) {
             rc = LG_ERR_INVALID;
             break;
         }

@@ -69,6 +69,26 @@ static lg_spool *open_spool(struct fixture *f, uint64_t max, uint64_t seg)
     return sp;
 }
 
+/* Where a reader starts: the acknowledged position. */
+static struct lg_spool_pos ack_of(lg_spool *sp)
+{
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    return st.ack;
+}
+
+/* Overwrites the first payload byte of segment 0 (its first record) in the file. */
+static void spoil_first_payload(struct fixture *f)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%020d.seg", f->dir, 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t c = 'X';
+    assert_int_equal(pwrite(fd, &c, 1, 8 + 8), 1);
+    close(fd);
+}
+
 static void append_n(lg_spool *sp, int from, int n)
 {
     for (int i = from; i < from + n; i++) {
@@ -130,9 +150,7 @@ static void test_spool_view_reads_follow_the_writer(void **state)
 {
     struct fixture *f = *state;
     lg_spool *sp = open_spool(f, 1 << 20, 300);
-    struct lg_spool_state st;
-    lg_spool_get_state(sp, &st);
-    struct lg_spool_pos cur = st.ack;
+    struct lg_spool_pos cur = ack_of(sp);
     struct lg_slice v;
     int next = 0;
     for (int round = 0; round < 6; round++) {
@@ -386,9 +404,7 @@ static void test_spool_torn_tail_truncated(void **state)
     /* New appends follow the last good record. */
     append_n(sp, 10, 5);
     assert_int_equal(lg_spool_flush(sp, true), LG_OK);
-    struct lg_spool_state st;
-    lg_spool_get_state(sp, &st);
-    struct lg_spool_pos cur = st.ack;
+    struct lg_spool_pos cur = ack_of(sp);
     assert_int_equal(read_all(sp, &cur, 0), 15);
     lg_spool_close(sp);
 }
@@ -427,12 +443,7 @@ static void test_spool_corrupt_middle_segment_skipped(void **state)
     lg_spool *sp = open_spool(f, 1 << 20, 256);
     append_n(sp, 0, 40);
     lg_spool_close(sp);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%020d.seg", f->dir, 0);
-    int fd = open(path, O_RDWR);
-    uint8_t c = 'X';
-    assert_int_equal(pwrite(fd, &c, 1, 8 + 8), 1); /* first payload byte of segment 0 */
-    close(fd);
+    spoil_first_payload(f);
     sp = open_spool(f, 1 << 20, 256);
     struct lg_spool_state s;
     lg_spool_get_state(sp, &s);
@@ -465,13 +476,7 @@ static void test_spool_reads_written_records_from_memory(void **state)
     struct lg_spool_pos cur = st.ack;
     append_n(sp, 0, 10);
     assert_int_equal(lg_spool_flush(sp, false), LG_OK);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%020d.seg", f->dir, 0);
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    uint8_t c = 'X';
-    assert_int_equal(pwrite(fd, &c, 1, 8 + 8), 1); /* first payload byte of record 0 */
-    close(fd);
+    spoil_first_payload(f);
     assert_int_equal(read_all(sp, &cur, 0), 10);
     struct lg_spool_stats stats;
     lg_spool_get_stats(sp, &stats);
@@ -546,9 +551,7 @@ static void test_spool_held_block_outlives_reads(void **state)
 {
     struct fixture *f = *state;
     lg_spool *sp = open_spool(f, 1 << 26, 1 << 14);
-    struct lg_spool_state st;
-    lg_spool_get_state(sp, &st);
-    struct lg_spool_pos cur = st.ack;
+    struct lg_spool_pos cur = ack_of(sp);
     int n = flush_past_handoff(sp);
     struct lg_slice held[3];
     void *blk[3];
@@ -871,9 +874,7 @@ static void test_spool_recovers_after_space_returns(void **state)
     assert_int_equal(lg_spool_flush(sp, true), LG_OK);
     append_n(sp, 15, 5);
     assert_int_equal(lg_spool_flush(sp, true), LG_OK);
-    struct lg_spool_state st;
-    lg_spool_get_state(sp, &st);
-    struct lg_spool_pos cur = st.ack;
+    struct lg_spool_pos cur = ack_of(sp);
     assert_int_equal(read_all(sp, &cur, 0), 20); /* in order, none lost */
     struct lg_spool_stats stats;
     lg_spool_get_stats(sp, &stats);
