@@ -23,4 +23,20 @@ if(TARGET lg_analytics)
       LABELS "integration;analytics" TIMEOUT 600
       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1")
   endforeach()
+
+  # The same scripts against current ClickHouse (26.x: the chDB engine behind
+  # tests/integration/clickhouse/chdb/chdb_http.js, LG_CLICKHOUSE_IMPL=chdb in start.sh):
+  # the migrations, the analyst queries, retention, UsageService, every field of 100k
+  # shipped rows, dead-lettering by current error messages, and the batch_id check. Not the
+  # tests that watch system.processes mid-insert (it_outage, it_kill_shipper): that layer
+  # runs one request at a time.
+  foreach(name it_migrate it_queries it_retention it_usage it_ship_100k it_dead_letter
+               it_ambiguous)
+    add_test(NAME integration.analytics.current.${name}
+             COMMAND ${CMAKE_CURRENT_LIST_DIR}/analytics/${name}.sh ${CMAKE_BINARY_DIR}
+                     ${PROJECT_SOURCE_DIR})
+    set_tests_properties(integration.analytics.current.${name} PROPERTIES
+      LABELS "integration;analytics;current" TIMEOUT 600
+      ENVIRONMENT "LG_CLICKHOUSE_IMPL=chdb;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1")
+  endforeach()
 endif()

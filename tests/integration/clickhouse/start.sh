@@ -21,6 +21,10 @@
 # Users: "default" with no password, and "llmgate" with password "llmgate-secret" (for auth
 # tests: basic auth in the URL or X-ClickHouse-User/-Key). Server timezone UTC. Exit status != 0 (and a reason on
 # stderr, with the tail of the server log) when the server does not come up in time.
+# LG_CLICKHOUSE_IMPL=chdb (first start of DIR decides; later starts reuse it): current
+# ClickHouse instead, the chDB engine (26.x, npm package installed by scripts/install-npm)
+# behind chdb/chdb_http.js, a loopback HTTP interface for the SQL the tests send; same
+# interface, same users, data in DIR/data. HTTP only (no TCP port, client.sh, or HTTPS).
 set -euo pipefail
 DIR=${1:?usage: start.sh DIR}
 mkdir -p "$DIR"
@@ -37,7 +41,23 @@ if [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
   exit 0
 fi
 
-if [ ! -f "$DIR/config.xml" ]; then
+HERE=$(cd "$(dirname "$0")" && pwd)
+if [ ! -f "$DIR/config.xml" ] && [ ! -f "$DIR/impl" ] && [ "${LG_CLICKHOUSE_IMPL:-}" = chdb ]; then
+  if [ ! -d "$HERE/chdb/node_modules/@chdb/lib-linux-x64-gnu" ]; then
+    echo "start.sh: LG_CLICKHOUSE_IMPL=chdb but $HERE/chdb/node_modules is missing (scripts/install-npm)" >&2
+    exit 1
+  fi
+  mkdir -p "$DIR/data"
+  HTTP_PORT=$(free_port)
+  echo chdb > "$DIR/impl"
+  echo "$HTTP_PORT" > "$DIR/http_port"
+  echo "http://127.0.0.1:$HTTP_PORT" > "$DIR/url"
+fi
+if [ -f "$DIR/impl" ]; then
+  HTTP_PORT=$(cat "$DIR/http_port")
+  setsid node "$HERE/chdb/chdb_http.js" "$DIR" "$HTTP_PORT" >>"$DIR/server.log" 2>&1 < /dev/null &
+  echo $! > "$DIR/pid"
+elif [ ! -f "$DIR/config.xml" ]; then
   HTTP_PORT=$(free_port)
   TCP_PORT=$(free_port)
   while [ "$TCP_PORT" = "$HTTP_PORT" ]; do TCP_PORT=$(free_port); done
@@ -127,10 +147,12 @@ XML
   echo "http://127.0.0.1:$HTTP_PORT" > "$DIR/url"
 fi
 
-HTTP_PORT=$(cat "$DIR/http_port")
-# setsid: the server must not die with the caller's process group (ctest kills groups).
-setsid "$SERVER" --config-file="$DIR/config.xml" >>"$DIR/stdout.log" 2>&1 < /dev/null &
-echo $! > "$DIR/pid"
+if [ ! -f "$DIR/impl" ]; then
+  HTTP_PORT=$(cat "$DIR/http_port")
+  # setsid: the server must not die with the caller's process group (ctest kills groups).
+  setsid "$SERVER" --config-file="$DIR/config.xml" >>"$DIR/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$DIR/pid"
+fi
 
 deadline=$(( $(date +%s) + TIMEOUT ))
 while :; do
@@ -138,12 +160,12 @@ while :; do
     break
   fi
   if ! kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
-    echo "start.sh: clickhouse-server exited; log tail:" >&2
-    tail -n 20 "$DIR/server.err.log" "$DIR/stdout.log" >&2 2>/dev/null || true
+    echo "start.sh: the server exited; log tail:" >&2
+    tail -n 20 "$DIR/server.err.log" "$DIR/stdout.log" "$DIR/server.log" >&2 2>/dev/null || true
     exit 1
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "start.sh: clickhouse-server did not answer /ping within ${TIMEOUT}s" >&2
+    echo "start.sh: the server did not answer /ping within ${TIMEOUT}s" >&2
     tail -n 20 "$DIR/server.err.log" >&2 2>/dev/null || true
     exit 1
   fi
