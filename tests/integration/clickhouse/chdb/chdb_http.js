@@ -16,7 +16,10 @@
 //   GET /ping                     "Ok.\n"
 //   GET|POST /?query=SQL          the query is the `query` parameter, then a newline and
 //                                 the body (INSERT data); without `query`, the body
-//   Content-Encoding: gzip|deflate  the body is decompressed first
+//   Content-Encoding: gzip|deflate  an INSERT's body is decompressed by ClickHouse itself
+//                                 (written to a file, then INSERT ... FROM INFILE ...
+//                                 COMPRESSION: the engine's own read buffer, as its HTTP
+//                                 server uses for request bodies); any other body by zlib
 //   other parameters              settings for this request only (restored afterwards);
 //                                 `database` as USE; `query_id`, `default_format`,
 //                                 `wait_end_of_query` and the like are accepted
@@ -31,7 +34,8 @@
 //                                 X-ClickHouse-Exception-Code.
 //
 // What this does not reproduce: the server's own HTTP quirks (progress headers, exceptions
-// written into a 200 response after streaming began, multi-statement rejection, sessions).
+// written into a 200 response after streaming began, multi-statement rejection, sessions,
+// chunked transfer of the body into the parser while it arrives).
 // Those are covered by the 18.16 server, which the same tests also run against.
 //
 // Requests run one at a time (one engine connection; settings are per request). Listens on
@@ -39,6 +43,7 @@
 // a restart with the same DIR keeps the tables.
 'use strict';
 
+const fs = require('fs');
 const http = require('http');
 const zlib = require('zlib');
 const path = require('path');
@@ -89,6 +94,7 @@ function query(sql, format = 'TabSeparated') {
   return chdb.QueryWithConnection(conn, sql, format);
 }
 let chain = Promise.resolve(); // requests in arrival order, one at a time
+let bodies = 0; // compressed INSERT bodies written so far (their file names)
 const CODE = new Map(); // error name -> code
 const STATUS = new Map(); // error code -> HTTP status
 for (const line of query(
@@ -182,8 +188,16 @@ async function handle(req, res, body) {
     return;
   }
   const enc = (req.headers['content-encoding'] || '').toLowerCase();
+  const q = params.get('query');
+  // INSERT INTO t [(cols)] FORMAT F with a compressed body: ClickHouse decompresses it.
+  const ins = q === null ? null
+    : /^\s*INSERT\s+INTO\s+([A-Za-z_][\w.]*(?:\s*\([^()]*\))?)\s+FORMAT\s+(\w+)\s*$/i.exec(q);
+  const infile = (enc === 'gzip' || enc === 'deflate') && ins !== null && body.length > 0
+    ? path.join(dir, `body-${process.pid}-${++bodies}.${enc}`) : null;
   try {
-    if (enc === 'gzip') body = zlib.gunzipSync(body);
+    if (infile !== null) {
+      // decompressed by the engine, below
+    } else if (enc === 'gzip') body = zlib.gunzipSync(body);
     else if (enc === 'deflate') body = zlib.inflateSync(body);
     else if (enc !== '' && enc !== 'identity') {
       throw new Error(chError('NOT_IMPLEMENTED', `Content-Encoding ${enc} is not supported by this test server`));
@@ -207,13 +221,15 @@ async function handle(req, res, body) {
     errorReply(res, chError('UNKNOWN_DATABASE', `Database ${db} does not exist`));
     return;
   }
-  const q = params.get('query');
-  const sql = q === null ? body.toString() : (body.length ? q + '\n' + body.toString() : q);
+  const sql = infile !== null
+    ? `INSERT INTO ${ins[1]} FROM INFILE ${quote(infile)} COMPRESSION ${quote(enc)} FORMAT ${ins[2]}`
+    : q === null ? body.toString() : (body.length ? q + '\n' + body.toString() : q);
   if (sql.trim() === '') {
     errorReply(res, chError('SYNTAX_ERROR', 'Empty query'));
     return;
   }
   try {
+    if (infile !== null) fs.writeFileSync(infile, body);
     const out = run(sql, settings, db);
     res.writeHead(200, {
       'Content-Type': 'text/plain; charset=UTF-8',
@@ -222,6 +238,8 @@ async function handle(req, res, body) {
     res.end(out);
   } catch (e) {
     errorReply(res, e.message);
+  } finally {
+    if (infile !== null) fs.rmSync(infile, { force: true });
   }
 }
 
