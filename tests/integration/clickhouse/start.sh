@@ -166,7 +166,7 @@ while :; do
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     echo "start.sh: the server did not answer /ping within ${TIMEOUT}s" >&2
-    tail -n 20 "$DIR/server.err.log" >&2 2>/dev/null || true
+    tail -n 20 "$DIR/server.err.log" "$DIR/server.log" >&2 2>/dev/null || true
     exit 1
   fi
   sleep 0.1

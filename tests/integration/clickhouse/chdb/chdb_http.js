@@ -93,13 +93,12 @@ const conn = chdb.CreateConnection(path.join(dir, 'data'));
 function query(sql, format = 'TabSeparated') {
   return chdb.QueryWithConnection(conn, sql, format);
 }
-let chain = Promise.resolve(); // requests in arrival order, one at a time
 let bodies = 0; // compressed INSERT bodies written so far (their file names)
 const CODE = new Map(); // error name -> code
 const STATUS = new Map(); // error code -> HTTP status
 for (const line of query(
-  'SELECT number, errorCodeToName(number) FROM numbers(2000) WHERE errorCodeToName(number) != \'\'',
-  'TabSeparated').split('\n')) {
+  "SELECT number, errorCodeToName(number) FROM numbers(2000) WHERE errorCodeToName(number) != ''")
+  .split('\n')) {
   const [code, name] = line.split('\t');
   if (name === undefined) continue;
   CODE.set(name, Number(code));
@@ -153,24 +152,23 @@ function run(sql, settings, db) {
   const restore = [];
   try {
     for (const [k, v] of settings) {
-      const r = query(`SELECT changed, value FROM system.settings WHERE name = ${quote(k)}`,
-        'TabSeparated');
+      const r = query(`SELECT changed, value FROM system.settings WHERE name = ${quote(k)}`);
       if (r === '') throw new Error(chError('UNKNOWN_SETTING', `Unknown setting '${k}'`));
       const [changed, value] = r.replace(/\n$/, '').split('\t');
       restore.push(changed === '1' ? `SET ${k} = ${quote(value)}` : `SET ${k} = DEFAULT`);
-      query(`SET ${k} = ${quote(v)}`, 'TabSeparated');
+      query(`SET ${k} = ${quote(v)}`);
     }
     if (db !== null) {
-      restore.push(`USE ${query('SELECT currentDatabase()', 'TabSeparated').trim()}`);
-      query(`USE ${db}`, 'TabSeparated');
+      restore.push(`USE ${query('SELECT currentDatabase()').trim()}`);
+      query(`USE ${db}`);
     }
     return Buffer.from(query(sql));
   } finally {
-    for (const r of restore.reverse()) query(r, 'TabSeparated');
+    for (const r of restore.reverse()) query(r);
   }
 }
 
-async function handle(req, res, body) {
+function handle(req, res, body) {
   const url = new URL(req.url, 'http://127.0.0.1');
   if (url.pathname === '/ping') {
     res.writeHead(200, { 'Content-Type': 'text/plain; charset=UTF-8' });
@@ -246,12 +244,14 @@ async function handle(req, res, body) {
 const server = http.createServer((req, res) => {
   const parts = [];
   req.on('data', (c) => parts.push(c));
+  // The engine's calls are synchronous: one request runs to its end before the next.
   req.on('end', () => {
-    const body = Buffer.concat(parts);
-    chain = chain.then(() => handle(req, res, body)).catch((e) => {
+    try {
+      handle(req, res, Buffer.concat(parts));
+    } catch (e) {
       if (!res.headersSent) errorReply(res, chError('STD_EXCEPTION', e.message));
       else res.destroy();
-    });
+    }
   });
 });
 server.keepAliveTimeout = 10000;
@@ -260,10 +260,8 @@ server.listen(port, '127.0.0.1');
 
 function stop() {
   server.close();
-  chain.finally(() => {
-    chdb.CloseConnection(conn);
-    process.exit(0);
-  });
+  chdb.CloseConnection(conn);
+  process.exit(0);
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
