@@ -59,6 +59,8 @@ struct chat_flags {
     const char *admin_listen;
     const char *config;
     const char *clickhouse_url;
+    const char *clickhouse_user;
+    const char *clickhouse_key;
     const char *clickhouse_ca_file;
     const char *clickhouse_compression;
     const char *spool_dir;
@@ -151,6 +153,11 @@ static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
          "provider config JSON file (default: built-in demo provider, model \"demo\")"},
         {"clickhouse-url", LG_CFG_STRING, &f->clickhouse_url, NULL, 0, 0,
          "ship billing records to ClickHouse at this URL (needs --spool-dir)"},
+        {"clickhouse-user", LG_CFG_STRING, &f->clickhouse_user, NULL, 0, 0,
+         "ClickHouse user, sent as X-ClickHouse-User (inserts and UsageService; a user in "
+         "the URL also works)"},
+        {"clickhouse-key", LG_CFG_STRING, &f->clickhouse_key, NULL, 0, 0,
+         "ClickHouse password, sent as X-ClickHouse-Key"},
         {"clickhouse-ca-file", LG_CFG_STRING, &f->clickhouse_ca_file, NULL, 0, 0,
          "https ClickHouse: PEM file of the CAs to trust (default: the system's)"},
         {"clickhouse-compression", LG_CFG_STRING, &f->clickhouse_compression, "auto", 0, 0,
@@ -214,6 +221,8 @@ static int chat_main_sink(const struct chat_flags *f, lg_shipper **shipper,
         struct lg_shipper_opts so;
         memset(&so, 0, sizeof(so));
         so.clickhouse_url = f->clickhouse_url;
+        so.user = f->clickhouse_user;
+        so.key = f->clickhouse_key;
         so.ca_file = f->clickhouse_ca_file;
         so.spool_dir = f->spool_dir;
         if (lg_shipper_compression_parse(f->clickhouse_compression, &so.compression) != LG_OK) {
@@ -471,8 +480,12 @@ int main(int argc, char **argv)
         rc = chat_main_sink(&f, &p.shipper, &p.sink);
     }
     if (rc == LG_OK && f.clickhouse_url != NULL && f.clickhouse_url[0] != '\0') {
-        struct lg_chclient_opts ch = {f.clickhouse_url, NULL, NULL, CHAT_MAIN_USAGE_TIMEOUT_MS,
-                                      CHAT_MAIN_USAGE_CONNECT_MS, f.clickhouse_ca_file};
+        struct lg_chclient_opts ch = {.url = f.clickhouse_url,
+                                      .user = f.clickhouse_user,
+                                      .key = f.clickhouse_key,
+                                      .timeout_ms = CHAT_MAIN_USAGE_TIMEOUT_MS,
+                                      .connect_timeout_ms = CHAT_MAIN_USAGE_CONNECT_MS,
+                                      .ca_file = f.clickhouse_ca_file};
         rc = lg_usage_new(&p.usage, &ch);
     }
     if (rc == LG_OK) {

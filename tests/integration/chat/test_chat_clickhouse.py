@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 import uuid
 
 ARGS = None
@@ -67,10 +68,26 @@ def start_all():
     ENV["url"] = url
     subprocess.check_call([ARGS.analytics, "migrate", "--clickhouse-url", url],
                           stdout=subprocess.DEVNULL)
-    log = open(os.path.join(work, "chat.log"), "wb")
+    # Credentials from the environment, as the Kubernetes manifests pass them: the ClickHouse
+    # user "llmgate" (start.sh) for the inserts and for UsageService's queries.
+    env = dict(os.environ, LLMGATE_CLICKHOUSE_USER="llmgate",
+               LLMGATE_CLICKHOUSE_KEY="llmgate-secret")
+    p, addr = start_chat("chat", [], env)
+    ENV["chat"] = p
+    ENV["channel"] = grpc.insecure_channel(addr["grpc"])
+    ENV["chat_stub"] = pbg.ChatServiceStub(ENV["channel"])
+    ENV["usage_stub"] = pbg.UsageServiceStub(ENV["channel"])
+
+
+def start_chat(name, extra, env=None):
+    """Starts llmgate-chat shipping to the test's ClickHouse (spool WORKDIR/NAME-spool, log
+    WORKDIR/NAME.log); returns the process and its {"grpc": addr, "admin": addr}."""
+    log = open(os.path.join(ARGS.workdir, name + ".log"), "wb")
     p = subprocess.Popen([ARGS.chat, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-                          "--clickhouse-url", url, "--spool-dir", os.path.join(work, "spool"),
-                          "--demo-pace-ms", "0"], stdout=subprocess.PIPE, stderr=log)
+                          "--clickhouse-url", ENV["url"],
+                          "--spool-dir", os.path.join(ARGS.workdir, name + "-spool"),
+                          "--demo-pace-ms", "0"] + extra,
+                         stdout=subprocess.PIPE, stderr=log, env=env)
     addr = {}
     while set(["grpc", "admin"]) - set(addr):
         line = p.stdout.readline().decode()
@@ -79,10 +96,15 @@ def start_all():
         parts = line.split()
         if len(parts) == 3 and parts[0] == "listening":
             addr[parts[1]] = parts[2]
-    ENV["chat"] = p
-    ENV["channel"] = grpc.insecure_channel(addr["grpc"])
-    ENV["chat_stub"] = pbg.ChatServiceStub(ENV["channel"])
-    ENV["usage_stub"] = pbg.UsageServiceStub(ENV["channel"])
+    return p, addr
+
+
+def metric(admin, name):
+    body = urllib.request.urlopen("http://%s/metrics" % admin, timeout=10).read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
 
 
 def tearDownModule():
@@ -148,6 +170,31 @@ class UsageTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
         none = usage.ListLogs(pb.ListLogsRequest(user_id="nobody-" + u), timeout=30)
         self.assertEqual(len(none.records), 0)
+
+    def test_clickhouse_credentials_are_sent(self):
+        # A wrong password given by flag: ClickHouse refuses the inserts (counted, retried,
+        # the record stays in the spool) and UsageService's queries. Without the headers the
+        # server would take the calls as its password-less "default" user.
+        p, addr = start_chat("chat-badkey", ["--clickhouse-user", "llmgate",
+                                             "--clickhouse-key", "not-the-password"])
+        channel = grpc.insecure_channel(addr["grpc"])
+        try:
+            chat = pbg.ChatServiceStub(channel)
+            usage = pbg.UsageServiceStub(channel)
+            u = "u-" + uuid.uuid4().hex[:12]
+            chat.Complete(pb.ChatRequest(user_id=u, model="demo", max_tokens=3,
+                                         messages=[pb.ChatMessage(role="user", content="hi")]),
+                          timeout=30)
+            wait_for(lambda: (metric(addr["admin"], "llmgate_shipper_insert_failures_total")
+                              or 0) >= 1, "an insert refused for the wrong key")
+            self.assertEqual(metric(addr["admin"], "llmgate_shipper_rows_shipped_total"), 0)
+            with self.assertRaises(grpc.RpcError) as cm:
+                usage.ListLogs(pb.ListLogsRequest(user_id=u, limit=10), timeout=30)
+            self.assertNotEqual(cm.exception.code(), grpc.StatusCode.OK)
+        finally:
+            channel.close()
+            p.kill()  # its spool cannot drain (wrong key); the directory is the test's own
+            p.wait(timeout=60)
 
 
 def main():
