@@ -613,13 +613,17 @@ def check_overlays_differ(ctxs):
 RUNTIME_PACKAGES = {"libnghttp2": "libnghttp2-14", "libevent": "libevent-2.1-7",
                     "libevent_pthreads": "libevent-pthreads-2.1-7", "libcurl": "libcurl4",
                     "jansson": "libjansson4", "libprotobuf-c": "libprotobuf-c1",
-                    "zlib": "zlib1g"}
+                    "zlib": "zlib1g", "libcrypto": "libssl3", "libdeflate": "libdeflate0",
+                    "libxxhash": "libxxhash0"}
+# pkg-config prefixes of libraries only tests and benchmarks link.
+TEST_ONLY_MODULES = {"CMOCKA", "LG_BENCH_GRPCPP"}
 
 
 def check_containerfile(root, ctxs):
     """k8s/Containerfile: multi-stage; Debian 12 build stage that installs through
     scripts/install-deps and builds with CMake; Debian 12 slim runtime with a package for
-    every library CMakeLists.txt links (cmocka is test-only); one final stage per image the
+    every library a CMake file of the tree links, optional ones included (test-only ones
+    excepted); one final stage per image the
     manifests use; a numeric non-root USER equal to the pods' runAsUser."""
     errs = []
     path = os.path.join(root, "k8s", "Containerfile")
@@ -638,13 +642,22 @@ def check_containerfile(root, ctxs):
     for want in ("scripts/install-deps", "cmake -S", "cmake --build"):
         if want not in text:
             errs.append(f"Containerfile: build stage must run {want}")
-    cm = open(os.path.join(root, "CMakeLists.txt"), encoding="utf-8").read()
+    # Every pkg-config module any CMake file of the tree checks for, required or optional
+    # (analytics links libdeflate and libxxhash when the build machine has them, and
+    # scripts/install-deps installs both): the binaries then load them at run time.
     mods = set()
-    for m in re.finditer(r"pkg_check_modules\(\s*(\w+)\s+REQUIRED\s+IMPORTED_TARGET\s+([^)]*)\)",
-                         cm):
-        if m.group(1) == "CMOCKA":
-            continue
-        mods.update(m.group(2).split())
+    for d, subdirs, files in os.walk(root):
+        subdirs[:] = [x for x in subdirs if not x.startswith((".", "build"))
+                      and x != "node_modules"]
+        for f in files:
+            if f != "CMakeLists.txt" and not f.endswith(".cmake"):
+                continue
+            cm = open(os.path.join(d, f), encoding="utf-8").read()
+            for m in re.finditer(
+                    r"pkg_check_modules\(\s*(\w+)\s+(?:REQUIRED\s+)?IMPORTED_TARGET\s+([^)]*)\)",
+                    cm):
+                if m.group(1) not in TEST_ONLY_MODULES:
+                    mods.update(m.group(2).split())
     for mod in sorted(mods):
         pkg = RUNTIME_PACKAGES.get(mod)
         if pkg is None:
