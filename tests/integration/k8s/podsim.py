@@ -140,6 +140,20 @@ def relocate(value, mounts):
     return value
 
 
+def env_read_by(binary):
+    """The LLMGATE_* variables |binary| reads: its --help lists each flag's variable."""
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30).stdout
+    return set(re.findall(r"\benv (LLMGATE_[A-Z0-9_]+)", out))
+
+
+def unread_env(binary, env):
+    """Fails when the manifest sets an LLMGATE_* variable the binary does not read (it would
+    be silently ignored: how llmgate-chat once dropped the ClickHouse credentials)."""
+    extra = sorted(k for k in env if k.startswith("LLMGATE_") and k not in env_read_by(binary))
+    if extra:
+        raise Failure(f"{os.path.basename(binary)} does not read {', '.join(extra)}")
+
+
 class Proc:
     """A child process whose stdout lines we wait for; stderr goes to a log file."""
 
@@ -332,6 +346,8 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
                     prov["api_key_file"] = relocate(prov["api_key_file"], mounts)
             with open(cfg, "w", encoding="utf-8") as f:
                 json.dump(chat_json, f)
+            check("every LLMGATE_* variable the chat manifest sets is read by llmgate-chat",
+                  lambda: unread_env(chat_bin, env))
             env.update(LLMGATE_LISTEN="127.0.0.1:0", LLMGATE_ADMIN_LISTEN="127.0.0.1:0",
                        LLMGATE_CLICKHOUSE_URL="http://127.0.0.1:1")
             chat = Proc("llmgate-chat", [chat_bin], base_env(env),
@@ -369,6 +385,8 @@ def run_overlay(root, overlay, chat_bin, sse_bin, results):
             sse_listen = env["LLMGATE_LISTEN"]
             # The pod-address template names cluster DNS; the one simulated chat pod is
             # ordinal 0, so its stream ids (n0_...) route to it through the node map.
+            check("every LLMGATE_* variable the sse manifest sets is read by llmgate-sse",
+                  lambda: unread_env(sse_bin, env))
             env.update(LLMGATE_LISTEN="127.0.0.1:0", LLMGATE_CHAT=grpc,
                        LLMGATE_CHAT_NODE_MAP="0=" + grpc,
                        LLMGATE_WEB_DIR=os.path.join(root, "adapters", "sse", "web"))
