@@ -101,7 +101,7 @@ def main():
     ap.add_argument("--ch-scripts", required=True)
     ap.add_argument("--workdir", required=True)
     ARGS, rest = ap.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    lib.run_tests([sys.argv[0]] + rest)
 
 
 if __name__ == "__main__":
