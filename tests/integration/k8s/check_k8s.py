@@ -529,6 +529,62 @@ def check_images(ctx):
     return errs
 
 
+def _selects(selector, labels):
+    """A LabelSelector (matchLabels only, as the manifests write them) matches |labels|;
+    the empty selector matches everything."""
+    if selector.get("matchExpressions"):
+        return False  # not written here: treat as not matching, so the check stays strict
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def check_network_policy(ctx):
+    """llmgate-chat trusts the user id its callers assert (SECURITY.md), so a NetworkPolicy
+    selects its pods and admits to the gRPC port only llmgate-sse's pods and pods labelled
+    llmgate.io/chat-client=true, and to the admin port only pods labelled
+    llmgate.io/metrics-scraper=true: no rule open to every source."""
+    errs = []
+    chat, sse = ctx.get("StatefulSet", CHAT), ctx.get("Deployment", SSE)
+    if chat is None or sse is None:
+        return errs
+    pols = [n for n in ctx.all("NetworkPolicy")
+            if _selects(n["spec"].get("podSelector", {}), pod_labels(chat))]
+    if not pols:
+        return [f"no NetworkPolicy selects the {CHAT} pods"]
+    ports = {p.get("name"): p.get("containerPort") for p in containers(chat)[0].get("ports", [])}
+    allowed = {"grpc": [], "admin": []}  # port name -> peers admitted to it
+    for n in pols:
+        if "Ingress" not in n["spec"].get("policyTypes", ["Ingress"]):
+            errs.append(f"{where(n)}: policyTypes must include Ingress")
+        for rule in n["spec"].get("ingress", []):
+            peers = rule.get("from")
+            rports = rule.get("ports")
+            if not peers:
+                errs.append(f"{where(n)}: an ingress rule without `from` admits every source")
+                continue
+            names = [p.get("port") for p in rports] if rports else list(allowed)
+            for name in names:
+                name = next((k for k, v in ports.items() if v == name), name)
+                if name not in allowed:
+                    errs.append(f"{where(n)}: admits port {name}, not a port of {CHAT}")
+                    continue
+                allowed[name].extend(peers)
+    want = {"grpc": [("app.kubernetes.io/name", "llmgate-sse"),
+                     ("llmgate.io/chat-client", "true")],
+            "admin": [("llmgate.io/metrics-scraper", "true")]}
+    for port, peers in allowed.items():
+        for p in peers:
+            if p.get("ipBlock") is not None or not p.get("podSelector", {}).get("matchLabels"):
+                errs.append(f"{CHAT} port {port}: a peer without pod labels ({p}) admits "
+                            f"whole namespaces or networks")
+            elif not any(p["podSelector"]["matchLabels"].get(k) == v for k, v in want[port]):
+                errs.append(f"{CHAT} port {port}: peer {p['podSelector']['matchLabels']} is "
+                            f"none of {want[port]}")
+    if not any(_selects(p.get("podSelector", {}), pod_labels(sse)) and
+               "namespaceSelector" not in p for p in allowed["grpc"]):
+        errs.append(f"{SSE}'s pods are not admitted to {CHAT}'s gRPC port")
+    return errs
+
+
 def check_ingress(ctx):
     """One Ingress sends only the public routes (/v1 prefix, the page's files exactly) to the
     sse Service's http port: no path reaches /healthz, /readyz or /metrics. ingress-nginx
@@ -575,7 +631,7 @@ def check_ingress(ctx):
 CHECKS = [check_schema, check_workload_kinds, check_services, check_hpa, check_pdbs,
           check_resources, check_security, check_probes, check_grace, check_topology,
           check_spool, check_secrets, check_config, check_clickhouse, check_keys_file,
-          check_routing, check_images, check_ingress]
+          check_routing, check_images, check_ingress, check_network_policy]
 
 
 # ---- checks across overlays and files ---------------------------------------------------
@@ -792,6 +848,14 @@ MUTATIONS = [
      lambda x: _chat_c(x)["livenessProbe"].update(failureThreshold=1)),
     ("no zone spread", "check_topology",
      lambda x: pod_spec(x.get("Deployment", SSE))["topologySpreadConstraints"].pop(0)),
+    ("chat open to every pod", "check_network_policy",
+     lambda x: x.get("NetworkPolicy", CHAT)["spec"]["ingress"][0].pop("from")),
+    ("chat's admin port open to a whole namespace", "check_network_policy",
+     lambda x: x.get("NetworkPolicy", CHAT)["spec"]["ingress"][1]["from"][0].pop("podSelector")),
+    ("sse not admitted to chat", "check_network_policy",
+     lambda x: x.get("NetworkPolicy", CHAT)["spec"]["ingress"][0]["from"].pop(0)),
+    ("no policy for chat", "check_network_policy",
+     lambda x: x.objs.remove(x.get("NetworkPolicy", CHAT))),
     ("spool on emptyDir", "check_spool",
      lambda x: (x.get("StatefulSet", CHAT)["spec"].pop("volumeClaimTemplates"),
                 pod_spec(x.get("StatefulSet", CHAT))["volumes"].append(

@@ -202,6 +202,18 @@ TYPES = {
     "IngressBackend": {"resource": "any", "service": "IngressServiceBackend"},
     "IngressServiceBackend": {"name": "str", "port": {"name": "str", "number": "int"}},
 
+    "NetworkPolicy": {"apiVersion": "str", "kind": "str", "metadata": "ObjectMeta",
+                      "spec": "NetworkPolicySpec"},
+    "NetworkPolicySpec": {"podSelector": "LabelSelector",
+                          "ingress": ["NetworkPolicyIngressRule"],
+                          "egress": ["NetworkPolicyEgressRule"], "policyTypes": ["str"]},
+    "NetworkPolicyIngressRule": {"from": ["NetworkPolicyPeer"], "ports": ["NetworkPolicyPort"]},
+    "NetworkPolicyEgressRule": {"to": ["NetworkPolicyPeer"], "ports": ["NetworkPolicyPort"]},
+    "NetworkPolicyPeer": {"podSelector": "LabelSelector", "namespaceSelector": "LabelSelector",
+                          "ipBlock": "IPBlock"},
+    "NetworkPolicyPort": {"protocol": "str", "port": "intstr", "endPort": "int"},
+    "IPBlock": {"cidr": "str", "except": ["str"]},
+
     # batch/v1
     "Job": {"apiVersion": "str", "kind": "str", "metadata": "ObjectMeta", "spec": "JobSpec",
             "status": "any"},
@@ -231,6 +243,8 @@ REQUIRED = {
     "StatefulSetSpec": ["selector", "template"],
     "DeploymentSpec": ["selector", "template"],
     "JobSpec": ["template"],
+    "NetworkPolicySpec": ["podSelector"],
+    "IPBlock": ["cidr"],
     "HPASpec": ["scaleTargetRef", "maxReplicas"],
     "CrossVersionObjectReference": ["kind", "name"],
     "MetricSpec": ["type"],
@@ -249,6 +263,7 @@ ROOTS = {
     ("v1", "Service"), ("apps/v1", "StatefulSet"), ("apps/v1", "Deployment"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
     ("batch/v1", "Job"), ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
 }
 
 RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage", "storage"}

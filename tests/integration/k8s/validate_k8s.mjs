@@ -25,6 +25,7 @@ const MODELS = {
   "policy/v1/PodDisruptionBudget": "kubernetes-models/policy/v1/PodDisruptionBudget",
   "batch/v1/Job": "kubernetes-models/batch/v1/Job",
   "networking.k8s.io/v1/Ingress": "kubernetes-models/networking.k8s.io/v1/Ingress",
+  "networking.k8s.io/v1/NetworkPolicy": "kubernetes-models/networking.k8s.io/v1/NetworkPolicy",
 };
 
 // client-node model class of each root kind: V<version><Kind>.
