@@ -287,7 +287,8 @@
 #define LG_CHAT_UPSTREAM_FIRST_BYTE_TIMEOUT_MS 60000
 #define LG_CHAT_UPSTREAM_IDLE_TIMEOUT_MS 30000
 #define LG_CHAT_UPSTREAM_TIMEOUT_MS_MAX 600000
-/* Attempts after the first, only before the first token, on 408/429/5xx/connection errors. */
+/* Attempts after the first, only before the first token, on 408/409/429/5xx and connection
+ * errors (not on timeouts or malformed streams: lg_chat_openai.c). */
 #define LG_CHAT_UPSTREAM_MAX_RETRIES 2
 #define LG_CHAT_UPSTREAM_MAX_RETRIES_MAX 10
 /* Exponential backoff: base * 2^attempt, capped. A Retry-After above RETRY_AFTER_MAX_MS
@@ -359,7 +360,8 @@
 #define LG_SSE_HEARTBEAT_DEFAULT_MS 15000
 /* Reconnection delay sent once per stream as `retry:`, in ms. */
 #define LG_SSE_RETRY_MS 2000
-/* Longest stream id accepted from a URL or Last-Event-ID (chat ids are 32 hex chars). */
+/* Longest stream id accepted from a URL or Last-Event-ID (chat ids are 22 base64url chars,
+ * prefixed n<node>_ when the chat service runs with --node: at most 29). */
 #define LG_SSE_MAX_STREAM_ID_BYTES 64
 /* Longest user id in the keys file; it travels as x-user-id metadata and in logs. */
 #define LG_SSE_MAX_USER_ID_BYTES 64
