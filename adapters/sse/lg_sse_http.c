@@ -1322,6 +1322,19 @@ static bool split_stream_path(const char *path, char *sid, size_t sidlen, const 
     return true;
 }
 
+/* Request framing libevent 2.1 lets through: several Content-Length headers (it uses the
+ * first). RFC 9112 6.3 says to refuse them; a proxy in front that used another one would
+ * see a different request boundary (request smuggling). Counted on the parsed headers. */
+static bool ambiguous_length(struct evhttp_request *req)
+{
+    int n = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+        n += evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0;
+    }
+    return n > 1;
+}
+
 static void route(lg_sse_http *h, struct conn *c, struct evhttp_request *req)
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
@@ -1333,6 +1346,12 @@ static void route(lg_sse_http *h, struct conn *c, struct evhttp_request *req)
     bool get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
     if (path == NULL) {
         send_error(h, req, 400, false, "bad_request", "bad request target");
+        return;
+    }
+    if (ambiguous_length(req)) {
+        /* The bytes after this request cannot be trusted either: close after the answer. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        send_error(h, req, 400, false, "bad_request", "more than one Content-Length");
         return;
     }
     if (m == EVHTTP_REQ_OPTIONS) {

@@ -641,13 +641,18 @@ class Smuggling(unittest.TestCase):
     def test_cl_te_and_double_cl_are_refused(self):
         auth = b"Authorization: Bearer " + EDGE_KEY.encode() + b"\r\n"
         smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        valid = json.dumps({"model": "demo", "max_tokens": 2,
+                            "messages": [{"role": "user", "content": "hi"}]}).encode()
         cases = {
             "CL+TE": b"POST /v1/chat/streams HTTP/1.1\r\nHost: x\r\n" + auth +
                      b"Content-Type: application/json\r\nContent-Length: 5\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+            # A valid body under the first length: libevent alone would serve it (201);
+            # the adapter refuses two Content-Lengths itself.
             "two CL": b"POST /v1/chat/streams HTTP/1.1\r\nHost: x\r\n" + auth +
-                      b"Content-Type: application/json\r\nContent-Length: 2\r\n"
-                      b"Content-Length: 40\r\n\r\n{}" + smuggled,
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(valid), len(valid) + 40, valid) +
+                      smuggled,
             "obs-fold": b"POST /v1/chat/streams HTTP/1.1\r\nHost: x\r\n" + auth +
                         b"Content-Type: application/json\r\nX-A: a\r\n b\r\n"
                         b"Content-Length: 2\r\n\r\n{}",
