@@ -149,7 +149,8 @@ def env_read_by(binary):
 def unread_env(binary, env):
     """Fails when the manifest sets an LLMGATE_* variable the binary does not read (it would
     be silently ignored: how llmgate-chat once dropped the ClickHouse credentials)."""
-    extra = sorted(k for k in env if k.startswith("LLMGATE_") and k not in env_read_by(binary))
+    read = env_read_by(binary)
+    extra = sorted(k for k in env if k.startswith("LLMGATE_") and k not in read)
     if extra:
         raise Failure(f"{os.path.basename(binary)} does not read {', '.join(extra)}")
 
