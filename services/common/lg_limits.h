@@ -249,6 +249,10 @@
  * forgotten stream pins its replay buffer. */
 #define LG_CHAT_GRACE_MS_MAX 3600000
 #define LG_CHAT_RETENTION_MS_MAX 3600000
+/* Default time in-flight calls get to finish on SIGTERM (--drain-ms), and its maximum. The
+ * k8s StatefulSet sets its own: its terminationGracePeriodSeconds minus 5 s. */
+#define LG_CHAT_DRAIN_MS_DEFAULT 10000
+#define LG_CHAT_DRAIN_MS_MAX 600000
 /* Period of the sweep that expires streams past grace or retention (O(streams) per tick). */
 #define LG_CHAT_SWEEP_MS 200
 /* Durable answers: a call's final event / unary answer waits until its billing record is in
