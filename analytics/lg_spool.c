@@ -680,6 +680,11 @@ static int append_frame_locked(lg_spool *sp, const uint8_t *hdr, const uint8_t *
         if (rc == LG_OK && (write_all(sp->wfd, mhdr, SPOOL_FRAME_HDR) != LG_OK ||
                             write_all(sp->wfd, p, len) != LG_OK)) {
             rc = rollback_locked(sp);
+            /* Nothing stays buffered (the buffer was written just above) and this record
+             * is refused, the caller's again: appends need not wait for a flush. Left set,
+             * nothing would ever clear it (only a buffer write does) and the spool would
+             * refuse every record until a restart. */
+            sp->wfailed = false;
         }
         if (rc != LG_OK) {
             return rc;

@@ -816,6 +816,33 @@ static uint64_t fill_then_fail(struct fixture *f, lg_spool *sp)
     return before + REC_FRAME_BYTES;
 }
 
+/* A record larger than the write buffer is written directly; when that write fails (disk
+ * full) the record is refused, and once space returns the next appends are taken. Before
+ * the fix the spool refused every record from then on (nothing buffered, so no flush ever
+ * cleared the failure). */
+static void test_spool_failed_direct_write_recovers(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 64u << 20, 16u << 20);
+    append_n(sp, 0, 2);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    uint64_t before = seg_size(f, 0);
+    size_t big_len = LG_SPOOL_WRITE_BUFFER_BYTES + 4096;
+    char *big = malloc(big_len);
+    assert_non_null(big);
+    memset(big, 'x', big_len);
+    limit_file_size(f, before + 4096);
+    assert_int_equal(lg_spool_append(sp, big, big_len), LG_ERR_IO);
+    assert_int_equal(seg_size(f, 0), before); /* rolled back: no torn frame */
+    limit_file_size(f, f->fsize.rlim_cur);
+    append_n(sp, 2, 3); /* asserts LG_OK for each */
+    assert_int_equal(lg_spool_flush(sp, true), LG_OK);
+    struct lg_spool_pos cur = ack_of(sp);
+    assert_int_equal(read_all(sp, &cur, 0), 5);
+    free(big);
+    lg_spool_close(sp);
+}
+
 static void test_spool_append_after_failed_write(void **state)
 {
     struct fixture *f = *state;
@@ -1011,6 +1038,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_invalid_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_append_after_failed_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_failed_direct_write_recovers, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_spool_rollback_leaves_readable_spool, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_recovers_after_space_returns, setup,
