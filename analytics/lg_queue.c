@@ -339,3 +339,21 @@ size_t lg_queue_count(const lg_queue *q)
     }
     return total;
 }
+
+size_t lg_queue_reserved(const lg_queue *q)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < q->nshards; i++) {
+        total += atomic_load_explicit(&q->shards[i].head, memory_order_acquire);
+    }
+    return total;
+}
+
+size_t lg_queue_taken(const lg_queue *q)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < q->nshards; i++) {
+        total += atomic_load_explicit(&q->shards[i].tail, memory_order_acquire);
+    }
+    return total;
+}

@@ -71,5 +71,12 @@ int lg_queue_pop(lg_queue *q, void **out);
 size_t lg_queue_capacity(const lg_queue *q);
 /* Approximate number of items (exact when no push/pop runs concurrently). */
 size_t lg_queue_count(const lg_queue *q);
+/* Pushes begun so far (slots reserved, filled or not), summed over the shards: grows by one
+ * per successful lg_queue_push, at its reservation. Any thread. */
+size_t lg_queue_reserved(const lg_queue *q);
+/* Items taken so far by lg_queue_pop. When it reaches a value lg_queue_reserved returned,
+ * every push begun before that call has been taken, including ones a drain had to stop
+ * short of because an earlier slot of their shard was still being filled. */
+size_t lg_queue_taken(const lg_queue *q);
 
 #endif /* LG_QUEUE_H */

@@ -1053,11 +1053,17 @@ static void *thread_main(void *arg)
         uint64_t turn = atomic_fetch_add(&s->turn_started, 1) + 1;
         atomic_thread_fence(memory_order_seq_cst);
         uint64_t done_before = atomic_load_explicit(&s->turn_done, memory_order_relaxed);
+        /* Every push begun before this turn (the fence orders it against the tickets'). */
+        size_t reserved = lg_queue_reserved(s->q);
         bool emptied = drain_ring(s, false);
         s->ring_more = !emptied && !run_held(s);
         bool draining = false;
         int frc = handle_control(s, now, emptied, &draining);
-        if (frc == LG_OK && emptied) {
+        /* "Emptied" alone is not enough: the drain stops at a slot whose producer is still
+         * between its reservation and its store, and skips filled slots behind it in that
+         * shard. A ticket taken after such a later push names this turn, so the turn counts
+         * as done only once everything reserved before it was taken (and written). */
+        if (frc == LG_OK && emptied && lg_queue_taken(s->q) >= reserved) {
             atomic_store_explicit(&s->turn_done, turn, memory_order_release);
         }
         bool blocked = frc != LG_OK || run_held(s);

@@ -69,6 +69,35 @@ static void test_queue_full_then_empty_fifo(void **state)
     assert_int_equal(lg_queue_capacity(q), 8);
 }
 
+/* lg_queue_reserved / lg_queue_taken: monotonic totals over the shards, one per push and
+ * per pop, across wraps and full refusals (a refused push reserves nothing). */
+static void test_queue_reserved_and_taken(void **state)
+{
+    lg_queue *q = *state;
+    assert_int_equal(lg_queue_reserved(q), 0);
+    assert_int_equal(lg_queue_taken(q), 0);
+    uintptr_t v;
+    for (v = 1; v <= 8; v++) {
+        assert_int_equal(lg_queue_push(q, (void *)v), LG_OK);
+    }
+    assert_int_equal(lg_queue_push(q, (void *)v), LG_ERR_EXHAUSTED);
+    assert_int_equal(lg_queue_reserved(q), 8);
+    void *out;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lg_queue_pop(q, &out), LG_OK);
+    }
+    assert_int_equal(lg_queue_taken(q), 3);
+    for (int round = 0; round < 20; round++) { /* wraps every shard several times */
+        assert_int_equal(lg_queue_push(q, (void *)(uintptr_t)7), LG_OK);
+        assert_int_equal(lg_queue_pop(q, &out), LG_OK);
+    }
+    assert_int_equal(lg_queue_reserved(q), 28);
+    assert_int_equal(lg_queue_taken(q), 23);
+    while (lg_queue_pop(q, &out) == LG_OK) {
+    }
+    assert_int_equal(lg_queue_taken(q), lg_queue_reserved(q));
+}
+
 #define PRODUCERS    4
 #define PER_PRODUCER 50000
 
@@ -407,6 +436,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_queue_capacity_must_be_power_of_two, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_then_empty_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_reserved_and_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_many_producers_lose_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_capacity_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_shard_spills, setup, teardown),
