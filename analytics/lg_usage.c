@@ -102,12 +102,42 @@ void lg_usage_logs_free(struct lg_usage_logs *l)
     l->count = 0;
 }
 
+/* An optional filter string: absent, or a valid id. */
+static bool filter_str_ok(const char *v)
+{
+    return v == NULL || v[0] == '\0' || lg_usage_check_user_id(v) == LG_OK;
+}
+
+static bool filter_ok(const struct lg_usage_log_filter *f)
+{
+    return f == NULL || (filter_str_ok(f->model) && filter_str_ok(f->conversation_id) &&
+                         f->since_ms >= 0 && f->until_ms >= 0);
+}
+
+/* Appends " AND |col| = 'v'" when |v| is set. */
+static int append_eq(struct lg_buf *sql, const char *col, const char *v)
+{
+    if (v == NULL || v[0] == '\0') {
+        return LG_OK;
+    }
+    int rc = lg_buf_appendf(sql, " AND %s = ", col);
+    return rc == LG_OK ? lg_chclient_quote(sql, v, strlen(v)) : rc;
+}
+
 int lg_usage_list_logs_sync(const struct lg_chclient_opts *ch, const char *user_id,
                             uint32_t limit, uint32_t page, struct lg_usage_logs *out)
 {
+    return lg_usage_list_logs_filtered_sync(ch, user_id, limit, page, NULL, out);
+}
+
+int lg_usage_list_logs_filtered_sync(const struct lg_chclient_opts *ch, const char *user_id,
+                                     uint32_t limit, uint32_t page,
+                                     const struct lg_usage_log_filter *filter,
+                                     struct lg_usage_logs *out)
+{
     memset(out, 0, sizeof(*out));
     if (lg_usage_check_user_id(user_id) != LG_OK || limit == 0 || limit > LG_USAGE_MAX_LIMIT ||
-        page > LG_USAGE_MAX_PAGE) {
+        page > LG_USAGE_MAX_PAGE || !filter_ok(filter)) {
         return LG_ERR_INVALID;
     }
     struct lg_buf sql;
@@ -119,6 +149,18 @@ int lg_usage_list_logs_sync(const struct lg_chclient_opts *ch, const char *user_
         "time_to_first_token_ms, stream FROM llm_requests FINAL WHERE user_id = ");
     if (rc == LG_OK) {
         rc = lg_chclient_quote(&sql, user_id, strlen(user_id));
+    }
+    if (rc == LG_OK && filter != NULL) {
+        rc = append_eq(&sql, "model", filter->model);
+        if (rc == LG_OK) {
+            rc = append_eq(&sql, "conversation_id", filter->conversation_id);
+        }
+        if (rc == LG_OK && filter->since_ms > 0) {
+            rc = lg_buf_appendf(&sql, " AND start_time_ms >= %" PRId64, filter->since_ms);
+        }
+        if (rc == LG_OK && filter->until_ms > 0) {
+            rc = lg_buf_appendf(&sql, " AND start_time_ms < %" PRId64, filter->until_ms);
+        }
     }
     if (rc == LG_OK) {
         /* LIMIT offset, count: the form every ClickHouse version accepts. */
@@ -317,7 +359,8 @@ struct usage_job {
     bool is_logs;
     char *user_id;
     uint32_t limit, page;
-    int64_t from_ms, to_ms;
+    int64_t from_ms, to_ms; /* GetUsage's range, or ListLogs' filter range */
+    char *model, *conversation_id; /* ListLogs' filter, owned; NULL = any */
     lg_usage_logs_cb logs_cb;
     lg_usage_report_cb report_cb;
     void *user_data;
@@ -334,13 +377,23 @@ struct lg_usage {
     bool stopping;
 };
 
+static void free_job(struct usage_job *j)
+{
+    lg_free(j->user_id);
+    lg_free(j->model);
+    lg_free(j->conversation_id);
+    lg_free(j);
+}
+
 static void run_job(lg_usage *u, struct usage_job *j, int forced_rc)
 {
     if (j->is_logs) {
         struct lg_usage_logs logs = {NULL, 0};
+        struct lg_usage_log_filter f = {j->model, j->conversation_id, j->from_ms, j->to_ms};
         int rc = forced_rc != LG_OK ? forced_rc
-                                    : lg_usage_list_logs_sync(&u->ch, j->user_id, j->limit,
-                                                              j->page, &logs);
+                                    : lg_usage_list_logs_filtered_sync(&u->ch, j->user_id,
+                                                                       j->limit, j->page, &f,
+                                                                       &logs);
         j->logs_cb(rc, &logs, j->user_data);
     } else {
         struct lg_usage_report rep;
@@ -350,8 +403,7 @@ static void run_job(lg_usage *u, struct usage_job *j, int forced_rc)
                                                               j->to_ms, &rep);
         j->report_cb(rc, &rep, j->user_data);
     }
-    lg_free(j->user_id);
-    lg_free(j);
+    free_job(j);
 }
 
 static void *worker(void *arg)
@@ -457,8 +509,7 @@ static int submit(lg_usage *u, struct usage_job *j)
     }
     pthread_mutex_unlock(&u->mu);
     if (rc != LG_OK) {
-        lg_free(j->user_id);
-        lg_free(j);
+        free_job(j);
     }
     return rc;
 }
@@ -483,12 +534,36 @@ static struct usage_job *new_job(const char *user_id)
 int lg_usage_list_logs(lg_usage *u, const char *user_id, uint32_t limit, uint32_t page,
                        lg_usage_logs_cb cb, void *user_data)
 {
-    if (lg_usage_check_user_id(user_id) != LG_OK || limit == 0 || limit > LG_USAGE_MAX_LIMIT) {
+    return lg_usage_list_logs_filtered(u, user_id, limit, page, NULL, cb, user_data);
+}
+
+/* A copy of an optional filter string (NULL for absent or empty); false on NOMEM. */
+static bool dup_filter_str(const char *v, char **out)
+{
+    *out = v != NULL && v[0] != '\0' ? lg_strdup(v) : NULL;
+    return *out != NULL || v == NULL || v[0] == '\0';
+}
+
+int lg_usage_list_logs_filtered(lg_usage *u, const char *user_id, uint32_t limit,
+                                uint32_t page, const struct lg_usage_log_filter *filter,
+                                lg_usage_logs_cb cb, void *user_data)
+{
+    if (lg_usage_check_user_id(user_id) != LG_OK || limit == 0 || limit > LG_USAGE_MAX_LIMIT ||
+        !filter_ok(filter)) {
         return LG_ERR_INVALID;
     }
     struct usage_job *j = new_job(user_id);
     if (j == NULL) {
         return LG_ERR_NOMEM;
+    }
+    if (filter != NULL) {
+        if (!dup_filter_str(filter->model, &j->model) ||
+            !dup_filter_str(filter->conversation_id, &j->conversation_id)) {
+            free_job(j);
+            return LG_ERR_NOMEM;
+        }
+        j->from_ms = filter->since_ms;
+        j->to_ms = filter->until_ms;
     }
     j->is_logs = true;
     j->limit = limit;

@@ -68,8 +68,23 @@ void lg_usage_report_free(struct lg_usage_report *r);
 /* Validates a user id as described above. LG_OK or LG_ERR_INVALID. */
 int lg_usage_check_user_id(const char *user_id);
 
-/* A user's records, newest first: |limit| per page (1..LG_USAGE_MAX_LIMIT), page 0 first.
- * Blocking. Fills |out| (returned owned). */
+/* Narrows ListLogs in the query itself (so a page holds |limit| matching records): NULL or
+ * "" = any model / conversation; start_time_ms in [since_ms, until_ms), 0 = unbounded. The
+ * strings are validated like a user id (LG_ERR_INVALID) and quoted. */
+struct lg_usage_log_filter {
+    const char *model;
+    const char *conversation_id;
+    int64_t since_ms;
+    int64_t until_ms;
+};
+
+/* A user's records, newest first: |limit| per page (1..LG_USAGE_MAX_LIMIT), page 0 first,
+ * only those matching |filter| (NULL = all). Blocking. Fills |out| (returned owned). */
+int lg_usage_list_logs_filtered_sync(const struct lg_chclient_opts *ch, const char *user_id,
+                                     uint32_t limit, uint32_t page,
+                                     const struct lg_usage_log_filter *filter,
+                                     struct lg_usage_logs *out);
+/* The same without a filter. */
 int lg_usage_list_logs_sync(const struct lg_chclient_opts *ch, const char *user_id,
                             uint32_t limit, uint32_t page, struct lg_usage_logs *out);
 /* A user's usage with start_time_ms in [from_ms, to_ms). Blocking. Fills |out|. */
@@ -89,6 +104,10 @@ int lg_usage_new(lg_usage **out, const struct lg_chclient_opts *ch);
 void lg_usage_free(lg_usage *u);
 int lg_usage_list_logs(lg_usage *u, const char *user_id, uint32_t limit, uint32_t page,
                        lg_usage_logs_cb cb, void *user_data);
+/* With a filter; its strings are copied. */
+int lg_usage_list_logs_filtered(lg_usage *u, const char *user_id, uint32_t limit,
+                                uint32_t page, const struct lg_usage_log_filter *filter,
+                                lg_usage_logs_cb cb, void *user_data);
 int lg_usage_get_usage(lg_usage *u, const char *user_id, int64_t from_ms, int64_t to_ms,
                        lg_usage_report_cb cb, void *user_data);
 

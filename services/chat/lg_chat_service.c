@@ -1499,15 +1499,6 @@ static void usage_on_report(int rc, struct lg_usage_report *report, void *user_d
     usage_post(j);
 }
 
-static bool usage_keep(const struct usage_job *j, const struct lg_usage_log *g)
-{
-    return (j->model == NULL || (g->model != NULL && strcmp(j->model, g->model) == 0)) &&
-           (j->conversation_id == NULL ||
-            (g->conversation_id != NULL && strcmp(j->conversation_id, g->conversation_id) == 0)) &&
-           (j->since_ms == 0 || g->start_time_ms >= j->since_ms) &&
-           (j->until_ms == 0 || g->start_time_ms < j->until_ms);
-}
-
 static int usage_answer_logs(struct usage_job *j)
 {
     size_t n = j->logs.count;
@@ -1518,9 +1509,6 @@ static int usage_answer_logs(struct usage_job *j)
     size_t kept = 0;
     for (size_t i = 0; rc == LG_OK && i < n; i++) {
         const struct lg_usage_log *g = &j->logs.items[i];
-        if (!usage_keep(j, g)) {
-            continue;
-        }
         Llmgate__Chat__V1__LogRecord *r = &recs[kept];
         Llmgate__Chat__V1__Usage *u = &usages[kept];
         llmgate__chat__v1__log_record__init(r);
@@ -1674,9 +1662,12 @@ static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_
         j->since_ms = lg_chat_pb_unix_to_ms(lq->since_unix);
         j->until_ms = lg_chat_pb_unix_to_ms(lq->until_unix);
         uint32_t limit = lq->limit == 0 ? CHAT_USAGE_DEFAULT_LIMIT : lq->limit;
-        rc = lg_usage_list_logs(svc->opts.usage, user,
-                                limit < LG_USAGE_MAX_LIMIT ? limit : LG_USAGE_MAX_LIMIT, 0,
-                                usage_on_logs, j);
+        /* The filters go into the query: filtering a fetched page afterwards returned fewer
+         * than |limit| records, or none, while older matching ones existed. */
+        struct lg_usage_log_filter f = {j->model, j->conversation_id, j->since_ms, j->until_ms};
+        rc = lg_usage_list_logs_filtered(svc->opts.usage, user,
+                                         limit < LG_USAGE_MAX_LIMIT ? limit : LG_USAGE_MAX_LIMIT,
+                                         0, &f, usage_on_logs, j);
     }
     if (rc == LG_OK) {
         lg_grpc_call_set_user_data(j->call, j);

@@ -49,6 +49,19 @@ static void test_usage_sync_argument_checks(void **state)
     assert_int_equal(lg_usage_list_logs_sync(&dead, "u", 10, LG_USAGE_MAX_PAGE + 1, &l),
                      LG_ERR_INVALID);
     assert_int_equal(lg_usage_list_logs_sync(&dead, "a\tb", 10, 0, &l), LG_ERR_INVALID);
+    /* Filter strings are checked like user ids; negative times are refused. */
+    struct lg_usage_log_filter bad_model = {"gpt\n4", NULL, 0, 0};
+    struct lg_usage_log_filter bad_conv = {NULL, "c\x01", 0, 0};
+    struct lg_usage_log_filter bad_time = {NULL, NULL, -5, 0};
+    struct lg_usage_log_filter fine = {"", "conv-1", 1000, 2000};
+    assert_int_equal(lg_usage_list_logs_filtered_sync(&dead, "u", 10, 0, &bad_model, &l),
+                     LG_ERR_INVALID);
+    assert_int_equal(lg_usage_list_logs_filtered_sync(&dead, "u", 10, 0, &bad_conv, &l),
+                     LG_ERR_INVALID);
+    assert_int_equal(lg_usage_list_logs_filtered_sync(&dead, "u", 10, 0, &bad_time, &l),
+                     LG_ERR_INVALID);
+    assert_int_equal(lg_usage_list_logs_filtered_sync(&dead, "u", 10, 0, &fine, &l),
+                     LG_ERR_UNAVAILABLE); /* valid: reaches the (absent) server */
     struct lg_usage_report r;
     assert_int_equal(lg_usage_get_usage_sync(&dead, "u", 10, 10, &r), LG_ERR_INVALID);
     assert_int_equal(lg_usage_get_usage_sync(&dead, "u", -1, 10, &r), LG_ERR_INVALID);

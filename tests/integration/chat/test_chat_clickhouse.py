@@ -152,6 +152,15 @@ class UsageTest(unittest.TestCase):
             self.assertEqual(r.model, "demo")
         only = usage.ListLogs(pb.ListLogsRequest(user_id=u, conversation_id="conv-1"), timeout=30)
         self.assertEqual([r.stream_id for r in only.records], [events[1][0].stream_id])
+        # The filters narrow the query, not a fetched page: with limit 1 the newest record
+        # (the Complete, no conversation) is not conv-0, the oldest; it must still come back.
+        oldest = usage.ListLogs(pb.ListLogsRequest(user_id=u, limit=1, conversation_id="conv-0"),
+                                timeout=30)
+        self.assertEqual([r.stream_id for r in oldest.records], [events[0][0].stream_id])
+        two = usage.ListLogs(pb.ListLogsRequest(user_id=u, limit=2, model="demo"), timeout=30)
+        self.assertEqual(len(two.records), 2)
+        self.assertEqual(len(usage.ListLogs(pb.ListLogsRequest(user_id=u, model="other"),
+                                            timeout=30).records), 0)
 
         rep = usage.GetUsage(pb.GetUsageRequest(user_id=u), timeout=30)
         self.assertEqual(rep.requests, 4)
