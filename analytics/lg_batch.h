@@ -74,8 +74,8 @@ int lg_batch_add_ref(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc,
 bool lg_batch_is_full(const lg_batch *b);
 /* True when the batch should be sent now: full, or non-empty and max_age_ms old. */
 bool lg_batch_is_due(const lg_batch *b, int64_t now_ms);
-/* Milliseconds until the batch becomes due by age (0 if due or empty: nothing to wait for
- * is reported as INT64_MAX). */
+/* Milliseconds until the batch becomes due by age: 0 if due, INT64_MAX if empty (nothing to
+ * wait for). */
 int64_t lg_batch_ms_until_due(const lg_batch *b, int64_t now_ms);
 size_t lg_batch_count(const lg_batch *b);
 /* Raw row bytes held. */

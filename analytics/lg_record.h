@@ -168,7 +168,7 @@ static inline int lg_record_sink_enqueue(struct lg_record_sink *s, struct lg_rec
 /* Closes |s| (calls its close function once) and clears it. Accepts a cleared sink. */
 void lg_record_sink_close(struct lg_record_sink *s);
 
-/* A sink that appends each record as one JSON line (lg_record_encode_json + batch_id "")
+/* A sink that appends each record as one JSON line (lg_record_encode_json, no batch_id)
  * to the file |path| (created 0600, appended). Each enqueue is one write(2) under a mutex,
  * then the record is freed. Fills |out|. LG_OK, LG_ERR_IO (open failed), LG_ERR_NOMEM. */
 int lg_record_file_sink_open(struct lg_record_sink *out, const char *path);

@@ -6,8 +6,9 @@
  * shipper thread: encoded as a JSONEachRow row straight into a spool frame and appended to
  * the write-ahead spool a run of records at a time (lg_spool; written every
  * LG_SHIPPER_TICK_MS, fdatasync'd every LG_SHIPPER_SYNC_INTERVAL_MS by a second thread, the
- * syncer, which also removes acknowledged segments: the shipper thread never waits on the
- * disk) -> read back from the spool into a batch (lg_batch: rows,
+ * syncer, which also removes acknowledged segments: the shipper thread never waits for the
+ * spool's data to reach the disk; it does fsync the small state file once per INSERT and
+ * each dead-letter line) -> read back from the spool into a batch (lg_batch: rows,
  * bytes, age; the next batch is prepared while one is in flight) -> one INSERT INTO
  * llm_ingest FORMAT JSONEachRow (gzip'd, or uncompressed and streamed from the batch's rows:
  * |compression|) over libcurl multi (curl_multi_poll on the
@@ -25,7 +26,11 @@
  *
  * Failures: a 200 with an exception in the body is a failure. Rows ClickHouse rejects as
  * malformed go to the dead-letter file (one JSON line each: error, code, batch_id, row) and
- * the rest of the batch is resent. Everything else (5xx, timeouts, connection errors, too
+ * the rest of the batch is resent. When ClickHouse reports a data error without naming a
+ * row of the batch ("at row N"), every row of that batch is dead-lettered: kept in the
+ * file, out of the pipeline (retrying would fail the same way forever). A record the
+ * shipper thread cannot encode (too large, or no memory) is dead-lettered by its request id
+ * alone. Everything else (5xx, timeouts, connection errors, too
  * many parts, memory limit, unknown table) is retried forever with exponential backoff and
  * full jitter; the spool holds the rows meanwhile. Before resending a batch after an
  * ambiguous failure (the request may have executed: timeout, cut connection), and at start
@@ -34,8 +39,9 @@
  * and treats the batch as landed when all did. Each INSERT carries query_id = batch_id, and
  * the check also counts queries with that id still running (system.processes): an attempt
  * whose client was cut or killed can still be executing on the server, and the answer is
- * final only once none is; a resend racing it is refused by ClickHouse (Code 216). Tables are ReplacingMergeTree on request_id
- * as a second line of defence.
+ * final only once none is; a resend racing it is refused by ClickHouse (Code 216). The row
+ * tables are ReplacingMergeTree on request_id as a second line of defence (the daily
+ * rollup, a SummingMergeTree, is not: analytics/schema/0003).
  *
  * Thread: two threads of its own (lg-shipper, lg-spool-sync). lg_shipper_enqueue from any
  * thread, concurrently. Everything else from one

@@ -125,8 +125,8 @@ struct lg_spool {
     uint32_t last_crc; /* of the record the last read returned */
 
     struct lg_spool_state state;
-    uint64_t torn_bytes;
-    uint64_t corrupt_records;
+    uint64_t torn_bytes; /* set at open (recovery), before any other thread sees the spool */
+    _Atomic uint64_t corrupt_records; /* the reader counts; lg_spool_get_stats from any thread */
 };
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -1496,10 +1496,14 @@ static const uint8_t *reader_get(lg_spool *sp, uint64_t off, size_t len, uint64_
 int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out)
 {
     struct lg_slice v;
+    struct lg_spool_pos at = *cur;
     int rc = lg_spool_read_view(sp, cur, &v);
     if (rc == LG_OK) {
         lg_buf_reset(out);
         rc = lg_buf_append(out, v.ptr, v.len);
+        if (rc != LG_OK) {
+            *cur = at; /* not copied (|out| too small or no memory): read it again later */
+        }
     }
     return rc;
 }
@@ -1572,7 +1576,7 @@ int lg_spool_read_view(lg_spool *sp, struct lg_spool_pos *cur, struct lg_slice *
         cur->off += SPOOL_FRAME_HDR + len;
         return LG_OK;
     corrupt:
-        sp->corrupt_records++;
+        atomic_fetch_add_explicit(&sp->corrupt_records, 1, memory_order_relaxed);
         *cur = (struct lg_spool_pos){cur->seg + 1, SPOOL_MAGIC_LEN};
         if (cur->seg > wseg) {
             /* The active segment itself is damaged: nothing more to read until a new
@@ -1623,7 +1627,7 @@ void lg_spool_get_stats(lg_spool *sp, struct lg_spool_stats *out)
     out->recycled = sp->recycled;
     pthread_mutex_unlock(&sp->mu);
     out->torn_bytes = sp->torn_bytes;
-    out->corrupt_records = sp->corrupt_records;
+    out->corrupt_records = atomic_load_explicit(&sp->corrupt_records, memory_order_relaxed);
     out->read_from_memory = atomic_load_explicit(&sp->read_mem, memory_order_relaxed);
     out->read_from_file = atomic_load_explicit(&sp->read_file, memory_order_relaxed);
 }

@@ -161,7 +161,8 @@ uint64_t lg_spool_discard(lg_spool *sp);
 /* Reads the record at |*cur| into |out| (reset first) and advances |*cur| past it. Only
  * flushed records are visible. LG_OK, LG_ERR_AGAIN (no further record yet),
  * LG_ERR_CORRUPT (CRC mismatch: |*cur| moved to the next segment; call again),
- * LG_ERR_IO, LG_ERR_NOMEM / LG_ERR_TOO_LARGE (|out| cap). */
+ * LG_ERR_IO (also when the read-ahead buffer cannot grow), LG_ERR_NOMEM / LG_ERR_TOO_LARGE
+ * (|out| cap: |*cur| stays on the record). */
 int lg_spool_read(lg_spool *sp, struct lg_spool_pos *cur, struct lg_buf *out);
 /* The same without a copy: |*out| points into the spool's read-ahead buffer, valid until
  * the next lg_spool_read* / lg_spool_close call. Errors as lg_spool_read (no cap error). */

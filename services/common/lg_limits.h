@@ -423,7 +423,7 @@
  * 0.95-0.98 s, 128 MiB 0.92-0.98 s, 256 MiB 0.89-0.96 s; not worth another 128 MiB. The
  * shipper trims it to LG_SHIPPER_IDLE_KEEP_BATCH_BYTES when idle. */
 #define LG_SPOOL_FREE_BLOCK_BYTES (128ull * 1024u * 1024u)
-/* Default disk cap for the spool (--spool-max-bytes may lower it): about 500k billing rows
+/* Default disk cap for the spool (the test driver's --spool-max-bytes may change it): about 500k billing rows
  * of 2 KB, i.e. hours of a busy gateway's records during a ClickHouse outage. At the cap
  * new records are dropped, counted and logged (the only way a record is lost). */
 #define LG_SPOOL_DEFAULT_MAX_BYTES (1024ull * 1024u * 1024u)
