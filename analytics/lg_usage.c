@@ -90,8 +90,9 @@ void lg_usage_logs_free(struct lg_usage_logs *l)
 {
     for (size_t i = 0; l->items != NULL && i < l->count; i++) {
         struct lg_usage_log *g = &l->items[i];
-        char *all[] = {g->request_id,   g->stream_id,     g->conversation_id, g->agent_id,
-                       g->provider,     g->model,         g->status,          g->finish_reason,
+        char *all[] = {g->request_id,    g->stream_id,          g->conversation_id,
+                       g->agent_id,      g->provider_config_id, g->provider,
+                       g->model,         g->status,             g->finish_reason,
                        g->error_message, g->usage_source};
         for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
             lg_free(all[k]);
@@ -143,7 +144,8 @@ int lg_usage_list_logs_filtered_sync(const struct lg_chclient_opts *ch, const ch
     struct lg_buf sql;
     lg_buf_init(&sql, LG_CHCLIENT_MAX_URL_BYTES);
     int rc = lg_buf_append_str(&sql,
-        "SELECT request_id, stream_id, conversation_id, agent_id, provider, model, status, "
+        "SELECT request_id, stream_id, conversation_id, agent_id, provider_config_id, provider, "
+        "model, status, "
         "finish_reason, error_message, usage_source, prompt_tokens, completion_tokens, "
         "cached_tokens, total_tokens, estimated_cost_nano_usd, start_time_ms, duration_ms, "
         "time_to_first_token_ms, stream FROM llm_requests FINAL WHERE user_id = ");
@@ -192,6 +194,7 @@ int lg_usage_list_logs_filtered_sync(const struct lg_chclient_opts *ch, const ch
         g->stream_id = jstr(o, "stream_id", &ok);
         g->conversation_id = jstr(o, "conversation_id", &ok);
         g->agent_id = jstr(o, "agent_id", &ok);
+        g->provider_config_id = jstr(o, "provider_config_id", &ok);
         g->provider = jstr(o, "provider", &ok);
         g->model = jstr(o, "model", &ok);
         g->status = jstr(o, "status", &ok);

@@ -30,7 +30,8 @@ struct lg_chclient_opts;
 
 /* One record as ListLogs shows it (no bodies). Strings are owned by the logs list. */
 struct lg_usage_log {
-    char *request_id, *stream_id, *conversation_id, *agent_id, *provider, *model;
+    char *request_id, *stream_id, *conversation_id, *agent_id, *provider_config_id, *provider;
+    char *model;
     char *status, *finish_reason, *error_message, *usage_source;
     int64_t prompt_tokens, completion_tokens, cached_tokens, total_tokens;
     int64_t estimated_cost_nano_usd;

@@ -150,6 +150,8 @@ class UsageTest(unittest.TestCase):
             self.assertEqual(r.usage.prompt_tokens, done.usage.prompt_tokens)
             self.assertEqual(r.usage.estimated_cost_nano_usd, done.usage.estimated_cost_nano_usd)
             self.assertEqual(r.model, "demo")
+            self.assertEqual(r.user_id, u)
+            self.assertEqual(r.provider_config_id, "demo")
         only = usage.ListLogs(pb.ListLogsRequest(user_id=u, conversation_id="conv-1"), timeout=30)
         self.assertEqual([r.stream_id for r in only.records], [events[1][0].stream_id])
         # The filters narrow the query, not a fetched page: with limit 1 the newest record
