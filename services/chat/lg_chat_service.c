@@ -1459,9 +1459,6 @@ struct usage_job {
     struct lg_usage_logs logs;     /* owned */
     struct lg_usage_report report; /* owned */
     char *user;                    /* the asserted user (ListLogs' LogRecord.user_id), owned */
-    char *model;                   /* ListLogs filters, passed to the query; NULL = any */
-    char *conversation_id;
-    int64_t since_ms, until_ms; /* 0 = unbounded */
 };
 
 static void usage_job_free(struct usage_job *j)
@@ -1469,8 +1466,6 @@ static void usage_job_free(struct usage_job *j)
     lg_usage_logs_free(&j->logs);
     lg_usage_report_free(&j->report);
     lg_free(j->user);
-    lg_free(j->model);
-    lg_free(j->conversation_id);
     lg_free(j);
 }
 
@@ -1632,12 +1627,6 @@ static void usage_on_ready(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-
-static char *usage_dup_nonempty(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? lg_strdup(s) : NULL;
-}
-
 /* Unpacks the request, checks identity, queues the query. On error the call is finished. */
 static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_t *msg, size_t len)
 {
@@ -1662,24 +1651,18 @@ static void usage_submit(lg_chat_service *svc, struct usage_job *j, const uint8_
         rc = lg_usage_get_usage(svc->opts.usage, user, from, to, usage_on_report, j);
     } else if (user != NULL) {
         j->user = lg_strdup(user);
-        j->model = usage_dup_nonempty(lq->model);
-        j->conversation_id = usage_dup_nonempty(lq->conversation_id);
-        j->since_ms = lg_chat_pb_unix_to_ms(lq->since_unix);
-        j->until_ms = lg_chat_pb_unix_to_ms(lq->until_unix);
         uint32_t limit = lq->limit == 0 ? CHAT_USAGE_DEFAULT_LIMIT : lq->limit;
-        /* The filters go into the query: filtering a fetched page afterwards returned fewer
-         * than |limit| records, or none, while older matching ones existed. A filter lost
-         * to a failed copy would widen the answer: refused instead. */
-        struct lg_usage_log_filter f = {j->model, j->conversation_id, j->since_ms, j->until_ms};
-        bool copied = j->user != NULL && (lq->model == NULL || lq->model[0] == '\0' ||
-                                          j->model != NULL) &&
-                      (lq->conversation_id == NULL || lq->conversation_id[0] == '\0' ||
-                       j->conversation_id != NULL);
-        rc = !copied ? LG_ERR_NOMEM
-                     : lg_usage_list_logs_filtered(
-                           svc->opts.usage, user,
-                           limit < LG_USAGE_MAX_LIMIT ? limit : LG_USAGE_MAX_LIMIT, 0, &f,
-                           usage_on_logs, j);
+        /* The filters go into the query (lg_usage copies them): filtering a fetched page
+         * afterwards returned fewer than |limit| records, or none, while older matching
+         * ones existed. */
+        struct lg_usage_log_filter f = {lq->model, lq->conversation_id,
+                                        lg_chat_pb_unix_to_ms(lq->since_unix),
+                                        lg_chat_pb_unix_to_ms(lq->until_unix)};
+        rc = j->user == NULL ? LG_ERR_NOMEM
+                             : lg_usage_list_logs_filtered(
+                                   svc->opts.usage, user,
+                                   limit < LG_USAGE_MAX_LIMIT ? limit : LG_USAGE_MAX_LIMIT, 0,
+                                   &f, usage_on_logs, j);
     }
     if (rc == LG_OK) {
         lg_grpc_call_set_user_data(j->call, j);
