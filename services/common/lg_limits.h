@@ -452,8 +452,11 @@ _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
  * (queries carry LIMITs well below this). */
 #define LG_CHCLIENT_MAX_RESPONSE_BYTES (64u * 1024u * 1024u)
 /* curl's upload buffer for INSERT bodies pulled through a read callback: one callback and
- * about one send(2) per this many bytes (curl's default is 64 KiB; it allows up to 2 MiB). */
-#define LG_CHCLIENT_UPLOAD_BUFFER_BYTES (512u * 1024u)
+ * about one send(2) per this many bytes (curl's default is 64 KiB; it allows up to 2 MiB).
+ * The maximum: against 512 KiB, paced 30k rows/s made 57% fewer sends, 34% fewer loop
+ * turns and 20% fewer wake-ups, and the shipper's threads used 0.1-0.35 points less of a
+ * core in every repetition (10 s and 30 s runs); a 1M-row burst shipped no slower. */
+#define LG_CHCLIENT_UPLOAD_BUFFER_BYTES (2048u * 1024u)
 
 /* Shipper batching defaults (ClickHouse guidance: 10k-100k rows per insert, about one
  * insert per second per table; each insert is one part, too many parts fail with 252).

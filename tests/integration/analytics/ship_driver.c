@@ -33,12 +33,13 @@
 #include "lg_record.h"
 #include "lg_shipper.h"
 #include "lg_spool.h"
+#include "lg_time.h"
 
 struct drv {
     const char *url, *spool_dir, *expect, *log_level, *compression;
     int64_t count, first, batch_rows, batch_bytes, batch_age_ms, spool_max, queue_cap, drain_ms,
         seg_bytes;
-    int64_t bad_at, rate;
+    int64_t bad_at, rate, steady_after_ms;
     bool hold, inject_bad, no_ship, metrics, premake;
 };
 
@@ -110,6 +111,10 @@ int main(int argc, char **argv)
         {"rate", LG_CFG_INT, &d.rate, "0", 0, INT64_C(100000000),
          "records per second to enqueue (paced in 1 ms steps, sleeping between them: a "
          "gateway whose calls finish at this rate); 0 = as fast as possible"},
+        {"steady-after-ms", LG_CFG_INT, &d.steady_after_ms, "0", 0, INT64_C(3600000),
+         "with --rate: also report the shipper threads' CPU from this long after the first "
+         "enqueue to the last one (steady_cpu_pct: the cost of the rate itself, without "
+         "start-up (buffers faulted in, connection) and the final drain); 0 = not"},
         {"premake", LG_CFG_BOOL, &d.premake, "false", 0, 0,
          "make every record before the clock starts (benchmark: time and CPU are the "
          "shipper's alone, as they are for ClickHouse's peer reading a ready file)"},
@@ -181,6 +186,9 @@ int main(int argc, char **argv)
     struct timespec t0, t1, t2, c0, c2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    /* The steady window: shipper threads' CPU and the clock at its start and end. */
+    bool steady = d.rate > 0 && d.steady_after_ms > 0;
+    int64_t steady_us[2] = {-1, -1}, steady_cpu[2] = {0, 0};
     for (int64_t i = d.first; i < d.first + d.count; i++) {
         if (d.rate > 0 && (i - d.first) % (d.rate / 1000 > 0 ? d.rate / 1000 : 1) == 0) {
             /* Record k is due at t0 + k / rate: sleep until then (absolute, so the pace
@@ -195,6 +203,16 @@ int main(int argc, char **argv)
             }
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR) {
             }
+        }
+        if (steady && (steady_us[0] < 0 || i == d.first + d.count - 1) &&
+            (i - d.first) * INT64_C(1000) / d.rate >= d.steady_after_ms) {
+            /* The window opens at the first record due after --steady-after-ms and closes
+             * at the last record. */
+            struct lg_shipper_stats w;
+            lg_shipper_get_stats(s, &w);
+            int k = steady_us[0] < 0 ? 0 : 1;
+            steady_us[k] = lg_time_mono_us();
+            steady_cpu[k] = (int64_t)w.thread_cpu_ns;
         }
         struct lg_record *r = pre != NULL ? pre[i - d.first] : drv_record_make(i);
         if (r == NULL) {
@@ -258,9 +276,16 @@ int main(int argc, char **argv)
     /* process_cpu_s: every thread from the first enqueue to drained. With --premake that
      * is all shipping work (enqueue, the producers' overflow spooling, the shipper
      * thread); without it, it includes making the records. */
+    /* steady_cpu_pct: -1 when no window was measured (no --steady-after-ms, or the run
+     * ended before it opened). */
+    double steady_pct = -1;
+    if (steady_us[0] >= 0 && steady_us[1] > steady_us[0]) {
+        steady_pct = 100.0 * (double)(steady_cpu[1] - steady_cpu[0]) /
+                     ((double)(steady_us[1] - steady_us[0]) * 1e3);
+    }
     printf("timing made_and_spooled_s=%.3f enqueue_to_drained_s=%.3f shipper_cpu_s=%.3f "
-           "process_cpu_s=%.3f\n",
-           spool_s, total_s, (double)cpu_ns / 1e9, proc_s);
+           "process_cpu_s=%.3f steady_cpu_pct=%.2f\n",
+           spool_s, total_s, (double)cpu_ns / 1e9, proc_s, steady_pct);
     printf("stats accepted=%" PRIu64 " rows_shipped=%" PRIu64 " dead_letters=%" PRIu64
            " dropped=%" PRIu64 " retries=%" PRIu64 " landed_checks=%" PRIu64
            " landed_on_check=%" PRIu64 " overflowed=%" PRIu64 " batches=%" PRIu64
