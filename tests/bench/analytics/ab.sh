@@ -10,7 +10,11 @@
 #   issue's CPU goal: under 10% of a core at ClickHouse's ingest rate), and that of the
 #   shipper's own two threads (without the driver's pacing wake-ups and enqueue calls;
 #   equal to the shipping work when no record took the overflow path); PACE_ARMS="a b" limits
-#   them to those arms (a build from before ship_driver had --rate).
+#   them to those arms (a build from before ship_driver had --rate). PACE_N (default N)
+#   records per paced step; STEADY_MS=5000 adds steady_pct, the shipper threads' CPU from
+#   that long after the first enqueue to the last one (ship_driver --steady-after-ms: the
+#   cost of the rate without start-up, ~0.5 point of a 10 s run's figure, and the drain;
+#   a build before 4ad9a37 lacks the flag).
 #   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; SHOW=1 prints ship_driver's
 #   timing and stats lines; E2E_FLAGS (default
 #   --premake) go to ship_driver only: the records are made before its clock starts, and
@@ -74,7 +78,7 @@ for rt in ${RATES:-}; do for l in ${PACE_ARMS:-${LABELS[@]}}; do STEPS+=("pace$r
 # (ClickHouse's CPU around it), t0/t1 (0 .. enqueue to drained).
 drive() {
   c0=$(ch_cpu)
-  out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "$N" \
+  out=$("$b/tests/ship_driver" --clickhouse-url "$URL" --spool-dir "$W/ds" --count "${cnt:-$N}" \
         --drain-ms 3600000 --spool-max-bytes 8000000000 "${fl[@]}" "$@")
   c1=$(ch_cpu)
   [ "${SHOW:-0}" = 0 ] || echo "$out" | grep -E '^(timing|stats)'
@@ -85,7 +89,7 @@ field() { echo "$out" | sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p"; }
 for r in $(seq 1 "$REPS"); do
   for v in "${STEPS[@]}"; do
     reset_schema; rm -rf "$W/sp" "$W/ds"
-    l=${v#*:}; b=${BUILD[$l]:-}; read -r -a fl <<< "${FLAGS[$l]:-}"; tcpu=0
+    l=${v#*:}; b=${BUILD[$l]:-}; read -r -a fl <<< "${FLAGS[$l]:-}"; tcpu=0; cnt=$N; steady=-1
     case $v in
       peer)
         c0=$(ch_cpu); t0=$(date +%s.%N)
@@ -106,13 +110,16 @@ for r in $(seq 1 "$REPS"); do
         cpu=$(field "$key");;
       pace*)
         rt=${v%%:*}; rt=${rt#pace}
-        drive --premake --rate "$rt"
-        cpu=$(field process_cpu_s); tcpu=$(field shipper_cpu_s);;
+        cnt=${PACE_N:-$N}; sf=()
+        [ "${STEADY_MS:-0}" = 0 ] || sf=(--steady-after-ms "$STEADY_MS")
+        drive --premake --rate "$rt" "${sf[@]}"
+        cpu=$(field process_cpu_s); tcpu=$(field shipper_cpu_s)
+        [ "${STEADY_MS:-0}" = 0 ] || steady=$(field steady_cpu_pct);;
     esac
     got=$(q 'SELECT count() FROM llm_requests')
-    [ "$got" = "$N" ] || echo "WARNING: $v landed $got rows, expected $N"
-    /usr/bin/python3 -c "import sys; n=int(sys.argv[1]); a,b,c,c0,c1=map(float,sys.argv[2:7]); print('rep=%s %-14s rows_per_s=%.0f cpu_s=%.2f cpu_us_per_row=%.1f ch_cpu_s=%.2f load=%s core_pct=%.1f threads_pct=%.1f' % (sys.argv[7], sys.argv[8], n/(b-a), c, 1e6*c/n, c1-c0, open('/proc/loadavg').read().split()[0], 100*c/(b-a), 100*float(sys.argv[9])/(b-a)))" \
-      "$N" "$t0" "$t1" "$cpu" "$c0" "$c1" "$r" "$v" "$tcpu" | tee -a "$W/results"
+    [ "$got" = "$cnt" ] || echo "WARNING: $v landed $got rows, expected $cnt"
+    /usr/bin/python3 -c "import sys; n=int(sys.argv[1]); a,b,c,c0,c1=map(float,sys.argv[2:7]); print('rep=%s %-14s rows_per_s=%.0f cpu_s=%.2f cpu_us_per_row=%.1f ch_cpu_s=%.2f load=%s core_pct=%.1f threads_pct=%.1f steady_pct=%s' % (sys.argv[7], sys.argv[8], n/(b-a), c, 1e6*c/n, c1-c0, open('/proc/loadavg').read().split()[0], 100*c/(b-a), 100*float(sys.argv[9])/(b-a), sys.argv[10]))" \
+      "$cnt" "$t0" "$t1" "$cpu" "$c0" "$c1" "$r" "$v" "$tcpu" "$steady" | tee -a "$W/results"
   done
 done
 /usr/bin/python3 - "$W/results" <<'PY'
@@ -120,13 +127,16 @@ import re, statistics, sys
 rows = {}
 pct = {}
 tpct = {}
+spct = {}
 loads = []
 for line in open(sys.argv[1]):
-    m = re.match(r'rep=(\d+) (\S+)\s+rows_per_s=(\d+) cpu_s=\S+ cpu_us_per_row=(\S+) ch_cpu_s=(\S+) load=(\S+) core_pct=(\S+) threads_pct=(\S+)', line)
+    m = re.match(r'rep=(\d+) (\S+)\s+rows_per_s=(\d+) cpu_s=\S+ cpu_us_per_row=(\S+) ch_cpu_s=(\S+) load=(\S+) core_pct=(\S+) threads_pct=(\S+) steady_pct=(\S+)', line)
     if m:
         rows.setdefault(m.group(2), []).append((int(m.group(1)), float(m.group(3)), float(m.group(4)), float(m.group(5))))
         pct.setdefault(m.group(2), []).append(float(m.group(7)))
         tpct.setdefault(m.group(2), []).append(float(m.group(8)))
+        if float(m.group(9)) >= 0:
+            spct.setdefault(m.group(2), []).append(float(m.group(9)))
         loads.append(float(m.group(6)))
 peer = {r: v for r, v, _, _ in rows.get('peer', [])}
 print('== medians (load average %.2f-%.2f)' % (min(loads), max(loads)))
@@ -135,6 +145,9 @@ for k, vals in rows.items():
     print('%-14s rows/s %8.0f  ratio to curl peer %.2fx  cpu %.1f us/row  clickhouse cpu %.2f s%s' % (
         k, statistics.median(v for _, v, _, _ in vals), statistics.median(ratios) if ratios else 0,
         statistics.median(c for _, _, c, _ in vals), statistics.median(h for _, _, _, h in vals),
-        '  our cpu %.1f%% of a core (the shipper\'s threads %.1f%%)' % (
-            statistics.median(pct[k]), statistics.median(tpct[k])) if k.startswith('pace') else ''))
+        '  our cpu %.1f%% of a core (the shipper\'s threads %.1f%%%s)' % (
+            statistics.median(pct[k]), statistics.median(tpct[k]),
+            '; steady window %.1f%%, range %.1f-%.1f' % (statistics.median(spct[k]), min(spct[k]),
+                                                      max(spct[k])) if k in spct else '')
+        if k.startswith('pace') else ''))
 PY
