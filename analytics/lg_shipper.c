@@ -124,6 +124,9 @@ struct lg_shipper {
     size_t run_len[LG_SHIPPER_RUN_RECORDS];
     size_t run_n, run_done, run_off;
     bool spool_failing;     /* the last spool flush failed (logged once per episode) */
+    /* The dead-letter file and its line buffer: the shipper thread writes to it, and so
+     * does a producer whose record cannot be encoded on the overflow path. */
+    pthread_mutex_t dl_mu;
     int dl_fd;
     uint64_t drop_logged;
 
@@ -164,6 +167,7 @@ static void add(atomic_uint_fast64_t *c, uint64_t n)
 static void dead_letter(lg_shipper *s, const char *batch_id, int code, const char *why,
                         const uint8_t *row, size_t len)
 {
+    pthread_mutex_lock(&s->dl_mu);
     struct lg_buf *b = &s->dl;
     lg_buf_reset(b);
     int rc = lg_buf_appendf(b, "{\"time_ms\":%" PRId64 ",\"batch_id\":\"%s\",\"code\":%d,"
@@ -195,6 +199,7 @@ static void dead_letter(lg_shipper *s, const char *batch_id, int code, const cha
     if (rc == LG_OK && fdatasync(s->dl_fd) != 0) {
         rc = LG_ERR_IO;
     }
+    pthread_mutex_unlock(&s->dl_mu);
     add(&s->dead_letters, 1);
     if (rc != LG_OK) {
         lg_log(LG_LOG_ERROR, NULL, "dead_letter_write_failed", "path=%s err=%s row_bytes=%zu",
@@ -203,6 +208,15 @@ static void dead_letter(lg_shipper *s, const char *batch_id, int code, const cha
         lg_log(LG_LOG_WARN, NULL, "dead_letter", "batch=%s code=%d row_bytes=%zu", batch_id,
                code, len);
     }
+}
+
+/* A record that can never be encoded (too large, or no memory for its row): dead-lettered
+ * by request id and freed, on the shipper thread (fill_run) and the overflow path alike. */
+static void dead_letter_record(lg_shipper *s, struct lg_record *r, int rc)
+{
+    const char *rid = r->request_id != NULL ? r->request_id : "";
+    dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid));
+    lg_record_free(r);
 }
 
 /* ---- ring -> spool ------------------------------------------------------------------ */
@@ -298,9 +312,7 @@ static size_t fill_run(lg_shipper *s)
         size_t mark = s->frames.len;
         int rc = encode_frame(&s->frames, r);
         if (rc != LG_OK) {
-            const char *rid = r->request_id != NULL ? r->request_id : "";
-            dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid));
-            lg_record_free(r);
+            dead_letter_record(s, r, rc);
             continue;
         }
         s->run[s->run_n] = r;
@@ -1147,16 +1159,21 @@ bool lg_shipper_compression_gzip(enum lg_shipper_compression c, const char *url)
 
 /* The overflow path's append: |r| as one frame in |row| (reset first), then into the
  * spool. LG_OK or the error of the encoder or of the spool (|r| untouched). */
-static int spool_frame(lg_shipper *s, struct lg_buf *row, const struct lg_record *r)
+/* Encodes |r| into |row| and appends it to the spool. *|unencodable| tells an error of
+ * the encoder (the record can never be spooled) from the spool's refusal. */
+static int spool_frame(lg_shipper *s, struct lg_buf *row, const struct lg_record *r,
+                       bool *unencodable)
 {
     lg_buf_reset(row);
     int rc = encode_frame(row, r);
+    *unencodable = rc != LG_OK;
     size_t taken = 0;
     if (rc == LG_OK) {
         rc = lg_spool_append_frames(s->sp, row->data, row->len, &taken);
     }
     return rc;
 }
+
 
 static int overflow(lg_shipper *s, struct lg_record *r)
 {
@@ -1166,19 +1183,26 @@ static int overflow(lg_shipper *s, struct lg_record *r)
      * which the shipper thread freeing records also takes). A producer that finds it taken
      * does not wait: it uses its own, as before. */
     int rc;
+    bool unencodable;
     if (pthread_mutex_trylock(&s->ovf_mu) == 0) {
-        rc = spool_frame(s, &s->ovf_row, r);
+        rc = spool_frame(s, &s->ovf_row, r, &unencodable);
         lg_buf_trim(&s->ovf_row, LG_SHIPPER_OVERFLOW_KEEP_BYTES); /* a huge record's */
         pthread_mutex_unlock(&s->ovf_mu);
     } else {
         struct lg_buf row;
         lg_buf_init(&row, LG_SPOOL_FRAME_HDR_BYTES + LG_RECORD_MAX_ROW_BYTES);
-        rc = spool_frame(s, &row, r);
+        rc = spool_frame(s, &row, r, &unencodable);
         lg_buf_deinit(&row);
     }
-    if (rc == LG_OK) {
+    if (rc == LG_OK || unencodable) {
+        /* Taken either way; an unencodable record is not a drop (nothing is wrong with the
+         * spool): dead-lettered, as the shipper thread does with one it pops. */
         add(&s->overflowed, 1);
-        lg_record_free(r);
+        if (rc == LG_OK) {
+            lg_record_free(r);
+        } else {
+            dead_letter_record(s, r, rc);
+        }
         return LG_OK;
     }
     uint64_t n = atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed) + 1;
@@ -1507,6 +1531,7 @@ static void free_resources(lg_shipper *s)
     pthread_mutex_destroy(&s->sy_mu);
     lg_buf_deinit(&s->ovf_row);
     pthread_mutex_destroy(&s->ovf_mu);
+    pthread_mutex_destroy(&s->dl_mu);
     pthread_mutex_destroy(&s->nt_mu);
     lg_free(s);
 }
@@ -1532,6 +1557,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     pthread_mutex_init(&s->sy_mu, NULL);
     pthread_cond_init(&s->sy_cv, NULL);
     pthread_mutex_init(&s->ovf_mu, NULL);
+    pthread_mutex_init(&s->dl_mu, NULL);
     pthread_mutex_init(&s->nt_mu, NULL);
     lg_buf_init(&s->ovf_row, LG_SPOOL_FRAME_HDR_BYTES + LG_RECORD_MAX_ROW_BYTES);
     lg_buf_init(&s->resp, LG_CHCLIENT_MAX_ERROR_BYTES);

@@ -28,9 +28,9 @@
  * malformed go to the dead-letter file (one JSON line each: error, code, batch_id, row) and
  * the rest of the batch is resent. When ClickHouse reports a data error without naming a
  * row of the batch ("at row N"), every row of that batch is dead-lettered: kept in the
- * file, out of the pipeline (retrying would fail the same way forever). A record the
- * shipper thread cannot encode (too large, or no memory) is dead-lettered by its request id
- * alone. Everything else (5xx, timeouts, connection errors, too
+ * file, out of the pipeline (retrying would fail the same way forever). A record that
+ * cannot be encoded (too large, or no memory), by the shipper thread or by a caller on the
+ * full-ring path, is dead-lettered by its request id alone (taken: LG_OK, not a drop). Everything else (5xx, timeouts, connection errors, too
  * many parts, memory limit, unknown table) is retried forever with exponential backoff and
  * full jitter; the spool holds the rows meanwhile. Before resending a batch after an
  * ambiguous failure (the request may have executed: timeout, cut connection), and at start
@@ -95,7 +95,8 @@ struct lg_shipper_opts {
 /* Counters; all monotonic except the gauges spool_bytes and queue_depth. */
 struct lg_shipper_stats {
     uint64_t accepted;       /* records taken by enqueue (ring or spool) */
-    uint64_t overflowed;     /* of those, spooled by the caller because the ring was full */
+    uint64_t overflowed;     /* of those, taken by the caller because the ring was full
+                                (spooled, or dead-lettered when it cannot be encoded) */
     uint64_t dropped;        /* lost: refused at enqueue (ring full, spool full or failing),
                                 freed at stop, or discarded unwritten by the spool */
     uint64_t spooled;        /* rows appended to the spool by the shipper thread */

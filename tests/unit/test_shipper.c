@@ -367,6 +367,55 @@ static void test_shipper_unspoolable_record_dead_lettered(void **state)
     assert_null(strstr(buf, "r-2"));
 }
 
+/* The same record on the full-ring path (the caller encodes): dead-lettered and taken,
+ * not refused as a drop (it was LG_ERR_EXHAUSTED, counted dropped, before). With a ring of
+ * 2 slots, three small records then a huge one reach the overflow path unless the thread
+ * drained in between: repeated, so the huge records take both paths. */
+static void test_shipper_unencodable_on_overflow_dead_lettered(void **state)
+{
+    struct fixture *f = *state;
+    struct lg_shipper_opts o = spool_only(f->dir);
+    o.queue_capacity = 2;
+    lg_shipper *s = NULL;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
+    size_t big_len = (size_t)LG_RECORD_MAX_ROW_BYTES + 4096u;
+    char *big = malloc(big_len);
+    assert_non_null(big);
+    memset(big, 'x', big_len);
+    enum { ROUNDS = 8, SMALL = 3 };
+    for (int k = 0; k < ROUNDS; k++) {
+        for (int i = 0; i < SMALL; i++) {
+            assert_int_equal(lg_shipper_enqueue(s, rec(k * 10 + i)), LG_OK);
+        }
+        struct lg_record *r = rec(k * 10 + 9);
+        assert_int_equal(lg_record_set_str(&r->response_content, big, big_len), LG_OK);
+        assert_int_equal(lg_shipper_enqueue(s, r), LG_OK);
+    }
+    free(big);
+    assert_int_equal(lg_shipper_sync(s, 30000), LG_OK);
+    struct lg_shipper_stats st;
+    lg_shipper_get_stats(s, &st);
+    assert_true(st.overflowed > 0);
+    assert_int_equal(st.accepted, ROUNDS * (SMALL + 1));
+    assert_int_equal(st.dead_letters, ROUNDS);
+    assert_int_equal(st.dropped, 0);
+    lg_shipper_free(s);
+    assert_int_equal(count_spooled(f->dir), ROUNDS * SMALL);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/deadletter.jsonl", f->dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char buf[8192];
+    size_t got = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[got] = 0;
+    for (int k = 0; k < ROUNDS; k++) {
+        char id[32];
+        snprintf(id, sizeof(id), "\"row\":\"r-%d\"", k * 10 + 9);
+        assert_non_null(strstr(buf, id));
+    }
+}
+
 static void test_shipper_cap_drops_are_counted(void **state)
 {
     struct fixture *f = *state;
@@ -548,6 +597,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shipper_ticket_written_means_in_spool_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shipper_overflow_goes_to_spool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_unencodable_on_overflow_dead_lettered,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_cap_drops_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_disk_full_is_backpressure, setup,
                                         teardown),
