@@ -1319,6 +1319,9 @@ int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms)
 
 int lg_shipper_drain(lg_shipper *s, int64_t timeout_ms)
 {
+    if (s->no_ship) {
+        return LG_ERR_INVALID; /* nothing can land; its idle state would have said LG_OK */
+    }
     struct timespec dl;
     deadline_at(&dl, timeout_ms);
     pthread_mutex_lock(&s->mu);

@@ -166,7 +166,9 @@ void lg_shipper_set_written_notify(lg_shipper *s, void (*fn)(void *arg), void *a
 int lg_shipper_sync(lg_shipper *s, int64_t timeout_ms);
 /* The SIGTERM hook: ships everything accepted so far, ignoring batch age, and waits until
  * ClickHouse acknowledged it all or |timeout_ms| passed. LG_OK (all landed) or
- * LG_ERR_TIMEOUT (the rest stays spooled). The shipper keeps running either way. */
+ * LG_ERR_TIMEOUT (the rest stays spooled). The shipper keeps running either way.
+ * LG_ERR_INVALID at once for a spool-only shipper (no_ship: nothing lands; see
+ * lg_shipper_sync). */
 int lg_shipper_drain(lg_shipper *s, int64_t timeout_ms);
 
 void lg_shipper_get_stats(lg_shipper *s, struct lg_shipper_stats *out);
