@@ -71,7 +71,7 @@ struct lg_batch {
     size_t seal_bound;   /* bytes reserved in |body| for the compressed output */
     char suffix[64];     /* ,"batch_id":"<id>"}\n */
     size_t suffix_len;
-    int64_t month; /* month_of(min_start_ms), once the first row with a time is in */
+    int64_t month; /* month_of the first row's start_time_ms (0 when it has none) */
 #ifdef LG_HAVE_LIBDEFLATE
     struct libdeflate_compressor *ldc; /* made at the first gzip seal */
     struct lg_buf member;              /* raw bytes of the gzip member being made */
@@ -259,8 +259,11 @@ static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, in
     bool has_t = row_start_ms(row, len, &t);
     /* One batch, one monthly partition: ClickHouse inserts a block per partition, so a
      * batch spanning two months could land half way and a resend would duplicate the
-     * landed half (research/shipper.md section 1, "Atomicity"). */
-    if (b->count > 0 && has_t && b->range_ok && month_of(t) != b->month) {
+     * landed half (research/shipper.md section 1, "Atomicity"). A row without the key
+     * lands in the partition of the column's default, 0 (1970-01): it was exempt from the
+     * rule, and so was every row after it. */
+    int64_t month = month_of(has_t ? t : 0);
+    if (b->count > 0 && month != b->month) {
         return LG_ERR_EXHAUSTED;
     }
     if (b->count + 2 > b->offs_cap) {
@@ -310,10 +313,10 @@ static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, in
         b->max_start_ms = INT64_MIN;
     }
     b->digs[b->count] = htole64((uint64_t)crc << 32 | (uint64_t)(uint32_t)len);
+    if (b->count == 0) {
+        b->month = month;
+    }
     if (has_t) {
-        if (b->count == 0) {
-            b->month = month_of(t);
-        }
         b->min_start_ms = t < b->min_start_ms ? t : b->min_start_ms;
         b->max_start_ms = t > b->max_start_ms ? t : b->max_start_ms;
     } else {

@@ -209,12 +209,14 @@ static void test_batch_time_range(void **state)
     assert_true(lg_batch_time_range(b, &lo, &hi));
     assert_int_equal(lo, INT64_C(1793491200500));
     assert_int_equal(hi, INT64_C(1793491300000));
-    add(b, "{\"no_time\":1", 0, LG_OK);
-    assert_false(lg_batch_time_range(b, &lo, &hi)); /* one row without: no narrowing */
+    /* A row without a time is another month's (1970-01: test_batch_never_spans_two_months) */
+    add(b, "{\"no_time\":1", 0, LG_ERR_EXHAUSTED);
     lg_batch_reset(b);
     add(b, "{\"start_time_ms\":5", 0, LG_OK);
     assert_true(lg_batch_time_range(b, &lo, &hi));
     assert_int_equal(lo, 5);
+    add(b, "{\"no_time\":1", 0, LG_OK);
+    assert_false(lg_batch_time_range(b, &lo, &hi)); /* one row without: no narrowing */
     lg_batch_free(b);
 }
 
@@ -236,6 +238,17 @@ static void test_batch_never_spans_two_months(void **state)
     add(b, "{\"start_time_ms\":1709164800000", 0, LG_OK); /* 2024-02-29T00:00Z */
     add(b, "{\"start_time_ms\":1709251199999", 0, LG_OK); /* 2024-02-29T23:59:59.999Z */
     add(b, "{\"start_time_ms\":1709251200000", 0, LG_ERR_EXHAUSTED); /* 2024-03-01 */
+    /* A row without start_time_ms lands in the partition of the column's default, 0
+     * (1970-01), whether it comes first or later (both were let through). */
+    lg_batch_reset(b);
+    add(b, "{\"a\":1", 0, LG_OK);
+    add(b, "{\"start_time_ms\":1793491200000", 0, LG_ERR_EXHAUSTED);
+    add(b, "{\"a\":2", 0, LG_OK);
+    add(b, "{\"start_time_ms\":5", 0, LG_OK); /* 1970-01 too */
+    lg_batch_reset(b);
+    add(b, "{\"start_time_ms\":1793491200000", 0, LG_OK);
+    add(b, "{\"a\":1", 0, LG_ERR_EXHAUSTED);
+    add(b, "{\"start_time_ms\":1793491200001", 0, LG_OK);
     lg_batch_free(b);
 }
 
