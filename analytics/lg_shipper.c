@@ -1476,6 +1476,13 @@ static int init_resources(lg_shipper *s, const struct lg_shipper_opts *o)
         o->spool_dir, o->spool_max_bytes > 0 ? o->spool_max_bytes : LG_SPOOL_DEFAULT_MAX_BYTES,
         o->spool_segment_bytes > 0 ? o->spool_segment_bytes : LG_SPOOL_DEFAULT_SEGMENT_BYTES};
     rc = lg_spool_open(&s->sp, &so); /* creates the directory the dead-letter file is in */
+    if (rc == LG_ERR_CORRUPT) {
+        /* Nothing is guessed: from the oldest segment the acknowledged head would ship again
+         * (docs/operations.md, "Corrupt spool state"). */
+        lg_log(LG_LOG_ERROR, NULL, "spool_state_corrupt",
+               "path=%s/state fix=\"move it aside to replay from the oldest segment\"",
+               o->spool_dir);
+    }
     if (rc != LG_OK) {
         return rc;
     }

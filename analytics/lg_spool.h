@@ -103,7 +103,11 @@ struct lg_spool_stats {
     uint64_t recycled;         /* segments made from the spare file (not created) */
 };
 
-/* Opens (or creates) the spool in |o->dir|, recovering a torn tail. Returned owned. */
+/* Opens (or creates) the spool in |o->dir|, recovering a torn tail. Returned owned.
+ * LG_OK, LG_ERR_INVALID (options), LG_ERR_IO, LG_ERR_NOMEM, or LG_ERR_CORRUPT: the state
+ * file (the acknowledged position and the batch in flight) does not parse or fails its
+ * CRC, or a segment kept after recovery has no magic. Nothing is guessed and nothing is
+ * changed on disk; without a state file the spool opens at its oldest segment. */
 int lg_spool_open(lg_spool **out, const struct lg_spool_opts *o);
 /* Flushes and fsyncs buffered records, closes files, frees |sp|. Accepts NULL. */
 void lg_spool_close(lg_spool *sp);

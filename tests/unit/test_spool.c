@@ -219,6 +219,59 @@ static void test_spool_ack_persists_and_frees_segments(void **state)
     lg_spool_close(sp);
 }
 
+/* A state file failing its CRC is refused (LG_ERR_CORRUPT) and left as it is; moved
+ * aside, the spool opens at its oldest segment and the acknowledged head replays
+ * (docs/operations.md, "Corrupt spool state"). */
+static void test_spool_corrupt_state_refused(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 1 << 16);
+    append_n(sp, 0, 100);
+    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
+    struct lg_spool_state st;
+    lg_spool_get_state(sp, &st);
+    struct lg_spool_pos cur = st.ack;
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 60; i++) {
+        assert_int_equal(lg_spool_read(sp, &cur, &b), LG_OK);
+    }
+    lg_buf_deinit(&b);
+    st.ack = cur;
+    assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
+    lg_spool_close(sp);
+    char path[128], aside[128];
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    snprintf(aside, sizeof(aside), "%s/state.bad", f->dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    char line[256];
+    size_t n = fread(line, 1, sizeof(line), fp);
+    assert_true(n > 20);
+    /* One digit of the acknowledged offset changed: the line parses, its CRC fails. */
+    char *off = line + strlen("lgspool-state 1 ");
+    off = strchr(off, ' ') + 1;
+    *off = *off == '9' ? '8' : (char)(*off + 1);
+    rewind(fp);
+    assert_int_equal(fwrite(line, 1, n, fp), n);
+    fclose(fp);
+    struct lg_spool_opts o = {f->dir, 1 << 20, 1 << 16};
+    sp = NULL;
+    assert_int_equal(lg_spool_open(&sp, &o), LG_ERR_CORRUPT);
+    assert_null(sp);
+    fp = fopen(path, "rb");
+    char again[256];
+    assert_int_equal(fread(again, 1, sizeof(again), fp), n);
+    fclose(fp);
+    assert_memory_equal(again, line, n); /* left as it was */
+    assert_int_equal(rename(path, aside), 0);
+    sp = open_spool(f, 1 << 20, 1 << 16);
+    cur = ack_of(sp);
+    assert_int_equal(read_all(sp, &cur, 0), 100);
+    lg_spool_close(sp);
+    unlink(aside);
+}
+
 /* A frame of "record-NNNNNN": 8-byte header and 13 bytes. */
 #define REC_FRAME_BYTES (8u + 13u)
 
@@ -1023,6 +1076,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_spool_reads_version_1_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_torn_tail_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_corrupt_state_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_crc_mismatch_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_corrupt_middle_segment_skipped, setup,
                                         teardown),
