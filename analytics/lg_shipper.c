@@ -529,14 +529,15 @@ static int seal_now(lg_shipper *s, lg_batch *b)
 
 static void start_insert(lg_shipper *s, int64_t now)
 {
-    /* An INSERT never rides a reused connection: when a reused keep-alive connection dies
-     * before any answer, libcurl silently resends the request on a new one (its "connection
-     * died, retrying a fresh connect"), and for an INSERT the server may already have
-     * executed the first copy: a double-billed batch that no batch_id check would see.
-     * Found by it_ambiguous.sh. One TCP handshake per insert (about one per second) is the
-     * price; landed-checks (idempotent SELECTs) keep using keep-alive. */
-    curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);
+    /* Keep-alive, safely: when a reused connection dies before any answer, libcurl
+     * silently resends the request on a new one (its "connection died, retrying a fresh
+     * connect"), and for an INSERT the server may already have executed the first copy, a
+     * double-billed batch no batch_id check would see (found by it_ambiguous.sh when bodies
+     * were POSTFIELDS, after which every INSERT took a fresh connection). The body is now
+     * always read through lg_chclient_setup_reader's callback, which has no seek function:
+     * once any body byte was sent, that resend needs a rewind and fails instead
+     * (CURLE_SEND_FAIL_REWIND, ambiguous: the landed-check decides). it_ambiguous.sh
+     * asserts both: 7 connections for 10 INSERTs and 3 cuts, and each cut failing so. */
     /* query_id = batch_id: while an earlier attempt of this batch is still executing on the
      * server (its client was cut or killed, ClickHouse goes on), a resend is refused with
      * Code 216 instead of inserting a second copy, and the landed-check sees it running. */
@@ -570,8 +571,6 @@ static void start_insert(lg_shipper *s, int64_t now)
 
 static void start_check(lg_shipper *s, int64_t now)
 {
-    curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 0L);
-    curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 0L);
     lg_buf_reset(&s->sql);
     /* Two numbers: attempts of this batch still executing (query_id = batch_id), and rows
      * of it that landed. Only "none running" makes the second one final. */

@@ -12,8 +12,9 @@
  * bytes, age; the next batch is prepared while one is in flight) -> one INSERT INTO
  * llm_ingest FORMAT JSONEachRow (gzip'd, or uncompressed and streamed from the batch's rows:
  * |compression|) over libcurl multi (curl_multi_poll on the
- * shipper's own loop; a fresh connection per INSERT, see start_insert: libcurl would
- * silently resend an INSERT whose reused connection died) -> on success the spool's ack
+ * shipper's own loop; keep-alive: libcurl's silent resend of a request whose reused
+ * connection died cannot repeat an INSERT, whose body it cannot rewind, see start_insert)
+ * -> on success the spool's ack
  * position moves past the batch and whole acknowledged segments are deleted.
  *
  * When the ring is full the caller encodes and appends to the spool itself (the only case

@@ -6,7 +6,8 @@ relay then closes the client's connection without a byte of the answer. That is 
 "connection cut before the answer" case of issue 5: the client cannot know whether its
 batch landed.
 usage: cut_proxy.py CLICKHOUSE_HOST:PORT --cut 2,5
-prints: listening cut_proxy 127.0.0.1:PORT
+prints: listening cut_proxy 127.0.0.1:PORT; on stderr a line per client connection
+accepted and per INSERT relayed (keep-alive is counted from them)
 """
 import argparse
 import http.client
@@ -67,6 +68,7 @@ def serve(conn):
                 with lock:
                     inserts[0] += 1
                     cut = inserts[0] in CUT
+                    sys.stderr.write("cut_proxy: insert #%d\n" % inserts[0])
             if cut:
                 sys.stderr.write("cut_proxy: cut the answer of insert #%d (status %d)\n"
                                  % (inserts[0], resp.status))
@@ -93,6 +95,10 @@ srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", 0))
 srv.listen(64)
 print("listening cut_proxy 127.0.0.1:%d" % srv.getsockname()[1], flush=True)
+conns = 0
 while True:
     c, _ = srv.accept()
+    conns += 1
+    sys.stderr.write("cut_proxy: connection #%d\n" % conns)
+    sys.stderr.flush()
     threading.Thread(target=serve, args=(c,), daemon=True).start()

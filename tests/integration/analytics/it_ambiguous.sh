@@ -21,4 +21,17 @@ expect_eq "distinct request ids" "$(q 'SELECT uniqExact(request_id) FROM llm_req
 expect_eq "rollup requests (no batch sent twice)" "$(q 'SELECT sum(requests) FROM llm_usage_daily')" "$N"
 landed=$(sed -n 's/^stats .* landed_on_check=\([0-9]*\).*/\1/p' "$WORK/driver.out")
 expect_eq "batches found landed by the batch_id check" "$landed" "3"
+# Keep-alive: INSERTs ride one connection until a cut closes it; libcurl then opens
+# another to resend (its silent retry on a reused connection that died), which cannot
+# happen for an INSERT: the body is read through a callback without a seek function, so
+# curl fails with "rewinding of the data stream failed", counted as ambiguous, and the
+# landed-check follows. So 1 + 2 per cut = 7 connections; an INSERT per fresh connection
+# (the rule before) made one per INSERT, and one for the checks: 11.
+inserts=$(grep -c '^cut_proxy: insert #' "$WORK/proxy.err")
+conns=$(grep -c '^cut_proxy: connection #' "$WORK/proxy.err")
+echo "inserts relayed: $inserts, client connections: $conns"
+[ "$inserts" -ge 10 ] || fail "only $inserts inserts relayed"
+[ "$conns" -le 7 ] || fail "$conns connections for $inserts inserts: no keep-alive"
+expect_eq "cut inserts failed as not rewindable" \
+  "$(grep -c 'rewinding of the data stream failed' "$WORK/driver.err")" "3"
 echo PASS
