@@ -86,7 +86,19 @@ drive() {
 }
 # The value of " NAME=" in ship_driver's output.
 field() { echo "$out" | sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p"; }
+# The host's speed at each repetition: identical binaries' CPU figures move with it by
+# 30% and more on this shared machine (session 6: paced 30k at 8.4-8.9% in one hour,
+# 10-13% in the next, same builds), so each repetition prints the first arm's
+# `bench_enqueue encode` figures (pure user-space encoding, warm and cold records).
+calib() {
+  [ -x "$FIRST/tests/bench_enqueue" ] || return 0
+  "$FIRST/tests/bench_enqueue" encode | awk -v r="$1" '
+    / realistic JSONEachRow/ { sub(/.*ns_per_row=/, ""); sub(/ .*/, ""); w = $0 }
+    /realistic-cold/ { sub(/.*ns_per_row=/, ""); sub(/ .*/, ""); c = $0 }
+    END { printf "rep=%s calib encode_warm_ns=%s encode_cold_ns=%s\n", r, w, c }'
+}
 for r in $(seq 1 "$REPS"); do
+  calib "$r"
   for v in "${STEPS[@]}"; do
     reset_schema; rm -rf "$W/sp" "$W/ds"
     l=${v#*:}; b=${BUILD[$l]:-}; read -r -a fl <<< "${FLAGS[$l]:-}"; tcpu=0; cnt=$N; steady=-1
