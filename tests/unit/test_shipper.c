@@ -324,6 +324,18 @@ static void test_shipper_overflow_goes_to_spool(void **state)
     assert_int_equal(count_spooled(f->dir), 2000);
 }
 
+/* The dead-letter file of the spool in |dir| as a string (up to |cap| - 1 bytes). */
+static void read_dead_letters(const char *dir, char *buf, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/deadletter.jsonl", dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    size_t got = fread(buf, 1, cap - 1, fp);
+    fclose(fp);
+    buf[got] = 0;
+}
+
 /* A record whose row can never be spooled (past LG_RECORD_MAX_ROW_BYTES: refused by the
  * encoder at the buffer's cap, or by the row check of a run just under it) is
  * dead-lettered by request id; the records before and after it in the same run are
@@ -356,14 +368,8 @@ static void test_shipper_unspoolable_record_dead_lettered(void **state)
     assert_int_equal(st.dropped, 0);
     lg_shipper_free(s);
     assert_int_equal(count_spooled(f->dir), 3);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/deadletter.jsonl", f->dir);
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
     char buf[4096];
-    size_t got = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[got] = 0;
+    read_dead_letters(f->dir, buf, sizeof(buf));
     assert_non_null(strstr(buf, "r-1"));
     assert_non_null(strstr(buf, "r-3"));
     assert_null(strstr(buf, "r-2"));
@@ -403,14 +409,8 @@ static void test_shipper_unencodable_on_overflow_dead_lettered(void **state)
     assert_int_equal(st.dropped, 0);
     lg_shipper_free(s);
     assert_int_equal(count_spooled(f->dir), ROUNDS * SMALL);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/deadletter.jsonl", f->dir);
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
     char buf[8192];
-    size_t got = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[got] = 0;
+    read_dead_letters(f->dir, buf, sizeof(buf));
     for (int k = 0; k < ROUNDS; k++) {
         char id[32];
         snprintf(id, sizeof(id), "\"row\":\"r-%d\"", k * 10 + 9);

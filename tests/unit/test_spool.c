@@ -177,20 +177,29 @@ static void test_spool_view_reads_follow_the_writer(void **state)
     lg_spool_close(sp);
 }
 
-static void test_spool_ack_persists_and_frees_segments(void **state)
+/* Appends record-000000..099, flushes, reads the first 60 from the acknowledged position:
+ * returns where the reader stopped; |st| gets the state as it was before the reads. */
+static struct lg_spool_pos append_100_read_60(lg_spool *sp, struct lg_spool_state *st)
 {
-    struct fixture *f = *state;
-    lg_spool *sp = open_spool(f, 1 << 20, 256);
     append_n(sp, 0, 100);
     assert_int_equal(lg_spool_flush(sp, false), LG_OK);
-    struct lg_spool_state st;
-    lg_spool_get_state(sp, &st);
-    struct lg_spool_pos cur = st.ack;
+    lg_spool_get_state(sp, st);
+    struct lg_spool_pos cur = st->ack;
     struct lg_buf b;
     lg_buf_init(&b, 1 << 20);
     for (int i = 0; i < 60; i++) {
         assert_int_equal(lg_spool_read(sp, &cur, &b), LG_OK);
     }
+    lg_buf_deinit(&b);
+    return cur;
+}
+
+static void test_spool_ack_persists_and_frees_segments(void **state)
+{
+    struct fixture *f = *state;
+    lg_spool *sp = open_spool(f, 1 << 20, 256);
+    struct lg_spool_state st;
+    struct lg_spool_pos cur = append_100_read_60(sp, &st);
     struct lg_spool_stats before, after;
     lg_spool_get_stats(sp, &before);
     st.ack = cur;
@@ -207,7 +216,6 @@ static void test_spool_ack_persists_and_frees_segments(void **state)
     assert_int_equal(seg_size(f, 0), UINT64_MAX);
     assert_int_not_equal(seg_size(f, cur.seg), UINT64_MAX); /* the unacknowledged stay */
     lg_spool_reap(sp); /* nothing left to remove: harmless */
-    lg_buf_deinit(&b);
     lg_spool_close(sp);
     sp = open_spool(f, 1 << 20, 256);
     struct lg_spool_state st2;
@@ -226,17 +234,8 @@ static void test_spool_corrupt_state_refused(void **state)
 {
     struct fixture *f = *state;
     lg_spool *sp = open_spool(f, 1 << 20, 1 << 16);
-    append_n(sp, 0, 100);
-    assert_int_equal(lg_spool_flush(sp, false), LG_OK);
     struct lg_spool_state st;
-    lg_spool_get_state(sp, &st);
-    struct lg_spool_pos cur = st.ack;
-    struct lg_buf b;
-    lg_buf_init(&b, 1 << 20);
-    for (int i = 0; i < 60; i++) {
-        assert_int_equal(lg_spool_read(sp, &cur, &b), LG_OK);
-    }
-    lg_buf_deinit(&b);
+    struct lg_spool_pos cur = append_100_read_60(sp, &st);
     st.ack = cur;
     assert_int_equal(lg_spool_save_state(sp, &st), LG_OK);
     lg_spool_close(sp);
