@@ -1157,9 +1157,9 @@ bool lg_shipper_compression_gzip(enum lg_shipper_compression c, const char *url)
 }
 
 /* The overflow path's append: |r| as one frame in |row| (reset first), then into the
- * spool. LG_OK or the error of the encoder or of the spool (|r| untouched). */
-/* Encodes |r| into |row| and appends it to the spool. *|unencodable| tells an error of
- * the encoder (the record can never be spooled) from the spool's refusal. */
+ * spool. LG_OK or the error of the encoder or of the spool (|r| untouched);
+ * *|unencodable| tells the encoder's (the record can never be spooled) from the spool's
+ * refusal. */
 static int spool_frame(lg_shipper *s, struct lg_buf *row, const struct lg_record *r,
                        bool *unencodable)
 {
@@ -1172,7 +1172,6 @@ static int spool_frame(lg_shipper *s, struct lg_buf *row, const struct lg_record
     }
     return rc;
 }
-
 
 static int overflow(lg_shipper *s, struct lg_record *r)
 {

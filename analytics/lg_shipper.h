@@ -14,8 +14,8 @@
  * |compression|) over libcurl multi (curl_multi_poll on the
  * shipper's own loop; keep-alive: libcurl's silent resend of a request whose reused
  * connection died cannot repeat an INSERT, whose body it cannot rewind, see start_insert)
- * -> on success the spool's ack
- * position moves past the batch and whole acknowledged segments are deleted.
+ * -> on success the spool's ack position moves past the batch and whole acknowledged
+ * segments are deleted.
  *
  * When the ring is full the caller encodes and appends to the spool itself (the only case
  * where enqueue does I/O: a write(2) when the spool's buffer fills). When the spool is at
@@ -31,9 +31,9 @@
  * row of the batch ("at row N"), every row of that batch is dead-lettered: kept in the
  * file, out of the pipeline (retrying would fail the same way forever). A record that
  * cannot be encoded (too large, or no memory), by the shipper thread or by a caller on the
- * full-ring path, is dead-lettered by its request id alone (taken: LG_OK, not a drop). Everything else (5xx, timeouts, connection errors, too
- * many parts, memory limit, unknown table) is retried forever with exponential backoff and
- * full jitter; the spool holds the rows meanwhile. Before resending a batch after an
+ * full-ring path, is dead-lettered by its request id alone (taken: LG_OK, not a drop).
+ * Everything else (5xx, timeouts, connection errors, too many parts, memory limit, unknown
+ * table) is retried forever with exponential backoff and full jitter; the spool holds the rows meanwhile. Before resending a batch after an
  * ambiguous failure (the request may have executed: timeout, cut connection), and at start
  * when the state file names a batch in flight, the shipper asks ClickHouse how many rows
  * carry that batch_id (SELECT uniqExact(request_id) FROM llm_requests WHERE batch_id = ..)

@@ -69,6 +69,7 @@ def serve(conn):
                     inserts[0] += 1
                     cut = inserts[0] in CUT
                     sys.stderr.write("cut_proxy: insert #%d\n" % inserts[0])
+                    sys.stderr.flush()
             if cut:
                 sys.stderr.write("cut_proxy: cut the answer of insert #%d (status %d)\n"
                                  % (inserts[0], resp.status))
