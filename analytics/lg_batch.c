@@ -17,6 +17,7 @@
 #include "lg_err.h"
 #include "lg_limits.h"
 #include "lg_mem.h"
+#include "lg_record.h"
 #include "lg_spool.h"
 
 /* FNV-1a 64 (public domain constants): fast, deterministic, good enough to tell batches
@@ -72,6 +73,7 @@ struct lg_batch {
     char suffix[64];     /* ,"batch_id":"<id>"}\n */
     size_t suffix_len;
     int64_t month; /* month_of the first row's start_time_ms (0 when it has none) */
+    unsigned fmt;  /* the rows' format: '{' (JSONEachRow) or a RowBinary version */
 #ifdef LG_HAVE_LIBDEFLATE
     struct libdeflate_compressor *ldc; /* made at the first gzip seal */
     struct lg_buf member;              /* raw bytes of the gzip member being made */
@@ -232,6 +234,16 @@ static int64_t month_of(int64_t ms)
     return y * 12 + (m - 1);
 }
 
+/* A RowBinary row's start_time_ms: its first column, Int64 little endian. */
+static int64_t rb_start_ms(const uint8_t *cols)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | cols[i];
+    }
+    return (int64_t)v;
+}
+
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
 {
     return lg_batch_add_crc(b, row, len, lg_spool_crc32(row, len), now_ms);
@@ -248,15 +260,39 @@ static const uint8_t *row_at(const lg_batch *b, size_t i)
 static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms,
                    bool ref, void *hold)
 {
-    if (len == 0 || row[0] != '{' || b->sealing || (b->count > 0 && b->ref_mode != ref)) {
+    if (len == 0 || b->sealing || (b->count > 0 && b->ref_mode != ref)) {
+        return LG_ERR_INVALID;
+    }
+    /* A RowBinary row is checked whole here: one that is not could make ClickHouse read
+     * its neighbours' bytes as its own and name the wrong row in its error. The batch keeps
+     * its columns only (ClickHouse's bytes); the version byte picks the INSERT's column
+     * list (lg_batch_format). */
+    unsigned fmt = row[0];
+    if (fmt == LG_RECORD_ROWBINARY_V1) {
+        if (lg_record_rowbinary_check(fmt, row + 1, len - 1) != LG_OK) {
+            return LG_ERR_INVALID;
+        }
+        row++;
+        len--;
+    } else if (fmt != '{') {
         return LG_ERR_INVALID;
     }
     size_t total = b->offs[b->count];
     if (b->count >= b->lim.max_rows || (b->count > 0 && total + len > b->lim.max_bytes)) {
         return LG_ERR_EXHAUSTED;
     }
-    int64_t t;
-    bool has_t = row_start_ms(row, len, &t);
+    /* One format per batch: one INSERT statement (spools written before and after an
+     * upgrade hold both). */
+    if (b->count > 0 && fmt != b->fmt) {
+        return LG_ERR_EXHAUSTED;
+    }
+    int64_t t = 0;
+    bool has_t = true;
+    if (fmt == '{') {
+        has_t = row_start_ms(row, len, &t);
+    } else {
+        t = rb_start_ms(row); /* checked: the row holds every column */
+    }
     /* One batch, one monthly partition: ClickHouse inserts a block per partition, so a
      * batch spanning two months could land half way and a resend would duplicate the
      * landed half (research/shipper.md section 1, "Atomicity"). A row without the key
@@ -312,9 +348,12 @@ static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, in
         b->min_start_ms = INT64_MAX;
         b->max_start_ms = INT64_MIN;
     }
-    b->digs[b->count] = htole64((uint64_t)crc << 32 | (uint64_t)(uint32_t)len);
+    /* The spooled length (with a RowBinary row's version byte): what the CRC covers. */
+    size_t slen = fmt == '{' ? len : len + 1;
+    b->digs[b->count] = htole64((uint64_t)crc << 32 | (uint64_t)(uint32_t)slen);
     if (b->count == 0) {
         b->month = month;
+        b->fmt = fmt;
     }
     if (has_t) {
         b->min_start_ms = t < b->min_start_ms ? t : b->min_start_ms;
@@ -473,9 +512,16 @@ static int seal_id(lg_batch *b)
     if (b->count == 0) {
         return LG_ERR_INVALID;
     }
-    snprintf(b->id, sizeof(b->id), "%016" PRIx64 "-%zu", hash_rows(b), b->count);
-    int slen = snprintf(b->suffix, sizeof(b->suffix), ",\"batch_id\":\"%s\"}\n", b->id);
-    b->suffix_len = (size_t)slen;
+    int idlen = snprintf(b->id, sizeof(b->id), "%016" PRIx64 "-%zu", hash_rows(b), b->count);
+    if (b->fmt == '{') {
+        int slen = snprintf(b->suffix, sizeof(b->suffix), ",\"batch_id\":\"%s\"}\n", b->id);
+        b->suffix_len = (size_t)slen;
+    } else {
+        /* RowBinary: batch_id is the last column, a String (one length byte: < 128). */
+        b->suffix[0] = (char)idlen;
+        memcpy(b->suffix + 1, b->id, (size_t)idlen);
+        b->suffix_len = (size_t)idlen + 1;
+    }
     b->raw_len = b->offs[b->count] + b->count * b->suffix_len;
     b->seal_next = 0;
     b->rd_row = 0;
@@ -649,6 +695,11 @@ int lg_batch_seal(lg_batch *b, bool gzip)
         rc = lg_batch_seal_step(b, SIZE_MAX);
     }
     return rc;
+}
+
+unsigned lg_batch_format(const lg_batch *b)
+{
+    return b->fmt;
 }
 
 const char *lg_batch_id(const lg_batch *b)

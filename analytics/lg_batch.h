@@ -2,14 +2,15 @@
 /*
  * lg_batch: sans-I/O assembly of one ClickHouse insert from encoded rows.
  *
- * Purpose: collects open JSONEachRow rows (lg_record_encode_row output: '{' ... without the
- * closing brace) until a row, byte or age limit is reached; then lg_batch_seal computes a
- * deterministic batch_id (a 64-bit hash, XXH3 or FNV-1a by build, of each row's CRC-32 and
- * length in order, and their count, so the same rows always give the same id, across
- * restarts), closes every row with
- * ,"batch_id":"<id>"}\n and gzips the body (or streams it: lg_batch_seal_stream). A row
- * ClickHouse rejects can be removed (lg_batch_remove) and the batch sealed again; its id
- * changes with its content.
+ * Purpose: collects open rows of one format (lg_record_encode_row output, JSONEachRow: '{'
+ * ... without the closing brace; or lg_record_encode_rowbinary output: a version byte and
+ * the RowBinary columns) until a row, byte or age limit is reached; then lg_batch_seal
+ * computes a deterministic batch_id (a 64-bit hash, XXH3 or FNV-1a by build, of each row's
+ * CRC-32 and length in order, and their count, so the same rows always give the same id,
+ * across restarts), closes every row with ,"batch_id":"<id>"}\n (JSON) or appends the id as
+ * the batch_id String column (RowBinary), and gzips the body (or streams it:
+ * lg_batch_seal_stream). A row ClickHouse rejects can be removed (lg_batch_remove) and the
+ * batch sealed again; its id changes with its content.
  *
  * Thread: none; a batch belongs to the shipper thread.
  * Ownership: rows are copied in (lg_batch_add*), or lent with a hold on their memory
@@ -49,9 +50,11 @@ void lg_batch_trim(lg_batch *b, size_t keep_bytes);
 
 /* Adds one open row of |len| bytes, read at |now_ms| (monotonic). LG_OK, LG_ERR_EXHAUSTED
  * when the batch already holds max_rows rows, the row would pass max_bytes (and the batch
- * is not empty), or the row's start_time_ms is in another UTC month than the batch's rows
- * (one batch never spans two monthly partitions, so it lands whole or not at all),
- * LG_ERR_INVALID (empty row or a row not starting with '{'), LG_ERR_NOMEM. */
+ * is not empty), the row's start_time_ms is in another UTC month than the batch's rows
+ * (one batch never spans two monthly partitions, so it lands whole or not at all), or it
+ * is in another format than theirs (one INSERT statement per batch), LG_ERR_INVALID (an
+ * empty row, a row starting with neither '{' nor LG_RECORD_ROWBINARY_V1, or a RowBinary row
+ * that is not exactly one whole row: lg_record_rowbinary_check), LG_ERR_NOMEM. */
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms);
 /* lg_batch_add for a row whose CRC-32 (lg_spool_crc32 of its |len| bytes) the caller already
  * has, such as the spool frame's it was read from (lg_spool_last_crc). A wrong |crc| gives a
@@ -84,7 +87,8 @@ size_t lg_batch_bytes(const lg_batch *b);
  * query to the partitions the batch can be in. false when a row had none (or the batch is
  * empty): then no narrowing is safe. */
 bool lg_batch_time_range(const lg_batch *b, int64_t *min_ms, int64_t *max_ms);
-/* Row |i| (0-based), without batch_id. */
+/* Row |i| (0-based) as ClickHouse gets it, without batch_id (a RowBinary row without its
+ * version byte). */
 struct lg_slice lg_batch_row(const lg_batch *b, size_t i);
 /* Removes row |i|. LG_OK or LG_ERR_INVALID. The batch must be sealed again. */
 int lg_batch_remove(lg_batch *b, size_t i);
@@ -115,6 +119,9 @@ size_t lg_batch_body_len(const lg_batch *b);
  * any kind of seal. Sequential reads are O(bytes); a read behind the last one finds its
  * row by binary search. Returns n (0 at the end). The batch must not change meanwhile. */
 size_t lg_batch_body_read(lg_batch *b, size_t off, uint8_t *dst, size_t cap);
+/* The rows' format: '{' (JSONEachRow) or their RowBinary version (LG_RECORD_ROWBINARY_V1);
+ * meaningful while the batch holds rows. */
+unsigned lg_batch_format(const lg_batch *b);
 /* The id of the last seal ("" before). */
 const char *lg_batch_id(const lg_batch *b);
 /* The body of the last seal ({NULL, 0} after lg_batch_seal_stream). */

@@ -257,6 +257,7 @@ struct row_vals {
     const uint8_t *str[ROW_NSTR];
     size_t str_len[ROW_NSTR];
     int64_t num[ROW_NINT];
+    double temp_val; /* 0 when absent or not finite */
     char temp[ROW_DOUBLE_MAX_BYTES + 8];
     size_t temp_len;
 };
@@ -494,7 +495,8 @@ static size_t format_double17(double v, char *out, size_t cap)
     return n > 0 ? (size_t)n : 0;
 }
 
-static void row_gather(const struct lg_record *r, struct row_vals *v)
+/* |text_temp|: also format the temperature as JSON text (RowBinary writes its 8 bytes). */
+static void row_gather(const struct lg_record *r, struct row_vals *v, bool text_temp)
 {
     static const uint8_t empty[] = "";
     const char *s[ROW_NSTR] = {
@@ -528,7 +530,8 @@ static void row_gather(const struct lg_record *r, struct row_vals *v)
     v->num[ROW_END_TIME] = r->end_time_ms;
     v->num[ROW_DURATION] = r->duration_ms;
     v->num[ROW_TTFT] = r->time_to_first_token_ms;
-    v->temp_len = format_double17(has_t ? r->temperature : 0.0, v->temp, sizeof(v->temp));
+    v->temp_val = has_t ? r->temperature : 0.0;
+    v->temp_len = text_temp ? format_double17(v->temp_val, v->temp, sizeof(v->temp)) : 0;
 }
 
 /* Bytes the row takes: exact when |exact|, else an upper bound without a pass over the
@@ -577,7 +580,7 @@ static int row_encode(const struct lg_record *r, struct lg_buf *out, const char 
                       size_t tail_len)
 {
     struct row_vals v;
-    row_gather(r, &v);
+    row_gather(r, &v, true);
     size_t strs = 0;
     for (size_t i = 0; i < ROW_NSTR; i++) {
         strs += v.str_len[i]; /* cannot wrap: distinct strings in memory */
@@ -609,6 +612,268 @@ int lg_record_encode_row(const struct lg_record *r, struct lg_buf *out)
 int lg_record_encode_json(const struct lg_record *r, struct lg_buf *out)
 {
     return row_encode(r, out, "}\n", 2);
+}
+
+/* ---- RowBinary ----------------------------------------------------------------------
+ *
+ * The same columns in the same order as the JSON row (ROW_PIECES), as ClickHouse's
+ * RowBinary reads them for the types of analytics/schema's llm_ingest: UInt8 for the four
+ * flags, Int64 for the other integers, Float64, String. No escaping and no digits: the
+ * encoder measures the row exactly (one strlen per string), reserves it once and copies. */
+
+/* The UInt8 columns; every other integer column is Int64. */
+static bool row_int_is_u8(enum row_int i)
+{
+    return i == ROW_HAS_TEMPERATURE || i == ROW_HAS_MAX_TOKENS || i == ROW_STREAM ||
+           i == ROW_PRICE_MISSING;
+}
+
+/* LEB128, as ClickHouse writes and reads string lengths (writeVarUInt). */
+#define RB_VARINT_MAX_BYTES 10u
+
+static size_t rb_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80u) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *rb_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80u) {
+        *p++ = (uint8_t)(v | 0x80u);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint8_t *rb_put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+    return p + 8;
+}
+
+static uint64_t rb_get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static const char rb_columns_v1[] =
+    "start_time_ms,request_id,stream_id,user_id,conversation_id,agent_id,provider_config_id,"
+    "provider,model,has_temperature,temperature,has_max_tokens,max_tokens,stream,"
+    "request_messages,request_params,response_content,finish_reason,prompt_tokens,"
+    "completion_tokens,cached_tokens,total_tokens,estimated_cost_nano_usd,usage_source,"
+    "price_missing,end_time_ms,duration_ms,time_to_first_token_ms,status,error_message,"
+    "metadata";
+
+const char *lg_record_rowbinary_columns(unsigned version)
+{
+    return version == LG_RECORD_ROWBINARY_V1 ? rb_columns_v1 : NULL;
+}
+
+int lg_record_encode_rowbinary(const struct lg_record *r, struct lg_buf *out)
+{
+    struct row_vals v;
+    row_gather(r, &v, false);
+    size_t need = 1 + 8; /* version byte, temperature */
+    for (size_t i = 0; i < ROW_NINT; i++) {
+        need += row_int_is_u8((enum row_int)i) ? 1u : 8u;
+    }
+    for (size_t i = 0; i < ROW_NSTR; i++) {
+        need += rb_varint_len(v.str_len[i]) + v.str_len[i]; /* cannot wrap: distinct strings */
+    }
+    size_t room = out->len <= out->max ? out->max - out->len : 0;
+    if (need > room) {
+        return LG_ERR_TOO_LARGE;
+    }
+    uint8_t *start = lg_buf_reserve(out, need);
+    if (start == NULL) {
+        return LG_ERR_NOMEM;
+    }
+    uint8_t *p = start;
+    *p++ = LG_RECORD_ROWBINARY_V1;
+    uint64_t tbits;
+    memcpy(&tbits, &v.temp_val, sizeof(tbits));
+#define RB_PUT_S(lit, i)                                                                       \
+    p = rb_put_varint(p, v.str_len[i]);                                                        \
+    memcpy(p, v.str[i], v.str_len[i]);                                                         \
+    p += v.str_len[i];
+#define RB_PUT_I(lit, i)                                                                       \
+    if (row_int_is_u8(i)) {                                                                    \
+        *p++ = (uint8_t)v.num[i];                                                              \
+    } else {                                                                                   \
+        p = rb_put_le64(p, (uint64_t)v.num[i]);                                                \
+    }
+#define RB_PUT_T(lit) p = rb_put_le64(p, tbits);
+#define RB_PUT_N(lit)
+    ROW_PIECES(RB_PUT_S, RB_PUT_I, RB_PUT_T, RB_PUT_N)
+#undef RB_PUT_N
+#undef RB_PUT_T
+#undef RB_PUT_I
+#undef RB_PUT_S
+    assert((size_t)(p - start) == need);
+    lg_buf_commit(out, need);
+    return LG_OK;
+}
+
+/* A decoded row: views into its bytes. */
+struct rb_cols {
+    const uint8_t *str[ROW_NSTR];
+    size_t str_len[ROW_NSTR];
+    int64_t num[ROW_NINT];
+    double temp;
+};
+
+/* Reads one whole version-1 row's columns from |p| (|len| bytes) into |c|. LG_OK when every
+ * column is there and nothing is left over, else LG_ERR_INVALID. */
+static int rb_walk(const uint8_t *p, size_t len, struct rb_cols *c)
+{
+    const uint8_t *end = p + len;
+    bool ok = true;
+#define RB_GET_S(lit, i)                                                                       \
+    if (ok) {                                                                                  \
+        uint64_t n = 0;                                                                        \
+        unsigned shift = 0;                                                                    \
+        for (;;) {                                                                             \
+            if (p == end || shift >= 7u * RB_VARINT_MAX_BYTES) {                               \
+                ok = false;                                                                    \
+                break;                                                                         \
+            }                                                                                  \
+            uint8_t b = *p++;                                                                  \
+            n |= (uint64_t)(b & 0x7fu) << shift;                                               \
+            shift += 7;                                                                        \
+            if (b < 0x80u) {                                                                   \
+                break;                                                                         \
+            }                                                                                  \
+        }                                                                                      \
+        if (ok && n > (uint64_t)(end - p)) {                                                   \
+            ok = false;                                                                        \
+        }                                                                                      \
+        if (ok) {                                                                              \
+            c->str[i] = p;                                                                     \
+            c->str_len[i] = (size_t)n;                                                         \
+            p += n;                                                                            \
+        }                                                                                      \
+    }
+#define RB_GET_I(lit, i)                                                                       \
+    if (ok) {                                                                                  \
+        size_t w = row_int_is_u8(i) ? 1u : 8u;                                                 \
+        if ((size_t)(end - p) < w) {                                                           \
+            ok = false;                                                                        \
+        } else {                                                                               \
+            c->num[i] = w == 1 ? (int64_t)*p : (int64_t)rb_get_le64(p);                        \
+            p += w;                                                                            \
+        }                                                                                      \
+    }
+#define RB_GET_T(lit)                                                                          \
+    if (ok) {                                                                                  \
+        if ((size_t)(end - p) < 8u) {                                                          \
+            ok = false;                                                                        \
+        } else {                                                                               \
+            uint64_t bits = rb_get_le64(p);                                                    \
+            memcpy(&c->temp, &bits, sizeof(bits));                                             \
+            p += 8;                                                                            \
+        }                                                                                      \
+    }
+#define RB_GET_N(lit)
+    ROW_PIECES(RB_GET_S, RB_GET_I, RB_GET_T, RB_GET_N)
+#undef RB_GET_N
+#undef RB_GET_T
+#undef RB_GET_I
+#undef RB_GET_S
+    return ok && p == end ? LG_OK : LG_ERR_INVALID;
+}
+
+int lg_record_rowbinary_check(unsigned version, const uint8_t *cols, size_t len)
+{
+    struct rb_cols c;
+    if (version != LG_RECORD_ROWBINARY_V1) {
+        return LG_ERR_INVALID;
+    }
+    return rb_walk(cols, len, &c);
+}
+
+int lg_record_from_rowbinary(unsigned version, const uint8_t *cols, size_t len,
+                             struct lg_record **out)
+{
+    struct rb_cols c;
+    if (version != LG_RECORD_ROWBINARY_V1 || rb_walk(cols, len, &c) != LG_OK) {
+        return LG_ERR_INVALID;
+    }
+    static const char *const status_names[] = {"success", "error", "cancelled", "timeout"};
+    int status = -1;
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
+        if (c.str_len[ROW_STATUS] == strlen(status_names[i]) &&
+            memcmp(c.str[ROW_STATUS], status_names[i], c.str_len[ROW_STATUS]) == 0) {
+            status = (int)i;
+        }
+    }
+    bool est = c.str_len[ROW_USAGE_SOURCE] == 9 &&
+               memcmp(c.str[ROW_USAGE_SOURCE], "estimated", 9) == 0;
+    bool rep = c.str_len[ROW_USAGE_SOURCE] == 8 &&
+               memcmp(c.str[ROW_USAGE_SOURCE], "reported", 8) == 0;
+    if (status < 0 || (!est && !rep)) {
+        return LG_ERR_INVALID;
+    }
+    struct lg_record *r;
+    int rc = lg_record_new(&r);
+    if (rc != LG_OK) {
+        return rc;
+    }
+    char **fields[ROW_NSTR] = {
+        [ROW_REQUEST_ID] = &r->request_id,
+        [ROW_STREAM_ID] = &r->stream_id,
+        [ROW_USER_ID] = &r->user_id,
+        [ROW_CONVERSATION_ID] = &r->conversation_id,
+        [ROW_AGENT_ID] = &r->agent_id,
+        [ROW_PROVIDER_CONFIG_ID] = &r->provider_config_id,
+        [ROW_PROVIDER] = &r->provider,
+        [ROW_MODEL] = &r->model,
+        [ROW_REQUEST_MESSAGES] = &r->request_messages,
+        [ROW_REQUEST_PARAMS] = &r->request_params,
+        [ROW_RESPONSE_CONTENT] = &r->response_content,
+        [ROW_FINISH_REASON] = &r->finish_reason,
+        [ROW_ERROR_MESSAGE] = &r->error_message,
+        [ROW_METADATA] = &r->metadata,
+    };
+    for (size_t i = 0; i < ROW_NSTR && rc == LG_OK; i++) {
+        if (fields[i] != NULL) {
+            rc = lg_record_set_str(fields[i], (const char *)c.str[i], c.str_len[i]);
+        }
+    }
+    if (rc != LG_OK) {
+        lg_record_free(r);
+        return rc;
+    }
+    r->status = (enum lg_record_status)status;
+    r->usage_source = est ? LG_RECORD_USAGE_ESTIMATED : LG_RECORD_USAGE_REPORTED;
+    r->has_temperature = c.num[ROW_HAS_TEMPERATURE] != 0;
+    r->temperature = c.temp;
+    r->has_max_tokens = c.num[ROW_HAS_MAX_TOKENS] != 0;
+    r->max_tokens = c.num[ROW_MAX_TOKENS];
+    r->stream = c.num[ROW_STREAM] != 0;
+    r->prompt_tokens = c.num[ROW_PROMPT_TOKENS];
+    r->completion_tokens = c.num[ROW_COMPLETION_TOKENS];
+    r->cached_tokens = c.num[ROW_CACHED_TOKENS];
+    r->total_tokens = c.num[ROW_TOTAL_TOKENS];
+    r->estimated_cost_nano_usd = c.num[ROW_COST];
+    r->price_missing = c.num[ROW_PRICE_MISSING] != 0;
+    r->start_time_ms = c.num[ROW_START_TIME];
+    r->end_time_ms = c.num[ROW_END_TIME];
+    r->duration_ms = c.num[ROW_DURATION];
+    r->time_to_first_token_ms = c.num[ROW_TTFT];
+    *out = r;
+    return LG_OK;
 }
 
 void lg_record_sink_close(struct lg_record_sink *s)

@@ -132,6 +132,34 @@ int lg_record_encode_row(const struct lg_record *r, struct lg_buf *out);
 /* lg_record_encode_row + "}\n": one complete JSON line. */
 int lg_record_encode_json(const struct lg_record *r, struct lg_buf *out);
 
+/* RowBinary rows (ClickHouse's binary row format: integers little endian, Float64 as its 8
+ * IEEE bytes, strings as a LEB128 length and the bytes), the shipper's default format. A
+ * spooled RowBinary row starts with a version byte, LG_RECORD_ROWBINARY_V1, then its columns
+ * in the order lg_record_rowbinary_columns(version) names them; ClickHouse gets the columns
+ * only (the batcher leaves the byte out and adds batch_id). The byte tells a RowBinary row
+ * from a JSON one ('{') in the same spool, and a later column set gets its own version while
+ * rows spooled with this one keep being sent with this one's column list. The values are
+ * those of the JSON row: strings end at their first NUL, a NULL metadata is "{}", the enums
+ * are their names, a NaN or infinite temperature is has_temperature 0, temperature 0. */
+#define LG_RECORD_ROWBINARY_V1 0x01u
+
+/* Appends |r| as an open RowBinary row (version byte and columns, no batch_id), reserved and
+ * written in one step. LG_OK, LG_ERR_TOO_LARGE (|out| cap: left as it was), LG_ERR_NOMEM. */
+int lg_record_encode_rowbinary(const struct lg_record *r, struct lg_buf *out);
+/* The columns of version |version|'s rows, comma separated, without batch_id (a static
+ * string), or NULL for an unknown version. */
+const char *lg_record_rowbinary_columns(unsigned version);
+/* Checks that |cols| (|len| bytes: a row's columns, after its version byte) is exactly one
+ * whole |version| row: every column present, each length within the row, no byte left over.
+ * A row that passes cannot shift ClickHouse's reading of the next one. LG_OK or
+ * LG_ERR_INVALID. Pure. */
+int lg_record_rowbinary_check(unsigned version, const uint8_t *cols, size_t len);
+/* Decodes a row's columns (as lg_record_rowbinary_check takes them) into a new record
+ * (returned owned): lg_record_encode_json of it gives the JSON row the record had. LG_OK,
+ * LG_ERR_INVALID (not a whole row, or an enum name this build does not know), LG_ERR_NOMEM. */
+int lg_record_from_rowbinary(unsigned version, const uint8_t *cols, size_t len,
+                             struct lg_record **out);
+
 /* Names for enum values, as stored in ClickHouse ("success", "reported", ...). */
 const char *lg_record_status_name(enum lg_record_status s);
 const char *lg_record_usage_source_name(enum lg_record_usage_source s);

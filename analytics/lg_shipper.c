@@ -26,9 +26,12 @@
 #include "lg_record.h"
 #include "lg_spool.h"
 
-/* The statement every batch is sent with. llm_ingest is a Null table whose materialized
- * views fill llm_requests, llm_request_bodies and llm_usage_daily (analytics/schema). */
-#define SHIPPER_INSERT_PARAMS                                                                  \
+/* The statements batches are sent with, by their rows' format. llm_ingest is a Null table
+ * whose materialized views fill llm_requests, llm_request_bodies and llm_usage_daily
+ * (analytics/schema). JSON rows name their columns; RowBinary rows are read in the order
+ * of the column list, which comes from the rows' version (lg_record_rowbinary_columns):
+ * columns the server has and the list lacks get their defaults. */
+#define SHIPPER_INSERT_PARAMS_JSON                                                             \
     "query=INSERT%20INTO%20llm_ingest%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1"
 
 enum ship_phase {
@@ -43,6 +46,7 @@ struct lg_shipper {
     struct lg_chclient_opts ch;
     char *url, *user, *key, *ca_file, *dl_path;
     bool gzip, no_ship;
+    enum lg_shipper_format format; /* of new rows */
     lg_queue *q;
     lg_spool *sp;
     pthread_t th;
@@ -164,26 +168,71 @@ static void add(atomic_uint_fast64_t *c, uint64_t n)
 
 /* ---- dead letters ------------------------------------------------------------------- */
 
-static void dead_letter(lg_shipper *s, const char *batch_id, int code, const char *why,
-                        const uint8_t *row, size_t len)
+/* Appends ,"row":"<JSON row text>" for a row ClickHouse gets as RowBinary columns of
+ * version |fmt| (decoded: a dead letter is for people and for replay by hand), or
+ * ,"row_hex":"..." when it does not decode. */
+static int dead_letter_rowbinary(struct lg_buf *b, unsigned fmt, const uint8_t *row, size_t len)
 {
-    pthread_mutex_lock(&s->dl_mu);
-    struct lg_buf *b = &s->dl;
-    lg_buf_reset(b);
+    struct lg_record *r;
+    int rc = lg_record_from_rowbinary(fmt, row, len, &r);
+    if (rc == LG_OK) {
+        struct lg_buf json;
+        lg_buf_init(&json, LG_RECORD_MAX_ROW_BYTES);
+        rc = lg_record_encode_row(r, &json);
+        lg_record_free(r);
+        if (rc == LG_OK) {
+            rc = lg_buf_append_str(b, ",\"row\":\"");
+        }
+        if (rc == LG_OK) {
+            rc = lg_buf_append_json_escaped(b, json.data, json.len);
+        }
+        lg_buf_deinit(&json);
+        return rc == LG_OK ? lg_buf_append_str(b, "\"") : rc;
+    }
+    rc = lg_buf_append_str(b, ",\"row_hex\":\"");
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len && rc == LG_OK; i++) {
+        char h[2] = {hex[row[i] >> 4], hex[row[i] & 15]};
+        rc = lg_buf_append(b, h, 2);
+    }
+    return rc == LG_OK ? lg_buf_append_str(b, "\"") : rc;
+}
+
+int lg_shipper_dead_letter_line(struct lg_buf *b, int64_t time_ms, const char *batch_id,
+                                int code, const char *why, const uint8_t *row, size_t len,
+                                unsigned fmt)
+{
     int rc = lg_buf_appendf(b, "{\"time_ms\":%" PRId64 ",\"batch_id\":\"%s\",\"code\":%d,"
-                            "\"error\":\"", lg_time_wall_ms(), batch_id, code);
+                            "\"error\":\"", time_ms, batch_id, code);
     if (rc == LG_OK) {
         rc = lg_buf_append_json_escaped(b, (const uint8_t *)why, strlen(why));
     }
     if (rc == LG_OK) {
-        rc = lg_buf_append_str(b, "\",\"row\":\"");
+        rc = lg_buf_append_str(b, "\"");
     }
-    if (rc == LG_OK) {
-        rc = lg_buf_append_json_escaped(b, row, len);
+    if (rc == LG_OK && fmt == LG_RECORD_ROWBINARY_V1) {
+        rc = dead_letter_rowbinary(b, fmt, row, len);
+    } else if (rc == LG_OK) {
+        rc = lg_buf_append_str(b, ",\"row\":\"");
+        if (rc == LG_OK) {
+            rc = lg_buf_append_json_escaped(b, row, len);
+        }
+        if (rc == LG_OK) {
+            rc = lg_buf_append_str(b, "\"");
+        }
     }
-    if (rc == LG_OK) {
-        rc = lg_buf_append_str(b, "\"}\n");
-    }
+    return rc == LG_OK ? lg_buf_append_str(b, "}\n") : rc;
+}
+
+/* Writes one dead letter (lg_shipper_dead_letter_line) and fdatasyncs it. */
+static void dead_letter(lg_shipper *s, const char *batch_id, int code, const char *why,
+                        const uint8_t *row, size_t len, unsigned fmt)
+{
+    pthread_mutex_lock(&s->dl_mu);
+    struct lg_buf *b = &s->dl;
+    lg_buf_reset(b);
+    int rc = lg_shipper_dead_letter_line(b, lg_time_wall_ms(), batch_id, code, why, row, len,
+                                         fmt);
     size_t off = 0;
     while (rc == LG_OK && off < b->len) {
         ssize_t n = write(s->dl_fd, b->data + off, b->len - off);
@@ -215,7 +264,7 @@ static void dead_letter(lg_shipper *s, const char *batch_id, int code, const cha
 static void dead_letter_record(lg_shipper *s, struct lg_record *r, int rc)
 {
     const char *rid = r->request_id != NULL ? r->request_id : "";
-    dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid));
+    dead_letter(s, "", 0, lg_err_str(rc), (const uint8_t *)rid, strlen(rid), 0);
     lg_record_free(r);
 }
 
@@ -225,13 +274,14 @@ static void dead_letter_record(lg_shipper *s, struct lg_record *r, int rc)
  * JSONEachRow row. LG_OK; LG_ERR_TOO_LARGE when the row passes LG_RECORD_MAX_ROW_BYTES or
  * |buf|'s cap, LG_ERR_NOMEM, or the encoder's error: |buf| is then as it was. Used by the
  * shipper thread (a run of frames) and by the overflow path (one frame). */
-static int encode_frame(struct lg_buf *buf, const struct lg_record *r)
+static int encode_frame(struct lg_buf *buf, const struct lg_record *r, enum lg_shipper_format f)
 {
     size_t mark = buf->len;
     int rc = lg_buf_append(buf, (const uint8_t[LG_SPOOL_FRAME_HDR_BYTES]){0},
                            LG_SPOOL_FRAME_HDR_BYTES);
     if (rc == LG_OK) {
-        rc = lg_record_encode_row(r, buf);
+        rc = f == LG_SHIPPER_FORMAT_JSON ? lg_record_encode_row(r, buf)
+                                         : lg_record_encode_rowbinary(r, buf);
     }
     size_t plen = rc == LG_OK ? buf->len - mark - LG_SPOOL_FRAME_HDR_BYTES : 0;
     if (rc == LG_OK && plen > LG_RECORD_MAX_ROW_BYTES) {
@@ -310,7 +360,7 @@ static size_t fill_run(lg_shipper *s)
         add(&s->popped, 1);
         struct lg_record *r = item;
         size_t mark = s->frames.len;
-        int rc = encode_frame(&s->frames, r);
+        int rc = encode_frame(&s->frames, r, s->format);
         if (rc != LG_OK) {
             dead_letter_record(s, r, rc);
             continue;
@@ -416,7 +466,13 @@ static enum fill_end fill_batch(lg_shipper *s, lg_batch *b, struct lg_spool_pos 
             return rc == LG_ERR_NOMEM ? FILL_AT_END : FILL_CLOSED;
         }
         if (rc != LG_OK) {
-            dead_letter(s, "", 0, "row is not a JSON object", row.ptr, row.len);
+            /* A RowBinary frame that is not one whole row cannot be decoded: its columns
+             * go as hex (row_hex). */
+            bool rb = row.len > 0 && row.ptr[0] == LG_RECORD_ROWBINARY_V1;
+            dead_letter(s, "", 0,
+                        rb ? "row is not one whole RowBinary row" : "row is not a JSON object",
+                        row.ptr + (rb ? 1 : 0), row.len - (rb ? 1 : 0),
+                        rb ? LG_RECORD_ROWBINARY_V1 : 0);
         }
         *end = s->rd;
     }
@@ -542,7 +598,24 @@ static void start_insert(lg_shipper *s, int64_t now)
      * server (its client was cut or killed, ClickHouse goes on), a resend is refused with
      * Code 216 instead of inserting a second copy, and the landed-check sees it running. */
     lg_buf_reset(&s->params);
-    int rc = lg_buf_append_str(&s->params, SHIPPER_INSERT_PARAMS "&query_id=");
+    int rc;
+    unsigned fmt = lg_batch_format(s->batch);
+    if (fmt == '{') {
+        rc = lg_buf_append_str(&s->params, SHIPPER_INSERT_PARAMS_JSON);
+    } else {
+        lg_buf_reset(&s->sql);
+        rc = lg_buf_appendf(&s->sql, "INSERT INTO llm_ingest (%s,batch_id) FORMAT RowBinary",
+                            lg_record_rowbinary_columns(fmt));
+        if (rc == LG_OK) {
+            rc = lg_buf_append_str(&s->params, "query=");
+        }
+        if (rc == LG_OK) {
+            rc = lg_chclient_urlencode(&s->params, (const char *)s->sql.data);
+        }
+    }
+    if (rc == LG_OK) {
+        rc = lg_buf_append_str(&s->params, "&query_id=");
+    }
     if (rc == LG_OK) {
         rc = lg_chclient_urlencode(&s->params, lg_batch_id(s->batch));
     }
@@ -642,7 +715,7 @@ static void on_insert_failed(lg_shipper *s, const struct lg_chclient_result *res
     if (v == LG_CHCLIENT_BAD_ROW && (size_t)res->row <= lg_batch_count(s->batch)) {
         size_t i = (size_t)res->row - 1;
         struct lg_slice r = lg_batch_row(s->batch, i);
-        dead_letter(s, id, res->ch_code, res->message, r.ptr, r.len);
+        dead_letter(s, id, res->ch_code, res->message, r.ptr, r.len, lg_batch_format(s->batch));
         lg_batch_remove(s->batch, i);
         if (lg_batch_count(s->batch) == 0) {
             ack_batch(s, 0);
@@ -655,7 +728,8 @@ static void on_insert_failed(lg_shipper *s, const struct lg_chclient_result *res
     if (v == LG_CHCLIENT_BAD_DATA || v == LG_CHCLIENT_BAD_ROW) {
         for (size_t i = 0; i < lg_batch_count(s->batch); i++) {
             struct lg_slice r = lg_batch_row(s->batch, i);
-            dead_letter(s, id, res->ch_code, res->message, r.ptr, r.len);
+            dead_letter(s, id, res->ch_code, res->message, r.ptr, r.len,
+                        lg_batch_format(s->batch));
         }
         ack_batch(s, 0);
         return;
@@ -1126,6 +1200,19 @@ static void *thread_main(void *arg)
 
 /* ---- public API ---------------------------------------------------------------------- */
 
+int lg_shipper_format_parse(const char *v, enum lg_shipper_format *out)
+{
+    if (v != NULL && strcmp(v, "rowbinary") == 0) {
+        *out = LG_SHIPPER_FORMAT_ROWBINARY;
+        return LG_OK;
+    }
+    if (v != NULL && strcmp(v, "json") == 0) {
+        *out = LG_SHIPPER_FORMAT_JSON;
+        return LG_OK;
+    }
+    return LG_ERR_INVALID;
+}
+
 int lg_shipper_compression_parse(const char *v, enum lg_shipper_compression *out)
 {
     static const struct {
@@ -1164,7 +1251,7 @@ static int spool_frame(lg_shipper *s, struct lg_buf *row, const struct lg_record
                        bool *unencodable)
 {
     lg_buf_reset(row);
-    int rc = encode_frame(row, r);
+    int rc = encode_frame(row, r, s->format);
     *unencodable = rc != LG_OK;
     size_t taken = 0;
     if (rc == LG_OK) {
@@ -1547,7 +1634,8 @@ static void free_resources(lg_shipper *s)
 int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
 {
     if (o->spool_dir == NULL || (!o->no_ship && o->clickhouse_url == NULL) ||
-        (unsigned)o->compression > LG_SHIPPER_COMPRESSION_NONE) {
+        (unsigned)o->compression > LG_SHIPPER_COMPRESSION_NONE ||
+        (unsigned)o->format > LG_SHIPPER_FORMAT_JSON) {
         return LG_ERR_INVALID;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1577,6 +1665,7 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
     lg_buf_init(&s->params, LG_CHCLIENT_MAX_URL_BYTES);
     s->gzip = lg_shipper_compression_gzip(o->compression, o->clickhouse_url);
     s->no_ship = o->no_ship;
+    s->format = o->format;
     s->rng = (uint64_t)lg_time_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
     int rc = init_resources(s, o);
     if (rc != LG_OK) {
@@ -1601,8 +1690,9 @@ int lg_shipper_new(lg_shipper **out, const struct lg_shipper_opts *o)
         return LG_ERR_NOMEM;
     }
     s->thread_started = true;
-    lg_log(LG_LOG_INFO, NULL, "shipper_started", "compression=%s",
-           s->no_ship ? "n/a (spool only)" : s->gzip ? "gzip" : "none");
+    lg_log(LG_LOG_INFO, NULL, "shipper_started", "compression=%s format=%s",
+           s->no_ship ? "n/a (spool only)" : s->gzip ? "gzip" : "none",
+           s->format == LG_SHIPPER_FORMAT_JSON ? "json" : "rowbinary");
     *out = s;
     return LG_OK;
 }

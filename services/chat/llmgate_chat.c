@@ -63,6 +63,7 @@ struct chat_flags {
     const char *clickhouse_key;
     const char *clickhouse_ca_file;
     const char *clickhouse_compression;
+    const char *clickhouse_format;
     const char *spool_dir;
     const char *records_file;
     const char *body_logging;
@@ -163,6 +164,8 @@ static int chat_main_parse(int argc, char **argv, struct chat_flags *f)
         {"clickhouse-compression", LG_CFG_STRING, &f->clickhouse_compression, "auto", 0, 0,
          "INSERT bodies to ClickHouse: auto (gzip unless its host is a loopback address) | "
          "gzip | none"},
+        {"clickhouse-format", LG_CFG_STRING, &f->clickhouse_format, "rowbinary", 0, 0,
+         "row format of billing records in the spool and to ClickHouse: rowbinary | json"},
         {"spool-dir", LG_CFG_STRING, &f->spool_dir, NULL, 0, 0,
          "write-ahead spool directory for the ClickHouse shipper"},
         {"records-file", LG_CFG_STRING, &f->records_file, "llmgate-records.jsonl", 0, 0,
@@ -228,6 +231,10 @@ static int chat_main_sink(const struct chat_flags *f, lg_shipper **shipper,
         so.spool_dir = f->spool_dir;
         if (lg_shipper_compression_parse(f->clickhouse_compression, &so.compression) != LG_OK) {
             fprintf(stderr, "llmgate-chat: --clickhouse-compression: auto, gzip or none\n");
+            return LG_ERR_INVALID;
+        }
+        if (lg_shipper_format_parse(f->clickhouse_format, &so.format) != LG_OK) {
+            fprintf(stderr, "llmgate-chat: --clickhouse-format: rowbinary or json\n");
             return LG_ERR_INVALID;
         }
         int rc = lg_shipper_new(shipper, &so);

@@ -592,6 +592,231 @@ static void test_record_direct_assignment(void **state)
     lg_record_free(r);
 }
 
+/* ---- RowBinary ---------------------------------------------------------------------- */
+
+/* The JSON line of |r| (NUL-terminated copy; caller frees). */
+static char *json_line(const struct lg_record *r)
+{
+    struct lg_buf b;
+    lg_buf_init(&b, 64u << 20);
+    assert_int_equal(lg_record_encode_json(r, &b), LG_OK);
+    char *s = strndup((const char *)b.data, b.len);
+    lg_buf_deinit(&b);
+    return s;
+}
+
+/* Encodes |r| as RowBinary, decodes it back and asserts both records give the same JSON
+ * line (every column, as the JSON encoder sees it). */
+static void assert_rowbinary_round_trip(const struct lg_record *r)
+{
+    struct lg_buf b;
+    lg_buf_init(&b, 64u << 20);
+    assert_int_equal(lg_record_encode_rowbinary(r, &b), LG_OK);
+    assert_int_equal(b.data[0], LG_RECORD_ROWBINARY_V1);
+    assert_int_equal(lg_record_rowbinary_check(LG_RECORD_ROWBINARY_V1, b.data + 1, b.len - 1),
+                     LG_OK);
+    struct lg_record *back = NULL;
+    assert_int_equal(lg_record_from_rowbinary(LG_RECORD_ROWBINARY_V1, b.data + 1, b.len - 1,
+                                              &back),
+                     LG_OK);
+    char *want = json_line(r), *got = json_line(back);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    lg_record_free(back);
+    lg_buf_deinit(&b);
+}
+
+static uint64_t le64_at(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* The bytes ClickHouse reads: version byte, then start_time_ms Int64 LE, request_id as a
+ * LEB128 length and its bytes, ..., the UInt8 flags as one byte each, temperature as the
+ * Float64's bytes; and the column list is the JSON row's keys in order. */
+static void test_record_rowbinary_layout(void **state)
+{
+    (void)state;
+    struct lg_record *r = make_record();
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    assert_int_equal(lg_record_encode_rowbinary(r, &b), LG_OK);
+    const uint8_t *p = b.data;
+    assert_int_equal(*p++, 0x01);
+    assert_true(le64_at(p) == UINT64_C(1764165000123));
+    p += 8;
+    assert_int_equal(*p++, 5);
+    assert_memory_equal(p, "req-1", 5);
+    p += 5;
+    assert_int_equal(*p++, 0); /* stream_id: NULL is "" */
+    assert_int_equal(*p++, 7);
+    assert_memory_equal(p, "u\"ser\\1", 7); /* no escaping */
+    p += 7;
+    for (int i = 0; i < 4; i++) { /* conversation, agent, provider_config, provider */
+        assert_int_equal(*p++, 0);
+    }
+    assert_int_equal(*p++, 5);
+    assert_memory_equal(p, "gpt-x", 5);
+    p += 5;
+    assert_int_equal(*p++, 1); /* has_temperature UInt8 */
+    double t;
+    uint64_t bits = le64_at(p);
+    memcpy(&t, &bits, sizeof(t));
+    assert_true(t == 0.7);
+    p += 8;
+    assert_int_equal(*p++, 1); /* has_max_tokens */
+    assert_true(le64_at(p) == 256);
+    p += 8;
+    assert_int_equal(*p++, 1); /* stream */
+    assert_int_equal(*p, strlen(r->request_messages));
+
+    /* Column list = the JSON keys in order (scanned from a row without quotes in values). */
+    struct lg_record *plain;
+    assert_int_equal(lg_record_new(&plain), LG_OK);
+    char *line = json_line(plain);
+    char keys[2048] = "";
+    for (char *q = line; (q = strstr(q, "\":")) != NULL; q += 2) {
+        char *k = q;
+        while (k > line && k[-1] != '"') {
+            k--;
+        }
+        if (keys[0] != 0) {
+            strcat(keys, ",");
+        }
+        strncat(keys, k, (size_t)(q - k));
+    }
+    free(line);
+    assert_string_equal(lg_record_rowbinary_columns(LG_RECORD_ROWBINARY_V1), keys);
+    assert_null(lg_record_rowbinary_columns(2));
+    lg_record_free(plain);
+    lg_buf_deinit(&b);
+    lg_record_free(r);
+}
+
+static void test_record_rowbinary_round_trip(void **state)
+{
+    (void)state;
+    struct lg_record *r = make_record();
+    assert_rowbinary_round_trip(r);
+    /* Every string set (quotes, backslashes, control bytes, UTF-8 and invalid UTF-8), the
+     * extremes of every integer, a negative zero temperature. */
+    char **strs[] = {&r->request_id, &r->stream_id, &r->user_id, &r->conversation_id,
+                     &r->agent_id, &r->provider_config_id, &r->provider, &r->model,
+                     &r->request_messages, &r->request_params, &r->response_content,
+                     &r->finish_reason, &r->error_message, &r->metadata};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        char v[64];
+        int n = snprintf(v, sizeof(v), "f%zu \"q\" \\ \x01\x1f\x7f h\xc3\xa9 \xff\xfe", i);
+        assert_int_equal(lg_record_set_str(strs[i], v, (size_t)n), LG_OK);
+    }
+    r->temperature = -0.0;
+    r->max_tokens = INT64_MIN;
+    r->prompt_tokens = INT64_MAX;
+    r->completion_tokens = -1;
+    r->cached_tokens = 0;
+    r->total_tokens = INT64_C(1) << 40;
+    r->estimated_cost_nano_usd = INT64_MIN;
+    r->price_missing = true;
+    r->end_time_ms = -5;
+    r->duration_ms = 1;
+    r->time_to_first_token_ms = 123;
+    for (int st = 0; st <= 3; st++) {
+        r->status = (enum lg_record_status)st;
+        r->usage_source = st % 2 ? LG_RECORD_USAGE_REPORTED : LG_RECORD_USAGE_ESTIMATED;
+        assert_rowbinary_round_trip(r);
+    }
+    /* A NaN temperature is stored as absent, as in JSON. */
+    r->temperature = NAN;
+    assert_rowbinary_round_trip(r);
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    assert_int_equal(lg_record_encode_rowbinary(r, &b), LG_OK);
+    struct lg_record *back;
+    assert_int_equal(
+        lg_record_from_rowbinary(LG_RECORD_ROWBINARY_V1, b.data + 1, b.len - 1, &back), LG_OK);
+    assert_false(back->has_temperature);
+    assert_true(back->temperature == 0.0);
+    lg_record_free(back);
+    /* An empty record too (every string NULL, metadata "{}"). */
+    struct lg_record *e;
+    assert_int_equal(lg_record_new(&e), LG_OK);
+    assert_rowbinary_round_trip(e);
+    lg_record_free(e);
+    lg_buf_deinit(&b);
+    lg_record_free(r);
+}
+
+/* A 3 MiB body: a three-byte LEB128 length, and the row round-trips; a cap too small for
+ * the row leaves the buffer as it was. */
+static void test_record_rowbinary_huge_body_and_cap(void **state)
+{
+    (void)state;
+    struct lg_record *r = make_record();
+    size_t n = 3u << 20;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, '"', n);
+    assert_int_equal(lg_record_set_str(&r->response_content, big, n), LG_OK);
+    free(big);
+    assert_rowbinary_round_trip(r);
+    struct lg_buf b;
+    lg_buf_init(&b, n);
+    assert_int_equal(lg_buf_append_str(&b, "keep"), LG_OK);
+    assert_int_equal(lg_record_encode_rowbinary(r, &b), LG_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 4);
+    lg_buf_deinit(&b);
+    lg_record_free(r);
+}
+
+/* lg_record_rowbinary_check accepts exactly one whole row: every truncation, a byte more,
+ * an overlong length and an unknown version are refused; so is decoding an unknown enum. */
+static void test_record_rowbinary_check(void **state)
+{
+    (void)state;
+    struct lg_record *r = make_record();
+    struct lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    assert_int_equal(lg_record_encode_rowbinary(r, &b), LG_OK);
+    const uint8_t *cols = b.data + 1;
+    size_t len = b.len - 1;
+    assert_int_equal(lg_record_rowbinary_check(1, cols, len), LG_OK);
+    for (size_t k = 0; k < len; k++) {
+        assert_int_equal(lg_record_rowbinary_check(1, cols, k), LG_ERR_INVALID);
+    }
+    uint8_t *more = malloc(len + 1);
+    memcpy(more, cols, len);
+    more[len] = 0;
+    assert_int_equal(lg_record_rowbinary_check(1, more, len + 1), LG_ERR_INVALID);
+    assert_int_equal(lg_record_rowbinary_check(2, cols, len), LG_ERR_INVALID);
+    /* request_id's length (after the 8 bytes of start_time_ms) made to claim past the end */
+    memcpy(more, cols, len);
+    more[8] = 0xff;
+    assert_int_equal(lg_record_rowbinary_check(1, more, len), LG_ERR_INVALID);
+    /* an 11-byte LEB128 length */
+    uint8_t overlong[8 + 11] = {0};
+    memset(overlong + 8, 0x80, 11);
+    assert_int_equal(lg_record_rowbinary_check(1, overlong, sizeof(overlong)), LG_ERR_INVALID);
+    free(more);
+    /* status "sucess" (unknown): checks, but does not decode */
+    assert_int_equal(lg_record_set_str(&r->error_message, "x", 1), LG_OK);
+    lg_buf_reset(&b);
+    assert_int_equal(lg_record_encode_rowbinary(r, &b), LG_OK);
+    uint8_t *st = memmem(b.data, b.len, "\x09" "cancelled", 10);
+    assert_non_null(st);
+    memcpy(st + 1, "cancelleX", 9);
+    struct lg_record *back = NULL;
+    assert_int_equal(lg_record_rowbinary_check(1, b.data + 1, b.len - 1), LG_OK);
+    assert_int_equal(lg_record_from_rowbinary(1, b.data + 1, b.len - 1, &back), LG_ERR_INVALID);
+    assert_null(back);
+    lg_buf_deinit(&b);
+    lg_record_free(r);
+}
+
 static void test_record_file_sink_writes_lines(void **state)
 {
     (void)state;
@@ -635,6 +860,10 @@ int main(void)
         cmocka_unit_test_setup(test_record_set_str_replaces, setup),
         cmocka_unit_test_setup(test_record_direct_assignment, setup),
         cmocka_unit_test_setup(test_record_file_sink_writes_lines, setup),
+        cmocka_unit_test_setup(test_record_rowbinary_layout, setup),
+        cmocka_unit_test_setup(test_record_rowbinary_round_trip, setup),
+        cmocka_unit_test_setup(test_record_rowbinary_huge_body_and_cap, setup),
+        cmocka_unit_test_setup(test_record_rowbinary_check, setup),
     };
     return cmocka_run_group_tests_name("record", tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "lg_buf.h"
 #include "lg_err.h"
@@ -81,7 +82,9 @@ static struct lg_shipper_opts spool_only(const char *dir)
     return o;
 }
 
-static int count_spooled(const char *dir)
+/* Rows in the spool after its acknowledged position, each asserted to be a whole row of
+ * |fmt| ('{' for JSON, else a RowBinary version) for a record made by rec(). */
+static int count_spooled_fmt(const char *dir, unsigned fmt)
 {
     struct lg_spool_opts so = {dir, UINT64_C(1) << 30, UINT64_C(64) << 20};
     lg_spool *sp = NULL;
@@ -93,12 +96,26 @@ static int count_spooled(const char *dir)
     lg_buf_init(&b, 1 << 20);
     int n = 0;
     while (lg_spool_read(sp, &cur, &b) == LG_OK) {
-        assert_int_equal(b.data[0], '{');
+        assert_int_equal(b.data[0], fmt);
+        if (fmt == LG_RECORD_ROWBINARY_V1) {
+            struct lg_record *r = NULL;
+            assert_int_equal(lg_record_from_rowbinary(fmt, b.data + 1, b.len - 1, &r), LG_OK);
+            assert_memory_equal(r->request_id, "r-", 2);
+            lg_record_free(r);
+        } else {
+            assert_non_null(memmem(b.data, b.len, "\"request_id\":\"r-", 16));
+        }
         n++;
     }
     lg_buf_deinit(&b);
     lg_spool_close(sp);
     return n;
+}
+
+/* The default format's rows. */
+static int count_spooled(const char *dir)
+{
+    return count_spooled_fmt(dir, LG_RECORD_ROWBINARY_V1);
 }
 
 static void test_shipper_invalid_options(void **state)
@@ -116,6 +133,16 @@ static void test_shipper_invalid_options(void **state)
     o.queue_capacity = 0;
     o.compression = (enum lg_shipper_compression)7;
     assert_int_equal(lg_shipper_new(&s, &o), LG_ERR_INVALID); /* unknown compression */
+    o.compression = LG_SHIPPER_COMPRESSION_AUTO;
+    o.format = (enum lg_shipper_format)2;
+    assert_int_equal(lg_shipper_new(&s, &o), LG_ERR_INVALID); /* unknown format */
+    enum lg_shipper_format fm = LG_SHIPPER_FORMAT_JSON;
+    assert_int_equal(lg_shipper_format_parse("rowbinary", &fm), LG_OK);
+    assert_int_equal(fm, LG_SHIPPER_FORMAT_ROWBINARY);
+    assert_int_equal(lg_shipper_format_parse("json", &fm), LG_OK);
+    assert_int_equal(fm, LG_SHIPPER_FORMAT_JSON);
+    assert_int_equal(lg_shipper_format_parse("tsv", &fm), LG_ERR_INVALID);
+    assert_int_equal(lg_shipper_format_parse(NULL, &fm), LG_ERR_INVALID);
 }
 
 static void test_shipper_compression_auto_by_host(void **state)
@@ -147,10 +174,10 @@ static void test_shipper_compression_auto_by_host(void **state)
                                              "http://10.0.0.5:8123"));
 }
 
-static void test_shipper_spools_every_record(void **state)
+static void spools_every_record(struct fixture *f, enum lg_shipper_format format)
 {
-    struct fixture *f = *state;
     struct lg_shipper_opts o = spool_only(f->dir);
+    o.format = format;
     lg_shipper *s = NULL;
     assert_int_equal(lg_shipper_new(&s, &o), LG_OK);
     struct lg_record_sink sink;
@@ -168,16 +195,30 @@ static void test_shipper_spools_every_record(void **state)
     assert_int_equal(st.dropped, 0);
     lg_record_sink_close(&sink); /* no-op for the shipper's sink */
     lg_shipper_free(s);
-    assert_int_equal(count_spooled(f->dir), 500);
+    assert_int_equal(count_spooled_fmt(f->dir, format == LG_SHIPPER_FORMAT_JSON
+                                                   ? '{'
+                                                   : LG_RECORD_ROWBINARY_V1),
+                     500);
 }
 
-/* Occurrences of "request_id":"r- in the spool's segment files, read raw (what a restart
- * after a kill -9 would find: written, not necessarily synced). */
+static void test_shipper_spools_every_record(void **state)
+{
+    spools_every_record(*state, LG_SHIPPER_FORMAT_ROWBINARY);
+}
+
+static void test_shipper_spools_every_record_json(void **state)
+{
+    spools_every_record(*state, LG_SHIPPER_FORMAT_JSON);
+}
+
+/* Occurrences of "r-" (the request ids of rec(): no other column holds it) in the spool's
+ * segment files, read raw (what a restart after a kill -9 would find: written, not
+ * necessarily synced). */
 static int count_written(const char *dir)
 {
     DIR *d = opendir(dir);
     assert_non_null(d);
-    static const char needle[] = "\"request_id\":\"r-";
+    static const char needle[] = "r-";
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -322,6 +363,59 @@ static void test_shipper_overflow_goes_to_spool(void **state)
     assert_int_equal(st.spooled + st.overflowed, 2000);
     lg_shipper_free(s);
     assert_int_equal(count_spooled(f->dir), 2000);
+}
+
+/* Dead-letter lines: a RowBinary row is written as the JSON row of its record; one that
+ * does not decode as hex; text as it is. Each line is one JSON object. */
+static void test_shipper_dead_letter_line(void **state)
+{
+    (void)state;
+    struct lg_record *r = rec(7);
+    assert_int_equal(lg_record_set_str(&r->response_content, "a \"b\"\n", 6), LG_OK);
+    struct lg_buf rb, js, line;
+    lg_buf_init(&rb, 1 << 20);
+    lg_buf_init(&js, 1 << 20);
+    lg_buf_init(&line, 1 << 20);
+    assert_int_equal(lg_record_encode_rowbinary(r, &rb), LG_OK);
+    assert_int_equal(lg_record_encode_row(r, &js), LG_OK);
+    assert_int_equal(lg_shipper_dead_letter_line(&line, 5, "b-1", 27, "bad \"x\"", rb.data + 1,
+                                                 rb.len - 1, LG_RECORD_ROWBINARY_V1),
+                     LG_OK);
+    json_t *j = json_loadb((const char *)line.data, line.len, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "time_ms")), 5);
+    assert_string_equal(json_string_value(json_object_get(j, "batch_id")), "b-1");
+    assert_int_equal(json_integer_value(json_object_get(j, "code")), 27);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "bad \"x\"");
+    const char *row = json_string_value(json_object_get(j, "row"));
+    assert_non_null(row);
+    assert_int_equal(strlen(row), js.len);
+    assert_memory_equal(row, js.data, js.len);
+    json_decref(j);
+    /* Columns cut short: hex of the bytes given. */
+    lg_buf_reset(&line);
+    assert_int_equal(lg_shipper_dead_letter_line(&line, 5, "", 0, "cut", rb.data + 1, 3,
+                                                 LG_RECORD_ROWBINARY_V1),
+                     LG_OK);
+    j = json_loadb((const char *)line.data, line.len, 0, NULL);
+    assert_non_null(j);
+    assert_null(json_object_get(j, "row"));
+    char want[7];
+    snprintf(want, sizeof(want), "%02x%02x%02x", rb.data[1], rb.data[2], rb.data[3]);
+    assert_string_equal(json_string_value(json_object_get(j, "row_hex")), want);
+    json_decref(j);
+    /* A JSON row, as it is. */
+    lg_buf_reset(&line);
+    assert_int_equal(lg_shipper_dead_letter_line(&line, 5, "", 0, "e", js.data, js.len, '{'),
+                     LG_OK);
+    j = json_loadb((const char *)line.data, line.len, 0, NULL);
+    assert_non_null(j);
+    assert_memory_equal(json_string_value(json_object_get(j, "row")), js.data, js.len);
+    json_decref(j);
+    lg_buf_deinit(&rb);
+    lg_buf_deinit(&js);
+    lg_buf_deinit(&line);
+    lg_record_free(r);
 }
 
 /* The dead-letter file of the spool in |dir| as a string (up to |cap| - 1 bytes). */
@@ -593,6 +687,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shipper_invalid_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_compression_auto_by_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_spools_every_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_spools_every_record_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipper_dead_letter_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_written_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipper_unspoolable_record_dead_lettered, setup,
                                         teardown),

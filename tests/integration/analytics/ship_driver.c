@@ -36,7 +36,7 @@
 #include "lg_time.h"
 
 struct drv {
-    const char *url, *spool_dir, *expect, *log_level, *compression;
+    const char *url, *spool_dir, *expect, *log_level, *compression, *format, *bad_format;
     int64_t count, first, batch_rows, batch_bytes, batch_age_ms, spool_max, queue_cap, drain_ms,
         seg_bytes;
     int64_t bad_at, rate, steady_after_ms;
@@ -46,7 +46,9 @@ struct drv {
 /* Writes records [first, first + bad_at) straight into the spool, then one malformed row,
  * before the shipper starts; the main loop then enqueues the rest. So the bad row sits at
  * position bad_at + 1 of its batch, and the test sees whether ClickHouse's "(at row N)"
- * picks the right one. */
+ * picks the right one. --bad-row-format json (the default): JSON rows and a row ClickHouse
+ * rejects; rowbinary: RowBinary rows and the row of record "bad-1" cut 3 bytes short,
+ * which the shipper must refuse itself (ClickHouse would read on into the next row). */
 static int inject_bad_row(struct drv *d)
 {
     struct lg_spool_opts so = {d->spool_dir,
@@ -64,19 +66,33 @@ static int inject_bad_row(struct drv *d)
     for (int64_t i = 0; i < d->bad_at && rc == LG_OK; i++) {
         struct lg_record *r = drv_record_make(d->first + i);
         lg_buf_reset(&row);
-        rc = r != NULL ? lg_record_encode_row(r, &row) : LG_ERR_NOMEM;
+        bool rb = strcmp(d->bad_format, "rowbinary") == 0;
+        rc = r == NULL ? LG_ERR_NOMEM
+             : rb      ? lg_record_encode_rowbinary(r, &row)
+                       : lg_record_encode_row(r, &row);
         if (rc == LG_OK) {
             rc = lg_spool_append(sp, row.data, row.len);
         }
         lg_record_free(r);
     }
-    lg_buf_deinit(&row);
     /* prompt_tokens is Int64: a word there is rejected by ClickHouse (Code 27/72). */
     const char bad[] = "{\"request_id\":\"bad-1\",\"user_id\":\"user-bad\","
                        "\"prompt_tokens\":\"not-a-number\",\"start_time_ms\":1793491200000";
-    if (rc == LG_OK) {
+    if (rc == LG_OK && strcmp(d->bad_format, "rowbinary") == 0) {
+        struct lg_record *r = drv_record_make(d->first + d->bad_at);
+        lg_buf_reset(&row);
+        rc = r != NULL ? lg_record_set_str(&r->request_id, "bad-1", 5) : LG_ERR_NOMEM;
+        if (rc == LG_OK) {
+            rc = lg_record_encode_rowbinary(r, &row);
+        }
+        if (rc == LG_OK) {
+            rc = lg_spool_append(sp, row.data, row.len - 3);
+        }
+        lg_record_free(r);
+    } else if (rc == LG_OK) {
         rc = lg_spool_append(sp, bad, sizeof(bad) - 1);
     }
+    lg_buf_deinit(&row);
     lg_spool_close(sp);
     d->first += d->bad_at;
     d->count -= d->bad_at;
@@ -102,12 +118,15 @@ int main(int argc, char **argv)
         {"drain-ms", LG_CFG_INT, &d.drain_ms, "120000", 0, INT64_C(3600000), "drain wait"},
         {"hold", LG_CFG_BOOL, &d.hold, "false", 0, 0, "ship forever after spooling"},
         {"inject-bad-row", LG_CFG_BOOL, &d.inject_bad, "false", 0, 0, "add a malformed row"},
+        {"bad-row-format", LG_CFG_STRING, &d.bad_format, "json", 0, 0,
+         "json (a row ClickHouse rejects) | rowbinary (a row cut short)"},
         {"bad-row-at", LG_CFG_INT, &d.bad_at, "0", 0, INT64_C(100000000),
          "good records spooled before the malformed one"},
         {"no-ship", LG_CFG_BOOL, &d.no_ship, "false", 0, 0, "spool only"},
         {"metrics", LG_CFG_BOOL, &d.metrics, "false", 0, 0, "print Prometheus metrics"},
         {"log-level", LG_CFG_STRING, &d.log_level, "warn", 0, 0, "log level"},
         {"compression", LG_CFG_STRING, &d.compression, "auto", 0, 0, "auto | gzip | none"},
+        {"format", LG_CFG_STRING, &d.format, "rowbinary", 0, 0, "rowbinary | json"},
         {"rate", LG_CFG_INT, &d.rate, "0", 0, INT64_C(100000000),
          "records per second to enqueue (paced in 1 ms steps, sleeping between them: a "
          "gateway whose calls finish at this rate); 0 = as fast as possible"},
@@ -154,6 +173,10 @@ int main(int argc, char **argv)
     o.no_ship = d.no_ship;
     if (lg_shipper_compression_parse(d.compression, &o.compression) != LG_OK) {
         fprintf(stderr, "ship_driver: bad --compression\n");
+        return 2;
+    }
+    if (lg_shipper_format_parse(d.format, &o.format) != LG_OK) {
+        fprintf(stderr, "ship_driver: bad --format\n");
         return 2;
     }
     lg_shipper *s = NULL;

@@ -160,8 +160,10 @@ def dropped():
 
 
 def spooled(p):
-    """Records of users |p|* in the spool segments (each row names its user once)."""
-    needle = ('"user_id":"%s' % p).encode()
+    """Records of users |p|* in the spool segments: the user id is the one column of these
+    records that holds |p|, once per row, in either row format (a RowBinary row has it
+    after its length byte, a JSON row after "user_id":")."""
+    needle = p.encode()
     n = 0
     for path in glob.glob(os.path.join(ENV["spool"], "*.seg")):
         with open(path, "rb") as f:

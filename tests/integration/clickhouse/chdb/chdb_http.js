@@ -19,7 +19,9 @@
 //   Content-Encoding: gzip|deflate  an INSERT's body is decompressed by ClickHouse itself
 //                                 (written to a file, then INSERT ... FROM INFILE ...
 //                                 COMPRESSION: the engine's own read buffer, as its HTTP
-//                                 server uses for request bodies); any other body by zlib
+//                                 server uses for request bodies); any other body by zlib.
+//                                 A RowBinary/Native body goes through such a file too
+//                                 (COMPRESSION 'none'): it is not text to append to a query
 //   other parameters              settings for this request only (restored afterwards);
 //                                 `database` as USE; `query_id`, `default_format`,
 //                                 `wait_end_of_query` and the like are accepted
@@ -190,8 +192,11 @@ function handle(req, res, body) {
   // INSERT INTO t [(cols)] FORMAT F with a compressed body: ClickHouse decompresses it.
   const ins = q === null ? null
     : /^\s*INSERT\s+INTO\s+([A-Za-z_][\w.]*(?:\s*\([^()]*\))?)\s+FORMAT\s+(\w+)\s*$/i.exec(q);
-  const infile = (enc === 'gzip' || enc === 'deflate') && ins !== null && body.length > 0
-    ? path.join(dir, `body-${process.pid}-${++bodies}.${enc}`) : null;
+  // A binary body (RowBinary, Native) cannot go through the query text either: it goes
+  // through a file as it came, which the engine reads without decompressing.
+  const binary = ins !== null && /^(RowBinary|Native)/i.test(ins[2]) && enc === '';
+  const infile = ((enc === 'gzip' || enc === 'deflate') || binary) && ins !== null && body.length > 0
+    ? path.join(dir, `body-${process.pid}-${++bodies}.${binary ? 'bin' : enc}`) : null;
   try {
     if (infile !== null) {
       // decompressed by the engine, below
@@ -220,7 +225,7 @@ function handle(req, res, body) {
     return;
   }
   const sql = infile !== null
-    ? `INSERT INTO ${ins[1]} FROM INFILE ${quote(infile)} COMPRESSION ${quote(enc)} FORMAT ${ins[2]}`
+    ? `INSERT INTO ${ins[1]} FROM INFILE ${quote(infile)} COMPRESSION ${quote(binary ? 'none' : enc)} FORMAT ${ins[2]}`
     : q === null ? body.toString() : (body.length ? q + '\n' + body.toString() : q);
   if (sql.trim() === '') {
     errorReply(res, chError('SYNTAX_ERROR', 'Empty query'));
