@@ -258,7 +258,7 @@ static const uint8_t *row_at(const lg_batch *b, size_t i)
 /* The checks and bookkeeping of adding a row, around |store| (which puts the bytes where
  * row |count| will be read from): LG_OK or the refusal, with nothing changed. */
 static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms,
-                   bool ref, void *hold)
+                   bool ref, void *hold, bool whole)
 {
     if (len == 0 || b->sealing || (b->count > 0 && b->ref_mode != ref)) {
         return LG_ERR_INVALID;
@@ -269,7 +269,10 @@ static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, in
      * list (lg_batch_format). */
     unsigned fmt = row[0];
     if (fmt == LG_RECORD_ROWBINARY_V1) {
-        if (lg_record_rowbinary_check(fmt, row + 1, len - 1) != LG_OK) {
+        /* |whole|: the caller vouches (perf: the walk was ~7% of the shipper's threads at
+         * 30k rows/s, reading each row's length bytes; the rows it skips are the ones this
+         * process's encoder just wrote). Eight bytes are needed for start_time_ms. */
+        if (whole ? len < 1 + 8 : lg_record_rowbinary_check(fmt, row + 1, len - 1) != LG_OK) {
             return LG_ERR_INVALID;
         }
         row++;
@@ -368,7 +371,7 @@ static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, in
 
 int lg_batch_add_crc(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, int64_t now_ms)
 {
-    return add_row(b, row, len, crc, now_ms, false, NULL);
+    return add_row(b, row, len, crc, now_ms, false, NULL, false);
 }
 
 void lg_batch_set_holder(lg_batch *b, void (*retain)(void *ctx, void *hold),
@@ -385,7 +388,16 @@ int lg_batch_add_ref(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc,
     if (b->retain == NULL || hold == NULL) {
         return LG_ERR_INVALID;
     }
-    return add_row(b, row, len, crc, now_ms, true, hold);
+    return add_row(b, row, len, crc, now_ms, true, hold, false);
+}
+
+int lg_batch_add_ref_whole(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc,
+                           int64_t now_ms, void *hold)
+{
+    if (b->retain == NULL || hold == NULL) {
+        return LG_ERR_INVALID;
+    }
+    return add_row(b, row, len, crc, now_ms, true, hold, true);
 }
 
 bool lg_batch_is_full(const lg_batch *b)

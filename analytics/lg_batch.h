@@ -73,6 +73,14 @@ void lg_batch_set_holder(lg_batch *b, void (*retain)(void *ctx, void *hold),
                          void (*release)(void *ctx, void *hold), void *ctx);
 int lg_batch_add_ref(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc,
                      int64_t now_ms, void *hold);
+/* lg_batch_add_ref for a row the caller knows to be whole as lg_record_encode_rowbinary
+ * wrote it (the shipper: rows its own encoder wrote in this process, read back from the
+ * spool's memory): a RowBinary row is not walked (lg_record_rowbinary_check), only its
+ * start_time_ms must be there. A row that is not whole would make ClickHouse misread the
+ * rows after it: rows from files, from other processes or builds go through
+ * lg_batch_add_ref. */
+int lg_batch_add_ref_whole(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc,
+                           int64_t now_ms, void *hold);
 /* True when the batch holds max_rows rows or max_bytes bytes. */
 bool lg_batch_is_full(const lg_batch *b);
 /* True when the batch should be sent now: full, or non-empty and max_age_ms old. */

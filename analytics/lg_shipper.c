@@ -458,9 +458,13 @@ static enum fill_end fill_batch(lg_shipper *s, lg_batch *b, struct lg_spool_pos 
          * its read-ahead): the batch holds that block instead of copying the row (the copy
          * was the shipper thread's largest user-space cost at 30k rows/s, perf). */
         void *blk = lg_spool_last_block(s->sp);
-        rc = blk != NULL ? lg_batch_add_ref(b, row.ptr, row.len, lg_spool_last_crc(s->sp),
-                                            now, blk)
-                         : LG_ERR_NOMEM;
+        /* Rows from the written buffers are this process's encoder's own (encode_frame);
+         * rows read back from a file are checked whole. */
+        uint32_t crc = lg_spool_last_crc(s->sp);
+        rc = blk == NULL ? LG_ERR_NOMEM
+             : lg_spool_last_from_memory(s->sp)
+                 ? lg_batch_add_ref_whole(b, row.ptr, row.len, crc, now, blk)
+                 : lg_batch_add_ref(b, row.ptr, row.len, crc, now, blk);
         if (rc == LG_ERR_EXHAUSTED || rc == LG_ERR_NOMEM) {
             s->rd = before; /* re-read it for the next batch, or on a later turn */
             return rc == LG_ERR_NOMEM ? FILL_AT_END : FILL_CLOSED;

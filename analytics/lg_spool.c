@@ -123,6 +123,7 @@ struct lg_spool {
      * one lock per record was 4% of a replay's CPU. Refreshed when a read reaches it. */
     uint64_t rk_wseg, rk_wsize, rk_first;
     uint32_t last_crc; /* of the record the last read returned */
+    bool last_mem;     /* that record came from a written buffer (not the file) */
 
     struct lg_spool_state state;
     uint64_t torn_bytes; /* set at open (recovery), before any other thread sees the spool */
@@ -1573,6 +1574,7 @@ int lg_spool_read_view(lg_spool *sp, struct lg_spool_pos *cur, struct lg_slice *
                               memory_order_relaxed); /* one writer: no locked add */
         *out = (struct lg_slice){payload, len};
         sp->last_crc = crc; /* unmasked: the payload's CRC-32 */
+        sp->last_mem = sp->rb_mem;
         cur->off += SPOOL_FRAME_HDR + len;
         return LG_OK;
     corrupt:
@@ -1591,6 +1593,11 @@ int lg_spool_read_view(lg_spool *sp, struct lg_spool_pos *cur, struct lg_slice *
 uint32_t lg_spool_last_crc(const lg_spool *sp)
 {
     return sp->last_crc;
+}
+
+bool lg_spool_last_from_memory(const lg_spool *sp)
+{
+    return sp->last_mem;
 }
 
 uint32_t lg_spool_crc32(const void *p, size_t len)

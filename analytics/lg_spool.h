@@ -187,6 +187,9 @@ void lg_spool_trim_free(lg_spool *sp, uint64_t keep_bytes);
 /* The CRC-32 of the record the last successful lg_spool_read / lg_spool_read_view returned
  * (checked against its bytes by that read). */
 uint32_t lg_spool_last_crc(const lg_spool *sp);
+/* True when that record came from a written buffer this spool kept (bytes appended by this
+ * process since it opened the spool), false when it was read back from a segment file. */
+bool lg_spool_last_from_memory(const lg_spool *sp);
 /* CRC-32 (the zlib/gzip polynomial) of |len| bytes: the frames' checksum. Pure. */
 uint32_t lg_spool_crc32(const void *p, size_t len);
 

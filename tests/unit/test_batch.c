@@ -421,90 +421,6 @@ static void test_batch_streamed_body_equals_sealed_body(void **state)
     lg_batch_free(b);
 }
 
-/* RowBinary rows: the body is each row's columns (the version byte left out) followed by
- * batch_id as a String column; the format is the rows'; start_time_ms is read from the
- * first column (time range, month rule); a JSON row does not join a RowBinary batch nor the
- * reverse; a row that is not one whole RowBinary row is refused; streamed = sealed. */
-static void test_batch_rowbinary_rows(void **state)
-{
-    (void)state;
-    struct lg_batch_limits lim = {100, 1000000, 500};
-    lg_batch *b = NULL;
-    assert_int_equal(lg_batch_new(&b, &lim), LG_OK);
-    struct lg_buf rows[5];
-    const int64_t t0 = INT64_C(1764165000123); /* 2025-11-26 */
-    for (int i = 0; i < 5; i++) {
-        struct lg_record *r;
-        assert_int_equal(lg_record_new(&r), LG_OK);
-        char id[16];
-        int n = snprintf(id, sizeof(id), "rb-%d", i);
-        assert_int_equal(lg_record_set_str(&r->request_id, id, (size_t)n), LG_OK);
-        r->start_time_ms = t0 + i * 1000;
-        lg_buf_init(&rows[i], 1 << 16);
-        assert_int_equal(lg_record_encode_rowbinary(r, &rows[i]), LG_OK);
-        lg_record_free(r);
-    }
-    for (int i = 0; i < 4; i++) {
-        assert_int_equal(lg_batch_add(b, rows[i].data, rows[i].len, 0), LG_OK);
-    }
-    assert_int_equal(lg_batch_format(b), LG_RECORD_ROWBINARY_V1);
-    struct lg_slice r0 = lg_batch_row(b, 0);
-    assert_int_equal(r0.len, rows[0].len - 1);
-    assert_memory_equal(r0.ptr, rows[0].data + 1, r0.len);
-    int64_t lo, hi;
-    assert_true(lg_batch_time_range(b, &lo, &hi));
-    assert_true(lo == t0 && hi == t0 + 3000);
-    /* A JSON row waits for the next batch; a cut RowBinary row is refused. */
-    add(b, "{\"start_time_ms\":1764165000123", 0, LG_ERR_EXHAUSTED);
-    assert_int_equal(lg_batch_add(b, rows[4].data, rows[4].len - 1, 0), LG_ERR_INVALID);
-    const uint8_t stray[] = {0x02, 0, 0, 0};
-    assert_int_equal(lg_batch_add(b, stray, sizeof(stray), 0), LG_ERR_INVALID);
-    assert_int_equal(lg_batch_count(b), 4);
-
-    assert_int_equal(lg_batch_seal(b, false), LG_OK);
-    const char *id = lg_batch_id(b);
-    size_t idlen = strlen(id);
-    struct lg_slice body = lg_batch_body(b);
-    size_t off = 0;
-    for (int i = 0; i < 4; i++) {
-        assert_memory_equal(body.ptr + off, rows[i].data + 1, rows[i].len - 1);
-        off += rows[i].len - 1;
-        assert_int_equal(body.ptr[off], idlen);
-        assert_memory_equal(body.ptr + off + 1, id, idlen);
-        off += 1 + idlen;
-    }
-    assert_int_equal(off, body.len);
-    static uint8_t want[8192], got[8192];
-    assert_true(body.len < sizeof(want));
-    memcpy(want, body.ptr, body.len);
-    size_t blen = body.len;
-    assert_int_equal(lg_batch_seal_stream(b), LG_OK);
-    assert_int_equal(read_all(b, 13, got, sizeof(got)), blen);
-    assert_memory_equal(got, want, blen);
-
-    /* A month later: the month rule holds for RowBinary rows too. */
-    lg_batch_reset(b);
-    assert_int_equal(lg_batch_add(b, rows[0].data, rows[0].len, 0), LG_OK);
-    struct lg_record *late;
-    assert_int_equal(lg_record_new(&late), LG_OK);
-    late->start_time_ms = t0 + INT64_C(40) * 86400000;
-    struct lg_buf lb;
-    lg_buf_init(&lb, 1 << 16);
-    assert_int_equal(lg_record_encode_rowbinary(late, &lb), LG_OK);
-    assert_int_equal(lg_batch_add(b, lb.data, lb.len, 0), LG_ERR_EXHAUSTED);
-    lg_record_free(late);
-    lg_buf_deinit(&lb);
-    /* And a RowBinary row does not join a JSON batch. */
-    lg_batch_reset(b);
-    add(b, "{\"start_time_ms\":1764165000123", 0, LG_OK);
-    assert_int_equal(lg_batch_format(b), '{');
-    assert_int_equal(lg_batch_add(b, rows[0].data, rows[0].len, 0), LG_ERR_EXHAUSTED);
-    for (int i = 0; i < 5; i++) {
-        lg_buf_deinit(&rows[i]);
-    }
-    lg_batch_free(b);
-}
-
 static void test_batch_trim_gives_memory_back(void **state)
 {
     (void)state;
@@ -658,6 +574,108 @@ static void test_batch_ref_mode(void **state)
     lg_batch_free(r);
     assert_int_equal(h.refs[2], 0);
     lg_batch_free(c);
+}
+
+/* RowBinary rows: the body is each row's columns (the version byte left out) followed by
+ * batch_id as a String column; the format is the rows'; start_time_ms is read from the
+ * first column (time range, month rule); a JSON row does not join a RowBinary batch nor the
+ * reverse; a row that is not one whole RowBinary row is refused; streamed = sealed. */
+static void test_batch_rowbinary_rows(void **state)
+{
+    (void)state;
+    struct lg_batch_limits lim = {100, 1000000, 500};
+    lg_batch *b = NULL;
+    assert_int_equal(lg_batch_new(&b, &lim), LG_OK);
+    struct lg_buf rows[5];
+    const int64_t t0 = INT64_C(1764165000123); /* 2025-11-26 */
+    for (int i = 0; i < 5; i++) {
+        struct lg_record *r;
+        assert_int_equal(lg_record_new(&r), LG_OK);
+        char id[16];
+        int n = snprintf(id, sizeof(id), "rb-%d", i);
+        assert_int_equal(lg_record_set_str(&r->request_id, id, (size_t)n), LG_OK);
+        r->start_time_ms = t0 + i * 1000;
+        lg_buf_init(&rows[i], 1 << 16);
+        assert_int_equal(lg_record_encode_rowbinary(r, &rows[i]), LG_OK);
+        lg_record_free(r);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(lg_batch_add(b, rows[i].data, rows[i].len, 0), LG_OK);
+    }
+    assert_int_equal(lg_batch_format(b), LG_RECORD_ROWBINARY_V1);
+    struct lg_slice r0 = lg_batch_row(b, 0);
+    assert_int_equal(r0.len, rows[0].len - 1);
+    assert_memory_equal(r0.ptr, rows[0].data + 1, r0.len);
+    int64_t lo, hi;
+    assert_true(lg_batch_time_range(b, &lo, &hi));
+    assert_true(lo == t0 && hi == t0 + 3000);
+    /* Lent as whole (rows this process's encoder wrote), a row is not walked: only its
+     * start_time_ms must be there. Lent otherwise, a cut row is refused. */
+    struct holder h = {{0}, 0, 0};
+    lg_batch *w = NULL;
+    assert_int_equal(lg_batch_new(&w, &lim), LG_OK);
+    lg_batch_set_holder(w, t_retain, t_release, &h);
+    assert_int_equal(lg_batch_add_ref(w, rows[4].data, rows[4].len - 1, 1, 0, &h.refs[0]),
+                     LG_ERR_INVALID);
+    assert_int_equal(lg_batch_add_ref_whole(w, rows[4].data, 8, 1, 0, &h.refs[0]),
+                     LG_ERR_INVALID);
+    assert_int_equal(lg_batch_add_ref_whole(w, rows[4].data, rows[4].len - 1, 1, 0,
+                                            &h.refs[0]),
+                     LG_OK);
+    assert_int_equal(lg_batch_add_ref_whole(w, rows[3].data, rows[3].len, 1, 0, &h.refs[0]),
+                     LG_OK);
+    assert_true(lg_batch_time_range(w, &lo, &hi));
+    assert_true(lo == t0 + 3000 && hi == t0 + 4000);
+    lg_batch_free(w);
+    /* A JSON row waits for the next batch; a cut RowBinary row is refused. */
+    add(b, "{\"start_time_ms\":1764165000123", 0, LG_ERR_EXHAUSTED);
+    assert_int_equal(lg_batch_add(b, rows[4].data, rows[4].len - 1, 0), LG_ERR_INVALID);
+    const uint8_t stray[] = {0x02, 0, 0, 0};
+    assert_int_equal(lg_batch_add(b, stray, sizeof(stray), 0), LG_ERR_INVALID);
+    assert_int_equal(lg_batch_count(b), 4);
+
+    assert_int_equal(lg_batch_seal(b, false), LG_OK);
+    const char *id = lg_batch_id(b);
+    size_t idlen = strlen(id);
+    struct lg_slice body = lg_batch_body(b);
+    size_t off = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_memory_equal(body.ptr + off, rows[i].data + 1, rows[i].len - 1);
+        off += rows[i].len - 1;
+        assert_int_equal(body.ptr[off], idlen);
+        assert_memory_equal(body.ptr + off + 1, id, idlen);
+        off += 1 + idlen;
+    }
+    assert_int_equal(off, body.len);
+    static uint8_t want[8192], got[8192];
+    assert_true(body.len < sizeof(want));
+    memcpy(want, body.ptr, body.len);
+    size_t blen = body.len;
+    assert_int_equal(lg_batch_seal_stream(b), LG_OK);
+    assert_int_equal(read_all(b, 13, got, sizeof(got)), blen);
+    assert_memory_equal(got, want, blen);
+
+    /* A month later: the month rule holds for RowBinary rows too. */
+    lg_batch_reset(b);
+    assert_int_equal(lg_batch_add(b, rows[0].data, rows[0].len, 0), LG_OK);
+    struct lg_record *late;
+    assert_int_equal(lg_record_new(&late), LG_OK);
+    late->start_time_ms = t0 + INT64_C(40) * 86400000;
+    struct lg_buf lb;
+    lg_buf_init(&lb, 1 << 16);
+    assert_int_equal(lg_record_encode_rowbinary(late, &lb), LG_OK);
+    assert_int_equal(lg_batch_add(b, lb.data, lb.len, 0), LG_ERR_EXHAUSTED);
+    lg_record_free(late);
+    lg_buf_deinit(&lb);
+    /* And a RowBinary row does not join a JSON batch. */
+    lg_batch_reset(b);
+    add(b, "{\"start_time_ms\":1764165000123", 0, LG_OK);
+    assert_int_equal(lg_batch_format(b), '{');
+    assert_int_equal(lg_batch_add(b, rows[0].data, rows[0].len, 0), LG_ERR_EXHAUSTED);
+    for (int i = 0; i < 5; i++) {
+        lg_buf_deinit(&rows[i]);
+    }
+    lg_batch_free(b);
 }
 
 int main(void)

@@ -542,6 +542,7 @@ static void test_spool_reads_written_records_from_memory(void **state)
     assert_int_equal(read_all(sp, &cur, 10), 5);
     lg_spool_get_stats(sp, &stats);
     assert_int_equal(stats.read_from_memory, 15);
+    assert_true(lg_spool_last_from_memory(sp));
     lg_spool_close(sp);
     sp = open_spool(f, 1 << 20, 256);
     lg_spool_get_state(sp, &st);
@@ -552,6 +553,9 @@ static void test_spool_reads_written_records_from_memory(void **state)
     lg_spool_get_stats(sp, &stats);
     assert_int_equal(stats.corrupt_records, 1);
     assert_int_equal(stats.read_from_memory, 0);
+    /* the next records come from the file, and say so */
+    assert_int_equal(lg_spool_read(sp, &cur, &b), LG_OK);
+    assert_false(lg_spool_last_from_memory(sp));
     lg_buf_deinit(&b);
     lg_spool_close(sp);
 }

@@ -15,6 +15,9 @@
 #   that long after the first enqueue to the last one (ship_driver --steady-after-ms: the
 #   cost of the rate without start-up, ~0.5 point of a 10 s run's figure, and the drain;
 #   a build before 4ad9a37 lacks the flag).
+#   PEER_RB=1 adds a second peer, peer-rb: the same rows as RowBinary (exported by
+#   ClickHouse itself from a copy table), POSTed with curl in the same 50k-row files: the
+#   peer of the shipper's default format (summary: ratios to it as well).
 #   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; SHOW=1 prints ship_driver's
 #   timing and stats lines; E2E_FLAGS (default
 #   --premake) go to ship_driver only: the records are made before its clock starts, and
@@ -68,9 +71,25 @@ ROW_BYTES=$(( $(stat -c %s "$W/rows.jsonl") / N ))
 # cache (perf: copy_folio_from_iter_atomic 3% -> 36% of the process), in every arm.
 rm -f "$W/rows.jsonl"
 [ "${REPLAY:-1}" != 0 ] || rm -rf "$W/spool0"
+if [ "${PEER_RB:-0}" = 1 ]; then
+  reset_schema
+  q "DROP TABLE IF EXISTS bench_copy"
+  q "CREATE TABLE bench_copy AS llm_ingest ENGINE = MergeTree() ORDER BY request_id"
+  for f in "$W"/json/c*; do
+    curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20bench_copy%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1" --data-binary @"$f"
+  done
+  mkdir -p "$W/rb"; k=0
+  while [ $((k * 50000)) -lt "$N" ]; do
+    q "SELECT * FROM bench_copy ORDER BY request_id LIMIT $((k * 50000)), 50000 FORMAT RowBinary" > "$W/rb/c$(printf %04d $k)"
+    k=$((k + 1))
+  done
+  q "DROP TABLE bench_copy"
+  echo "== peer-rb: RowBinary, $(( $(cat "$W"/rb/c* | wc -c) / N )) bytes/row"
+fi
 echo "== clickhouse $(q 'SELECT version()'), N=$N, $ROW_BYTES bytes/row, $(nproc) cores"
 for l in "${LABELS[@]}"; do echo "== arm $l: ${BUILD[$l]} flags: ${FLAGS[$l]:-(none)}"; done
 STEPS=(peer)
+[ "${PEER_RB:-0}" = 1 ] && STEPS+=(peer-rb)
 [ "${REPLAY:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("replay:$l"); done
 [ "${E2E:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("e2e:$l"); done
 for rt in ${RATES:-}; do for l in ${PACE_ARMS:-${LABELS[@]}}; do STEPS+=("pace$rt:$l"); done; done
@@ -94,8 +113,10 @@ calib() {
   [ -x "$FIRST/tests/bench_enqueue" ] || return 0
   "$FIRST/tests/bench_enqueue" encode | awk -v r="$1" '
     / realistic JSONEachRow/ { sub(/.*ns_per_row=/, ""); sub(/ .*/, ""); w = $0 }
-    /realistic-cold/ { sub(/.*ns_per_row=/, ""); sub(/ .*/, ""); c = $0 }
-    END { printf "rep=%s calib encode_warm_ns=%s encode_cold_ns=%s\n", r, w, c }'
+    /realistic-cold JSONEachRow/ { sub(/.*ns_per_row=/, ""); sub(/ .*/, ""); c = $0 }
+    / realistic RowBinary/ { sub(/.*ns_per_row=/, ""); sub(/ .*/, ""); rw = $0 }
+    /realistic-cold RowBinary/ { sub(/.*ns_per_row=/, ""); sub(/ .*/, ""); rc = $0 }
+    END { printf "rep=%s calib encode_warm_ns=%s encode_cold_ns=%s rowbinary_warm_ns=%s rowbinary_cold_ns=%s\n", r, w, c, rw, rc }'
 }
 for r in $(seq 1 "$REPS"); do
   calib "$r"
@@ -107,6 +128,12 @@ for r in $(seq 1 "$REPS"); do
         c0=$(ch_cpu); t0=$(date +%s.%N)
         for f in "$W"/json/c*; do
           curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20llm_ingest%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1" --data-binary @"$f"
+        done
+        t1=$(date +%s.%N); c1=$(ch_cpu); cpu=0;;
+      peer-rb)
+        c0=$(ch_cpu); t0=$(date +%s.%N)
+        for f in "$W"/rb/c*; do
+          curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20llm_ingest%20FORMAT%20RowBinary" --data-binary @"$f"
         done
         t1=$(date +%s.%N); c1=$(ch_cpu); cpu=0;;
       replay:*)
@@ -151,11 +178,14 @@ for line in open(sys.argv[1]):
             spct.setdefault(m.group(2), []).append(float(m.group(9)))
         loads.append(float(m.group(6)))
 peer = {r: v for r, v, _, _ in rows.get('peer', [])}
+peer_rb = {r: v for r, v, _, _ in rows.get('peer-rb', [])}
 print('== medians (load average %.2f-%.2f)' % (min(loads), max(loads)))
 for k, vals in rows.items():
     ratios = [v / peer[r] for r, v, _, _ in vals if peer.get(r)]
-    print('%-14s rows/s %8.0f  ratio to curl peer %.2fx  cpu %.1f us/row  clickhouse cpu %.2f s%s' % (
+    rb_ratios = [v / peer_rb[r] for r, v, _, _ in vals if peer_rb.get(r)]
+    print('%-14s rows/s %8.0f  ratio to curl peer %.2fx%s  cpu %.1f us/row  clickhouse cpu %.2f s%s' % (
         k, statistics.median(v for _, v, _, _ in vals), statistics.median(ratios) if ratios else 0,
+        ' (to peer-rb %.2fx)' % statistics.median(rb_ratios) if rb_ratios else '',
         statistics.median(c for _, _, c, _ in vals), statistics.median(h for _, _, _, h in vals),
         '  our cpu %.1f%% of a core (the shipper\'s threads %.1f%%%s)' % (
             statistics.median(pct[k]), statistics.median(tpct[k]),

@@ -197,8 +197,9 @@ static void timer_cost(void)
 
 
 /* Encodes |nrec| records round-robin |N| times into one reused buffer, as the shipper's row
- * buffer is; prints rows/s and ns per row (one thread, CPU time of this thread). */
-static void encode_one(const char *name, struct lg_record **recs, int nrec)
+ * buffer is, as JSONEachRow or (|rb|) RowBinary; prints rows/s and ns per row (one thread,
+ * CPU time of this thread). */
+static void encode_one(const char *name, struct lg_record **recs, int nrec, bool rb)
 {
     struct lg_buf b;
     lg_buf_init(&b, LG_RECORD_MAX_ROW_BYTES);
@@ -209,15 +210,19 @@ static void encode_one(const char *name, struct lg_record **recs, int nrec)
     size_t bytes = 0;
     for (int i = 0; i < N; i++) {
         lg_buf_reset(&b);
-        lg_record_encode_row(recs[i % nrec], &b);
+        if (rb) {
+            lg_record_encode_rowbinary(recs[i % nrec], &b);
+        } else {
+            lg_record_encode_row(recs[i % nrec], &b);
+        }
         bytes += b.len;
     }
     double s = (double)(now_ns() - t0) / 1e9;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
-    printf("encode %s JSONEachRow rows_per_s=%.0f MB_per_s=%.1f row_bytes=%zu ns_per_row=%.0f "
+    printf("encode %s %s rows_per_s=%.0f MB_per_s=%.1f row_bytes=%zu ns_per_row=%.0f "
            "cpu_ns_per_row=%.0f\n",
-           name, N / s, (double)bytes / s / 1e6, bytes / N, s * 1e9 / N, cpu * 1e9 / N);
+           name, rb ? "RowBinary" : "JSONEachRow", N / s, (double)bytes / s / 1e6, bytes / N, s * 1e9 / N, cpu * 1e9 / N);
     lg_buf_deinit(&b);
 }
 
@@ -276,7 +281,8 @@ static void record_lifecycle_rate(struct lg_record **tmpl, int ntmpl)
 static void encode_rate(int ncold)
 {
     struct lg_record *r = make(1);
-    encode_one("small", &r, 1);
+    encode_one("small", &r, 1, false);
+    encode_one("small", &r, 1, true);
     lg_record_free(r);
     enum { NREC = 64 };
     struct lg_record *recs[NREC];
@@ -287,7 +293,8 @@ static void encode_rate(int ncold)
             exit(1);
         }
     }
-    encode_one("realistic", recs, NREC);
+    encode_one("realistic", recs, NREC, false);
+    encode_one("realistic", recs, NREC, true);
     record_lifecycle_rate(recs, NREC);
     for (int i = 0; i < NREC; i++) {
         lg_record_free(recs[i]);
@@ -306,7 +313,10 @@ static void encode_rate(int ncold)
         }
     }
     if (cold != NULL) {
-        encode_one("realistic-cold", cold, ncold);
+        /* Each format over records it has not touched: the first half, then the second. */
+        int half = ncold / 2;
+        encode_one("realistic-cold", cold, half, false);
+        encode_one("realistic-cold", cold + half, ncold - half, true);
         for (int i = 0; i < ncold; i++) {
             lg_record_free(cold[i]);
         }
