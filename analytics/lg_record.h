@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lg_record: the billing record (one per upstream model call, DESIGN.md contract 3), its
- * JSON row encoding, and the sink interface the chat service hands records to.
+ * row encodings (JSONEachRow and RowBinary, with the RowBinary decoder and whole-row check
+ * the shipper's batches and dead letters use), and the sink interface the chat service
+ * hands records to.
  *
  * Purpose: the chat service fills one struct lg_record per upstream call and gives it to a
  * struct lg_record_sink; the sink is either the ClickHouse shipper (lg_shipper) or, for

@@ -3,14 +3,15 @@
  * lg_shipper: billing records to ClickHouse, once, never lost (issue 5).
  *
  * Path of a record: lg_shipper_enqueue (request thread: one lock-free ring push) ->
- * shipper thread: encoded as a JSONEachRow row straight into a spool frame and appended to
+ * shipper thread: encoded as a row (RowBinary, or JSONEachRow: |format|) straight into a
+ * spool frame and appended to
  * the write-ahead spool a run of records at a time (lg_spool; written every
  * LG_SHIPPER_TICK_MS, fdatasync'd every LG_SHIPPER_SYNC_INTERVAL_MS by a second thread, the
  * syncer, which also removes acknowledged segments: the shipper thread never waits for the
  * spool's data to reach the disk; it does fsync the small state file once per INSERT and
  * each dead-letter line) -> read back from the spool into a batch (lg_batch: rows,
  * bytes, age; the next batch is prepared while one is in flight) -> one INSERT INTO
- * llm_ingest FORMAT JSONEachRow (gzip'd, or uncompressed and streamed from the batch's rows:
+ * llm_ingest in the rows' format (gzip'd, or uncompressed and streamed from the batch's rows:
  * |compression|) over libcurl multi (curl_multi_poll on the
  * shipper's own loop; keep-alive: libcurl's silent resend of a request whose reused
  * connection died cannot repeat an INSERT, whose body it cannot rewind, see start_insert)
@@ -27,7 +28,8 @@
  *
  * Failures: a 200 with an exception in the body is a failure. Rows ClickHouse rejects as
  * malformed go to the dead-letter file (one JSON line each: error, code, batch_id, row) and
- * the rest of the batch is resent. When ClickHouse reports a data error without naming a
+ * the rest of the batch is resent; a RowBinary row read back from a file that is not one
+ * whole row is dead-lettered before sending (ClickHouse would misread the rows after it). When ClickHouse reports a data error without naming a
  * row of the batch ("at row N"), every row of that batch is dead-lettered: kept in the
  * file, out of the pipeline (retrying would fail the same way forever). A record that
  * cannot be encoded (too large, or no memory), by the shipper thread or by a caller on the

@@ -82,6 +82,13 @@ static void test_chclient_retry_classes(void **state)
         assert_int_equal(parse(500, body, &r), LG_ERR_UPSTREAM);
         assert_int_equal(lg_chclient_classify(&r), LG_CHCLIENT_RETRY);
     }
+    /* A RowBinary INSERT naming a column an older schema lacks (18.16's exact answer): the
+     * schema's fault, not the rows': retried until migrated, never dead-lettered. */
+    assert_int_equal(parse(500, "Code: 16, e.displayText() = DB::Exception: No such column "
+                                "b in table t, e.what() = DB::Exception\n", &r),
+                     LG_ERR_UPSTREAM);
+    assert_int_equal(r.ch_code, 16);
+    assert_int_equal(lg_chclient_classify(&r), LG_CHCLIENT_RETRY);
     assert_int_equal(parse(503, "Service Unavailable", &r), LG_ERR_UPSTREAM);
     assert_string_equal(r.message, "Service Unavailable");
     assert_int_equal(lg_chclient_classify(&r), LG_CHCLIENT_RETRY);

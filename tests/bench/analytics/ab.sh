@@ -15,9 +15,9 @@
 #   that long after the first enqueue to the last one (ship_driver --steady-after-ms: the
 #   cost of the rate without start-up, ~0.5 point of a 10 s run's figure, and the drain;
 #   a build before 4ad9a37 lacks the flag).
-#   PEER_RB=1 adds a second peer, peer-rb: the same rows as RowBinary (exported by
-#   ClickHouse itself from a copy table), POSTed with curl in the same 50k-row files: the
-#   peer of the shipper's default format (summary: ratios to it as well).
+#   PEER_RB=1 (the default; 0 = not) adds a second peer, peer-rb: the same rows as
+#   RowBinary (exported by ClickHouse itself from a copy table), POSTed with curl in the
+#   same 50k-row files: the peer of the shipper's default format (summary: ratios to it).
 #   E2E=0 skips the end-to-end steps, REPLAY=0 the replays; SHOW=1 prints ship_driver's
 #   timing and stats lines; E2E_FLAGS (default
 #   --premake) go to ship_driver only: the records are made before its clock starts, and
@@ -71,7 +71,7 @@ ROW_BYTES=$(( $(stat -c %s "$W/rows.jsonl") / N ))
 # cache (perf: copy_folio_from_iter_atomic 3% -> 36% of the process), in every arm.
 rm -f "$W/rows.jsonl"
 [ "${REPLAY:-1}" != 0 ] || rm -rf "$W/spool0"
-if [ "${PEER_RB:-0}" = 1 ]; then
+if [ "${PEER_RB:-1}" = 1 ]; then
   reset_schema
   q "DROP TABLE IF EXISTS bench_copy"
   q "CREATE TABLE bench_copy AS llm_ingest ENGINE = MergeTree() ORDER BY request_id"
@@ -89,7 +89,7 @@ fi
 echo "== clickhouse $(q 'SELECT version()'), N=$N, $ROW_BYTES bytes/row, $(nproc) cores"
 for l in "${LABELS[@]}"; do echo "== arm $l: ${BUILD[$l]} flags: ${FLAGS[$l]:-(none)}"; done
 STEPS=(peer)
-[ "${PEER_RB:-0}" = 1 ] && STEPS+=(peer-rb)
+[ "${PEER_RB:-1}" = 1 ] && STEPS+=(peer-rb)
 [ "${REPLAY:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("replay:$l"); done
 [ "${E2E:-1}" = 0 ] || for l in "${LABELS[@]}"; do STEPS+=("e2e:$l"); done
 for rt in ${RATES:-}; do for l in ${PACE_ARMS:-${LABELS[@]}}; do STEPS+=("pace$rt:$l"); done; done
