@@ -70,7 +70,7 @@ struct lg_batch {
     z_stream zs;
     size_t seal_next;    /* next row to feed */
     size_t seal_bound;   /* bytes reserved in |body| for the compressed output */
-    char suffix[64];     /* ,"batch_id":"<id>"}\n */
+    char suffix[64];     /* ,"batch_id":"<id>"}\n (JSON), or <length byte><id> (RowBinary) */
     size_t suffix_len;
     int64_t month; /* month_of the first row's start_time_ms (0 when it has none) */
     unsigned fmt;  /* the rows' format: '{' (JSONEachRow) or a RowBinary version */

@@ -271,7 +271,7 @@ static void dead_letter_record(lg_shipper *s, struct lg_record *r, int rc)
 /* ---- ring -> spool ------------------------------------------------------------------ */
 
 /* Appends |r| to |buf| as one spool frame: the header (lg_spool_frame_finish) and the
- * JSONEachRow row. LG_OK; LG_ERR_TOO_LARGE when the row passes LG_RECORD_MAX_ROW_BYTES or
+ * row in format |f|. LG_OK; LG_ERR_TOO_LARGE when the row passes LG_RECORD_MAX_ROW_BYTES or
  * |buf|'s cap, LG_ERR_NOMEM, or the encoder's error: |buf| is then as it was. Used by the
  * shipper thread (a run of frames) and by the overflow path (one frame). */
 static int encode_frame(struct lg_buf *buf, const struct lg_record *r, enum lg_shipper_format f)

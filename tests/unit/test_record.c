@@ -112,16 +112,23 @@ static void test_record_cap_leaves_buffer(void **state)
     lg_record_free(r);
 }
 
-static void test_record_huge_body(void **state)
+/* make_record with an |n|-byte response_content of '"' (each escaped as \" in JSON). */
+static struct lg_record *make_big_record(size_t n)
 {
-    (void)state;
     struct lg_record *r = make_record();
-    size_t n = 3u << 20;
     char *big = malloc(n);
     assert_non_null(big);
     memset(big, '"', n);
     assert_int_equal(lg_record_set_str(&r->response_content, big, n), LG_OK);
     free(big);
+    return r;
+}
+
+static void test_record_huge_body(void **state)
+{
+    (void)state;
+    size_t n = 3u << 20;
+    struct lg_record *r = make_big_record(n);
     struct lg_buf b;
     lg_buf_init(&b, 16u << 20);
     assert_int_equal(lg_record_encode_json(r, &b), LG_OK);
@@ -756,13 +763,8 @@ static void test_record_rowbinary_round_trip(void **state)
 static void test_record_rowbinary_huge_body_and_cap(void **state)
 {
     (void)state;
-    struct lg_record *r = make_record();
     size_t n = 3u << 20;
-    char *big = malloc(n);
-    assert_non_null(big);
-    memset(big, '"', n);
-    assert_int_equal(lg_record_set_str(&r->response_content, big, n), LG_OK);
-    free(big);
+    struct lg_record *r = make_big_record(n);
     assert_rowbinary_round_trip(r);
     struct lg_buf b;
     lg_buf_init(&b, n);

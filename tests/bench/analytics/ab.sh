@@ -53,6 +53,7 @@ trap '"$CHS/stop.sh" "$W/ch" -9 >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
 line=$("$CHS/start.sh" "$W/ch"); URL=${line#clickhouse }
 CHPID=$(cat "$W/ch/pid")
 q() { curl -sS --fail-with-body "$URL/" --data-binary "$1"; }
+source "$SRC/tests/bench/analytics/bench_lib.sh"
 ch_cpu() { awk '{print ($14 + $15) / 100}' "/proc/$CHPID/stat"; }
 reset_schema() {
   for t in llm_requests_mv llm_request_bodies_mv llm_usage_daily_mv llm_requests \
@@ -73,17 +74,7 @@ rm -f "$W/rows.jsonl"
 [ "${REPLAY:-1}" != 0 ] || rm -rf "$W/spool0"
 if [ "${PEER_RB:-1}" = 1 ]; then
   reset_schema
-  q "DROP TABLE IF EXISTS bench_copy"
-  q "CREATE TABLE bench_copy AS llm_ingest ENGINE = MergeTree() ORDER BY request_id"
-  for f in "$W"/json/c*; do
-    curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20bench_copy%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1" --data-binary @"$f"
-  done
-  mkdir -p "$W/rb"; k=0
-  while [ $((k * 50000)) -lt "$N" ]; do
-    q "SELECT * FROM bench_copy ORDER BY request_id LIMIT $((k * 50000)), 50000 FORMAT RowBinary" > "$W/rb/c$(printf %04d $k)"
-    k=$((k + 1))
-  done
-  q "DROP TABLE bench_copy"
+  rowbinary_files "$W/json" "$W/rb" "$N" 50000
   echo "== peer-rb: RowBinary, $(( $(cat "$W"/rb/c* | wc -c) / N )) bytes/row"
 fi
 echo "== clickhouse $(q 'SELECT version()'), N=$N, $ROW_BYTES bytes/row, $(nproc) cores"

@@ -38,6 +38,7 @@ rm -rf "$WORK"/enqspool-*
 
 line=$("$CHS/start.sh" "$CH"); URL=${line#clickhouse }
 q() { curl -sS --fail-with-body "$URL/" --data-binary "$1"; }
+source "$(dirname "$0")/bench_lib.sh"
 echo "== clickhouse $(q 'SELECT version()') at $URL, N=$N rows"
 reset_schema() {
   for t in llm_requests_mv llm_request_bodies_mv llm_usage_daily_mv llm_requests \
@@ -77,16 +78,7 @@ echo "peer_clickhouse_client_rows_per_s=$PEER_CLIENT"
 reset_schema
 
 echo "== 2b. clickhouse ingest, RowBinary, curl, $CHUNK-row batches"
-q "CREATE TABLE bench_copy AS llm_ingest ENGINE = MergeTree() ORDER BY request_id"
-for f in "$WORK"/json/c*; do
-  curl -sS --fail-with-body "$URL/?query=INSERT%20INTO%20bench_copy%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1" --data-binary @"$f"
-done
-mkdir -p "$WORK/rb"
-k=0
-while [ $((k * CHUNK)) -lt "$N" ]; do
-  q "SELECT * FROM bench_copy ORDER BY request_id LIMIT $((k * CHUNK)), $CHUNK FORMAT RowBinary" > "$WORK/rb/$(printf %04d $k)"
-  k=$((k + 1))
-done
+rowbinary_files "$WORK/json" "$WORK/rb" "$N" "$CHUNK"
 rbbytes=$(cat "$WORK"/rb/* | wc -c)
 echo "RowBinary: $rbbytes bytes, $((rbbytes / N)) bytes/row"
 reset_schema
