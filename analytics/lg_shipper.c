@@ -641,9 +641,10 @@ static void start_insert(lg_shipper *s, int64_t now)
     }
     s->phase = PHASE_SENDING;
     s->sent_ms = now;
-    lg_log(LG_LOG_DEBUG, NULL, "insert_started", "batch=%s rows=%zu bytes=%zu attempt=%u",
-           lg_batch_id(s->batch), lg_batch_count(s->batch), lg_batch_body_len(s->batch),
-           s->attempt);
+    lg_log(LG_LOG_DEBUG, NULL, "insert_started",
+           "batch=%s rows=%zu bytes=%zu attempt=%u format=%s", lg_batch_id(s->batch),
+           lg_batch_count(s->batch), lg_batch_body_len(s->batch), s->attempt,
+           fmt == '{' ? "json" : "rowbinary");
 }
 
 static void start_check(lg_shipper *s, int64_t now)

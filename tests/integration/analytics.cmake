@@ -27,11 +27,12 @@ if(TARGET lg_analytics)
   # The same scripts against current ClickHouse (26.x: the chDB engine behind
   # tests/integration/clickhouse/chdb/chdb_http.js, LG_CLICKHOUSE_IMPL=chdb in start.sh):
   # the migrations, the analyst queries, retention, UsageService, every field of 100k
-  # shipped rows, dead-lettering by current error messages, and the batch_id check. Not the
+  # shipped rows, dead-lettering by current error messages, the batch_id check, and a spool of
+  # JSON then RowBinary rows. Not the
   # tests that watch system.processes mid-insert (it_outage, it_kill_shipper): that layer
   # runs one request at a time.
   foreach(name it_migrate it_queries it_retention it_usage it_ship_100k it_dead_letter
-               it_ambiguous)
+               it_ambiguous it_format_upgrade)
     add_test(NAME integration.analytics.current.${name}
              COMMAND ${CMAKE_CURRENT_LIST_DIR}/analytics/${name}.sh ${CMAKE_BINARY_DIR}
                      ${PROJECT_SOURCE_DIR})

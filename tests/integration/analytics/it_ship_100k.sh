@@ -23,34 +23,5 @@ expect_eq "rollup requests" "$(q 'SELECT sum(requests) FROM llm_usage_daily')" "
 expect_eq "rollup cost = row cost" \
   "$(q 'SELECT sum(cost_nano_usd) FROM llm_usage_daily')" \
   "$(q 'SELECT sum(estimated_cost_nano_usd) FROM llm_requests')"
-q "SELECT r.request_id, stream_id, user_id, conversation_id, agent_id, provider_config_id, provider, model,
-   has_temperature, temperature, has_max_tokens, max_tokens, stream, b.request_messages, b.request_params,
-   b.response_content, finish_reason, prompt_tokens, completion_tokens, cached_tokens, total_tokens,
-   estimated_cost_nano_usd, usage_source, price_missing, start_time_ms, end_time_ms, duration_ms,
-   time_to_first_token_ms, status, error_message, metadata
-   FROM llm_requests AS r ANY INNER JOIN (SELECT request_id, request_messages, request_params, response_content FROM llm_request_bodies) AS b USING request_id
-   ORDER BY request_id FORMAT JSONEachRow" > "$WORK/got.jsonl"
-$PY - "$WORK/expect.jsonl" "$WORK/got.jsonl" <<'PY'
-import json, sys
-exp = [json.loads(l) for l in open(sys.argv[1], encoding='utf-8')]
-got = [json.loads(l) for l in open(sys.argv[2], encoding='utf-8')]
-exp.sort(key=lambda r: r['request_id'])
-assert len(exp) == len(got), (len(exp), len(got))
-bad = 0
-for e, g in zip(exp, got):
-    for k, v in e.items():
-        gv = g.get(k)
-        if isinstance(v, float) or k == 'temperature':
-            ok = abs(float(gv) - float(v)) < 1e-12
-        elif isinstance(v, int):
-            ok = int(gv) == v   # 64-bit integers arrive quoted
-        else:
-            ok = gv == v
-        if not ok:
-            bad += 1
-            if bad < 5:
-                print("mismatch", e['request_id'], k, repr(v)[:80], repr(gv)[:80])
-print("compared", len(exp), "rows,", len(exp[0]), "fields each; mismatches:", bad)
-sys.exit(1 if bad else 0)
-PY
+expect_fields "$WORK/expect.jsonl"
 echo PASS
