@@ -237,11 +237,9 @@ static int64_t month_of(int64_t ms)
 /* A RowBinary row's start_time_ms: its first column, Int64 little endian. */
 static int64_t rb_start_ms(const uint8_t *cols)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | cols[i];
-    }
-    return (int64_t)v;
+    uint64_t v;
+    memcpy(&v, cols, sizeof(v));
+    return (int64_t)le64toh(v);
 }
 
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)

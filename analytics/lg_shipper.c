@@ -1207,13 +1207,15 @@ static void *thread_main(void *arg)
 
 int lg_shipper_format_parse(const char *v, enum lg_shipper_format *out)
 {
-    if (v != NULL && strcmp(v, "rowbinary") == 0) {
-        *out = LG_SHIPPER_FORMAT_ROWBINARY;
-        return LG_OK;
-    }
-    if (v != NULL && strcmp(v, "json") == 0) {
-        *out = LG_SHIPPER_FORMAT_JSON;
-        return LG_OK;
+    static const struct {
+        const char *name;
+        enum lg_shipper_format f;
+    } names[] = {{"rowbinary", LG_SHIPPER_FORMAT_ROWBINARY}, {"json", LG_SHIPPER_FORMAT_JSON}};
+    for (size_t i = 0; v != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(v, names[i].name) == 0) {
+            *out = names[i].f;
+            return LG_OK;
+        }
     }
     return LG_ERR_INVALID;
 }

@@ -433,7 +433,8 @@
 _Static_assert(LG_SPOOL_DEFAULT_SEGMENT_BYTES < LG_SPOOL_DEFAULT_MAX_BYTES,
                "a spool must hold more than one segment");
 
-/* Bytes a sealed batch adds per row: ,"batch_id":"<16 hex>-<count>"}\n. */
+/* Bytes a sealed batch adds per row, at most: ,"batch_id":"<16 hex>-<count>"}\n for JSON
+ * rows (a RowBinary row adds a length byte and the id). */
 #define LG_BATCH_ROW_OVERHEAD_BYTES 64
 /* Raw bytes per gzip member when bodies are compressed with libdeflate (whole buffers
  * only): large enough that the 18-byte member header/trailer and the restarted match
