@@ -234,14 +234,6 @@ static int64_t month_of(int64_t ms)
     return y * 12 + (m - 1);
 }
 
-/* A RowBinary row's start_time_ms: its first column, Int64 little endian. */
-static int64_t rb_start_ms(const uint8_t *cols)
-{
-    uint64_t v;
-    memcpy(&v, cols, sizeof(v));
-    return (int64_t)le64toh(v);
-}
-
 int lg_batch_add(lg_batch *b, const uint8_t *row, size_t len, int64_t now_ms)
 {
     return lg_batch_add_crc(b, row, len, lg_spool_crc32(row, len), now_ms);
@@ -292,7 +284,7 @@ static int add_row(lg_batch *b, const uint8_t *row, size_t len, uint32_t crc, in
     if (fmt == '{') {
         has_t = row_start_ms(row, len, &t);
     } else {
-        t = rb_start_ms(row); /* checked: the row holds every column */
+        t = lg_record_rowbinary_start_ms(row); /* checked: at least its first column */
     }
     /* One batch, one monthly partition: ClickHouse inserts a block per partition, so a
      * batch spanning two months could land half way and a resend would duplicate the

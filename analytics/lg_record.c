@@ -801,6 +801,17 @@ int lg_record_rowbinary_check(unsigned version, const uint8_t *cols, size_t len)
     return rb_walk(cols, len, &c);
 }
 
+/* True when string column |i| of |c| is exactly |name|. */
+static bool rb_col_is(const struct rb_cols *c, enum row_str i, const char *name)
+{
+    return c->str_len[i] == strlen(name) && memcmp(c->str[i], name, c->str_len[i]) == 0;
+}
+
+int64_t lg_record_rowbinary_start_ms(const uint8_t *cols)
+{
+    return (int64_t)rb_get_le64(cols); /* the first column (ROW_PIECES) */
+}
+
 int lg_record_from_rowbinary(unsigned version, const uint8_t *cols, size_t len,
                              struct lg_record **out)
 {
@@ -808,19 +819,20 @@ int lg_record_from_rowbinary(unsigned version, const uint8_t *cols, size_t len,
     if (version != LG_RECORD_ROWBINARY_V1 || rb_walk(cols, len, &c) != LG_OK) {
         return LG_ERR_INVALID;
     }
-    static const char *const status_names[] = {"success", "error", "cancelled", "timeout"};
-    int status = -1;
-    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
-        if (c.str_len[ROW_STATUS] == strlen(status_names[i]) &&
-            memcmp(c.str[ROW_STATUS], status_names[i], c.str_len[ROW_STATUS]) == 0) {
-            status = (int)i;
+    /* The enums back from the names the encoder wrote (lg_record_*_name). */
+    int status = -1, source = -1;
+    for (int st = LG_RECORD_STATUS_SUCCESS; st <= LG_RECORD_STATUS_TIMEOUT; st++) {
+        if (rb_col_is(&c, ROW_STATUS, lg_record_status_name((enum lg_record_status)st))) {
+            status = st;
         }
     }
-    bool est = c.str_len[ROW_USAGE_SOURCE] == 9 &&
-               memcmp(c.str[ROW_USAGE_SOURCE], "estimated", 9) == 0;
-    bool rep = c.str_len[ROW_USAGE_SOURCE] == 8 &&
-               memcmp(c.str[ROW_USAGE_SOURCE], "reported", 8) == 0;
-    if (status < 0 || (!est && !rep)) {
+    for (int u = LG_RECORD_USAGE_REPORTED; u <= LG_RECORD_USAGE_ESTIMATED; u++) {
+        if (rb_col_is(&c, ROW_USAGE_SOURCE,
+                      lg_record_usage_source_name((enum lg_record_usage_source)u))) {
+            source = u;
+        }
+    }
+    if (status < 0 || source < 0) {
         return LG_ERR_INVALID;
     }
     struct lg_record *r;
@@ -854,7 +866,7 @@ int lg_record_from_rowbinary(unsigned version, const uint8_t *cols, size_t len,
         return rc;
     }
     r->status = (enum lg_record_status)status;
-    r->usage_source = est ? LG_RECORD_USAGE_ESTIMATED : LG_RECORD_USAGE_REPORTED;
+    r->usage_source = (enum lg_record_usage_source)source;
     r->has_temperature = c.num[ROW_HAS_TEMPERATURE] != 0;
     r->temperature = c.temp;
     r->has_max_tokens = c.num[ROW_HAS_MAX_TOKENS] != 0;

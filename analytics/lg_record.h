@@ -156,6 +156,9 @@ const char *lg_record_rowbinary_columns(unsigned version);
  * A row that passes cannot shift ClickHouse's reading of the next one. LG_OK or
  * LG_ERR_INVALID. Pure. */
 int lg_record_rowbinary_check(unsigned version, const uint8_t *cols, size_t len);
+/* The start_time_ms of a version-1 row from its columns (at least their first 8 bytes:
+ * it is the first column). Pure. */
+int64_t lg_record_rowbinary_start_ms(const uint8_t *cols);
 /* Decodes a row's columns (as lg_record_rowbinary_check takes them) into a new record
  * (returned owned): lg_record_encode_json of it gives the JSON row the record had. LG_OK,
  * LG_ERR_INVALID (not a whole row, or an enum name this build does not know), LG_ERR_NOMEM. */

@@ -63,10 +63,10 @@ static int inject_bad_row(struct drv *d)
     }
     struct lg_buf row;
     lg_buf_init(&row, LG_RECORD_MAX_ROW_BYTES);
+    bool rb = strcmp(d->bad_format, "rowbinary") == 0;
     for (int64_t i = 0; i < d->bad_at && rc == LG_OK; i++) {
         struct lg_record *r = drv_record_make(d->first + i);
         lg_buf_reset(&row);
-        bool rb = strcmp(d->bad_format, "rowbinary") == 0;
         rc = r == NULL ? LG_ERR_NOMEM
              : rb      ? lg_record_encode_rowbinary(r, &row)
                        : lg_record_encode_row(r, &row);
@@ -78,7 +78,7 @@ static int inject_bad_row(struct drv *d)
     /* prompt_tokens is Int64: a word there is rejected by ClickHouse (Code 27/72). */
     const char bad[] = "{\"request_id\":\"bad-1\",\"user_id\":\"user-bad\","
                        "\"prompt_tokens\":\"not-a-number\",\"start_time_ms\":1793491200000";
-    if (rc == LG_OK && strcmp(d->bad_format, "rowbinary") == 0) {
+    if (rc == LG_OK && rb) {
         struct lg_record *r = drv_record_make(d->first + d->bad_at);
         lg_buf_reset(&row);
         rc = r != NULL ? lg_record_set_str(&r->request_id, "bad-1", 5) : LG_ERR_NOMEM;
